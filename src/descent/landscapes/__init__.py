@@ -1,0 +1,19 @@
+"""Energy landscapes: the seeds' double well, plateau and saddle, quadratics, classic test functions
+and user formulas, all behind one `Landscape` interface and one registry."""
+
+from descent.landscapes import seeds as _seeds  # noqa: F401  (registers)
+from descent.landscapes._base import CriticalPoint, Landscape, refine_critical_point
+from descent.landscapes._registry import LANDSCAPES, LandscapeEntry, get_landscape, landscape_names, register
+from descent.landscapes.seeds import quadratic_matrix
+
+__all__ = [
+    "LANDSCAPES",
+    "CriticalPoint",
+    "Landscape",
+    "LandscapeEntry",
+    "get_landscape",
+    "landscape_names",
+    "quadratic_matrix",
+    "refine_critical_point",
+    "register",
+]
