@@ -1,0 +1,82 @@
+"""Per-particle outcomes (DESIGN.md), first match wins:
+
+``diverged`` (non-finite, or farther than ``DIVERGE_SPANS`` box sizes from the box) >
+``minimum:<id>`` (within the capture radius of a known minimum, small gradient, small step) >
+``saddle:<id>`` (near a known saddle and stalled) > ``stationary`` (small gradient and step, no known
+point near) > ``escaped`` (left the box of a landscape unbounded below) > ``moving``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from descent.landscapes import Landscape
+
+DIVERGE_SPANS = 100.0
+DIVERGED, STATIONARY, ESCAPED, MOVING = "diverged", "stationary", "escaped", "moving"
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """Vectorised outcome codes for a landscape: code 0 diverged, 1..P known points, then the rest.
+
+    ``labels[code]`` is the outcome string. ``grad_tol``/``step_tol`` define "stalled".
+    """
+
+    landscape: Landscape
+    grad_tol: float = 1e-3
+    step_tol: float = 1e-4
+
+    @property
+    def points(self):
+        return tuple(p for p in self.landscape.critical_points if p.is_minimum or p.kind == "saddle")
+
+    @property
+    def labels(self) -> list[str]:
+        named = [f"{'minimum' if p.is_minimum else 'saddle'}:{p.id}" for p in self.points]
+        return [DIVERGED, *named, STATIONARY, ESCAPED, MOVING]
+
+    def code(self, label: str) -> int:
+        return self.labels.index(label)
+
+    def positions(self, like: torch.Tensor) -> torch.Tensor:
+        coords = [p.position for p in self.points] or [[0.0] * self.landscape.dim]
+        return torch.tensor(coords, dtype=like.dtype, device=like.device)
+
+    def classify(self, x: torch.Tensor, grad: torch.Tensor, step: torch.Tensor,
+                 centers: torch.Tensor | None = None) -> torch.Tensor:
+        """Outcome codes ``[N]`` for positions ``x``, gradients and last displacements ``step``."""
+        n_points = len(self.points)
+        labels_moving = n_points + 3
+        codes = torch.full((x.shape[0],), labels_moving, dtype=torch.int64, device=x.device)
+        finite = torch.isfinite(x).all(dim=1) & torch.isfinite(grad).all(dim=1)
+        inside = self.landscape.inside(x)
+        stalled = finite & (grad.norm(dim=1) < self.grad_tol) & (step.norm(dim=1) < self.step_tol)
+        if not self.landscape.bounded_below:
+            codes = torch.where(~inside & finite, torch.full_like(codes, n_points + 2), codes)
+        codes = torch.where(stalled, torch.full_like(codes, n_points + 1), codes)
+        if n_points:
+            centers = self.positions(x) if centers is None else centers
+            distance = torch.cdist(torch.nan_to_num(x), centers)  # [N, P]
+            nearest_distance, nearest = distance.min(dim=1)
+            near = stalled & (nearest_distance < self.landscape.radius())
+            codes = torch.where(near, nearest + 1, codes)
+        far = self._far(x)
+        return torch.where(~finite | far, torch.zeros_like(codes), codes)
+
+    def _far(self, x: torch.Tensor) -> torch.Tensor:
+        low = torch.tensor([b[0] for b in self.landscape.bounds], dtype=x.dtype, device=x.device)
+        high = torch.tensor([b[1] for b in self.landscape.bounds], dtype=x.dtype, device=x.device)
+        margin = DIVERGE_SPANS * (high - low)
+        return ((x < low - margin) | (x > high + margin)).any(dim=1)
+
+    def nearest_minimum(self, x: torch.Tensor) -> list[str | None]:
+        """Id of the nearest known minimum for each particle (None when the landscape knows none)."""
+        minima = self.landscape.minima
+        if not minima:
+            return [None] * x.shape[0]
+        centers = torch.tensor([p.position for p in minima], dtype=x.dtype, device=x.device)
+        index = torch.cdist(torch.nan_to_num(x), centers).argmin(dim=1).tolist()
+        return [minima[i].id for i in index]

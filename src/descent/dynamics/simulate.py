@@ -1,0 +1,178 @@
+"""`simulate`: the one step loop of the lab, batched over particles ``[N, d]``.
+
+Per step k = 0, 1, ...:  g = grad U(w_k);  (u, s) = optimizer.step(k, w_k, g, s);  w_{k+1} = w_k + u.
+
+Physics readout (REFERENCE.md): GD is explicit Euler for x' = -grad U with time step h = lr, so the
+velocity is u/lr. The heavy ball (momentum, nesterov) is the step-h discretisation of
+x'' + gamma x' = -grad U with unit mass, h = sqrt(lr), gamma = (1 - beta)/sqrt(lr): the velocity is
+u/h, kinetic energy |u/h|^2/2, potential energy U, and their sum decays by friction.
+Adaptive rules have no such mapping: their velocity is the displacement per step.
+
+Particles that go non-finite (or absurdly far) are frozen at their last finite position and marked
+``diverged``; on landscapes unbounded below, leaving the box freezes them as ``escaped``.
+An interrupted run (Ctrl-C) returns what it finished, with ``interrupted=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from descent._errors import check_number, invalid
+from descent.dynamics.outcomes import ESCAPED, Classifier
+from descent.dynamics.trajectory import Trajectory
+from descent.landscapes import Landscape
+from descent.optim import Optimizer
+
+Progress = Callable[[int, int], None]
+
+
+def time_step(physics: str, lr: torch.Tensor) -> torch.Tensor:
+    """The physical time step of one iteration: lr (over-damped), sqrt(lr) (inertial), 1 (adaptive)."""
+    if physics == "overdamped":
+        return lr
+    if physics == "inertial":
+        return torch.sqrt(lr)
+    return torch.ones_like(lr)
+
+
+def simulate(
+    landscape: Landscape,
+    optimizer: Optimizer,
+    starts: torch.Tensor,
+    steps: int,
+    *,
+    record_every: int = 1,
+    grad_tol: float | None = None,
+    target_loss: float | None = None,
+    seed: int = 0,
+    check_every: int = 1,
+    classifier: Classifier | None = None,
+    progress: Progress | None = None,
+    spec: dict | None = None,
+) -> Trajectory:
+    """Run ``optimizer`` on ``landscape`` from ``starts`` ([N, d]) for at most ``steps`` steps.
+
+    Records positions, loss and last displacement every ``record_every`` steps (0: first and last
+    only). A particle stops (is frozen) when its gradient norm drops below ``grad_tol`` or its loss
+    reaches ``target_loss``; the run ends when all have stopped. Outcomes are classified every
+    ``check_every`` steps; ``outcome_step`` is the step from which the final outcome held.
+
+    >>> from descent.landscapes import get_landscape
+    >>> well = get_landscape("double-well")
+    >>> traj = simulate(well, Optimizer.build("momentum", lr=0.02, momentum=0.9), well.start(), 2000)
+    >>> traj.outcomes
+    ['minimum:right']
+    """
+    if starts.ndim != 2 or starts.shape[1] != landscape.dim:
+        raise invalid("starts", tuple(starts.shape), f"a tensor of shape [N, {landscape.dim}]")
+    if int(steps) != steps or steps < 0:
+        raise invalid("steps", steps, "an integer >= 0")
+    if int(record_every) != record_every or record_every < 0:
+        raise invalid("record_every", record_every, "an integer >= 0 (0: first and last step only)")
+    if int(check_every) != check_every or check_every < 1:
+        raise invalid("check_every", check_every, "an integer >= 1")
+    if grad_tol is not None:
+        check_number("grad_tol", grad_tol, 0.0, None, low_open=True)
+    if target_loss is not None:
+        check_number("target_loss", target_loss)
+    classifier = classifier or Classifier(landscape)
+    n = starts.shape[0]
+    device, dtype = starts.device, starts.dtype
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(seed))
+
+    x = starts.detach().clone()
+    state = optimizer.init(x)
+    value, grad = landscape.value_and_gradient(x)
+    last_update = torch.zeros_like(x)
+    active = torch.ones(n, dtype=torch.bool, device=device)
+    stop_step = torch.full((n,), -1, dtype=torch.int64, device=device)
+    diverged = ~(torch.isfinite(x).all(dim=1) & torch.isfinite(value) & torch.isfinite(grad).all(dim=1))
+    active &= ~diverged
+    codes = classifier.classify(x, grad, last_update)
+    since = torch.zeros(n, dtype=torch.int64, device=device)
+    escaped_code = classifier.code(ESCAPED)
+    centers = classifier.positions(x)
+
+    recorder = _Recorder(optimizer, n, dtype, device)
+    recorder.add(0, x, value, last_update)
+    k = 0
+    interrupted = False
+    try:
+        for k in range(steps):
+            updates, state = optimizer.step(k, x, grad, state, generator)
+            moving = active.unsqueeze(1)
+            x_new = torch.where(moving, x + updates, x)
+            value_new, grad_new = landscape.value_and_gradient(x_new)
+            bad = active & ~(torch.isfinite(x_new).all(dim=1) & torch.isfinite(value_new)
+                             & torch.isfinite(grad_new).all(dim=1))
+            bad |= active & classifier._far(x_new)
+            keep = (~bad).unsqueeze(1)
+            x = torch.where(keep, x_new, x)
+            value = torch.where(bad, value, value_new)
+            grad = torch.where(keep, grad_new, grad)
+            last_update = torch.where(moving & keep, updates, last_update)
+            diverged |= bad
+            stopping = bad.clone()
+            if not landscape.bounded_below:
+                stopping |= active & ~landscape.inside(x)
+            if grad_tol is not None:
+                stopping |= active & (grad.norm(dim=1) < grad_tol)
+            if target_loss is not None:
+                stopping |= active & (value <= target_loss)
+            stop_step = torch.where(stopping, torch.full_like(stop_step, k + 1), stop_step)
+            active &= ~stopping
+            if (k + 1) % check_every == 0 or k + 1 == steps or not bool(active.any()):
+                new_codes = classifier.classify(x, grad, last_update, centers)
+                new_codes = torch.where(diverged, torch.zeros_like(new_codes), new_codes)
+                since = torch.where(new_codes != codes, torch.full_like(since, k + 1), since)
+                codes = new_codes
+            if record_every and (k + 1) % record_every == 0:
+                recorder.add(k + 1, x, value, last_update)
+            if progress is not None:
+                progress(k + 1, steps)
+            if not bool(active.any()):
+                break
+        else:
+            k = steps - 1 if steps else -1
+    except KeyboardInterrupt:
+        interrupted = True
+    last = k + 1 if steps else 0
+    if recorder.steps[-1] != last:
+        recorder.add(last, x, value, last_update)
+    codes = torch.where(diverged, torch.zeros_like(codes), codes)
+    # an escaped particle is frozen outside the box: say so even if it stalled there
+    if not landscape.bounded_below:
+        out = active.logical_not() & ~diverged & ~landscape.inside(x)
+        codes = torch.where(out, torch.full_like(codes, escaped_code), codes)
+    labels = classifier.labels
+    return recorder.finish(
+        landscape=landscape, optimizer=optimizer, spec=spec, outcomes=[labels[c] for c in codes.tolist()],
+        outcome_step=since.cpu(), stop_step=stop_step.cpu(), nearest_minimum=classifier.nearest_minimum(x),
+        steps_run=last, interrupted=interrupted, seed=int(seed),
+    )
+
+
+class _Recorder:
+    """Collects recorded frames and the physics time step of each."""
+
+    def __init__(self, optimizer: Optimizer, n: int, dtype: torch.dtype, device: torch.device) -> None:
+        self.optimizer = optimizer
+        self.n, self.dtype, self.device = n, dtype, device
+        self.steps: list[int] = []
+        self.frames: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def add(self, k: int, x: torch.Tensor, value: torch.Tensor, update: torch.Tensor) -> None:
+        lr = torch.as_tensor(self.optimizer.lr_at(max(k - 1, 0)), dtype=self.dtype, device=self.device)
+        h = time_step(self.optimizer.rule.physics, lr.expand(self.n) if lr.ndim == 0 else lr.reshape(-1))
+        self.steps.append(k)
+        self.frames.append((x.detach().cpu().clone(), value.detach().cpu().clone(),
+                            update.detach().cpu().clone(), h.detach().cpu().clone()))
+
+    def finish(self, **fields) -> Trajectory:
+        positions, loss, displacement, h = (torch.stack(parts) for parts in zip(*self.frames))
+        return Trajectory(steps=torch.tensor(self.steps), positions=positions, loss=loss,
+                          displacement=displacement, time_step=h,
+                          dtype=str(self.dtype).removeprefix("torch."), device=str(self.device), **fields)

@@ -1,0 +1,78 @@
+"""What every experiment returns, and the registry `descent experiment` reads.
+
+An experiment module defines a frozen ``Config`` dataclass (its full size by default, with a
+``quick()`` classmethod for the size the tests run), ``CLAIM`` (the seed's words it checks) and
+``run(config, progress=None) -> Result``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Verdict = Literal["held", "did not hold", "partly held"]
+VERDICTS: tuple[str, ...] = ("held", "did not hold", "partly held")
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Result:
+    """An experiment's outcome: the measured ``numbers`` (with standard errors where statistical),
+    the ``theory`` they are compared with, a ``verdict`` on the seed's claim and why, and a figure."""
+
+    name: str
+    claim: str
+    verdict: Verdict
+    explanation: str
+    numbers: dict[str, Any]
+    theory: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    figure: Any = None  # a matplotlib Figure
+    checks: dict[str, bool] = field(default_factory=dict)  # named tolerance checks, all must pass to "hold"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "claim": self.claim, "verdict": self.verdict,
+                "explanation": self.explanation, "numbers": self.numbers, "theory": self.theory,
+                "checks": self.checks, "config": self.config}
+
+    def figure_png(self) -> bytes:
+        if self.figure is None:
+            return b""
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        return buffer.getvalue()
+
+    def figure_base64(self) -> str:
+        return base64.b64encode(self.figure_png()).decode()
+
+    def save(self, out: str | Path) -> dict[str, Path]:
+        """Write ``NAME.json`` and ``NAME.png`` into ``out``; return their paths."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"json": out / f"{self.name}.json"}
+        paths["json"].write_text(json.dumps(self.to_dict(), indent=2, default=_jsonable))
+        if self.figure is not None:
+            paths["png"] = out / f"{self.name}.png"
+            paths["png"].write_bytes(self.figure_png())
+        return paths
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "__dict__"):
+        return vars(value)
+    return str(value)
+
+
+def verdict_from(checks: dict[str, bool]) -> Verdict:
+    """held if every check passed, did not hold if none did, partly held otherwise."""
+    passed = sum(bool(v) for v in checks.values())
+    if passed == len(checks):
+        return "held"
+    return "did not hold" if passed == 0 else "partly held"

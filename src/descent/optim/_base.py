@@ -1,0 +1,110 @@
+"""Update rules as pure functions, optax-style: ``init(params) -> state`` and
+``update(grads, state, params, hp, generator) -> (updates, state)``; new params = params + updates.
+
+Every hyper-parameter may be a float or a tensor broadcastable to ``[N]`` (one value per particle),
+so one batched run can hold a whole grid of learning rates and momenta.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal, Union
+
+import torch
+
+from descent._errors import check_number, invalid
+
+Hyper = Union[float, torch.Tensor]
+State = dict[str, torch.Tensor]
+InitFn = Callable[[torch.Tensor], State]
+UpdateFn = Callable[[torch.Tensor, State, torch.Tensor, Mapping[str, Hyper], "torch.Generator | None"],
+                    tuple[torch.Tensor, State]]
+Physics = Literal["overdamped", "inertial", "adaptive"]
+
+
+@dataclass(frozen=True)
+class HyperParam:
+    """One hyper-parameter: its default and allowed interval (``low``/``high``, open or closed)."""
+
+    name: str
+    default: float
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    help: str = ""
+    flag: bool = False  # a 0/1 switch (e.g. rmsprop's centred), never per particle
+
+    def allowed(self) -> str:
+        if self.flag:
+            return "0 or 1 (false or true)"
+        lo = "(" if self.low_open else "["
+        hi = ")" if self.high_open else "]"
+        return f"a number in {lo}{'-inf' if self.low is None else self.low}, " \
+               f"{'inf' if self.high is None else self.high}{hi}"
+
+    def validate(self, value: object, rule: str) -> Hyper:
+        """Return the value as a float or a float tensor, or raise naming ``rule.name``."""
+        label = f"{rule}.{self.name}"
+        if self.flag:
+            if value in (0, 1, True, False, 0.0, 1.0):
+                return float(bool(value))
+            raise invalid(label, value, self.allowed())
+        if isinstance(value, torch.Tensor) or (isinstance(value, (list, tuple)) and len(value) > 0):
+            tensor = value if isinstance(value, torch.Tensor) else torch.tensor(value, dtype=torch.float64)
+            if tensor.ndim > 1:
+                raise invalid(label, tuple(tensor.shape), "a float or a 1-D tensor with one value per particle")
+            if not bool(torch.isfinite(tensor).all()):
+                raise invalid(label, "tensor with non-finite entries", self.allowed())
+            lo, hi = tensor.min().item(), tensor.max().item()
+            for probe in (lo, hi):
+                check_number(label, probe, self.low, self.high, low_open=self.low_open, high_open=self.high_open)
+            return tensor
+        return check_number(label, value, self.low, self.high, low_open=self.low_open, high_open=self.high_open)
+
+
+@dataclass(frozen=True)
+class UpdateRule:
+    """A named optimizer: hyper-parameter table plus the pure ``init``/``update`` pair.
+
+    ``physics`` says how the step maps to time: ``overdamped`` (GD: t = k*lr), ``inertial``
+    (heavy ball: time step h = sqrt(lr), unit mass, friction (1 - beta)/sqrt(lr)) or ``adaptive``.
+    ``torch_name`` names the `torch.optim` class it conforms to, if any.
+    """
+
+    name: str
+    summary: str
+    hyperparams: tuple[HyperParam, ...]
+    init: InitFn
+    update: UpdateFn
+    physics: Physics = "adaptive"
+    torch_name: str | None = None
+    math: str = ""
+
+    def defaults(self) -> dict[str, float]:
+        return {h.name: h.default for h in self.hyperparams}
+
+    def resolve(self, overrides: Mapping[str, object] | None = None) -> dict[str, Hyper]:
+        """Defaults overridden by ``overrides``, each validated; unknown names raise."""
+        overrides = dict(overrides or {})
+        table = {h.name: h for h in self.hyperparams}
+        for key in overrides:
+            if key not in table:
+                raise invalid(f"{self.name} hyper-parameter", key, f"one of {sorted(table)}")
+        return {name: h.validate(overrides.get(name, h.default), self.name) for name, h in table.items()}
+
+
+def per_particle(value: Hyper, like: torch.Tensor) -> Hyper:
+    """A hyper-parameter ready to broadcast against ``[N, d]`` params: tensors become ``[N, 1]``."""
+    if isinstance(value, torch.Tensor):
+        value = value.to(dtype=like.dtype, device=like.device)
+        return value.reshape(-1, *([1] * (like.ndim - 1))) if value.ndim == 1 else value
+    return value
+
+
+def zeros_like_state(params: torch.Tensor, *names: str) -> State:
+    """A state of zero tensors shaped like ``params``, plus a step counter."""
+    state = {name: torch.zeros_like(params) for name in names}
+    state["step"] = torch.zeros((), dtype=torch.int64, device=params.device)
+    return state

@@ -1,0 +1,237 @@
+"""The update rules. Each is documented with its math; g is the (processed) gradient, t the step count
+starting at 1. Conventions follow torch.optim (see REFERENCE.md), except `momentum`, which uses the
+seeds' velocity form; the mapping to torch's buffer form is v = -lr * b at constant lr.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+
+from descent.optim._base import Hyper, HyperParam, State, UpdateRule, per_particle, zeros_like_state
+
+LR = "learning rate (step size; time step lr for GD, sqrt(lr) for the heavy ball)"
+
+
+def _lr(default: float) -> HyperParam:
+    return HyperParam("lr", default, 0.0, None, low_open=True, help=LR)
+
+
+def _beta(name: str, default: float, help: str) -> HyperParam:
+    return HyperParam(name, default, 0.0, 1.0, high_open=True, help=help)
+
+
+def _eps(default: float) -> HyperParam:
+    return HyperParam("eps", default, 0.0, None, help="added to the denominator, outside the square root")
+
+
+def _next_step(state: State) -> tuple[torch.Tensor, State]:
+    step = state["step"] + 1
+    return step, {**state, "step": step}
+
+
+# --- gd -------------------------------------------------------------------------------------
+def _gd_init(params: torch.Tensor) -> State:
+    return zeros_like_state(params)
+
+
+def _gd_update(grads, state, params, hp, generator):
+    _, state = _next_step(state)
+    return -per_particle(hp["lr"], params) * grads, state
+
+
+GD = UpdateRule(
+    "gd", "plain gradient descent (over-damped: explicit Euler on x' = -grad U, t = k*lr)",
+    (_lr(0.01),), _gd_init, _gd_update, physics="overdamped", torch_name="SGD",
+    math="w <- w - lr*g",
+)
+
+
+# --- langevin -------------------------------------------------------------------------------
+def _langevin_update(grads, state, params, hp, generator):
+    _, state = _next_step(state)
+    lr = per_particle(hp["lr"], params)
+    temperature = per_particle(hp["temperature"], params)
+    noise = torch.randn(params.shape, generator=generator, dtype=params.dtype, device=params.device)
+    scale = torch.sqrt(torch.as_tensor(2 * lr * temperature, dtype=params.dtype, device=params.device))
+    return -lr * grads + scale * noise, state
+
+
+LANGEVIN = UpdateRule(
+    "langevin", "GD plus thermal noise: samples exp(-U/T) as lr -> 0",
+    (_lr(0.01), HyperParam("temperature", 0.1, 0.0, None, help="temperature T (energy units)")),
+    _gd_init, _langevin_update, physics="overdamped",
+    math="w <- w - lr*g + sqrt(2*lr*T)*z,  z ~ N(0, I)",
+)
+
+
+# --- momentum (the seeds' velocity form) ----------------------------------------------------
+def _momentum_init(params: torch.Tensor) -> State:
+    return zeros_like_state(params, "velocity")
+
+
+def _momentum_update(grads, state, params, hp, generator):
+    _, state = _next_step(state)
+    velocity = per_particle(hp["momentum"], params) * state["velocity"] - per_particle(hp["lr"], params) * grads
+    return velocity, {**state, "velocity": velocity}
+
+
+MOMENTUM = UpdateRule(
+    "momentum", "heavy ball in the seeds' form (inertia with friction)",
+    (_lr(0.01), _beta("momentum", 0.9, "beta: velocity kept per step (1 - beta is friction)")),
+    _momentum_init, _momentum_update, physics="inertial", torch_name="SGD",
+    math="v <- beta*v - lr*g;  w <- w + v   (torch: b <- beta*b + g, w <- w - lr*b; v = -lr*b)",
+)
+
+
+# --- nesterov (torch's buffer form) ---------------------------------------------------------
+def _nesterov_init(params: torch.Tensor) -> State:
+    return zeros_like_state(params, "buffer")
+
+
+def _nesterov_update(grads, state, params, hp, generator):
+    _, state = _next_step(state)
+    mu = per_particle(hp["momentum"], params)
+    buffer = mu * state["buffer"] + grads
+    return -per_particle(hp["lr"], params) * (grads + mu * buffer), {**state, "buffer": buffer}
+
+
+NESTEROV = UpdateRule(
+    "nesterov", "Nesterov momentum (torch's form: a look-ahead on the buffer)",
+    (_lr(0.01), _beta("momentum", 0.9, "beta: buffer decay")),
+    _nesterov_init, _nesterov_update, physics="inertial", torch_name="SGD",
+    math="b <- beta*b + g;  w <- w - lr*(g + beta*b)",
+)
+
+
+# --- adagrad --------------------------------------------------------------------------------
+def _adagrad_init(params: torch.Tensor) -> State:
+    return zeros_like_state(params, "sum")
+
+
+def _adagrad_update(grads, state, params, hp, generator):
+    step, state = _next_step(state)
+    total = state["sum"] + grads * grads
+    lr = per_particle(hp["lr"], params) / (1 + (step - 1) * per_particle(hp["lr_decay"], params))
+    update = -lr * grads / (torch.sqrt(total) + per_particle(hp["eps"], params))
+    return update, {**state, "sum": total}
+
+
+ADAGRAD = UpdateRule(
+    "adagrad", "AdaGrad: per-coordinate steps shrink with the summed squared gradient",
+    (_lr(0.01), HyperParam("lr_decay", 0.0, 0.0, None, help="lr / (1 + (t - 1)*lr_decay)"), _eps(1e-10)),
+    _adagrad_init, _adagrad_update, physics="adaptive", torch_name="Adagrad",
+    math="s <- s + g^2;  w <- w - lr/(1 + (t-1)*lr_decay) * g/(sqrt(s) + eps)",
+)
+
+
+# --- rmsprop --------------------------------------------------------------------------------
+def _rmsprop_init(params: torch.Tensor) -> State:
+    return zeros_like_state(params, "square_avg", "grad_avg", "buffer")
+
+
+def _rmsprop_update(grads, state, params, hp, generator):
+    _, state = _next_step(state)
+    alpha = per_particle(hp["alpha"], params)
+    square_avg = alpha * state["square_avg"] + (1 - alpha) * grads * grads
+    new = {**state, "square_avg": square_avg}
+    if hp["centered"]:
+        grad_avg = alpha * state["grad_avg"] + (1 - alpha) * grads
+        new["grad_avg"] = grad_avg
+        denom = torch.sqrt(square_avg - grad_avg * grad_avg) + per_particle(hp["eps"], params)
+    else:
+        denom = torch.sqrt(square_avg) + per_particle(hp["eps"], params)
+    lr = per_particle(hp["lr"], params)
+    momentum = hp["momentum"]
+    if isinstance(momentum, torch.Tensor) or momentum > 0:
+        buffer = per_particle(momentum, params) * state["buffer"] + grads / denom
+        new["buffer"] = buffer
+        return -lr * buffer, new
+    return -lr * grads / denom, new
+
+
+RMSPROP = UpdateRule(
+    "rmsprop", "RMSProp: steps scaled by a running RMS of the gradient (optional momentum, centred)",
+    (_lr(0.01), _beta("alpha", 0.99, "decay of the squared-gradient average"), _eps(1e-8),
+     HyperParam("momentum", 0.0, 0.0, 1.0, high_open=True, help="momentum on the scaled step"),
+     HyperParam("centered", 0.0, flag=True, help="divide by the gradient's variance, not its raw RMS")),
+    _rmsprop_init, _rmsprop_update, physics="adaptive", torch_name="RMSprop",
+    math="s <- alpha*s + (1-alpha)*g^2;  [centred: m <- alpha*m + (1-alpha)*g, s~ = s - m^2];  "
+         "d = sqrt(s~) + eps;  b <- mu*b + g/d;  w <- w - lr*b  (mu = 0: w <- w - lr*g/d)",
+)
+
+
+# --- adam family ----------------------------------------------------------------------------
+def _adam_init(params: torch.Tensor) -> State:
+    return zeros_like_state(params, "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+
+def _adam_step(grads, state, params, hp: Mapping[str, Hyper], amsgrad: bool):
+    step, state = _next_step(state)
+    beta1 = per_particle(hp["beta1"], params)
+    beta2 = per_particle(hp["beta2"], params)
+    exp_avg = beta1 * state["exp_avg"] + (1 - beta1) * grads
+    exp_avg_sq = beta2 * state["exp_avg_sq"] + (1 - beta2) * grads * grads
+    new = {**state, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
+    t = step.to(params.dtype)
+    bias1 = 1 - torch.as_tensor(beta1, dtype=params.dtype, device=params.device) ** t
+    bias2_sqrt = torch.sqrt(1 - torch.as_tensor(beta2, dtype=params.dtype, device=params.device) ** t)
+    second = exp_avg_sq
+    if amsgrad:
+        second = torch.maximum(state["max_exp_avg_sq"], exp_avg_sq)
+        new["max_exp_avg_sq"] = second
+    denom = torch.sqrt(second) / bias2_sqrt + per_particle(hp["eps"], params)
+    return -(per_particle(hp["lr"], params) / bias1) * exp_avg / denom, new
+
+
+def _adam_update(grads, state, params, hp, generator):
+    return _adam_step(grads, state, params, hp, amsgrad=False)
+
+
+def _amsgrad_update(grads, state, params, hp, generator):
+    return _adam_step(grads, state, params, hp, amsgrad=True)
+
+
+def _adamw_update(grads, state, params, hp, generator):
+    decay = -per_particle(hp["lr"], params) * per_particle(hp["weight_decay"], params) * params
+    update, state = _adam_step(grads, state, params, hp, amsgrad=False)
+    return decay + update, state
+
+
+ADAM_MATH = ("m <- b1*m + (1-b1)*g;  s <- b2*s + (1-b2)*g^2;  "
+             "w <- w - lr/(1-b1^t) * m/(sqrt(s)/sqrt(1-b2^t) + eps)")
+_ADAM_HP = (_lr(1e-3), _beta("beta1", 0.9, "first-moment decay"), _beta("beta2", 0.999, "second-moment decay"),
+            _eps(1e-8))
+
+ADAM = UpdateRule("adam", "Adam: momentum on g over a running RMS, bias-corrected", _ADAM_HP,
+                  _adam_init, _adam_update, physics="adaptive", torch_name="Adam", math=ADAM_MATH)
+AMSGRAD = UpdateRule("amsgrad", "Adam with the running maximum of the second moment", _ADAM_HP,
+                     _adam_init, _amsgrad_update, physics="adaptive", torch_name="Adam",
+                     math=ADAM_MATH.replace("sqrt(s)", "sqrt(max_s)") + ";  max_s <- max(max_s, s)")
+ADAMW = UpdateRule(
+    "adamw", "Adam with decoupled weight decay",
+    (*_ADAM_HP, HyperParam("weight_decay", 1e-2, 0.0, None, help="decoupled decay: w <- w*(1 - lr*wd)")),
+    _adam_init, _adamw_update, physics="adaptive", torch_name="AdamW",
+    math="w <- w*(1 - lr*wd);  then the Adam step",
+)
+
+RULES: dict[str, UpdateRule] = {
+    rule.name: rule for rule in (GD, MOMENTUM, NESTEROV, ADAGRAD, RMSPROP, ADAM, ADAMW, AMSGRAD, LANGEVIN)
+}
+
+
+def stability_edge(rule: str, lambda_max: float, momentum: float = 0.0) -> float:
+    """The largest stable lr on a quadratic with top curvature ``lambda_max``.
+
+    GD 2/lambda; heavy ball 2(1 + beta)/lambda; Nesterov 2(1 + beta)/((1 + 2 beta) lambda).
+    Infinite when lambda_max <= 0 (no edge along a non-positive curvature).
+    """
+    if lambda_max <= 0:
+        return math.inf
+    if rule == "momentum":
+        return 2 * (1 + momentum) / lambda_max
+    if rule == "nesterov":
+        return 2 * (1 + momentum) / ((1 + 2 * momentum) * lambda_max)
+    return 2 / lambda_max
