@@ -5,16 +5,21 @@ from descent.landscapes import seeds as _seeds  # noqa: F401  (registers)
 from descent.landscapes import classic as _classic  # noqa: F401
 from descent.landscapes._base import CriticalPoint, Landscape, refine_critical_point
 from descent.landscapes._registry import LANDSCAPES, LandscapeEntry, get_landscape, landscape_names, register
+from descent.landscapes.formula import FormulaError, formula_landscape, parse_formula, resolve_landscape
 from descent.landscapes.seeds import quadratic_matrix
 
 __all__ = [
     "LANDSCAPES",
     "CriticalPoint",
+    "FormulaError",
     "Landscape",
     "LandscapeEntry",
+    "formula_landscape",
     "get_landscape",
     "landscape_names",
+    "parse_formula",
     "quadratic_matrix",
     "refine_critical_point",
     "register",
+    "resolve_landscape",
 ]

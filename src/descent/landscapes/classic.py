@@ -462,7 +462,8 @@ def goldstein_price() -> Landscape:
 def levi_13() -> Landscape:
     """U(x, y) = sin^2(3 pi x) + (x-1)^2 (1 + sin^2(3 pi y)) + (y-1)^2 (1 + sin^2(2 pi y)) on [-10, 10]^2.
 
-    Global minimum 0 at (1, 1) among many local minima; curvature ~180 there, so lr < ~0.01.
+    Global minimum 0 at (1, 1) among many local minima. The ripples' curvature grows like
+    18 pi^2 (x - 1)^2 away from it, so GD's stable step shrinks with distance (lr 1e-3 near the start).
     """
     three_pi = 3 * math.pi
 
@@ -482,18 +483,20 @@ def levi_13() -> Landscape:
     return Landscape(
         name="levi-13", dim=2, energy=energy, grad_fn=grad, bounds=((-10.0, 10.0), (-10.0, 10.0)),
         critical_points=(CriticalPoint("global", "global_min", (1.0, 1.0), 0.0),),
-        default_start=(-2.6, 3.7), default_lr=0.005,
+        default_start=(-1.5, 2.5), default_lr=1e-3,
         description="Levi N.13: a valley with sinusoidal ripples; GD stops in the nearest ripple",
         formula="sin(3*pi*x)**2 + (x - 1)**2*(1 + sin(3*pi*y)**2) + (y - 1)**2*(1 + sin(2*pi*y)**2)",
     )
 
 
-@register("mccormick", "classic", "McCormick: a tilted valley with one sine bump, min -1.9133 at (-0.547, -1.547)")
+@register("mccormick", "classic", "McCormick: a sine-bent valley; global -1.9133 at (-0.547, -1.547), one local minimum")
 def mccormick() -> Landscape:
     """U(x, y) = sin(x + y) + (x - y)^2 - 1.5 x + 2.5 y + 1 on [-1.5, 4] x [-3, 4].
 
-    Global minimum at x + y = -2 pi/3, x - y = 1, i.e. (-0.5471975512, -1.5471975512), value
-    -sqrt(3)/2 - 2 pi/3 + 1/2 = -1.9132229550 (published: -1.9133 at (-0.54719, -1.54719)).
+    Stationary points have x - y = 1 and cos(x + y) = -1/2. Global minimum at x + y = -2 pi/3,
+    (-0.5471975512, -1.5471975512), value -sqrt(3)/2 - 2 pi/3 + 1/2 = -1.9132229550 (published:
+    -1.9133 at (-0.54719, -1.54719)); a saddle at x + y = 2 pi/3 and a local minimum 1.2284 at
+    x + y = 4 pi/3, (2.5943951, 1.5943951), also inside the domain.
     """
 
     def energy(x: torch.Tensor) -> torch.Tensor:
@@ -505,12 +508,19 @@ def mccormick() -> Landscape:
         c = torch.cos(u + v)
         return _stack(c + 2 * (u - v) - 1.5, c - 2 * (u - v) + 2.5)
 
-    s = -math.pi / 3  # (x + y)/2 at the minimum
+    def at(total: float) -> tuple[float, float]:  # the point with x + y = total, x - y = 1
+        return (total / 2 + 0.5, total / 2 - 0.5)
+
+    points = (
+        _exact(energy, "global", "global_min", at(-TWO_PI / 3)),
+        _exact(energy, "ne", "local_min", at(2 * TWO_PI / 3)),
+        _exact(energy, "saddle", "saddle", at(TWO_PI / 3)),
+    )
     return Landscape(
         name="mccormick", dim=2, energy=energy, grad_fn=grad, bounds=((-1.5, 4.0), (-3.0, 4.0)),
-        critical_points=(_exact(energy, "global", "global_min", (s + 0.5, s - 0.5)),),
+        critical_points=points,
         default_start=(3.0, 3.0), default_lr=0.1,
-        description="McCormick: a tilted parabolic valley bent by a sine; one minimum in the domain",
+        description="McCormick: a tilted valley bent by a sine into a global and a local minimum",
         formula="sin(x + y) + (x - y)**2 - 1.5*x + 2.5*y + 1",
     )
 

@@ -42,7 +42,7 @@ class HyperParam:
         lo = "(" if self.low_open else "["
         hi = ")" if self.high_open else "]"
         return f"a number in {lo}{'-inf' if self.low is None else self.low}, " \
-               f"{'inf' if self.high is None else self.high}{hi}"
+               f"{'inf)' if self.high is None else str(self.high) + hi}"
 
     def validate(self, value: object, rule: str) -> Hyper:
         """Return the value as a float or a float tensor, or raise naming ``rule.name``."""

@@ -1,0 +1,255 @@
+"""The `descent` command line: parsing only; every command calls the packages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from descent._errors import DescentError, check_number, invalid
+
+app = typer.Typer(help="descent: gradient descent seen as physics.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+list_app = typer.Typer(help="List the registries.", no_args_is_help=True)
+experiment_app = typer.Typer(help="Each seed claim as a reproducible experiment.", no_args_is_help=True)
+app.add_typer(list_app, name="list")
+app.add_typer(experiment_app, name="experiment")
+console = Console()
+
+
+def _fail(error: Exception) -> None:
+    console.print(f"[bold red]error:[/] {error}")
+    raise typer.Exit(code=2)
+
+
+def progress_bar(description: str) -> Progress:
+    """A rich progress bar (shown on long work; quiet when not a terminal)."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=console, transient=True)
+
+
+def parse_point(text: str, parameter: str = "start") -> list[float]:
+    """'-1.7,0' -> [-1.7, 0.0]."""
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise invalid(parameter, text, "comma-separated numbers, e.g. -1.7,0") from None
+
+
+def parse_starts(text: Optional[str]) -> object:
+    if text is None or text == "default":
+        return "default"
+    if text.startswith(("random:", "grid:")):
+        return text
+    return [parse_point(p) for p in text.split(";")]
+
+
+def parse_params(items: list[str], parameter: str) -> dict[str, float]:
+    """['kappa=100', 'angle=0.5'] -> {'kappa': 100.0, 'angle': 0.5}."""
+    out: dict[str, float] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise invalid(parameter, item, "key=value")
+        out[key.strip()] = check_number(f"{parameter} {key.strip()}", value)
+    return out
+
+
+@app.command()
+def run(
+    landscape: str = typer.Option("double-well", help="registered name (see `descent list landscapes`) "
+                                  "or a formula in x and y, e.g. \"x**2 + 3*sin(y)\""),
+    optimizer: str = typer.Option("momentum", help="update rule (see `descent list optimizers`)"),
+    lr: Optional[float] = typer.Option(None, help="learning rate [default: the landscape's]"),
+    momentum: Optional[float] = typer.Option(None, help="momentum beta (momentum, nesterov, rmsprop)"),
+    temperature: Optional[float] = typer.Option(None, help="Langevin temperature T"),
+    hp: list[str] = typer.Option([], "--hp", help="other hyper-parameters, key=value (repeatable)"),
+    param: list[str] = typer.Option([], "--param", help="landscape parameters, key=value (repeatable)"),
+    schedule: Optional[str] = typer.Option(None, help="lr schedule, e.g. 'cosine:total=2000' or "
+                                           "'warmup:steps=100>cosine:total=1900'"),
+    grad_noise: float = typer.Option(0.0, help="std of Gaussian noise added to each gradient"),
+    clip: Optional[float] = typer.Option(None, help="clip each particle's gradient norm to this"),
+    l2: float = typer.Option(0.0, help="coupled weight decay: g + l2*w"),
+    start: Optional[str] = typer.Option(None, help="x,y start; 'random:N' or 'grid:K' for swarms; "
+                                        "several points separated by ';'"),
+    starts: Optional[str] = typer.Option(None, help="alias of --start"),
+    steps: int = typer.Option(2000, help="maximum number of steps"),
+    record_every: int = typer.Option(1, help="record every k steps"),
+    grad_tol: Optional[float] = typer.Option(None, help="stop a particle when |grad| < this"),
+    target_loss: Optional[float] = typer.Option(None, help="stop a particle when loss <= this"),
+    seed: int = typer.Option(0, help="random seed (noise, random starts)"),
+    dtype: str = typer.Option("float64", help="float64 or float32"),
+    device: str = typer.Option("cpu", help="cpu or cuda"),
+    out: Path = typer.Option(Path("out/run"), help="folder for trajectory.json/.csv/.png"),
+    no_plot: bool = typer.Option(False, help="skip trajectory.png"),
+) -> None:
+    """Simulate an optimizer on a landscape; write trajectory.json, trajectory.csv, trajectory.png."""
+    from descent.spec import RunSpec, run_spec
+
+    try:
+        hyper = parse_params(hp, "--hp")
+        for key, value in (("lr", lr), ("momentum", momentum), ("temperature", temperature)):
+            if value is not None:
+                hyper[key] = value
+        if device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise invalid("device", device, "'cpu' (no CUDA device is available here)")
+        from descent.optim import parse_schedule, schedule_to_dict
+
+        spec = RunSpec(
+            landscape=landscape, landscape_params=parse_params(param, "--param"), optimizer=optimizer,
+            hyper=hyper, schedule=schedule_to_dict(parse_schedule(schedule)) if schedule else None,
+            grad_noise=grad_noise, clip_norm=clip, l2=l2, starts=parse_starts(start or starts), steps=steps,
+            record_every=record_every, seed=seed, grad_tol=grad_tol, target_loss=target_loss, dtype=dtype,
+            device=device,
+        )
+        with progress_bar("simulating") as bar:
+            task = bar.add_task("simulating", total=steps)
+            trajectory = run_spec(spec, progress=lambda k, total: bar.update(task, completed=k))
+    except DescentError as error:
+        _fail(error)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [trajectory.write_json(out / "trajectory.json"), trajectory.write_csv(out / "trajectory.csv")]
+    if not no_plot:
+        from descent.plots import trajectory_figure
+
+        figure = trajectory_figure(trajectory)
+        figure.savefig(out / "trajectory.png", dpi=110)
+        paths.append(out / "trajectory.png")
+    _print_summary(trajectory, paths)
+
+
+def _print_summary(trajectory, paths) -> None:
+    summary = trajectory.summary()
+    opt = trajectory.optimizer
+    hyper = ", ".join(f"{k}={v if not isinstance(v, list) else '[...]'}" for k, v in opt.to_dict()["hyper"].items())
+    console.print(f"[bold]{trajectory.landscape.name}[/] · [bold]{opt.name}[/] ({hyper})")
+    n = summary["particles"]
+    if n == 1:
+        pos = ", ".join(f"{v:.4f}" for v in trajectory.final_position[0].tolist())
+        console.print(f"outcome: [bold green]{trajectory.outcomes[0]}[/] (reached at step "
+                      f"{int(trajectory.outcome_step[0])}); final position ({pos}); "
+                      f"final loss {float(trajectory.final_loss[0]):.6g}")
+    else:
+        table = Table("outcome", "particles", "share")
+        for label, count in sorted(summary["outcomes"].items(), key=lambda kv: -kv[1]):
+            table.add_row(label, str(count), f"{count / n:.1%}")
+        console.print(table)
+        console.print(f"median final loss {summary['final_loss_median']:.6g}")
+    console.print(f"steps run: {summary['steps_run']}" + (" (interrupted)" if summary["interrupted"] else ""))
+    for path in paths:
+        console.print(f"wrote {path}")
+
+
+@list_app.command("landscapes")
+def list_landscapes(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """Registered landscapes with their parameters and defaults."""
+    from descent.landscapes import LANDSCAPES
+
+    rows = []
+    for name, entry in LANDSCAPES.items():
+        land = entry.build()
+        rows.append({"name": name, "category": entry.category, "params": entry.defaults, "dim": land.dim,
+                     "default_lr": land.default_lr, "start": list(land.start()[0].tolist()),
+                     "summary": entry.summary})
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table("name", "kind", "parameters (defaults)", "default lr", "start", "description")
+    for r in rows:
+        params = ", ".join(f"{k}={v:g}" for k, v in r["params"].items())
+        start = ", ".join(f"{v:g}" for v in r["start"])
+        table.add_row(r["name"], r["category"], params, f"{r['default_lr']:g}", start, r["summary"])
+    console.print(table)
+
+
+@list_app.command("optimizers")
+def list_optimizers(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """Registered update rules with their hyper-parameters, defaults and allowed ranges."""
+    from descent.optim import RULES
+
+    if as_json:
+        console.print_json(json.dumps([{"name": r.name, "math": r.math, "torch": r.torch_name,
+                                         "hyper": {h.name: h.default for h in r.hyperparams}}
+                                        for r in RULES.values()]))
+        return
+    table = Table("name", "hyper-parameters (default; allowed)", "update", "torch.optim")
+    for rule in RULES.values():
+        hps = "\n".join(f"{h.name}={h.default:g}; {h.allowed()}" for h in rule.hyperparams)
+        table.add_row(rule.name, hps, rule.math, rule.torch_name or "-")
+    console.print(table)
+    console.print("any rule also takes: --grad-noise SIGMA, --clip NORM, --l2 DECAY, --schedule SPEC")
+
+
+@app.command()
+def arena(host: str = typer.Option("127.0.0.1", help="interface to serve on (loopback by default)"),
+          port: int = typer.Option(8050, help="port"),
+          debug: bool = typer.Option(False, help="Dash debug mode")) -> None:
+    """Serve the Descent Arena, the interactive page."""
+    from descent.arena import serve
+
+    console.print(f"Descent Arena on http://{host}:{port}/  (Ctrl-C to stop)")
+    serve(host=host, port=port, debug=debug)
+
+
+@experiment_app.command("list")
+def experiment_list() -> None:
+    """The experiments and the seed claim each one checks."""
+    from descent.experiments import EXPERIMENT_NAMES, get_experiment
+
+    table = Table("name", "claim")
+    for name in EXPERIMENT_NAMES:
+        table.add_row(name, get_experiment(name).CLAIM)
+    console.print(table)
+
+
+@experiment_app.command("run")
+def experiment_run(name: str = typer.Argument(..., help="an experiment name, or 'all'"),
+                   quick: bool = typer.Option(False, help="the small size the tests run"),
+                   out: Path = typer.Option(Path("out/experiments"), help="folder for NAME.json and NAME.png")) -> None:
+    """Run one experiment (or all): numbers, theory, verdict, figure."""
+    from descent.experiments import EXPERIMENT_NAMES, run_experiment
+
+    names = list(EXPERIMENT_NAMES) if name == "all" else [name]
+    try:
+        for each in names:
+            with progress_bar(each) as bar:
+                task = bar.add_task(each, total=None)
+                result = run_experiment(each, quick=quick,
+                                        progress=lambda k, total: bar.update(task, completed=k, total=total))
+            paths = result.save(out)
+            colour = {"held": "green", "did not hold": "red"}.get(result.verdict, "yellow")
+            console.print(f"[bold]{each}[/]: [{colour}]{result.verdict}[/] — {result.explanation}")
+            for key, value in result.numbers.items():
+                console.print(f"  {key}: {value}")
+            console.print(f"  wrote {', '.join(str(p) for p in paths.values())}")
+    except DescentError as error:
+        _fail(error)
+
+
+@app.command()
+def report(out: Path = typer.Option(Path("report.html"), help="the HTML file to write"),
+           quick: bool = typer.Option(False, help="run every experiment at its quick size")) -> None:
+    """Run every experiment and gather them into one self-contained HTML page."""
+    from descent.experiments.report import build_report
+
+    with progress_bar("report") as bar:
+        task = bar.add_task("experiments", total=None)
+        path = build_report(out, quick=quick, progress=lambda k, total: bar.update(task, completed=k, total=total))
+    console.print(f"wrote {path}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

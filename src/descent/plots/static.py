@@ -1,0 +1,76 @@
+"""Static matplotlib figures (the CLI's trajectory.png, the report)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from descent.dynamics import Trajectory  # noqa: E402
+from descent.landscapes import Landscape  # noqa: E402
+
+MARKERS = {"global_min": ("*", "gold"), "local_min": ("o", "white"), "saddle": ("X", "red"), "max": ("^", "k")}
+
+
+def landscape_grid(landscape: Landscape, resolution: int = 200, bounds=None):
+    """(xs, ys, U) on a grid over the first two coordinates (others at 0) of ``landscape``."""
+    (x0, x1), (y0, y1) = bounds or landscape.bounds[:2]
+    xs = torch.linspace(x0, x1, resolution, dtype=torch.float64)
+    ys = torch.linspace(y0, y1, resolution, dtype=torch.float64)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    points = torch.zeros(resolution * resolution, landscape.dim, dtype=torch.float64)
+    points[:, 0] = gx.reshape(-1)
+    if landscape.dim > 1:
+        points[:, 1] = gy.reshape(-1)
+    with torch.no_grad():
+        values = landscape.value(points).reshape(resolution, resolution)
+    return xs.numpy(), ys.numpy(), values.numpy()
+
+
+def draw_landscape(ax, landscape: Landscape, resolution: int = 200, bounds=None) -> None:
+    """Filled contours of U (quantile-spaced levels so both deep and shallow parts show) and known points."""
+    import numpy as np
+
+    xs, ys, values = landscape_grid(landscape, resolution, bounds)
+    finite = values[np.isfinite(values)]
+    levels = np.unique(np.quantile(finite, np.linspace(0, 1, 30)))
+    ax.contourf(xs, ys, values, levels=levels, cmap="viridis")
+    ax.contour(xs, ys, values, levels=levels, colors="k", linewidths=0.3, alpha=0.4)
+    for point in landscape.critical_points:
+        marker, color = MARKERS[point.kind]
+        ax.plot(point.position[0], point.position[1] if landscape.dim > 1 else 0.0, marker, color=color,
+                markeredgecolor="k", markersize=11, label=f"{point.id} ({point.kind})")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+
+
+def trajectory_figure(trajectory: Trajectory, max_paths: int = 50):
+    """Contour of the landscape with the paths (start o, end x) and loss against step."""
+    landscape = trajectory.landscape
+    fig, (ax_map, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [1.3, 1]})
+    draw_landscape(ax_map, landscape)
+    positions = trajectory.positions
+    n = positions.shape[1]
+    chosen = torch.unique(torch.linspace(0, n - 1, min(n, max_paths)).round().long()).tolist()
+    steps = trajectory.steps.numpy()
+    for i in chosen:
+        path = positions[:, i, :].numpy()
+        ax_map.plot(path[:, 0], path[:, 1] if landscape.dim > 1 else 0 * path[:, 0], "-", color="w", lw=1.2)
+        ax_map.plot(path[0, 0], path[0, 1] if landscape.dim > 1 else 0, "o", color="w", ms=4)
+        ax_map.plot(path[-1, 0], path[-1, 1] if landscape.dim > 1 else 0, "x", color="r", ms=7)
+        ax_loss.plot(steps, trajectory.loss[:, i].numpy(), lw=1)
+    (x0, x1), (y0, y1) = landscape.bounds[:2]
+    ax_map.set_xlim(x0, x1)
+    ax_map.set_ylim(y0, y1)
+    summary = trajectory.summary()
+    outcome = ", ".join(f"{k}: {v}" for k, v in summary["outcomes"].items())
+    ax_map.set_title(f"{landscape.name} · {trajectory.optimizer.name} · {outcome}", fontsize=10)
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("loss U(w)")
+    ax_loss.set_title("loss against step", fontsize=10)
+    ax_loss.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,5 @@
+"""Closed-form predictions the experiments and tests check against (see REFERENCE.md).
+
+Submodules: ``quadratic`` (stability edges, optimal rates), ``saddle`` (escape times),
+``escape`` (Kramers rates, mean first-passage times, Boltzmann densities), ``noise`` (SGD temperature).
+"""
