@@ -19,7 +19,7 @@ def check_number(parameter: str, value: object, low: float | None = None, high: 
 
     lo = "(" if low_open else "["
     hi = ")" if high_open else "]"
-    allowed = f"a finite number in {lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
+    allowed = f"a finite number in {lo}{'-inf' if low is None else low}, {'inf)' if high is None else f'{high}{hi}'}"
     if isinstance(value, bool):
         raise invalid(parameter, value, allowed)
     try:

@@ -148,7 +148,8 @@ def torch_state_as_ours(name: str, hp: dict, torch_state: dict[str, torch.Tensor
         if name == "momentum":
             value = -per_particle(hp["lr"], params) * value
         state[ours] = value
-    state["step"] = torch.as_tensor(int(torch_state["step"].reshape(-1)[0].item()), dtype=torch.int64)
+    if "step" in torch_state:  # SGD keeps no step counter
+        state["step"] = torch.as_tensor(int(torch_state["step"].reshape(-1)[0].item()), dtype=torch.int64)
     return state
 
 
@@ -211,6 +212,7 @@ def test_step_by_step_against_torch(name: str, variant: dict, landscape_name: st
         assert err <= STEP_RTOL, f"{context}: params differ from torch by {err:.2e} (relative)"
         mapped = torch_state_as_ours(name, hp, reference.state[p], state, x)
         assert_state_matches(name, hp, state, mapped, context)
+        assert int(state["step"]) == k + 1
         state = mapped  # copy the reference back so error cannot accumulate
 
 
@@ -282,7 +284,8 @@ def test_per_particle_hyperparameters_against_separate_torch_optimizers(name: st
             key: torch.stack([ref.state[p][key] for p, ref in zip(params, references)])
             for key in references[0].state[params[0]]
         }
-        torch_state["step"] = references[0].state[params[0]]["step"]
+        if "step" in references[0].state[params[0]]:
+            torch_state["step"] = references[0].state[params[0]]["step"]
         mapped = torch_state_as_ours(name, hp, torch_state, state, x)
         assert_state_matches(name, hp, state, mapped, context)
         state = mapped

@@ -492,10 +492,18 @@ def _value_grad_hess(energy: _Fn, x: torch.Tensor, h: torch.Tensor):
 
 
 def _exact_hessian(energy: _Fn, x: torch.Tensor) -> torch.Tensor:
-    def single(point: torch.Tensor) -> torch.Tensor:
-        return energy(point.unsqueeze(0)).squeeze(0)
-
-    return torch.vmap(torch.func.hessian(single))(x)
+    """Hessians [M, d, d] by double backward (cheaper to start than ``torch.func`` on a first call)."""
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(energy(xg).sum(), xg, create_graph=True)
+        rows = []
+        for i in range(x.shape[1]):
+            if grad.requires_grad:
+                (row,) = torch.autograd.grad(grad[:, i].sum(), xg, retain_graph=True, allow_unused=True)
+            else:
+                row = None
+            rows.append(torch.zeros_like(x) if row is None else row.detach())
+    return torch.stack(rows, dim=1)
 
 
 def _starts(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
@@ -536,6 +544,7 @@ def _descend(energy: _Fn, starts: torch.Tensor, low, high, h, newton: bool, iter
         length = step.norm(dim=1, keepdim=True)
         step = step * torch.where(length > trust, trust / length, torch.ones_like(length))
         x_new = torch.minimum(torch.maximum(x + step, low), high)
+        x_old = x
         v_new, g_new, h_new = _value_grad_hess(energy, x_new, h)
         finite = torch.isfinite(v_new) & torch.isfinite(g_new).all(dim=1)
         accept = alive & finite & ((v_new < value) | torch.tensor(newton))
@@ -546,7 +555,9 @@ def _descend(energy: _Fn, starts: torch.Tensor, low, high, h, newton: bool, iter
         if newton:
             alive = alive & finite
         damping = torch.where(accept, damping / 3, damping * 4).clamp(1e-12, 1e20)
-        done = ~alive | (grad.norm(dim=1) <= gtol * 1e-3) | (damping >= 1e16)
+        moved = torch.where(accept, (x_new - x_old).norm(dim=1), torch.zeros_like(value))
+        small = (grad.norm(dim=1) <= gtol * 1e-3) & (moved <= 1e-12 * trust)
+        done = ~alive | small | (damping >= 1e16)
         if bool(done.all()):
             break
     return x, value, grad, alive, gtol
