@@ -77,7 +77,7 @@ def draw_hyper(name: str, variant: dict, rng: random.Random, *, gentle: bool = F
     """Random hyper-parameters for ``name``. ``gentle`` keeps steps small enough that 500-step runs
     from a convex basin stay in it (no chaos to amplify rounding)."""
     if name in ("gd", "momentum", "nesterov"):
-        hp = {"lr": log_uniform(rng, 1e-3, 0.04 if gentle else 0.2)}
+        hp = {"lr": log_uniform(rng, 1e-3, 0.02 if gentle else 0.04)}
         if name != "gd":
             hp["momentum"] = rng.uniform(0.05, 0.9 if gentle else 0.99)
         return hp
@@ -129,7 +129,7 @@ def state_keys(name: str, hp: dict) -> dict[str, str]:
         keys = {"square_avg": "square_avg"}
         if hp["centered"]:
             keys["grad_avg"] = "grad_avg"
-        if isinstance(hp["momentum"], torch.Tensor) or hp["momentum"] > 0:
+        if bool(torch.as_tensor(hp["momentum"]).gt(0).any()):
             keys["buffer"] = "momentum_buffer"
         return keys
     if name in ("adam", "adamw"):
@@ -294,14 +294,14 @@ def test_per_particle_hyperparameters_against_separate_torch_optimizers(name: st
 def test_per_particle_rows_differ() -> None:
     """Sanity check on the per-particle path: rows with different lrs really take different steps."""
     rule = RULES["momentum"]
-    hp = rule.resolve({"lr": torch.tensor([0.1, 0.2], dtype=DTYPE), "momentum": torch.tensor([0.0, 0.5],
-                                                                                             dtype=DTYPE)})
+    lrs, momenta = torch.tensor([0.125, 0.25], dtype=DTYPE), torch.tensor([0.0, 0.5], dtype=DTYPE)
+    hp = rule.resolve({"lr": lrs, "momentum": momenta})
     x = torch.ones(2, 3, dtype=DTYPE)
     state = rule.init(x)
     updates, state = rule.update(torch.ones_like(x), state, x, hp, None)
-    torch.testing.assert_close(updates, torch.tensor([[-0.1] * 3, [-0.2] * 3], dtype=DTYPE), rtol=0, atol=0)
+    torch.testing.assert_close(updates, torch.tensor([[-0.125] * 3, [-0.25] * 3], dtype=DTYPE), rtol=0, atol=0)
     updates, _ = rule.update(torch.ones_like(x), state, x, hp, None)
-    torch.testing.assert_close(updates, torch.tensor([[-0.1] * 3, [-0.3] * 3], dtype=DTYPE), rtol=0, atol=0)
+    torch.testing.assert_close(updates, torch.tensor([[-0.125] * 3, [-0.375] * 3], dtype=DTYPE), rtol=0, atol=0)
 
 
 # --- momentum: velocity form vs torch's buffer form ------------------------------------------

@@ -89,16 +89,26 @@ def sphere(dim: int = 2) -> Landscape:
 
     start = (3.0, -4.0) if dim == 2 else tuple(3.0 if i % 2 == 0 else -4.0 for i in range(dim))
     return Landscape(
-        name="sphere", dim=dim, energy=energy, grad_fn=grad, bounds=_cube(-5.12, 5.12, dim),
+        name="sphere",
+        dim=dim,
+        energy=energy,
+        grad_fn=grad,
+        bounds=_cube(-5.12, 5.12, dim),
         critical_points=(CriticalPoint("global", "global_min", (0.0,) * dim, 0.0),),
-        default_start=start, default_lr=0.1,
+        default_start=start,
+        default_lr=0.1,
         description="the sphere: a perfectly round bowl, the easiest case for every optimizer",
-        params={"dim": dim}, formula="x**2 + y**2" if dim == 2 else "sum(x_i**2)",
+        params={"dim": dim},
+        formula="x**2 + y**2" if dim == 2 else "sum(x_i**2)",
     )
 
 
-@register("rosenbrock", "classic", "Rosenbrock's banana valley: easy to find, slow to follow, min at (1,...,1)",
-          dim=2)
+@register(
+    "rosenbrock",
+    "classic",
+    "Rosenbrock's banana valley: easy to find, slow to follow, min at (1,...,1)",
+    dim=2,
+)
 def rosenbrock(dim: int = 2) -> Landscape:
     """U(x) = sum_{i<d} 100 (x_{i+1} - x_i^2)^2 + (1 - x_i)^2 on [-2.048, 2.048]^d.
 
@@ -118,18 +128,25 @@ def rosenbrock(dim: int = 2) -> Landscape:
 
     start = tuple(-1.2 if i % 2 == 0 else 1.0 for i in range(dim))
     return Landscape(
-        name="rosenbrock", dim=dim, energy=energy, grad_fn=grad, bounds=_cube(-2.048, 2.048, dim),
+        name="rosenbrock",
+        dim=dim,
+        energy=energy,
+        grad_fn=grad,
+        bounds=_cube(-2.048, 2.048, dim),
         critical_points=(CriticalPoint("global", "global_min", (1.0,) * dim, 0.0),),
-        default_start=start, default_lr=1e-3,
+        default_start=start,
+        default_lr=1e-3,
         description="Rosenbrock's banana: a steep-walled curved valley; GD zig-zags, momentum follows it",
         params={"dim": dim},
-        formula="100*(y - x**2)**2 + (1 - x)**2" if dim == 2
+        formula="100*(y - x**2)**2 + (1 - x)**2"
+        if dim == 2
         else "sum(100*(x_{i+1} - x_i**2)**2 + (1 - x_i)**2 for i < d)",
     )
 
 
-@register("rastrigin", "classic", "Rastrigin: a bowl covered in a lattice of local minima, global 0 at 0",
-          dim=2)
+@register(
+    "rastrigin", "classic", "Rastrigin: a bowl covered in a lattice of local minima, global 0 at 0", dim=2
+)
 def rastrigin(dim: int = 2) -> Landscape:
     """U(x) = 10 d + sum_i (x_i^2 - 10 cos(2 pi x_i)) on [-5.12, 5.12]^d.
 
@@ -146,12 +163,18 @@ def rastrigin(dim: int = 2) -> Landscape:
 
     start = (2.7, -1.6) if dim == 2 else tuple(2.7 if i % 2 == 0 else -1.6 for i in range(dim))
     return Landscape(
-        name="rastrigin", dim=dim, energy=energy, grad_fn=grad, bounds=_cube(-5.12, 5.12, dim),
+        name="rastrigin",
+        dim=dim,
+        energy=energy,
+        grad_fn=grad,
+        bounds=_cube(-5.12, 5.12, dim),
         critical_points=(CriticalPoint("global", "global_min", (0.0,) * dim, 0.0),),
-        default_start=start, default_lr=2e-3,
+        default_start=start,
+        default_lr=2e-3,
         description="Rastrigin: an egg-crate of local minima on a bowl; GD is trapped, noise can escape",
         params={"dim": dim},
-        formula="20 + x**2 - 10*cos(2*pi*x) + y**2 - 10*cos(2*pi*y)" if dim == 2
+        formula="20 + x**2 - 10*cos(2*pi*x) + y**2 - 10*cos(2*pi*y)"
+        if dim == 2
         else "10*d + sum(x_i**2 - 10*cos(2*pi*x_i))",
     )
 
@@ -180,13 +203,19 @@ def ackley(dim: int = 2) -> Landscape:
 
     start = (3.2, -2.4) if dim == 2 else tuple(3.2 if i % 2 == 0 else -2.4 for i in range(dim))
     return Landscape(
-        name="ackley", dim=dim, energy=energy, grad_fn=grad, bounds=_cube(-5.0, 5.0, dim),
+        name="ackley",
+        dim=dim,
+        energy=energy,
+        grad_fn=grad,
+        bounds=_cube(-5.0, 5.0, dim),
         critical_points=(CriticalPoint("global", "global_min", (0.0,) * dim, 0.0, smooth=False),),
-        default_start=start, default_lr=0.01,
+        default_start=start,
+        default_lr=0.01,
         description="Ackley: many shallow local minima on a plateau, one deep cusp-shaped funnel at 0",
         params={"dim": dim},
         formula="-20*exp(-0.2*sqrt((x**2 + y**2)/2)) - exp((cos(2*pi*x) + cos(2*pi*y))/2) + 20 + e"
-        if dim == 2 else "-20*exp(-0.2*sqrt(mean(x_i**2))) - exp(mean(cos(2*pi*x_i))) + 20 + e",
+        if dim == 2
+        else "-20*exp(-0.2*sqrt(mean(x_i**2))) - exp(mean(cos(2*pi*x_i))) + 20 + e",
     )
 
 
@@ -226,11 +255,18 @@ def styblinski_tang(dim: int = 2) -> Landscape:
                 points.append(_exact(energy, f"local({','.join(signs)})", "local_min", position))
     start = (0.3, 4.0) if dim == 2 else tuple(0.3 if i % 2 == 0 else 4.0 for i in range(dim))
     return Landscape(
-        name="styblinski-tang", dim=dim, energy=energy, grad_fn=grad, bounds=_cube(-5.0, 5.0, dim),
-        critical_points=tuple(points), default_start=start, default_lr=0.01,
+        name="styblinski-tang",
+        dim=dim,
+        energy=energy,
+        grad_fn=grad,
+        bounds=_cube(-5.0, 5.0, dim),
+        critical_points=tuple(points),
+        default_start=start,
+        default_lr=0.01,
         description="Styblinski-Tang: separable double wells, one deeper side per coordinate",
         params={"dim": dim},
-        formula="(x**4 - 16*x**2 + 5*x + y**4 - 16*y**2 + 5*y)/2" if dim == 2
+        formula="(x**4 - 16*x**2 + 5*x + y**4 - 16*y**2 + 5*y)/2"
+        if dim == 2
         else "sum(x_i**4 - 16*x_i**2 + 5*x_i)/2",
     )
 
@@ -271,8 +307,14 @@ def himmelblau() -> Landscape:
         return _stack(4 * x[:, 0] * a + 2 * b, 2 * a + 4 * x[:, 1] * b)
 
     return Landscape(
-        name="himmelblau", dim=2, energy=_himmelblau_energy, grad_fn=grad, bounds=((-5.0, 5.0), (-5.0, 5.0)),
-        critical_points=_himmelblau_points(), default_start=(-0.5, 0.5), default_lr=0.01,
+        name="himmelblau",
+        dim=2,
+        energy=_himmelblau_energy,
+        grad_fn=grad,
+        bounds=((-5.0, 5.0), (-5.0, 5.0)),
+        critical_points=_himmelblau_points(),
+        default_start=(-0.5, 0.5),
+        default_lr=0.01,
         description="Himmelblau: four equally deep minima; the start decides which one GD finds",
         formula="(x**2 + y - 11)**2 + (x + y**2 - 7)**2",
     )
@@ -298,9 +340,14 @@ def beale() -> Landscape:
         return _stack(gx, gy)
 
     return Landscape(
-        name="beale", dim=2, energy=energy, grad_fn=grad, bounds=((-4.5, 4.5), (-4.5, 4.5)),
+        name="beale",
+        dim=2,
+        energy=energy,
+        grad_fn=grad,
+        bounds=((-4.5, 4.5), (-4.5, 4.5)),
         critical_points=(_exact(energy, "global", "global_min", (3.0, 0.5)),),
-        default_start=(1.0, 1.4), default_lr=1e-3,
+        default_start=(1.0, 1.4),
+        default_lr=1e-3,
         description="Beale: a narrow, flat-bottomed valley leading to (3, 0.5), steep walls elsewhere",
         formula="(1.5 - x + x*y)**2 + (2.25 - x + x*y**2)**2 + (2.625 - x + x*y**3)**2",
     )
@@ -323,9 +370,14 @@ def booth() -> Landscape:
         return _stack(2 * p + 4 * q, 4 * p + 2 * q)
 
     return Landscape(
-        name="booth", dim=2, energy=energy, grad_fn=grad, bounds=((-10.0, 10.0), (-10.0, 10.0)),
+        name="booth",
+        dim=2,
+        energy=energy,
+        grad_fn=grad,
+        bounds=((-10.0, 10.0), (-10.0, 10.0)),
         critical_points=(CriticalPoint("global", "global_min", (1.0, 3.0), 0.0),),
-        default_start=(-6.0, -4.0), default_lr=0.05,
+        default_start=(-6.0, -4.0),
+        default_lr=0.05,
         description="Booth: an elongated, rotated quadratic bowl",
         formula="(x + 2*y - 7)**2 + (2*x + y - 5)**2",
     )
@@ -346,9 +398,14 @@ def matyas() -> Landscape:
         return _stack(0.52 * x[:, 0] - 0.48 * x[:, 1], 0.52 * x[:, 1] - 0.48 * x[:, 0])
 
     return Landscape(
-        name="matyas", dim=2, energy=energy, grad_fn=grad, bounds=((-10.0, 10.0), (-10.0, 10.0)),
+        name="matyas",
+        dim=2,
+        energy=energy,
+        grad_fn=grad,
+        bounds=((-10.0, 10.0), (-10.0, 10.0)),
         critical_points=(CriticalPoint("global", "global_min", (0.0, 0.0), 0.0),),
-        default_start=(-7.0, 9.0), default_lr=0.5,
+        default_start=(-7.0, 9.0),
+        default_lr=0.5,
         description="Matyas: a shallow, ill-conditioned plate; progress along the diagonal is slow",
         formula="0.26*(x**2 + y**2) - 0.48*x*y",
     )
@@ -385,9 +442,15 @@ def six_hump_camel() -> Landscape:
         return _stack(8 * u - 8.4 * u**3 + 2 * u**5 + v, u - 8 * v + 16 * v**3)
 
     return Landscape(
-        name="six-hump-camel", dim=2, energy=_six_hump_energy, grad_fn=grad, bounds=((-3.0, 3.0), (-2.0, 2.0)),
-        critical_points=_six_hump_points(), default_start=(-1.2, 1.2), default_lr=0.01,
-        description="six-hump camel: two symmetric global minima in the middle, four local ones on the flanks",
+        name="six-hump-camel",
+        dim=2,
+        energy=_six_hump_energy,
+        grad_fn=grad,
+        bounds=((-3.0, 3.0), (-2.0, 2.0)),
+        critical_points=_six_hump_points(),
+        default_start=(-1.2, 1.2),
+        default_lr=0.01,
+        description="six-hump camel: two symmetric global minima in the middle, four local ones outside",
         formula="(4 - 2.1*x**2 + x**4/3)*x**2 + x*y + (-4 + 4*y**2)*y**2",
     )
 
@@ -415,8 +478,14 @@ def three_hump_camel() -> Landscape:
         _exact(energy, "west", "local_min", (-side, side / 2)),
     )
     return Landscape(
-        name="three-hump-camel", dim=2, energy=energy, grad_fn=grad, bounds=((-5.0, 5.0), (-5.0, 5.0)),
-        critical_points=points, default_start=(-2.2, 2.0), default_lr=0.01,
+        name="three-hump-camel",
+        dim=2,
+        energy=energy,
+        grad_fn=grad,
+        bounds=((-5.0, 5.0), (-5.0, 5.0)),
+        critical_points=points,
+        default_start=(-2.2, 2.0),
+        default_lr=0.01,
         description="three-hump camel: a global minimum at the centre flanked by two shallow local ones",
         formula="2*x**2 - 1.05*x**4 + x**6/6 + x*y + y**2",
     )
@@ -450,8 +519,13 @@ def goldstein_price() -> Landscape:
     Its scale spans six orders of magnitude, so a fixed GD step is either tiny or unstable.
     """
     return Landscape(
-        name="goldstein-price", dim=2, energy=_goldstein_price_energy, bounds=((-2.0, 2.0), (-2.0, 2.0)),
-        critical_points=_goldstein_price_points(), default_start=(-0.4, -0.9), default_lr=1e-4,
+        name="goldstein-price",
+        dim=2,
+        energy=_goldstein_price_energy,
+        bounds=((-2.0, 2.0), (-2.0, 2.0)),
+        critical_points=_goldstein_price_points(),
+        default_start=(-0.4, -0.9),
+        default_lr=1e-4,
         description="Goldstein-Price: a badly scaled polynomial with one global and three local minima",
         formula="(1 + (x + y + 1)**2*(19 - 14*x + 3*x**2 - 14*y + 6*x*y + 3*y**2))"
         "*(30 + (2*x - 3*y)**2*(18 - 32*x + 12*x**2 + 48*y - 36*x*y + 27*y**2))",
@@ -469,27 +543,41 @@ def levi_13() -> Landscape:
 
     def energy(x: torch.Tensor) -> torch.Tensor:
         u, v = x[:, 0], x[:, 1]
-        return (torch.sin(three_pi * u) ** 2 + (u - 1) ** 2 * (1 + torch.sin(three_pi * v) ** 2)
-                + (v - 1) ** 2 * (1 + torch.sin(TWO_PI * v) ** 2))
+        return (
+            torch.sin(three_pi * u) ** 2
+            + (u - 1) ** 2 * (1 + torch.sin(three_pi * v) ** 2)
+            + (v - 1) ** 2 * (1 + torch.sin(TWO_PI * v) ** 2)
+        )
 
     def grad(x: torch.Tensor) -> torch.Tensor:
         u, v = x[:, 0], x[:, 1]
         gx = three_pi * torch.sin(2 * three_pi * u) + 2 * (u - 1) * (1 + torch.sin(three_pi * v) ** 2)
-        gy = ((u - 1) ** 2 * three_pi * torch.sin(2 * three_pi * v)
-              + 2 * (v - 1) * (1 + torch.sin(TWO_PI * v) ** 2)
-              + (v - 1) ** 2 * TWO_PI * torch.sin(2 * TWO_PI * v))
+        gy = (
+            (u - 1) ** 2 * three_pi * torch.sin(2 * three_pi * v)
+            + 2 * (v - 1) * (1 + torch.sin(TWO_PI * v) ** 2)
+            + (v - 1) ** 2 * TWO_PI * torch.sin(2 * TWO_PI * v)
+        )
         return _stack(gx, gy)
 
     return Landscape(
-        name="levi-13", dim=2, energy=energy, grad_fn=grad, bounds=((-10.0, 10.0), (-10.0, 10.0)),
+        name="levi-13",
+        dim=2,
+        energy=energy,
+        grad_fn=grad,
+        bounds=((-10.0, 10.0), (-10.0, 10.0)),
         critical_points=(CriticalPoint("global", "global_min", (1.0, 1.0), 0.0),),
-        default_start=(-1.5, 2.5), default_lr=1e-3,
+        default_start=(-1.5, 2.5),
+        default_lr=1e-3,
         description="Levi N.13: a valley with sinusoidal ripples; GD stops in the nearest ripple",
         formula="sin(3*pi*x)**2 + (x - 1)**2*(1 + sin(3*pi*y)**2) + (y - 1)**2*(1 + sin(2*pi*y)**2)",
     )
 
 
-@register("mccormick", "classic", "McCormick: a sine-bent valley; global -1.9133 at (-0.547, -1.547), one local minimum")
+@register(
+    "mccormick",
+    "classic",
+    "McCormick: a sine-bent valley; global -1.9133 at (-0.547, -1.547), one local minimum",
+)
 def mccormick() -> Landscape:
     """U(x, y) = sin(x + y) + (x - y)^2 - 1.5 x + 2.5 y + 1 on [-1.5, 4] x [-3, 4].
 
@@ -517,9 +605,14 @@ def mccormick() -> Landscape:
         _exact(energy, "saddle", "saddle", at(TWO_PI / 3)),
     )
     return Landscape(
-        name="mccormick", dim=2, energy=energy, grad_fn=grad, bounds=((-1.5, 4.0), (-3.0, 4.0)),
+        name="mccormick",
+        dim=2,
+        energy=energy,
+        grad_fn=grad,
+        bounds=((-1.5, 4.0), (-3.0, 4.0)),
         critical_points=points,
-        default_start=(3.0, 3.0), default_lr=0.1,
+        default_start=(3.0, 3.0),
+        default_lr=0.1,
         description="McCormick: a tilted valley bent by a sine into a global and a local minimum",
         formula="sin(x + y) + (x - y)**2 - 1.5*x + 2.5*y + 1",
     )
@@ -527,8 +620,7 @@ def mccormick() -> Landscape:
 
 def _eggholder_energy(x: torch.Tensor) -> torch.Tensor:
     u, v = x[:, 0], x[:, 1] + 47
-    return (-v * torch.sin(_safe_sqrt(torch.abs(u / 2 + v)))
-            - u * torch.sin(_safe_sqrt(torch.abs(u - v))))
+    return -v * torch.sin(_safe_sqrt(torch.abs(u / 2 + v))) - u * torch.sin(_safe_sqrt(torch.abs(u - v)))
 
 
 @functools.cache
@@ -539,8 +631,11 @@ def _eggholder_points() -> tuple[CriticalPoint, ...]:
 
     (y,) = refine_critical_point(along_edge, (404.2319,))
     position = (512.0, y)
-    return (CriticalPoint("global", "global_min", position, _value(_eggholder_energy, position),
-                          on_boundary=True),)
+    return (
+        CriticalPoint(
+            "global", "global_min", position, _value(_eggholder_energy, position), on_boundary=True
+        ),
+    )
 
 
 @register("eggholder", "classic", "Eggholder: a rugged egg crate; global -959.64 on the edge x = 512")
@@ -552,8 +647,13 @@ def eggholder() -> Landscape:
     safe square root gives them a zero subgradient instead of NaN.
     """
     return Landscape(
-        name="eggholder", dim=2, energy=_eggholder_energy, bounds=((-512.0, 512.0), (-512.0, 512.0)),
-        critical_points=_eggholder_points(), default_start=(400.0, 300.0), default_lr=0.5,
+        name="eggholder",
+        dim=2,
+        energy=_eggholder_energy,
+        bounds=((-512.0, 512.0), (-512.0, 512.0)),
+        critical_points=_eggholder_points(),
+        default_start=(400.0, 300.0),
+        default_lr=0.5,
         capture_radius=5.0,
         description="Eggholder: deep, irregular wells everywhere; the best one lies on the domain's edge",
         formula="-(y + 47)*sin(sqrt(abs(x/2 + y + 47))) - x*sin(sqrt(abs(x - (y + 47))))",

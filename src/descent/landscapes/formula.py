@@ -98,25 +98,25 @@ _OP_SYMBOLS: dict[type, str] = {
     ast.In: "in",
     ast.NotIn: "not in",
 }
-_NODE_NAMES: dict[type, str] = {
-    ast.Lambda: "lambda",
-    ast.IfExp: "conditional expressions (if/else)",
-    ast.ListComp: "list comprehensions",
-    ast.SetComp: "set comprehensions",
-    ast.DictComp: "dict comprehensions",
-    ast.GeneratorExp: "generator expressions",
-    ast.List: "lists",
-    ast.Tuple: "tuples",
-    ast.Set: "sets",
-    ast.Dict: "dicts",
-    ast.NamedExpr: "assignment expressions (:=)",
-    ast.JoinedStr: "f-strings",
-    ast.FormattedValue: "f-strings",
-    ast.Starred: "starred expressions",
-    ast.Slice: "slices",
-    ast.Await: "await",
-    ast.Yield: "yield",
-    ast.YieldFrom: "yield",
+_NODE_NAMES: dict[type, str] = {  # "<what> not allowed"
+    ast.Lambda: "lambda is",
+    ast.IfExp: "conditional expressions (if/else) are",
+    ast.ListComp: "list comprehensions are",
+    ast.SetComp: "set comprehensions are",
+    ast.DictComp: "dict comprehensions are",
+    ast.GeneratorExp: "generator expressions are",
+    ast.List: "lists are",
+    ast.Tuple: "tuples are",
+    ast.Set: "sets are",
+    ast.Dict: "dicts are",
+    ast.NamedExpr: "assignment expressions (:=) are",
+    ast.JoinedStr: "f-strings are",
+    ast.FormattedValue: "f-strings are",
+    ast.Starred: "starred expressions are",
+    ast.Slice: "slices are",
+    ast.Await: "await is",
+    ast.Yield: "yield is",
+    ast.YieldFrom: "yield is",
 }
 _ALLOWED_OPERATORS = "+ - * / ** (or ^)"
 
@@ -167,7 +167,7 @@ def _prepare(text: object) -> tuple[_Source, ast.Expression]:
     if len(text) > MAX_LENGTH:
         raise FormulaError(
             f"invalid landscape formula {_short(text)}: too long ({len(text)} characters, "
-            f"at most {MAX_LENGTH})"
+            f"at most {MAX_LENGTH}) at column {MAX_LENGTH + 1}"
         )
     chars: list[str] = []
     origin: list[int] = []
@@ -289,8 +289,8 @@ class _Compiler:
         if isinstance(node, ast.BoolOp):
             symbol = _OP_SYMBOLS.get(type(node.op), "boolean operator")
             raise self.fail(f"'{symbol}' is not allowed", self.source.after(node.values[0]))
-        what = _NODE_NAMES.get(type(node), f"the syntax {type(node).__name__}")
-        raise self.fail(f"{what} {'are' if what.endswith('s') else 'is'} not allowed", node)
+        what = _NODE_NAMES.get(type(node), f"the syntax {type(node).__name__} is")
+        raise self.fail(f"{what} not allowed", node)
 
     def name(self, node: ast.Name) -> float | _Fn:
         if not isinstance(node.ctx, ast.Load):
@@ -470,40 +470,22 @@ def _formula_variables(text: str) -> tuple[str, ...]:
 # --- critical points -----------------------------------------------------------------------------
 
 
-def _value_grad(energy: _Fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _value_grad_hess(energy: _Fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """U [N], grad U [N, d] and the Hessian [N, d, d] (symmetrised, non-finite entries clamped),
+    by double backward (cheaper to start than ``torch.func`` on a first call)."""
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
         value = energy(xg)
-        (grad,) = torch.autograd.grad(value.sum(), xg)
-    return value.detach(), grad.detach()
-
-
-def _value_grad_hess(energy: _Fn, x: torch.Tensor, h: torch.Tensor):
-    """U, grad U (autograd) and the Hessian by central differences of the gradient, in one pass."""
-    n, d = x.shape
-    eye = torch.diag(h)
-    shifted = torch.cat([x, (x[None] + eye[:, None]).reshape(-1, d), (x[None] - eye[:, None]).reshape(-1, d)])
-    value, grad = _value_grad(energy, shifted)
-    plus = grad[n : n + n * d].reshape(d, n, d)
-    minus = grad[n + n * d :].reshape(d, n, d)
-    hess = ((plus - minus) / (2 * h[:, None, None])).permute(1, 0, 2)
-    hess = torch.nan_to_num(0.5 * (hess + hess.transpose(1, 2)), nan=0.0, posinf=1e12, neginf=-1e12)
-    return value[:n], grad[:n], hess.clamp(-1e12, 1e12)
-
-
-def _exact_hessian(energy: _Fn, x: torch.Tensor) -> torch.Tensor:
-    """Hessians [M, d, d] by double backward (cheaper to start than ``torch.func`` on a first call)."""
-    with torch.enable_grad():
-        xg = x.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(energy(xg).sum(), xg, create_graph=True)
+        (grad,) = torch.autograd.grad(value.sum(), xg, create_graph=True)
         rows = []
         for i in range(x.shape[1]):
+            row = None
             if grad.requires_grad:
                 (row,) = torch.autograd.grad(grad[:, i].sum(), xg, retain_graph=True, allow_unused=True)
-            else:
-                row = None
             rows.append(torch.zeros_like(x) if row is None else row.detach())
-    return torch.stack(rows, dim=1)
+    hess = torch.stack(rows, dim=1)
+    hess = torch.nan_to_num(0.5 * (hess + hess.transpose(1, 2)), nan=0.0, posinf=1e12, neginf=-1e12)
+    return value.detach(), grad.detach(), hess.clamp(-1e12, 1e12)
 
 
 def _starts(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
@@ -532,9 +514,9 @@ def _step(grad: torch.Tensor, hess: torch.Tensor, damping: torch.Tensor, newton:
     return -(v @ coeff[:, :, None]).squeeze(2)
 
 
-def _descend(energy: _Fn, starts: torch.Tensor, low, high, h, newton: bool, iters: int):
+def _descend(energy: _Fn, starts: torch.Tensor, low, high, newton: bool, iters: int):
     x = starts
-    value, grad, hess = _value_grad_hess(energy, x, h)
+    value, grad, hess = _value_grad_hess(energy, x)
     alive = torch.isfinite(value) & torch.isfinite(grad).all(dim=1)
     damping = 1e-3 * (1 + hess.flatten(1).norm(dim=1))
     trust = 0.25 * float((high - low).min())
@@ -545,7 +527,7 @@ def _descend(energy: _Fn, starts: torch.Tensor, low, high, h, newton: bool, iter
         step = step * torch.where(length > trust, trust / length, torch.ones_like(length))
         x_new = torch.minimum(torch.maximum(x + step, low), high)
         x_old = x
-        v_new, g_new, h_new = _value_grad_hess(energy, x_new, h)
+        v_new, g_new, h_new = _value_grad_hess(energy, x_new)
         finite = torch.isfinite(v_new) & torch.isfinite(g_new).all(dim=1)
         accept = alive & finite & ((v_new < value) | torch.tensor(newton))
         x = torch.where(accept[:, None], x_new, x)
@@ -616,7 +598,6 @@ def find_critical_points(energy: _Fn, bounds: Sequence[tuple[float, float]], max
     low = torch.tensor([b[0] for b in bounds], dtype=torch.float64)
     high = torch.tensor([b[1] for b in bounds], dtype=torch.float64)
     span = float((high - low).min())
-    h = 1e-5 * (high - low)
     starts = _starts(low, high)
     with torch.no_grad():
         ok = torch.isfinite(energy(starts))
@@ -624,7 +605,7 @@ def find_critical_points(energy: _Fn, bounds: Sequence[tuple[float, float]], max
     if starts.shape[0] == 0:
         return _Search((), False, None)
 
-    x, value, grad, alive, gtol = _descend(energy, starts, low, high, h, newton=False, iters=100)
+    x, value, grad, alive, gtol = _descend(energy, starts, low, high, newton=False, iters=100)
     keep = alive & _interior(x, low, high) & torch.isfinite(value)
     x, value, grad = x[keep], value[keep], grad[keep]
     minima: list[CriticalPoint] = []
@@ -642,7 +623,7 @@ def find_critical_points(energy: _Fn, bounds: Sequence[tuple[float, float]], max
         x, value, grad = x[reps], value[reps], grad[reps]
         smooth = grad.norm(dim=1) <= gtol * 1e3
         if x.shape[0]:
-            eig = torch.linalg.eigvalsh(torch.nan_to_num(_exact_hessian(energy, x).detach()))
+            eig = torch.linalg.eigvalsh(torch.nan_to_num(_value_grad_hess(energy, x)[2]))
             bad = smooth & (eig[:, 0] < -1e-6 * (1 + eig.abs().amax(dim=1)))
             tops = eig[smooth & ~bad, -1]
             curvature = float(tops.max()) if tops.numel() else None
@@ -650,26 +631,26 @@ def find_critical_points(energy: _Fn, bounds: Sequence[tuple[float, float]], max
         if x.shape[0]:
             best = float(value.min())
             tie = 1e-8 * (1 + abs(best))
-            for rank, i in enumerate(range(min(x.shape[0], max_points)), start=1):
-                kind = "global_min" if float(value[i]) <= best + tie else "local_min"
-                minima.append(
-                    CriticalPoint(
-                        f"min{rank}",
-                        kind,
-                        tuple(float(c) for c in x[i]),  # type: ignore[arg-type]
-                        float(value[i]),
-                        smooth=bool(smooth[i]),
-                    )
-                )
+            found = []
+            for i in range(x.shape[0]):
+                position = tuple(float(c) for c in x[i])
+                is_global = float(value[i]) <= best + tie
+                # globals first, ordered by position (deterministic ids for symmetric minima)
+                key = (0, 0.0, position) if is_global else (1, float(value[i]), position)
+                found.append((key, position, float(value[i]), bool(smooth[i])))
+            found.sort(key=lambda item: item[0])
+            for rank, (key, position, val, is_smooth) in enumerate(found[:max_points], start=1):
+                kind = "global_min" if key[0] == 0 else "local_min"
+                minima.append(CriticalPoint(f"min{rank}", kind, position, val, smooth=is_smooth))  # type: ignore[arg-type]
 
     saddles: list[CriticalPoint] = []
-    xs, vs, gs, alive_s, _ = _descend(energy, starts, low, high, h, newton=True, iters=40)
+    xs, vs, gs, alive_s, _ = _descend(energy, starts, low, high, newton=True, iters=40)
     keep = alive_s & _interior(xs, low, high) & (gs.norm(dim=1) <= gtol * 1e3)
     xs, vs = xs[keep], vs[keep]
     if xs.shape[0]:
         reps = _cluster(xs, vs, 2e-3 * span)
         xs, vs = xs[reps], vs[reps]
-        eig = torch.linalg.eigvalsh(torch.nan_to_num(_exact_hessian(energy, xs).detach()))
+        eig = torch.linalg.eigvalsh(torch.nan_to_num(_value_grad_hess(energy, xs)[2]))
         eps = 1e-6 * (1 + eig.abs().amax(dim=1))
         indefinite = (eig[:, 0] < -eps) & (eig[:, -1] > eps)
         xs, vs = xs[indefinite], vs[indefinite]

@@ -114,7 +114,8 @@ def _adagrad_init(params: torch.Tensor) -> State:
 def _adagrad_update(grads, state, params, hp, generator):
     step, state = _next_step(state)
     total = state["sum"] + grads * grads
-    lr = per_particle(hp["lr"], params) / (1 + (step - 1) * per_particle(hp["lr_decay"], params))
+    t = step.to(params.dtype)  # an int64 step times a float would give float32, rounding the lr
+    lr = per_particle(hp["lr"], params) / (1 + (t - 1) * per_particle(hp["lr_decay"], params))
     update = -lr * grads / (torch.sqrt(total) + per_particle(hp["eps"], params))
     return update, {**state, "sum": total}
 
