@@ -12,14 +12,22 @@ def invalid(parameter: str, value: object, allowed: str) -> DescentError:
     return DescentError(f"invalid {parameter}={value!r}: expected {allowed}")
 
 
-def check_number(parameter: str, value: object, low: float | None = None, high: float | None = None,
-                 *, low_open: bool = False, high_open: bool = False) -> float:
+def check_number(
+    parameter: str,
+    value: object,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     """Return ``float(value)`` or raise ``invalid`` if it is not a finite number within [low, high]."""
     import math
 
     lo = "(" if low_open else "["
     hi = ")" if high_open else "]"
-    allowed = f"a finite number in {lo}{'-inf' if low is None else low}, {'inf)' if high is None else f'{high}{hi}'}"
+    upper = "inf)" if high is None else f"{high}{hi}"
+    allowed = f"a finite number in {lo}{'-inf' if low is None else low}, {upper}"
     if isinstance(value, bool):
         raise invalid(parameter, value, allowed)
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -13,8 +12,12 @@ from rich.table import Table
 
 from descent._errors import DescentError, check_number, invalid
 
-app = typer.Typer(help="descent: gradient descent seen as physics.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="descent: gradient descent seen as physics.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 list_app = typer.Typer(help="List the registries.", no_args_is_help=True)
 experiment_app = typer.Typer(help="Each seed claim as a reproducible experiment.", no_args_is_help=True)
 app.add_typer(list_app, name="list")
@@ -29,8 +32,19 @@ def _fail(error: Exception) -> None:
 
 def progress_bar(description: str) -> Progress:
     """A rich progress bar (shown on long work; quiet when not a terminal)."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=console, transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _bar_callback(bar: Progress, task: int):
+    """A ``progress(k, total)`` callback that advances ``task`` on ``bar``."""
+    return lambda k, total: bar.update(task, completed=k, total=total)
 
 
 def parse_point(text: str, parameter: str = "start") -> list[float]:
@@ -41,7 +55,7 @@ def parse_point(text: str, parameter: str = "start") -> list[float]:
         raise invalid(parameter, text, "comma-separated numbers, e.g. -1.7,0") from None
 
 
-def parse_starts(text: Optional[str]) -> object:
+def parse_starts(text: str | None) -> object:
     if text is None or text == "default":
         return "default"
     if text.startswith(("random:", "grid:")):
@@ -62,26 +76,31 @@ def parse_params(items: list[str], parameter: str) -> dict[str, float]:
 
 @app.command()
 def run(
-    landscape: str = typer.Option("double-well", help="registered name (see `descent list landscapes`) "
-                                  "or a formula in x and y, e.g. \"x**2 + 3*sin(y)\""),
+    landscape: str = typer.Option(
+        "double-well",
+        help="registered name (see `descent list landscapes`) "
+        'or a formula in x and y, e.g. "x**2 + 3*sin(y)"',
+    ),
     optimizer: str = typer.Option("momentum", help="update rule (see `descent list optimizers`)"),
-    lr: Optional[float] = typer.Option(None, help="learning rate [default: the landscape's]"),
-    momentum: Optional[float] = typer.Option(None, help="momentum beta (momentum, nesterov, rmsprop)"),
-    temperature: Optional[float] = typer.Option(None, help="Langevin temperature T"),
+    lr: float | None = typer.Option(None, help="learning rate [default: the landscape's]"),
+    momentum: float | None = typer.Option(None, help="momentum beta (momentum, nesterov, rmsprop)"),
+    temperature: float | None = typer.Option(None, help="Langevin temperature T"),
     hp: list[str] = typer.Option([], "--hp", help="other hyper-parameters, key=value (repeatable)"),
     param: list[str] = typer.Option([], "--param", help="landscape parameters, key=value (repeatable)"),
-    schedule: Optional[str] = typer.Option(None, help="lr schedule, e.g. 'cosine:total=2000' or "
-                                           "'warmup:steps=100>cosine:total=1900'"),
+    schedule: str | None = typer.Option(
+        None, help="lr schedule, e.g. 'cosine:total=2000' or 'warmup:steps=100>cosine:total=1900'"
+    ),
     grad_noise: float = typer.Option(0.0, help="std of Gaussian noise added to each gradient"),
-    clip: Optional[float] = typer.Option(None, help="clip each particle's gradient norm to this"),
+    clip: float | None = typer.Option(None, help="clip each particle's gradient norm to this"),
     l2: float = typer.Option(0.0, help="coupled weight decay: g + l2*w"),
-    start: Optional[str] = typer.Option(None, help="x,y start; 'random:N' or 'grid:K' for swarms; "
-                                        "several points separated by ';'"),
-    starts: Optional[str] = typer.Option(None, help="alias of --start"),
+    start: str | None = typer.Option(
+        None, help="x,y start; 'random:N' or 'grid:K' for swarms; several points separated by ';'"
+    ),
+    starts: str | None = typer.Option(None, help="alias of --start"),
     steps: int = typer.Option(2000, help="maximum number of steps"),
     record_every: int = typer.Option(1, help="record every k steps"),
-    grad_tol: Optional[float] = typer.Option(None, help="stop a particle when |grad| < this"),
-    target_loss: Optional[float] = typer.Option(None, help="stop a particle when loss <= this"),
+    grad_tol: float | None = typer.Option(None, help="stop a particle when |grad| < this"),
+    target_loss: float | None = typer.Option(None, help="stop a particle when loss <= this"),
     seed: int = typer.Option(0, help="random seed (noise, random starts)"),
     dtype: str = typer.Option("float64", help="float64 or float32"),
     device: str = typer.Option("cpu", help="cpu or cuda"),
@@ -104,15 +123,26 @@ def run(
         from descent.optim import parse_schedule, schedule_to_dict
 
         spec = RunSpec(
-            landscape=landscape, landscape_params=parse_params(param, "--param"), optimizer=optimizer,
-            hyper=hyper, schedule=schedule_to_dict(parse_schedule(schedule)) if schedule else None,
-            grad_noise=grad_noise, clip_norm=clip, l2=l2, starts=parse_starts(start or starts), steps=steps,
-            record_every=record_every, seed=seed, grad_tol=grad_tol, target_loss=target_loss, dtype=dtype,
+            landscape=landscape,
+            landscape_params=parse_params(param, "--param"),
+            optimizer=optimizer,
+            hyper=hyper,
+            schedule=schedule_to_dict(parse_schedule(schedule)) if schedule else None,
+            grad_noise=grad_noise,
+            clip_norm=clip,
+            l2=l2,
+            starts=parse_starts(start or starts),
+            steps=steps,
+            record_every=record_every,
+            seed=seed,
+            grad_tol=grad_tol,
+            target_loss=target_loss,
+            dtype=dtype,
             device=device,
         )
         with progress_bar("simulating") as bar:
             task = bar.add_task("simulating", total=steps)
-            trajectory = run_spec(spec, progress=lambda k, total: bar.update(task, completed=k))
+            trajectory = run_spec(spec, progress=_bar_callback(bar, task))
     except DescentError as error:
         _fail(error)
         return
@@ -130,14 +160,19 @@ def run(
 def _print_summary(trajectory, paths) -> None:
     summary = trajectory.summary()
     opt = trajectory.optimizer
-    hyper = ", ".join(f"{k}={v if not isinstance(v, list) else '[...]'}" for k, v in opt.to_dict()["hyper"].items())
+    hyper = ", ".join(
+        f"{k}={v if not isinstance(v, list) else '[...]'}" for k, v in opt.to_dict()["hyper"].items()
+    )
     console.print(f"[bold]{trajectory.landscape.name}[/] · [bold]{opt.name}[/] ({hyper})")
     n = summary["particles"]
     if n == 1:
         pos = ", ".join(f"{v:.4f}" for v in trajectory.final_position[0].tolist())
-        console.print(f"outcome: [bold green]{trajectory.outcomes[0]}[/] (reached at step "
-                      f"{int(trajectory.outcome_step[0])}); final position ({pos}); "
-                      f"final loss {float(trajectory.final_loss[0]):.6g}")
+        outcome = trajectory.outcomes[0]
+        when = "not settled" if outcome == "moving" else f"reached at step {int(trajectory.outcome_step[0])}"
+        console.print(
+            f"outcome: [bold green]{outcome}[/] ({when}); final position ({pos}); "
+            f"final loss {float(trajectory.final_loss[0]):.6g}"
+        )
     else:
         table = Table("outcome", "particles", "share")
         for label, count in sorted(summary["outcomes"].items(), key=lambda kv: -kv[1]):
@@ -157,9 +192,17 @@ def list_landscapes(as_json: bool = typer.Option(False, "--json", help="machine-
     rows = []
     for name, entry in LANDSCAPES.items():
         land = entry.build()
-        rows.append({"name": name, "category": entry.category, "params": entry.defaults, "dim": land.dim,
-                     "default_lr": land.default_lr, "start": list(land.start()[0].tolist()),
-                     "summary": entry.summary})
+        rows.append(
+            {
+                "name": name,
+                "category": entry.category,
+                "params": entry.defaults,
+                "dim": land.dim,
+                "default_lr": land.default_lr,
+                "start": list(land.start()[0].tolist()),
+                "summary": entry.summary,
+            }
+        )
     if as_json:
         console.print_json(json.dumps(rows))
         return
@@ -177,9 +220,19 @@ def list_optimizers(as_json: bool = typer.Option(False, "--json", help="machine-
     from descent.optim import RULES
 
     if as_json:
-        console.print_json(json.dumps([{"name": r.name, "math": r.math, "torch": r.torch_name,
-                                         "hyper": {h.name: h.default for h in r.hyperparams}}
-                                        for r in RULES.values()]))
+        console.print_json(
+            json.dumps(
+                [
+                    {
+                        "name": r.name,
+                        "math": r.math,
+                        "torch": r.torch_name,
+                        "hyper": {h.name: h.default for h in r.hyperparams},
+                    }
+                    for r in RULES.values()
+                ]
+            )
+        )
         return
     table = Table("name", "hyper-parameters (default; allowed)", "update", "torch.optim")
     for rule in RULES.values():
@@ -190,9 +243,11 @@ def list_optimizers(as_json: bool = typer.Option(False, "--json", help="machine-
 
 
 @app.command()
-def arena(host: str = typer.Option("127.0.0.1", help="interface to serve on (loopback by default)"),
-          port: int = typer.Option(8050, help="port"),
-          debug: bool = typer.Option(False, help="Dash debug mode")) -> None:
+def arena(
+    host: str = typer.Option("127.0.0.1", help="interface to serve on (loopback by default)"),
+    port: int = typer.Option(8050, help="port"),
+    debug: bool = typer.Option(False, help="Dash debug mode"),
+) -> None:
     """Serve the Descent Arena, the interactive page."""
     from descent.arena import serve
 
@@ -212,9 +267,11 @@ def experiment_list() -> None:
 
 
 @experiment_app.command("run")
-def experiment_run(name: str = typer.Argument(..., help="an experiment name, or 'all'"),
-                   quick: bool = typer.Option(False, help="the small size the tests run"),
-                   out: Path = typer.Option(Path("out/experiments"), help="folder for NAME.json and NAME.png")) -> None:
+def experiment_run(
+    name: str = typer.Argument(..., help="an experiment name, or 'all'"),
+    quick: bool = typer.Option(False, help="the small size the tests run"),
+    out: Path = typer.Option(Path("out/experiments"), help="folder for NAME.json and NAME.png"),
+) -> None:
     """Run one experiment (or all): numbers, theory, verdict, figure."""
     from descent.experiments import EXPERIMENT_NAMES, run_experiment
 
@@ -223,8 +280,9 @@ def experiment_run(name: str = typer.Argument(..., help="an experiment name, or 
         for each in names:
             with progress_bar(each) as bar:
                 task = bar.add_task(each, total=None)
-                result = run_experiment(each, quick=quick,
-                                        progress=lambda k, total: bar.update(task, completed=k, total=total))
+                result = run_experiment(
+                    each, quick=quick, progress=_bar_callback(bar, task)
+                )
             paths = result.save(out)
             colour = {"held": "green", "did not hold": "red"}.get(result.verdict, "yellow")
             console.print(f"[bold]{each}[/]: [{colour}]{result.verdict}[/] — {result.explanation}")
@@ -236,14 +294,18 @@ def experiment_run(name: str = typer.Argument(..., help="an experiment name, or 
 
 
 @app.command()
-def report(out: Path = typer.Option(Path("report.html"), help="the HTML file to write"),
-           quick: bool = typer.Option(False, help="run every experiment at its quick size")) -> None:
+def report(
+    out: Path = typer.Option(Path("report.html"), help="the HTML file to write"),
+    quick: bool = typer.Option(False, help="run every experiment at its quick size"),
+) -> None:
     """Run every experiment and gather them into one self-contained HTML page."""
     from descent.experiments.report import build_report
 
     with progress_bar("report") as bar:
         task = bar.add_task("experiments", total=None)
-        path = build_report(out, quick=quick, progress=lambda k, total: bar.update(task, completed=k, total=total))
+        path = build_report(
+            out, quick=quick, progress=_bar_callback(bar, task)
+        )
     console.print(f"wrote {path}")
 
 

@@ -76,9 +76,14 @@ class RunSpec:
 
     def build_optimizer(self, landscape: Landscape) -> Optimizer:
         hyper = {"lr": landscape.default_lr, **self.hyper}
-        return Optimizer.build(self.optimizer, schedule=self.schedule, grad_noise=_tensor(self.grad_noise),
-                               clip_norm=self.clip_norm, l2=_tensor(self.l2),
-                               **{k: _tensor(v) for k, v in hyper.items()})
+        return Optimizer.build(
+            self.optimizer,
+            schedule=self.schedule,
+            grad_noise=_tensor(self.grad_noise),
+            clip_norm=self.clip_norm,
+            l2=_tensor(self.l2),
+            **{k: _tensor(v) for k, v in hyper.items()},
+        )
 
     def build_starts(self, landscape: Landscape) -> torch.Tensor:
         dtype, device = DTYPES[self.dtype], self.device
@@ -126,8 +131,9 @@ def resolve_landscape(text: str, **params: float) -> Landscape:
     return resolve_formula(text, **params)
 
 
-def grid_starts(landscape: Landscape, k: int, dtype: torch.dtype = torch.float64,
-                device: str | torch.device = "cpu") -> torch.Tensor:
+def grid_starts(
+    landscape: Landscape, k: int, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu"
+) -> torch.Tensor:
     """K x K starts over the box of a 2-D landscape (cell centres), row-major in y then x."""
     if landscape.dim != 2:
         raise invalid("starts", f"grid:{k}", "a grid only on 2-D landscapes")
@@ -149,9 +155,18 @@ def run_spec(spec: RunSpec, progress: Callable[[int, int], None] | None = None) 
     landscape = spec.build_landscape()
     optimizer = spec.build_optimizer(landscape)
     starts = spec.build_starts(landscape)
-    return simulate(landscape, optimizer, starts, spec.steps, record_every=spec.record_every,
-                    grad_tol=spec.grad_tol, target_loss=spec.target_loss, seed=spec.seed, progress=progress,
-                    spec=asdict(spec))
+    return simulate(
+        landscape,
+        optimizer,
+        starts,
+        spec.steps,
+        record_every=spec.record_every,
+        grad_tol=spec.grad_tol,
+        target_loss=spec.target_loss,
+        seed=spec.seed,
+        progress=progress,
+        spec=asdict(spec),
+    )
 
 
 def _tensor(value: object) -> object:

@@ -137,12 +137,12 @@ def _distance(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return max(abs(u - v) for u, v in zip(a, b, strict=True))
 
 
-def newton(landscape: Landscape, start: tuple[float, ...], steps: int = 30) -> torch.Tensor:
+def newton(landscape: Landscape, start: tuple[float, ...], steps: int = 20) -> torch.Tensor:
     """A local Newton refinement on grad U = 0 (the analytic gradient, the autograd Hessian)."""
     x = rows(start)
     for _ in range(steps):
         grad = landscape.gradient(x)
-        if float(grad.norm()) < 1e-13:
+        if float(grad.norm()) < 1e-11:
             break
         x = x - torch.linalg.solve(landscape.hessian(x)[0], grad[0]).unsqueeze(0)
     return x
@@ -419,12 +419,12 @@ def test_cuda_matches_cpu(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_plain_gd_from_the_default_start_is_stable(name: str) -> None:
-    """2000 steps of x <- x - lr grad U from the default start at the default lr: finite, inside the bounds,
+    """1000 steps of x <- x - lr grad U from the default start at the default lr: finite, inside the bounds,
     the energy never rises (the step is below the stability edge along the whole path)."""
     landscape = build(name)
     x, lr = landscape.start(), landscape.default_lr
     energies = [float(landscape.value(x)[0])]
-    for _ in range(2000):
+    for _ in range(1000):
         x = x - lr * landscape.gradient(x)
         energies.append(float(landscape.value(x)[0]))
     assert all(math.isfinite(e) for e in energies)

@@ -95,6 +95,7 @@ def simulate(
     since = torch.zeros(n, dtype=torch.int64, device=device)
     escaped_code = classifier.code(ESCAPED)
     centers = classifier.positions(x)
+    far_limits = classifier.far_limits(x)
 
     recorder = _Recorder(optimizer, n, dtype, device)
     recorder.add(0, x, value, last_update)
@@ -106,34 +107,42 @@ def simulate(
             moving = active.unsqueeze(1)
             x_new = torch.where(moving, x + updates, x)
             value_new, grad_new = landscape.value_and_gradient(x_new)
-            bad = active & ~(torch.isfinite(x_new).all(dim=1) & torch.isfinite(value_new)
-                             & torch.isfinite(grad_new).all(dim=1))
-            bad |= active & classifier._far(x_new)
+            bad = active & ~(
+                torch.isfinite(x_new).all(dim=1)
+                & torch.isfinite(value_new)
+                & torch.isfinite(grad_new).all(dim=1)
+            )
+            bad |= active & classifier._far(x_new, far_limits)
             keep = (~bad).unsqueeze(1)
             x = torch.where(keep, x_new, x)
             value = torch.where(bad, value, value_new)
             grad = torch.where(keep, grad_new, grad)
             last_update = torch.where(moving & keep, updates, last_update)
             diverged |= bad
-            stopping = bad.clone()
+            stopping = (
+                bad.clone()
+                if grad_tol is not None or target_loss is not None or not landscape.bounded_below
+                else bad
+            )
             if not landscape.bounded_below:
                 stopping |= active & ~landscape.inside(x)
             if grad_tol is not None:
                 stopping |= active & (grad.norm(dim=1) < grad_tol)
             if target_loss is not None:
                 stopping |= active & (value <= target_loss)
-            stop_step = torch.where(stopping, torch.full_like(stop_step, k + 1), stop_step)
+            stop_step = torch.where(stopping, k + 1, stop_step)
             active &= ~stopping
-            if (k + 1) % check_every == 0 or k + 1 == steps or not bool(active.any()):
-                new_codes = classifier.classify(x, grad, last_update, centers)
-                new_codes = torch.where(diverged, torch.zeros_like(new_codes), new_codes)
-                since = torch.where(new_codes != codes, torch.full_like(since, k + 1), since)
+            any_active = bool(active.any())  # the one host sync per step (early exit)
+            if (k + 1) % check_every == 0 or k + 1 == steps or not any_active:
+                # every particle not in `diverged` is finite and in range here: bad ones are frozen
+                new_codes = classifier.classify(x, grad, last_update, centers, diverged=diverged)
+                since = torch.where(new_codes != codes, k + 1, since)
                 codes = new_codes
             if record_every and (k + 1) % record_every == 0:
                 recorder.add(k + 1, x, value, last_update)
             if progress is not None:
                 progress(k + 1, steps)
-            if not bool(active.any()):
+            if not any_active:
                 break
         else:
             k = steps - 1 if steps else -1
@@ -149,9 +158,16 @@ def simulate(
         codes = torch.where(out, torch.full_like(codes, escaped_code), codes)
     labels = classifier.labels
     return recorder.finish(
-        landscape=landscape, optimizer=optimizer, spec=spec, outcomes=[labels[c] for c in codes.tolist()],
-        outcome_step=since.cpu(), stop_step=stop_step.cpu(), nearest_minimum=classifier.nearest_minimum(x),
-        steps_run=last, interrupted=interrupted, seed=int(seed),
+        landscape=landscape,
+        optimizer=optimizer,
+        spec=spec,
+        outcomes=[labels[c] for c in codes.tolist()],
+        outcome_step=since.cpu(),
+        stop_step=stop_step.cpu(),
+        nearest_minimum=classifier.nearest_minimum(x),
+        steps_run=last,
+        interrupted=interrupted,
+        seed=int(seed),
     )
 
 
@@ -168,11 +184,24 @@ class _Recorder:
         lr = torch.as_tensor(self.optimizer.lr_at(max(k - 1, 0)), dtype=self.dtype, device=self.device)
         h = time_step(self.optimizer.rule.physics, lr.expand(self.n) if lr.ndim == 0 else lr.reshape(-1))
         self.steps.append(k)
-        self.frames.append((x.detach().cpu().clone(), value.detach().cpu().clone(),
-                            update.detach().cpu().clone(), h.detach().cpu().clone()))
+        self.frames.append(
+            (
+                x.detach().cpu().clone(),
+                value.detach().cpu().clone(),
+                update.detach().cpu().clone(),
+                h.detach().cpu().clone(),
+            )
+        )
 
     def finish(self, **fields) -> Trajectory:
         positions, loss, displacement, h = (torch.stack(parts) for parts in zip(*self.frames))
-        return Trajectory(steps=torch.tensor(self.steps), positions=positions, loss=loss,
-                          displacement=displacement, time_step=h,
-                          dtype=str(self.dtype).removeprefix("torch."), device=str(self.device), **fields)
+        return Trajectory(
+            steps=torch.tensor(self.steps),
+            positions=positions,
+            loss=loss,
+            displacement=displacement,
+            time_step=h,
+            dtype=str(self.dtype).removeprefix("torch."),
+            device=str(self.device),
+            **fields,
+        )

@@ -116,8 +116,10 @@ class Trajectory:
             "seed": self.seed,
             "steps_run": self.steps_run,
             "interrupted": self.interrupted,
-            "decimation": {"particles": keep_p.tolist() if len(keep_p) < n else "all",
-                           "frames": "all" if len(keep_t) == t else f"{len(keep_t)} of {t}"},
+            "decimation": {
+                "particles": keep_p.tolist() if len(keep_p) < n else "all",
+                "frames": "all" if len(keep_t) == t else f"{len(keep_t)} of {t}",
+            },
             "steps": self.steps[keep_t].tolist(),
             "positions": pick(self.positions),
             "loss": pick(self.loss),
@@ -126,11 +128,23 @@ class Trajectory:
             "potential_energy": pick(self.loss),
             "total_energy": None if kinetic is None else pick(kinetic + self.loss),
             "particles": [
-                {"outcome": o, "outcome_step": int(s), "stop_step": int(st), "nearest_minimum": m,
-                 "start": _finite_list(self.positions[0, i]), "final": _finite_list(self.positions[-1, i]),
-                 "final_loss": _finite_list(self.loss[-1, i])}
-                for i, (o, s, st, m) in enumerate(zip(self.outcomes, self.outcome_step.tolist(),
-                                                       self.stop_step.tolist(), self.nearest_minimum))
+                {
+                    "outcome": o,
+                    "outcome_step": int(s),
+                    "stop_step": int(st),
+                    "nearest_minimum": m,
+                    "start": _finite_list(self.positions[0, i]),
+                    "final": _finite_list(self.positions[-1, i]),
+                    "final_loss": _finite_list(self.loss[-1, i]),
+                }
+                for i, (o, s, st, m) in enumerate(
+                    zip(
+                        self.outcomes,
+                        self.outcome_step.tolist(),
+                        self.stop_step.tolist(),
+                        self.nearest_minimum,
+                    )
+                )
             ],
         }
 
@@ -152,8 +166,16 @@ class Trajectory:
             for ti in keep_t:
                 step = int(self.steps[ti])
                 for pi in keep_p:
-                    writer.writerow([step, pi, *self.positions[ti, pi].tolist(), float(self.loss[ti, pi]),
-                                     float(speed[ti, pi]), self.outcomes[pi]])
+                    writer.writerow(
+                        [
+                            step,
+                            pi,
+                            *self.positions[ti, pi].tolist(),
+                            float(self.loss[ti, pi]),
+                            float(speed[ti, pi]),
+                            self.outcomes[pi],
+                        ]
+                    )
         return path
 
 

@@ -36,9 +36,16 @@ class Result:
     checks: dict[str, bool] = field(default_factory=dict)  # named tolerance checks, all must pass to "hold"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "claim": self.claim, "verdict": self.verdict,
-                "explanation": self.explanation, "numbers": self.numbers, "theory": self.theory,
-                "checks": self.checks, "config": self.config}
+        return {
+            "name": self.name,
+            "claim": self.claim,
+            "verdict": self.verdict,
+            "explanation": self.explanation,
+            "numbers": self.numbers,
+            "theory": self.theory,
+            "checks": self.checks,
+            "config": self.config,
+        }
 
     def figure_png(self) -> bytes:
         if self.figure is None:

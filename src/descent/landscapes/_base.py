@@ -173,8 +173,13 @@ class Landscape:
         high = torch.tensor([b[1] for b in self.bounds], dtype=x.dtype, device=x.device)
         return ((x >= low) & (x <= high)).all(dim=1)
 
-    def random_starts(self, n: int, generator: torch.Generator | None = None,
-                      dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> torch.Tensor:
+    def random_starts(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "cpu",
+    ) -> torch.Tensor:
         """``n`` starts drawn uniformly in the bounds."""
         low = torch.tensor([b[0] for b in self.bounds], dtype=dtype)
         high = torch.tensor([b[1] for b in self.bounds], dtype=dtype)

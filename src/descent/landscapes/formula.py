@@ -470,22 +470,25 @@ def _formula_variables(text: str) -> tuple[str, ...]:
 # --- critical points -----------------------------------------------------------------------------
 
 
-def _value_grad_hess(energy: _Fn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """U [N], grad U [N, d] and the Hessian [N, d, d] (symmetrised, non-finite entries clamped),
-    by double backward (cheaper to start than ``torch.func`` on a first call)."""
+def _value_grad_hess(energy: _Fn, x: torch.Tensor, h: torch.Tensor):
+    """U [N], grad U [N, d] (autograd) and the Hessian [N, d, d] by central differences of the
+    gradient (steps ``h`` per axis), all from one first-order pass over the N (1 + 2d) points.
+
+    Differences rather than double backward: the second backward of sqrt/log/pow makes torch
+    import its compiler stack on first use (seconds). Non-finite Hessian entries are clamped.
+    """
+    n, d = x.shape
+    eye = torch.diag(h)
+    shifted = torch.cat([x, (x[None] + eye[:, None]).reshape(-1, d), (x[None] - eye[:, None]).reshape(-1, d)])
     with torch.enable_grad():
-        xg = x.detach().requires_grad_(True)
+        xg = shifted.detach().requires_grad_(True)
         value = energy(xg)
-        (grad,) = torch.autograd.grad(value.sum(), xg, create_graph=True)
-        rows = []
-        for i in range(x.shape[1]):
-            row = None
-            if grad.requires_grad:
-                (row,) = torch.autograd.grad(grad[:, i].sum(), xg, retain_graph=True, allow_unused=True)
-            rows.append(torch.zeros_like(x) if row is None else row.detach())
-    hess = torch.stack(rows, dim=1)
-    hess = torch.nan_to_num(0.5 * (hess + hess.transpose(1, 2)), nan=0.0, posinf=1e12, neginf=-1e12)
-    return value.detach(), grad.detach(), hess.clamp(-1e12, 1e12)
+        (grad,) = torch.autograd.grad(value.sum(), xg)
+    plus = grad[n : n + n * d].reshape(d, n, d)
+    minus = grad[n + n * d :].reshape(d, n, d)
+    hess = ((plus - minus) / (2 * h[:, None, None])).transpose(0, 1)
+    hess = torch.nan_to_num(0.5 * (hess + hess.transpose(1, 2)), nan=0.0, posinf=1e150, neginf=-1e150)
+    return value[:n].detach(), grad[:n], hess.clamp(-1e150, 1e150)
 
 
 def _starts(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
@@ -514,34 +517,48 @@ def _step(grad: torch.Tensor, hess: torch.Tensor, damping: torch.Tensor, newton:
     return -(v @ coeff[:, :, None]).squeeze(2)
 
 
-def _descend(energy: _Fn, starts: torch.Tensor, low, high, newton: bool, iters: int):
-    x = starts
-    value, grad, hess = _value_grad_hess(energy, x)
+def _descend(energy: _Fn, starts: torch.Tensor, low, high, h, newton: bool, iters: int):
+    """Batched damped Newton from ``starts`` inside the box; iterates only on still-active points.
+
+    ``newton=False``: Levenberg-Marquardt with monotone descent (steps that do not lower U are
+    rejected and the damping raised). ``newton=True``: plain Newton on grad U = 0 (any critical point).
+    A point stops when converged (tiny gradient, no more movement), stuck (damping huge, or Newton
+    no longer moving) or held against the box for three iterations in a row.
+    """
+    x = starts.clone()
+    value, grad, hess = _value_grad_hess(energy, x, h)
     alive = torch.isfinite(value) & torch.isfinite(grad).all(dim=1)
     damping = 1e-3 * (1 + hess.flatten(1).norm(dim=1))
     trust = 0.25 * float((high - low).min())
     gtol = 1e-9 * (1 + float(grad[alive].norm(dim=1).median())) if alive.any() else 1.0
+    active = alive.clone()
+    walled = torch.zeros(x.shape[0], dtype=torch.long)
     for _ in range(iters):
-        step = _step(torch.where(alive[:, None], grad, 0.0), hess, damping, newton)
+        idx = active.nonzero().squeeze(1)
+        if idx.numel() == 0:
+            break
+        xa, va, la = x[idx], value[idx], damping[idx]
+        step = _step(grad[idx], hess[idx], la, newton)
         length = step.norm(dim=1, keepdim=True)
         step = step * torch.where(length > trust, trust / length, torch.ones_like(length))
-        x_new = torch.minimum(torch.maximum(x + step, low), high)
-        x_old = x
-        v_new, g_new, h_new = _value_grad_hess(energy, x_new)
+        x_new = torch.minimum(torch.maximum(xa + step, low), high)
+        v_new, g_new, h_new = _value_grad_hess(energy, x_new, h)
         finite = torch.isfinite(v_new) & torch.isfinite(g_new).all(dim=1)
-        accept = alive & finite & ((v_new < value) | torch.tensor(newton))
-        x = torch.where(accept[:, None], x_new, x)
-        value = torch.where(accept, v_new, value)
-        grad = torch.where(accept[:, None], g_new, grad)
-        hess = torch.where(accept[:, None, None], h_new, hess)
+        accept = finite if newton else finite & (v_new < va)
+        x[idx] = torch.where(accept[:, None], x_new, xa)
+        value[idx] = torch.where(accept, v_new, va)
+        grad[idx] = torch.where(accept[:, None], g_new, grad[idx])
+        hess[idx] = torch.where(accept[:, None, None], h_new, hess[idx])
+        damping[idx] = torch.where(accept, la / 3, la * 4).clamp(1e-12, 1e20)
+        moved = torch.where(accept, (x_new - xa).norm(dim=1), torch.zeros_like(va))
+        still = moved <= 1e-12 * trust
+        walled[idx] = torch.where(_interior(x[idx], low, high), 0, walled[idx] + 1)
         if newton:
-            alive = alive & finite
-        damping = torch.where(accept, damping / 3, damping * 4).clamp(1e-12, 1e20)
-        moved = torch.where(accept, (x_new - x_old).norm(dim=1), torch.zeros_like(value))
-        small = (grad.norm(dim=1) <= gtol * 1e-3) & (moved <= 1e-12 * trust)
-        done = ~alive | small | (damping >= 1e16)
-        if bool(done.all()):
-            break
+            alive[idx] = alive[idx] & finite
+            stop = ~finite | still
+        else:
+            stop = (still & (grad[idx].norm(dim=1) <= gtol * 1e-3)) | (damping[idx] >= 1e16)
+        active[idx] = ~stop & (walled[idx] < 3)
     return x, value, grad, alive, gtol
 
 
@@ -598,6 +615,7 @@ def find_critical_points(energy: _Fn, bounds: Sequence[tuple[float, float]], max
     low = torch.tensor([b[0] for b in bounds], dtype=torch.float64)
     high = torch.tensor([b[1] for b in bounds], dtype=torch.float64)
     span = float((high - low).min())
+    h = 1e-7 * (high - low)
     starts = _starts(low, high)
     with torch.no_grad():
         ok = torch.isfinite(energy(starts))
@@ -605,7 +623,7 @@ def find_critical_points(energy: _Fn, bounds: Sequence[tuple[float, float]], max
     if starts.shape[0] == 0:
         return _Search((), False, None)
 
-    x, value, grad, alive, gtol = _descend(energy, starts, low, high, newton=False, iters=100)
+    x, value, grad, alive, gtol = _descend(energy, starts, low, high, h, newton=False, iters=100)
     keep = alive & _interior(x, low, high) & torch.isfinite(value)
     x, value, grad = x[keep], value[keep], grad[keep]
     minima: list[CriticalPoint] = []
@@ -623,7 +641,7 @@ def find_critical_points(energy: _Fn, bounds: Sequence[tuple[float, float]], max
         x, value, grad = x[reps], value[reps], grad[reps]
         smooth = grad.norm(dim=1) <= gtol * 1e3
         if x.shape[0]:
-            eig = torch.linalg.eigvalsh(torch.nan_to_num(_value_grad_hess(energy, x)[2]))
+            eig = torch.linalg.eigvalsh(torch.nan_to_num(_value_grad_hess(energy, x, h)[2]))
             bad = smooth & (eig[:, 0] < -1e-6 * (1 + eig.abs().amax(dim=1)))
             tops = eig[smooth & ~bad, -1]
             curvature = float(tops.max()) if tops.numel() else None
@@ -644,13 +662,13 @@ def find_critical_points(energy: _Fn, bounds: Sequence[tuple[float, float]], max
                 minima.append(CriticalPoint(f"min{rank}", kind, position, val, smooth=is_smooth))  # type: ignore[arg-type]
 
     saddles: list[CriticalPoint] = []
-    xs, vs, gs, alive_s, _ = _descend(energy, starts, low, high, newton=True, iters=40)
+    xs, vs, gs, alive_s, _ = _descend(energy, starts, low, high, h, newton=True, iters=40)
     keep = alive_s & _interior(xs, low, high) & (gs.norm(dim=1) <= gtol * 1e3)
     xs, vs = xs[keep], vs[keep]
     if xs.shape[0]:
         reps = _cluster(xs, vs, 2e-3 * span)
         xs, vs = xs[reps], vs[reps]
-        eig = torch.linalg.eigvalsh(torch.nan_to_num(_value_grad_hess(energy, xs)[2]))
+        eig = torch.linalg.eigvalsh(torch.nan_to_num(_value_grad_hess(energy, xs, h)[2]))
         eps = 1e-6 * (1 + eig.abs().amax(dim=1))
         indefinite = (eig[:, 0] < -eps) & (eig[:, -1] > eps)
         xs, vs = xs[indefinite], vs[indefinite]

@@ -21,8 +21,7 @@ def _points(energy, guesses: list[tuple[str, str, tuple[float, ...]]]) -> tuple[
     return tuple(points)
 
 
-@register("double-well", "seed", "asymmetric double well: shallow local minimum left, global right",
-          tilt=0.3)
+@register("double-well", "seed", "asymmetric double well: shallow local minimum left, global right", tilt=0.3)
 def double_well(tilt: float = 0.3) -> Landscape:
     """U(x, y) = (x^2 - 1)^2 - tilt*x + y^2.
 
@@ -39,52 +38,85 @@ def double_well(tilt: float = 0.3) -> Landscape:
         gx = 4 * x[:, 0] * (x[:, 0] ** 2 - 1) - tilt
         return torch.stack([gx, 2 * x[:, 1]], dim=1)
 
-    points = _points(energy, [("left", "local_min", (-1.0, 0.0)), ("right", "global_min", (1.0, 0.0)),
-                              ("barrier", "saddle", (0.0, 0.0))])
+    points = _points(
+        energy,
+        [
+            ("left", "local_min", (-1.0, 0.0)),
+            ("right", "global_min", (1.0, 0.0)),
+            ("barrier", "saddle", (0.0, 0.0)),
+        ],
+    )
     return Landscape(
-        name="double-well", dim=2, energy=energy, grad_fn=grad, bounds=((-2.0, 2.0), (-1.5, 1.5)),
-        critical_points=points, default_start=(-1.7, 0.0), default_lr=0.02,
+        name="double-well",
+        dim=2,
+        energy=energy,
+        grad_fn=grad,
+        bounds=((-2.0, 2.0), (-1.5, 1.5)),
+        critical_points=points,
+        default_start=(-1.7, 0.0),
+        default_lr=0.02,
         description="asymmetric double well: plain GD stays in the left (local) minimum, momentum 0.9 "
-                    "carries the ball to the right (global) one",
-        params={"tilt": tilt}, formula=f"(x**2 - 1)**2 - {tilt}*x + y**2", capture_radius=0.25,
+        "carries the ball to the right (global) one",
+        params={"tilt": tilt},
+        formula=f"(x**2 - 1)**2 - {tilt}*x + y**2",
+        capture_radius=0.25,
     )
 
 
-@register("plateau", "seed", "long gentle constant slope, then a drop into a well",
-          slope=0.05, length=8.0, depth=1.0, width=0.5)
+@register(
+    "plateau",
+    "seed",
+    "long gentle constant slope, then a drop into a well",
+    slope=0.05,
+    length=8.0,
+    depth=1.0,
+    width=0.5,
+)
 def plateau(slope: float = 0.05, length: float = 8.0, depth: float = 1.0, width: float = 0.5) -> Landscape:
-    """U(x, y) = -slope*x - depth*exp(-(x - c)^2 / (2 width^2)) + exp((x - c - 3 width)/width) + y^2.
+    """U(x, y) = -slope*x - depth*exp(-(x - c)^2 / (2 width^2)) + relu(x - c - width)^3 + y^2.
 
-    c = length + 4*width. For 0 <= x <= length the force is the constant ``slope`` (to 1e-6): GD
+    c = length + 6*width. For 0 <= x <= length the force is the constant ``slope`` (to 1e-6): GD
     crawls at speed lr*slope per step, heavy ball reaches the terminal speed lr*slope/(1 - beta).
-    Beyond, the ball drops into a Gaussian well at x ~ c, held by an exponential wall. Start (0, 0).
+    Beyond, the ball drops into a Gaussian well at x ~ c, held by a cubic wall. Start (0, 0).
     """
     for key, val in (("slope", slope), ("length", length), ("depth", depth), ("width", width)):
         if val <= 0:
             raise invalid(f"plateau.{key}", val, "a number > 0")
-    c = length + 4 * width
+    c = length + 6 * width
 
     def energy(x: torch.Tensor) -> torch.Tensor:
         u = x[:, 0] - c
-        return (-slope * x[:, 0] - depth * torch.exp(-(u**2) / (2 * width**2))
-                + torch.exp((u - 3 * width) / width) + x[:, 1] ** 2)
+        return (
+            -slope * x[:, 0]
+            - depth * torch.exp(-(u**2) / (2 * width**2))
+            + torch.relu(u - width) ** 3
+            + x[:, 1] ** 2
+        )
 
     def grad(x: torch.Tensor) -> torch.Tensor:
         u = x[:, 0] - c
-        gx = (-slope + depth * u / width**2 * torch.exp(-(u**2) / (2 * width**2))
-              + torch.exp((u - 3 * width) / width) / width)
+        gx = (
+            -slope
+            + depth * u / width**2 * torch.exp(-(u**2) / (2 * width**2))
+            + 3 * torch.relu(u - width) ** 2
+        )
         return torch.stack([gx, 2 * x[:, 1]], dim=1)
 
     points = _points(energy, [("well", "global_min", (c + 0.05 * width, 0.0))])
     return Landscape(
-        name="plateau", dim=2, energy=energy, grad_fn=grad,
-        bounds=((-1.0, c + 3 * width), (-1.5, 1.5)), critical_points=points,
-        default_start=(0.0, 0.0), default_lr=0.1,
+        name="plateau",
+        dim=2,
+        energy=energy,
+        grad_fn=grad,
+        bounds=((-1.0, c + 4 * width), (-1.5, 1.5)),
+        critical_points=points,
+        default_start=(0.0, 0.0),
+        default_lr=0.1,
         description="a long gentle slope (constant force) before a well: GD crawls, momentum speeds "
-                    "the crossing by about 1/(1 - beta)",
+        "the crossing by about 1/(1 - beta)",
         params={"slope": slope, "length": length, "depth": depth, "width": width},
         formula=f"-{slope}*x - {depth}*exp(-(x - {c})**2/(2*{width}**2)) "
-                f"+ exp((x - {c} - 3*{width})/{width}) + y**2",
+        f"+ max(x - {c} - {width}, 0)**3 + y**2",
         capture_radius=0.25 * width,
     )
 
@@ -106,16 +138,25 @@ def saddle(curvature: float = 1.0) -> Landscape:
         return torch.stack([2 * x[:, 0], -2 * curvature * x[:, 1]], dim=1)
 
     return Landscape(
-        name="saddle", dim=2, energy=energy, grad_fn=grad, bounds=((-2.0, 2.0), (-2.0, 2.0)),
+        name="saddle",
+        dim=2,
+        energy=energy,
+        grad_fn=grad,
+        bounds=((-2.0, 2.0), (-2.0, 2.0)),
         critical_points=(CriticalPoint("origin", "saddle", (0.0, 0.0), 0.0),),
-        default_start=(1.5, 1e-3), default_lr=0.05, bounded_below=False, capture_radius=0.05,
+        default_start=(1.5, 1e-3),
+        default_lr=0.05,
+        bounded_below=False,
+        capture_radius=0.05,
         description="saddle x^2 - y^2: GD slows near the origin and leaves along y unless y = 0",
-        params={"curvature": curvature}, formula=f"x**2 - {curvature}*y**2",
+        params={"curvature": curvature},
+        formula=f"x**2 - {curvature}*y**2",
     )
 
 
-@register("saddle-bounded", "seed", "saddle x^2 - y^2 + y^4/4 with two global minima at y = +-sqrt 2",
-          curvature=1.0)
+@register(
+    "saddle-bounded", "seed", "saddle x^2 - y^2 + y^4/4 with two global minima at y = +-sqrt 2", curvature=1.0
+)
 def saddle_bounded(curvature: float = 1.0) -> Landscape:
     """U(x, y) = x^2 - curvature*y^2 + y^4/4: a saddle at 0, global minima at (0, +-sqrt(2*curvature))."""
     if curvature <= 0:
@@ -130,18 +171,33 @@ def saddle_bounded(curvature: float = 1.0) -> Landscape:
 
     value = -(curvature**2)
     return Landscape(
-        name="saddle-bounded", dim=2, energy=energy, grad_fn=grad, bounds=((-2.0, 2.0), (-2.5, 2.5)),
-        critical_points=(CriticalPoint("origin", "saddle", (0.0, 0.0), 0.0),
-                         CriticalPoint("up", "global_min", (0.0, y_min), value),
-                         CriticalPoint("down", "global_min", (0.0, -y_min), value)),
-        default_start=(1.5, 1e-3), default_lr=0.05,
+        name="saddle-bounded",
+        dim=2,
+        energy=energy,
+        grad_fn=grad,
+        bounds=((-2.0, 2.0), (-2.5, 2.5)),
+        critical_points=(
+            CriticalPoint("origin", "saddle", (0.0, 0.0), 0.0),
+            CriticalPoint("up", "global_min", (0.0, y_min), value),
+            CriticalPoint("down", "global_min", (0.0, -y_min), value),
+        ),
+        default_start=(1.5, 1e-3),
+        default_lr=0.05,
         description="bounded saddle: the ball stalls near the origin, then falls to y = +-sqrt 2",
-        params={"curvature": curvature}, formula=f"x**2 - {curvature}*y**2 + y**4/4",
+        params={"curvature": curvature},
+        formula=f"x**2 - {curvature}*y**2 + y**4/4",
     )
 
 
-@register("quadratic", "theory", "quadratic bowl x^T A x / 2 with condition number kappa, rotated",
-          kappa=10.0, mu=1.0, angle=0.0, dim=2)
+@register(
+    "quadratic",
+    "theory",
+    "quadratic bowl x^T A x / 2 with condition number kappa, rotated",
+    kappa=10.0,
+    mu=1.0,
+    angle=0.0,
+    dim=2,
+)
 def quadratic(kappa: float = 10.0, mu: float = 1.0, angle: float = 0.0, dim: int = 2) -> Landscape:
     """U(x) = x^T A x / 2, A = R diag(lambda) R^T, eigenvalues geometric from mu to L = kappa*mu.
 
@@ -172,12 +228,18 @@ def quadratic(kappa: float = 10.0, mu: float = 1.0, angle: float = 0.0, dim: int
 
     start = tuple([1.0] * dim) if dim != 2 else (1.5, 1.0)
     return Landscape(
-        name="quadratic", dim=dim, energy=energy, grad_fn=grad, bounds=tuple([(-2.0, 2.0)] * dim),
+        name="quadratic",
+        dim=dim,
+        energy=energy,
+        grad_fn=grad,
+        bounds=tuple([(-2.0, 2.0)] * dim),
         critical_points=(CriticalPoint("origin", "global_min", tuple([0.0] * dim), 0.0),),
-        default_start=start, default_lr=1.0 / float(eigenvalues.max()),
+        default_start=start,
+        default_lr=1.0 / float(eigenvalues.max()),
         description=f"quadratic bowl, eigenvalues {mu:g}..{kappa * mu:g} (kappa {kappa:g})",
         params={"kappa": kappa, "mu": mu, "angle": angle, "dim": dim},
-        formula="x^T A x / 2", capture_radius=0.05,
+        formula="x^T A x / 2",
+        capture_radius=0.05,
     )
 
 

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 import torch
 
 from descent._errors import check_number, invalid
 
-Hyper = Union[float, torch.Tensor]
+Hyper = float | torch.Tensor
 State = dict[str, torch.Tensor]
 InitFn = Callable[[torch.Tensor], State]
-UpdateFn = Callable[[torch.Tensor, State, torch.Tensor, Mapping[str, Hyper], "torch.Generator | None"],
-                    tuple[torch.Tensor, State]]
+UpdateFn = Callable[
+    [torch.Tensor, State, torch.Tensor, Mapping[str, Hyper], "torch.Generator | None"],
+    tuple[torch.Tensor, State],
+]
 Physics = Literal["overdamped", "inertial", "adaptive"]
 
 
@@ -41,8 +43,10 @@ class HyperParam:
             return "0 or 1 (false or true)"
         lo = "(" if self.low_open else "["
         hi = ")" if self.high_open else "]"
-        return f"a number in {lo}{'-inf' if self.low is None else self.low}, " \
-               f"{'inf)' if self.high is None else str(self.high) + hi}"
+        return (
+            f"a number in {lo}{'-inf' if self.low is None else self.low}, "
+            f"{'inf)' if self.high is None else str(self.high) + hi}"
+        )
 
     def validate(self, value: object, rule: str) -> Hyper:
         """Return the value as a float or a float tensor, or raise naming ``rule.name``."""
@@ -54,14 +58,20 @@ class HyperParam:
         if isinstance(value, torch.Tensor) or (isinstance(value, (list, tuple)) and len(value) > 0):
             tensor = value if isinstance(value, torch.Tensor) else torch.tensor(value, dtype=torch.float64)
             if tensor.ndim > 1:
-                raise invalid(label, tuple(tensor.shape), "a float or a 1-D tensor with one value per particle")
+                raise invalid(
+                    label, tuple(tensor.shape), "a float or a 1-D tensor with one value per particle"
+                )
             if not bool(torch.isfinite(tensor).all()):
                 raise invalid(label, "tensor with non-finite entries", self.allowed())
             lo, hi = tensor.min().item(), tensor.max().item()
             for probe in (lo, hi):
-                check_number(label, probe, self.low, self.high, low_open=self.low_open, high_open=self.high_open)
+                check_number(
+                    label, probe, self.low, self.high, low_open=self.low_open, high_open=self.high_open
+                )
             return tensor
-        return check_number(label, value, self.low, self.high, low_open=self.low_open, high_open=self.high_open)
+        return check_number(
+            label, value, self.low, self.high, low_open=self.low_open, high_open=self.high_open
+        )
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,16 @@ class Optimizer:
     l2: Hyper = 0.0
 
     @classmethod
-    def build(cls, name: str, *, schedule: Schedule | dict | None = None, grad_noise: Hyper = 0.0,
-              clip_norm: float | None = None, l2: Hyper = 0.0, **hyper: object) -> Optimizer:
+    def build(
+        cls,
+        name: str,
+        *,
+        schedule: Schedule | dict | None = None,
+        grad_noise: Hyper = 0.0,
+        clip_norm: float | None = None,
+        l2: Hyper = 0.0,
+        **hyper: object,
+    ) -> Optimizer:
         """Validate everything here, at construction, so a bad value fails before any step runs."""
         rule = get_rule(name)
         if isinstance(schedule, dict) or schedule is None:
@@ -72,8 +80,9 @@ class Optimizer:
     def init(self, params: torch.Tensor) -> State:
         return self.rule.init(params)
 
-    def process_gradient(self, grads: torch.Tensor, params: torch.Tensor,
-                         generator: torch.Generator | None) -> torch.Tensor:
+    def process_gradient(
+        self, grads: torch.Tensor, params: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
         """Apply gradient noise, clipping and coupled weight decay, in that order."""
         if _nonzero(self.grad_noise):
             noise = torch.randn(grads.shape, generator=generator, dtype=grads.dtype, device=grads.device)
@@ -85,8 +94,14 @@ class Optimizer:
             grads = grads + _column(self.l2, grads) * params
         return grads
 
-    def step(self, k: int, params: torch.Tensor, grads: torch.Tensor, state: State,
-             generator: torch.Generator | None = None) -> tuple[torch.Tensor, State]:
+    def step(
+        self,
+        k: int,
+        params: torch.Tensor,
+        grads: torch.Tensor,
+        state: State,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, State]:
         """One step k (0-based): returns (updates, new state); new params = params + updates."""
         grads = self.process_gradient(grads, params, generator)
         return self.rule.update(grads, state, params, self.hp_at(k), generator)
@@ -104,8 +119,14 @@ class Optimizer:
 
     @classmethod
     def from_dict(cls, spec: Mapping) -> Optimizer:
-        return cls.build(spec["name"], schedule=spec.get("schedule"), grad_noise=spec.get("grad_noise", 0.0),
-                         clip_norm=spec.get("clip_norm"), l2=spec.get("l2", 0.0), **spec.get("hyper", {}))
+        return cls.build(
+            spec["name"],
+            schedule=spec.get("schedule"),
+            grad_noise=spec.get("grad_noise", 0.0),
+            clip_norm=spec.get("clip_norm"),
+            l2=spec.get("l2", 0.0),
+            **spec.get("hyper", {}),
+        )
 
 
 def _nonzero(value: Hyper) -> bool:

@@ -43,8 +43,13 @@ def _gd_update(grads, state, params, hp, generator):
 
 
 GD = UpdateRule(
-    "gd", "plain gradient descent (over-damped: explicit Euler on x' = -grad U, t = k*lr)",
-    (_lr(0.01),), _gd_init, _gd_update, physics="overdamped", torch_name="SGD",
+    "gd",
+    "plain gradient descent (over-damped: explicit Euler on x' = -grad U, t = k*lr)",
+    (_lr(0.01),),
+    _gd_init,
+    _gd_update,
+    physics="overdamped",
+    torch_name="SGD",
     math="w <- w - lr*g",
 )
 
@@ -60,9 +65,12 @@ def _langevin_update(grads, state, params, hp, generator):
 
 
 LANGEVIN = UpdateRule(
-    "langevin", "GD plus thermal noise: samples exp(-U/T) as lr -> 0",
+    "langevin",
+    "GD plus thermal noise: samples exp(-U/T) as lr -> 0",
     (_lr(0.01), HyperParam("temperature", 0.1, 0.0, None, help="temperature T (energy units)")),
-    _gd_init, _langevin_update, physics="overdamped",
+    _gd_init,
+    _langevin_update,
+    physics="overdamped",
     math="w <- w - lr*g + sqrt(2*lr*T)*z,  z ~ N(0, I)",
 )
 
@@ -74,14 +82,20 @@ def _momentum_init(params: torch.Tensor) -> State:
 
 def _momentum_update(grads, state, params, hp, generator):
     _, state = _next_step(state)
-    velocity = per_particle(hp["momentum"], params) * state["velocity"] - per_particle(hp["lr"], params) * grads
+    velocity = (
+        per_particle(hp["momentum"], params) * state["velocity"] - per_particle(hp["lr"], params) * grads
+    )
     return velocity, {**state, "velocity": velocity}
 
 
 MOMENTUM = UpdateRule(
-    "momentum", "heavy ball in the seeds' form (inertia with friction)",
+    "momentum",
+    "heavy ball in the seeds' form (inertia with friction)",
     (_lr(0.01), _beta("momentum", 0.9, "beta: velocity kept per step (1 - beta is friction)")),
-    _momentum_init, _momentum_update, physics="inertial", torch_name="SGD",
+    _momentum_init,
+    _momentum_update,
+    physics="inertial",
+    torch_name="SGD",
     math="v <- beta*v - lr*g;  w <- w + v   (torch: b <- beta*b + g, w <- w - lr*b; v = -lr*b)",
 )
 
@@ -99,9 +113,13 @@ def _nesterov_update(grads, state, params, hp, generator):
 
 
 NESTEROV = UpdateRule(
-    "nesterov", "Nesterov momentum (torch's form: a look-ahead on the buffer)",
+    "nesterov",
+    "Nesterov momentum (torch's form: a look-ahead on the buffer)",
     (_lr(0.01), _beta("momentum", 0.9, "beta: buffer decay")),
-    _nesterov_init, _nesterov_update, physics="inertial", torch_name="SGD",
+    _nesterov_init,
+    _nesterov_update,
+    physics="inertial",
+    torch_name="SGD",
     math="b <- beta*b + g;  w <- w - lr*(g + beta*b)",
 )
 
@@ -121,9 +139,13 @@ def _adagrad_update(grads, state, params, hp, generator):
 
 
 ADAGRAD = UpdateRule(
-    "adagrad", "AdaGrad: per-coordinate steps shrink with the summed squared gradient",
+    "adagrad",
+    "AdaGrad: per-coordinate steps shrink with the summed squared gradient",
     (_lr(0.01), HyperParam("lr_decay", 0.0, 0.0, None, help="lr / (1 + (t - 1)*lr_decay)"), _eps(1e-10)),
-    _adagrad_init, _adagrad_update, physics="adaptive", torch_name="Adagrad",
+    _adagrad_init,
+    _adagrad_update,
+    physics="adaptive",
+    torch_name="Adagrad",
     math="s <- s + g^2;  w <- w - lr/(1 + (t-1)*lr_decay) * g/(sqrt(s) + eps)",
 )
 
@@ -154,13 +176,21 @@ def _rmsprop_update(grads, state, params, hp, generator):
 
 
 RMSPROP = UpdateRule(
-    "rmsprop", "RMSProp: steps scaled by a running RMS of the gradient (optional momentum, centred)",
-    (_lr(0.01), _beta("alpha", 0.99, "decay of the squared-gradient average"), _eps(1e-8),
-     HyperParam("momentum", 0.0, 0.0, 1.0, high_open=True, help="momentum on the scaled step"),
-     HyperParam("centered", 0.0, flag=True, help="divide by the gradient's variance, not its raw RMS")),
-    _rmsprop_init, _rmsprop_update, physics="adaptive", torch_name="RMSprop",
+    "rmsprop",
+    "RMSProp: steps scaled by a running RMS of the gradient (optional momentum, centred)",
+    (
+        _lr(0.01),
+        _beta("alpha", 0.99, "decay of the squared-gradient average"),
+        _eps(1e-8),
+        HyperParam("momentum", 0.0, 0.0, 1.0, high_open=True, help="momentum on the scaled step"),
+        HyperParam("centered", 0.0, flag=True, help="divide by the gradient's variance, not its raw RMS"),
+    ),
+    _rmsprop_init,
+    _rmsprop_update,
+    physics="adaptive",
+    torch_name="RMSprop",
     math="s <- alpha*s + (1-alpha)*g^2;  [centred: m <- alpha*m + (1-alpha)*g, s~ = s - m^2];  "
-         "d = sqrt(s~) + eps;  b <- mu*b + g/d;  w <- w - lr*b  (mu = 0: w <- w - lr*g/d)",
+    "d = sqrt(s~) + eps;  b <- mu*b + g/d;  w <- w - lr*b  (mu = 0: w <- w - lr*g/d)",
 )
 
 
@@ -201,20 +231,44 @@ def _adamw_update(grads, state, params, hp, generator):
     return decay + update, state
 
 
-ADAM_MATH = ("m <- b1*m + (1-b1)*g;  s <- b2*s + (1-b2)*g^2;  "
-             "w <- w - lr/(1-b1^t) * m/(sqrt(s)/sqrt(1-b2^t) + eps)")
-_ADAM_HP = (_lr(1e-3), _beta("beta1", 0.9, "first-moment decay"), _beta("beta2", 0.999, "second-moment decay"),
-            _eps(1e-8))
+ADAM_MATH = (
+    "m <- b1*m + (1-b1)*g;  s <- b2*s + (1-b2)*g^2;  w <- w - lr/(1-b1^t) * m/(sqrt(s)/sqrt(1-b2^t) + eps)"
+)
+_ADAM_HP = (
+    _lr(1e-3),
+    _beta("beta1", 0.9, "first-moment decay"),
+    _beta("beta2", 0.999, "second-moment decay"),
+    _eps(1e-8),
+)
 
-ADAM = UpdateRule("adam", "Adam: momentum on g over a running RMS, bias-corrected", _ADAM_HP,
-                  _adam_init, _adam_update, physics="adaptive", torch_name="Adam", math=ADAM_MATH)
-AMSGRAD = UpdateRule("amsgrad", "Adam with the running maximum of the second moment", _ADAM_HP,
-                     _adam_init, _amsgrad_update, physics="adaptive", torch_name="Adam",
-                     math=ADAM_MATH.replace("sqrt(s)", "sqrt(max_s)") + ";  max_s <- max(max_s, s)")
+ADAM = UpdateRule(
+    "adam",
+    "Adam: momentum on g over a running RMS, bias-corrected",
+    _ADAM_HP,
+    _adam_init,
+    _adam_update,
+    physics="adaptive",
+    torch_name="Adam",
+    math=ADAM_MATH,
+)
+AMSGRAD = UpdateRule(
+    "amsgrad",
+    "Adam with the running maximum of the second moment",
+    _ADAM_HP,
+    _adam_init,
+    _amsgrad_update,
+    physics="adaptive",
+    torch_name="Adam",
+    math=ADAM_MATH.replace("sqrt(s)", "sqrt(max_s)") + ";  max_s <- max(max_s, s)",
+)
 ADAMW = UpdateRule(
-    "adamw", "Adam with decoupled weight decay",
+    "adamw",
+    "Adam with decoupled weight decay",
     (*_ADAM_HP, HyperParam("weight_decay", 1e-2, 0.0, None, help="decoupled decay: w <- w*(1 - lr*wd)")),
-    _adam_init, _adamw_update, physics="adaptive", torch_name="AdamW",
+    _adam_init,
+    _adamw_update,
+    physics="adaptive",
+    torch_name="AdamW",
     math="w <- w*(1 - lr*wd);  then the Adam step",
 )
 

@@ -93,7 +93,9 @@ class Sequence:
 
     def __post_init__(self) -> None:
         if len(self.lengths) != len(self.parts) - 1:
-            raise invalid("sequence.lengths", self.lengths, f"{len(self.parts) - 1} lengths for {len(self.parts)} parts")
+            raise invalid(
+                "sequence.lengths", self.lengths, f"{len(self.parts) - 1} lengths for {len(self.parts)} parts"
+            )
 
     def __call__(self, k: int) -> float:
         start = 0
@@ -119,8 +121,13 @@ class Product:
 
 Schedule = Constant | Step | Exponential | Cosine | Warmup | Sequence | Product
 KINDS: dict[str, type] = {
-    "constant": Constant, "step": Step, "exponential": Exponential, "cosine": Cosine,
-    "warmup": Warmup, "sequence": Sequence, "product": Product,
+    "constant": Constant,
+    "step": Step,
+    "exponential": Exponential,
+    "cosine": Cosine,
+    "warmup": Warmup,
+    "sequence": Sequence,
+    "product": Product,
 }
 
 
@@ -177,7 +184,7 @@ def parse_schedule(text: str) -> Schedule:
     if isinstance(first[0], Warmup) and len(parsed) == 2:
         return Warmup(first[0].steps, parsed[1][0])
     lengths = []
-    for schedule, length in parsed[:-1]:
+    for _, length in parsed[:-1]:
         if length is None:
             raise invalid("schedule", text, "every part before '>' to carry for=STEPS (or be a warmup)")
         lengths.append(length)

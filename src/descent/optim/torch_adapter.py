@@ -20,8 +20,14 @@ class TorchOptimizer(torch.optim.Optimizer):
     >>> model(torch.ones(1, 2)).sum().backward(); opt.step()
     """
 
-    def __init__(self, params: Iterable[torch.Tensor], name: str, *, generator: torch.Generator | None = None,
-                 **options: object) -> None:
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor],
+        name: str,
+        *,
+        generator: torch.Generator | None = None,
+        **options: object,
+    ) -> None:
         self.descent = Optimizer.build(name, **options)  # validates before anything else
         self.generator = generator
         self.step_index = 0
@@ -42,7 +48,8 @@ class TorchOptimizer(torch.optim.Optimizer):
                 if "rule" not in state:
                     state["rule"] = self.descent.init(flat)
                 updates, state["rule"] = self.descent.step(
-                    self.step_index, flat, p.grad.detach().reshape(1, -1), state["rule"], self.generator)
+                    self.step_index, flat, p.grad.detach().reshape(1, -1), state["rule"], self.generator
+                )
                 p.add_(updates.reshape(p.shape))
         self.step_index += 1
         return loss

@@ -12,7 +12,12 @@ import torch  # noqa: E402
 from descent.dynamics import Trajectory  # noqa: E402
 from descent.landscapes import Landscape  # noqa: E402
 
-MARKERS = {"global_min": ("*", "gold"), "local_min": ("o", "white"), "saddle": ("X", "red"), "max": ("^", "k")}
+MARKERS = {
+    "global_min": ("*", "gold"),
+    "local_min": ("o", "white"),
+    "saddle": ("X", "red"),
+    "max": ("^", "k"),
+}
 
 
 def landscape_grid(landscape: Landscape, resolution: int = 200, bounds=None):
@@ -41,8 +46,15 @@ def draw_landscape(ax, landscape: Landscape, resolution: int = 200, bounds=None)
     ax.contour(xs, ys, values, levels=levels, colors="k", linewidths=0.3, alpha=0.4)
     for point in landscape.critical_points:
         marker, color = MARKERS[point.kind]
-        ax.plot(point.position[0], point.position[1] if landscape.dim > 1 else 0.0, marker, color=color,
-                markeredgecolor="k", markersize=11, label=f"{point.id} ({point.kind})")
+        ax.plot(
+            point.position[0],
+            point.position[1] if landscape.dim > 1 else 0.0,
+            marker,
+            color=color,
+            markeredgecolor="k",
+            markersize=11,
+            label=f"{point.id} ({point.kind})",
+        )
     ax.set_xlabel("x")
     ax.set_ylabel("y")
 

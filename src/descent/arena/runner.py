@@ -1,0 +1,99 @@
+"""Runs a state through the engine (`descent.spec.run_spec`, nothing else simulates) with small caches.
+
+Landscapes (formulas cost a critical-point search) and trajectories are kept in LRU caches keyed by
+their JSON spec, so replaying, sharing a link or moving a slider back is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+from descent.dynamics import Trajectory
+from descent.landscapes import Landscape
+from descent.optim import RULES
+from descent.spec import RunSpec, resolve_landscape, run_spec
+
+from descent.arena.state import is_swarm, state_specs
+
+T = TypeVar("T")
+ADAPTIVE_LR_PER_SPAN = 0.0125  # the Arena's default lr for adaptive rules: 1/80 of the box per step
+
+
+class _LRU:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[str, Any] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: str, make: Callable[[], T]) -> T:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        value = make()
+        with self.lock:
+            self.items[key] = value
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+
+
+LANDSCAPE_CACHE = _LRU(32)
+RUN_CACHE = _LRU(48)
+
+
+def landscape_key(text: str, params: dict[str, float]) -> str:
+    return json.dumps([text, params], sort_keys=True)
+
+
+def get_landscape(text: str, params: dict[str, float] | None = None) -> Landscape:
+    """The landscape called (or written as) ``text`` with ``params``, cached; raises DescentError."""
+    params = dict(params or {})
+    return LANDSCAPE_CACHE.get(landscape_key(text, params), lambda: resolve_landscape(text, **params))
+
+
+def default_lr(landscape: Landscape, optimizer: str) -> float:
+    """The landscape's own lr for GD-like rules; for adaptive rules (whose step is about lr per
+    coordinate) a fixed share of the box."""
+    if RULES[optimizer].physics == "adaptive":
+        return float(f"{ADAPTIVE_LR_PER_SPAN * landscape.span:.3g}")
+    return float(landscape.default_lr)
+
+
+def run_cached(spec: RunSpec) -> Trajectory:
+    return RUN_CACHE.get(json.dumps(asdict(spec), sort_keys=True), lambda: run_spec(spec))
+
+
+@dataclass
+class ArenaRun:
+    """A state's landscape, its specs and one trajectory per racer (one swarm trajectory in swarm mode)."""
+
+    state: dict[str, Any]
+    landscape: Landscape
+    specs: list[RunSpec]
+    trajectories: list[Trajectory]
+
+    @property
+    def swarm(self) -> bool:
+        return is_swarm(self.state)
+
+
+def run_state(state: dict[str, Any]) -> ArenaRun:
+    """Build the landscape and run every racer of a normalised ``state``; raises DescentError."""
+    landscape = get_landscape(state["landscape"], state["params"])
+    if landscape.dim != 2:
+        from descent._errors import invalid
+
+        raise invalid("landscape dimension", landscape.dim, "2 (the Arena draws maps of x and y)")
+    specs = state_specs(state, [float(v) for v in landscape.start().squeeze(0).tolist()])
+    trajectories = [run_cached(spec) for spec in specs]
+    return ArenaRun(state, landscape, specs, trajectories)

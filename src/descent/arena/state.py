@@ -1,0 +1,267 @@
+"""The Arena's whole state as one JSON-able dict, its URL form, its presets and its `RunSpec`s.
+
+The state (schema ``STATE_VERSION``) holds everything a run depends on::
+
+    {"v": 1, "landscape": "double-well" | "<formula in x, y>", "params": {"tilt": 0.3},
+     "racers": [{"optimizer": "momentum", "hyper": {"lr": 0.02, "momentum": 0.0}}, ...],
+     "start": null | [x, y], "steps": 2000, "seed": 0, "target": null | float,
+     "swarm": {"on": false, "n": 500, "noise": "gradient" | "langevin" | "none", "level": 1.0,
+               "spread": "start" | "random"}}
+
+In the URL it is base64url-encoded compact JSON in ``?s=``, so a link reproduces the run. Racer 0 is
+"the ball" (the seeds' single ball); the others race it from the same start with the same budget. In
+swarm mode racer 0's optimizer drives ``n`` balls with gradient noise (``grad_noise = level``) or at
+Langevin temperature ``level`` (the ``langevin`` rule at racer 0's learning rate).
+
+Every value is checked here with the package's one message format; decoding a URL never raises.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import json
+import math
+from typing import Any
+from urllib.parse import parse_qs
+
+from descent._errors import DescentError, check_number, invalid
+from descent.landscapes import LANDSCAPES
+from descent.optim import RULES
+from descent.spec import RunSpec
+
+STATE_VERSION = 1
+MAX_STEPS = 20_000
+MAX_BALLS = 5_000
+MAX_RACERS = 6
+MAX_FRAMES_RACE = 3_000  # recorded frames per racer sent to the browser
+MAX_FRAMES_SWARM = 200  # recorded frames of a swarm (N balls each)
+NOISE_KINDS = ("gradient", "langevin", "none")
+SPREADS = ("start", "random")
+INERTIAL = ("momentum", "nesterov")
+
+DEFAULT_STATE: dict[str, Any] = {
+    "v": STATE_VERSION,
+    "landscape": "double-well",
+    "params": {},
+    "racers": [{"optimizer": "momentum", "hyper": {"lr": 0.02, "momentum": 0.9}}],
+    "start": None,
+    "steps": 2000,
+    "seed": 0,
+    "target": None,
+    "swarm": {"on": False, "n": 500, "noise": "gradient", "level": 1.0, "spread": "start"},
+}
+
+
+def default_state() -> dict[str, Any]:
+    return copy.deepcopy(DEFAULT_STATE)
+
+
+def _ball(landscape: str, optimizer: str, steps: int, **hyper: float) -> dict[str, Any]:
+    state = default_state()
+    state.update(landscape=landscape, steps=steps, racers=[{"optimizer": optimizer, "hyper": dict(hyper)}])
+    return state
+
+
+def _race(landscape: str, steps: int, *racers: tuple[str, dict[str, float]]) -> dict[str, Any]:
+    state = default_state()
+    state.update(landscape=landscape, steps=steps,
+                 racers=[{"optimizer": name, "hyper": dict(hyper)} for name, hyper in racers])
+    return state
+
+
+#: The seeds' experiments, one click each (name -> (state, what to watch)).
+PRESETS: dict[str, tuple[dict[str, Any], str]] = {
+    "Double Well: stuck": (
+        _ball("double-well", "momentum", 2000, lr=0.02, momentum=0.0),
+        "Momentum 0: the ball rolls into the nearest valley and stays in the left (local) minimum.",
+    ),
+    "Double Well: escape": (
+        _ball("double-well", "momentum", 2000, lr=0.02, momentum=0.9),
+        "Momentum 0.9: the ball keeps enough speed to climb the barrier and reach the global minimum.",
+    ),
+    "Plateau: crawl": (
+        _ball("plateau", "momentum", 2500, lr=0.1, momentum=0.0),
+        "Momentum 0 on a gentle slope: the ball crawls at lr*slope per step before it finds the well.",
+    ),
+    "Plateau: momentum": (
+        _ball("plateau", "momentum", 2500, lr=0.1, momentum=0.9),
+        "Momentum 0.9: speed builds to lr*slope/(1 - beta), about ten times the crawl.",
+    ),
+    "Saddle": (
+        _race("saddle", 300, ("gd", {"lr": 0.05}), ("momentum", {"lr": 0.05, "momentum": 0.9})),
+        "Started a hair off the stable axis, GD lingers at the saddle; momentum leaves it much sooner.",
+    ),
+    "Too large a step": (
+        {**_ball("quadratic", "gd", 300, lr=0.21), "params": {"kappa": 10.0}},
+        "lr 0.21 is above the stability edge 2/lambda_max = 0.2: each step overshoots more and the run "
+        "diverges.",
+    ),
+}
+
+
+# --- validation -----------------------------------------------------------------------------------
+def _int(parameter: str, value: object, low: int, high: int) -> int:
+    number = check_number(parameter, value, low, high)
+    if number != int(number):
+        raise invalid(parameter, value, f"an integer in [{low}, {high}]")
+    return int(number)
+
+
+def rule_hyper_names(optimizer: str) -> list[str]:
+    return [h.name for h in RULES[optimizer].hyperparams]
+
+
+def _racer(data: object, index: int) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise invalid(f"racer {index}", data, "an object with 'optimizer' and 'hyper'")
+    name = data.get("optimizer")
+    if name not in RULES:
+        raise invalid(f"racer {index} optimizer", name, f"one of {list(RULES)}")
+    hyper = data.get("hyper") or {}
+    if not isinstance(hyper, dict):
+        raise invalid(f"racer {index} hyper", hyper, "an object of numbers")
+    RULES[name].resolve(hyper)  # names and ranges, the rule's own message
+    return {"optimizer": name, "hyper": {k: float(v) for k, v in hyper.items()}}
+
+
+def normalize(data: object) -> dict[str, Any]:
+    """A complete, checked copy of a state dict (missing fields take defaults); raises DescentError."""
+    if not isinstance(data, dict):
+        raise invalid("state", type(data).__name__, "a JSON object")
+    state = default_state()
+    unknown = sorted(set(data) - set(state))
+    if unknown:
+        raise invalid("state field", unknown[0], f"one of {sorted(state)}")
+    state.update({k: v for k, v in data.items() if k != "swarm"})
+    state["swarm"].update(data.get("swarm") or {})
+    if state["v"] != STATE_VERSION:
+        raise invalid("state version", state["v"], f"{STATE_VERSION}")
+    landscape = state["landscape"]
+    if not isinstance(landscape, str) or not landscape.strip():
+        raise invalid("landscape", landscape, f"one of {list(LANDSCAPES)} or a formula in x, y")
+    state["landscape"] = landscape.strip()
+    params = state["params"] or {}
+    if not isinstance(params, dict):
+        raise invalid("landscape parameters", params, "an object of numbers")
+    state["params"] = {str(k): check_number(f"{landscape} parameter {k}", v) for k, v in params.items()}
+    racers = state["racers"]
+    if not isinstance(racers, list) or not 1 <= len(racers) <= MAX_RACERS:
+        raise invalid("racers", racers, f"a list of 1 to {MAX_RACERS} optimizers")
+    state["racers"] = [_racer(r, i) for i, r in enumerate(racers)]
+    start = state["start"]
+    if start is not None:
+        if not isinstance(start, (list, tuple)) or len(start) != 2:
+            raise invalid("start", start, "null (the landscape's default) or [x, y]")
+        state["start"] = [check_number("start x", start[0]), check_number("start y", start[1])]
+    state["steps"] = _int("steps", state["steps"], 1, MAX_STEPS)
+    state["seed"] = _int("seed", state["seed"], 0, 2**31 - 1)
+    if state["target"] is not None:
+        state["target"] = check_number("target loss", state["target"])
+    swarm = state["swarm"]
+    unknown = sorted(set(swarm) - set(DEFAULT_STATE["swarm"]))
+    if unknown:
+        raise invalid("swarm field", unknown[0], f"one of {sorted(DEFAULT_STATE['swarm'])}")
+    swarm["on"] = bool(swarm["on"])
+    swarm["n"] = _int("swarm balls", swarm["n"], 1, MAX_BALLS)
+    if swarm["noise"] not in NOISE_KINDS:
+        raise invalid("swarm noise", swarm["noise"], f"one of {NOISE_KINDS}")
+    swarm["level"] = check_number("noise level", swarm["level"], 0.0, 1e3)
+    if swarm["spread"] not in SPREADS:
+        raise invalid("swarm spread", swarm["spread"], f"one of {SPREADS}")
+    return state
+
+
+# --- URL --------------------------------------------------------------------------------------------
+def encode_state(state: dict[str, Any]) -> str:
+    """base64url (no padding) of the compact JSON of ``state``."""
+    text = json.dumps(state, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_state(token: str) -> dict[str, Any]:
+    """Inverse of :func:`encode_state`; raises DescentError on anything malformed."""
+    if not isinstance(token, str) or len(token) > 20_000:
+        raise invalid("shared state", "(too long)" if isinstance(token, str) else token,
+                      "a ?s= token of at most 20000 characters")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw.decode())
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise invalid("shared state", token[:40], "the ?s= token of a link made by the Arena") from None
+    return normalize(data)
+
+
+def state_url(state: dict[str, Any]) -> str:
+    """The query string that reproduces ``state``: ``?s=...``."""
+    return "?s=" + encode_state(state)
+
+
+def state_from_search(search: str | None) -> tuple[dict[str, Any], str | None]:
+    """The state in a page's query string, or the default one and a message saying why not."""
+    if not search or search in ("?", ""):
+        return default_state(), None
+    query = parse_qs(search.lstrip("?"))
+    tokens = query.get("s")
+    if not tokens:
+        return default_state(), None
+    try:
+        return decode_state(tokens[0]), None
+    except DescentError as error:
+        return default_state(), f"This link's state could not be restored: {error}. Showing the default."
+
+
+# --- specs --------------------------------------------------------------------------------------
+def is_swarm(state: dict[str, Any]) -> bool:
+    return bool(state["swarm"]["on"])
+
+
+def record_every(state: dict[str, Any]) -> int:
+    frames = MAX_FRAMES_SWARM if is_swarm(state) else MAX_FRAMES_RACE
+    return max(1, math.ceil(state["steps"] / frames))
+
+
+def state_specs(state: dict[str, Any], default_start: list[float]) -> list[RunSpec]:
+    """One `RunSpec` per racer (a single one, of ``n`` balls, in swarm mode).
+
+    ``default_start`` is the landscape's own start, used for a swarm spread at the ball's start.
+    """
+    start = state["start"]
+    common = dict(landscape=state["landscape"], landscape_params=dict(state["params"]), steps=state["steps"],
+                  seed=state["seed"], record_every=record_every(state))
+    if not is_swarm(state):
+        starts = [list(start)] if start is not None else "default"
+        return [RunSpec(optimizer=r["optimizer"], hyper=dict(r["hyper"]), starts=starts, **common)
+                for r in state["racers"]]
+    swarm = state["swarm"]
+    ball = state["racers"][0]
+    n = swarm["n"]
+    if swarm["spread"] == "random":
+        starts: object = f"random:{n}"
+    else:
+        point = list(start) if start is not None else list(default_start)
+        starts = [point] * n
+    if swarm["noise"] == "langevin":
+        lr = ball["hyper"].get("lr")
+        hyper = {"temperature": swarm["level"], **({"lr": lr} if lr is not None else {})}
+        return [RunSpec(optimizer="langevin", hyper=hyper, starts=starts, **common)]
+    noise = swarm["level"] if swarm["noise"] == "gradient" else 0.0
+    return [RunSpec(optimizer=ball["optimizer"], hyper=dict(ball["hyper"]), grad_noise=noise, starts=starts,
+                    **common)]
+
+
+def racer_label(racer: dict[str, Any]) -> str:
+    """'momentum lr=0.02 β=0.9' and any other hyper-parameter that differs from the rule's default."""
+    name = racer["optimizer"]
+    hyper = racer["hyper"]
+    defaults = RULES[name].defaults()
+    parts = [name]
+    if "lr" in hyper:
+        parts.append(f"lr={hyper['lr']:.4g}")
+    if "momentum" in defaults:
+        parts.append(f"β={hyper.get('momentum', defaults['momentum']):.4g}")
+    for key, value in hyper.items():
+        if key not in ("lr", "momentum") and value != defaults.get(key):
+            parts.append(f"{key}={value:.4g}")
+    return " ".join(parts)

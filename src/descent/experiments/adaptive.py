@@ -1,0 +1,354 @@
+"""Adaptive methods: AdaGrad, RMSProp and Adam raced against GD and momentum on flat ground (the
+plateau) and in ill-conditioned valleys (a rotated quadratic with kappa = 100, Rosenbrock), plus a
+look inside Adam: its per-coordinate effective step ``lr / (sqrt(v_hat) + eps)`` on flat and steep ground.
+
+The race (a fair one). For each landscape every optimizer gets the same log grid of learning rates,
+the same budget of steps (one gradient per step for every rule, so the same gradient budget) and the
+same starts; momentum, betas, alpha and eps stay at their defaults. A particle finishes when its loss
+reaches the landscape's target; the step at which it does is its time, failures (not reached within
+the budget, or diverged) count as infinite. Each optimizer's learning rate is tuned on ``n_tune``
+starts (lowest median time, then highest success rate, then lowest mean time, failures counted as
+``budget + 1``) and reported on ``n_eval`` fresh starts drawn with another seed: median time with its
+interquartile range and success rate. All learning rates of one optimizer run as one batch.
+
+Inside Adam. At each race's tuned lr, Adam's moments are rebuilt from the recorded trajectory (the
+gradients at the recorded positions, the rule's own recursions; the rebuilt update is checked against
+the recorded displacement). Every (step, particle, coordinate) sample is ranked by its gradient size;
+the flattest quarter is "flat ground", the steepest quarter "steep slope".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from descent.dynamics import simulate
+from descent.experiments._base import Progress, Result, verdict_from
+from descent.landscapes import Landscape, get_landscape, quadratic_matrix
+from descent.optim import Optimizer
+from descent.theory.rates import gd_parameters
+
+NAME = "adaptive"
+CLAIM = ("Flat regions challenge gradient flow, often requiring adaptive methods (AdaGrad, RMSProp, Adam), "
+         "which adjust the learning rate of each parameter: Adam takes bigger steps on flat ground and "
+         "smaller, careful ones on steep slopes.")
+
+ADAPTIVE = ("adagrad", "rmsprop", "adam")
+PLAIN = ("gd", "momentum")
+LABELS = {"gd": "GD", "momentum": "momentum", "adagrad": "AdaGrad", "rmsprop": "RMSProp", "adam": "Adam"}
+RACES = {
+    "plateau": "the seeds' plateau: slope 0.05 over x in [0, 8], then a well; starts x in [0, 1], "
+               "y in [-1, 1]; target: loss within 1e-3 of the well's minimum",
+    "valley-rotated": "quadratic, kappa = 100, eigenvectors rotated by 30 degrees from the axes; "
+                      "starts uniform in [-2, 2]^2; target loss 1e-6",
+    "valley-aligned": "the same quadratic with axis-aligned eigenvectors (a control: the one case a "
+                      "per-coordinate step can fix exactly); target loss 1e-6",
+    "rosenbrock": "Rosenbrock's banana 100(y - x^2)^2 + (1 - x)^2; starts uniform in [-2.048, 2.048]^2; "
+                  "target loss 1e-4",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    races: tuple[str, ...] = ("plateau", "valley-rotated", "valley-aligned", "rosenbrock")
+    optimizers: tuple[str, ...] = (*PLAIN, *ADAPTIVE)
+    lr_min: float = 1e-4
+    lr_max: float = 1e2
+    lr_per_decade: int = 4
+    budget: int = 3000
+    n_tune: int = 16
+    n_eval: int = 32
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(races=("plateau", "valley-rotated", "rosenbrock"), lr_per_decade=2, budget=800, n_tune=6,
+                   n_eval=8)
+
+    def lr_grid(self) -> np.ndarray:
+        decades = math.log10(self.lr_max / self.lr_min)
+        return np.geomspace(self.lr_min, self.lr_max, int(round(decades * self.lr_per_decade)) + 1)
+
+
+# --- the races ---------------------------------------------------------------------------------
+def race_setup(race: str, n: int, seed: int) -> tuple[Landscape, torch.Tensor, float]:
+    """(landscape, starts [n, 2], target loss) of one race; starts drawn with ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    if race == "plateau":
+        landscape = get_landscape("plateau")
+        u = torch.rand((n, 2), generator=generator, dtype=torch.float64)
+        starts = torch.stack([u[:, 0], 2 * u[:, 1] - 1], dim=1)
+        return landscape, starts, float(landscape.global_minima[0].value) + 1e-3
+    if race in ("valley-rotated", "valley-aligned"):
+        angle = math.pi / 6 if race == "valley-rotated" else 0.0
+        landscape = get_landscape("quadratic", kappa=100.0, mu=1.0, angle=angle, dim=2)
+        return landscape, landscape.random_starts(n, generator), 1e-6
+    if race == "rosenbrock":
+        landscape = get_landscape("rosenbrock")
+        return landscape, landscape.random_starts(n, generator), 1e-4
+    raise ValueError(f"invalid race={race!r}: expected one of {list(RACES)}")
+
+
+def _times(trajectory, target: float) -> np.ndarray:
+    """Steps to target per particle; inf where not reached (or diverged)."""
+    stop = trajectory.stop_step.numpy().astype(float)
+    reached = ((stop >= 0) & np.array([o != "diverged" for o in trajectory.outcomes])
+               & (trajectory.final_loss.numpy() <= target))
+    return np.where(reached, stop, np.inf)
+
+
+def _selection_key(times: np.ndarray, budget: int) -> tuple[float, float, float]:
+    return (float(np.median(times)), -float(np.isfinite(times).mean()),
+            float(np.mean(np.minimum(times, budget + 1))))
+
+
+def race(race_name: str, optimizer: str, config: Config) -> dict:
+    """Tune ``optimizer``'s lr on the grid with the tuning starts, time it on the fresh starts."""
+    grid = config.lr_grid()
+    landscape, tune, target = race_setup(race_name, config.n_tune, config.seed)
+    _, fresh, _ = race_setup(race_name, config.n_eval, config.seed + 1)
+    per_lr = config.n_tune + config.n_eval
+    starts = torch.cat([tune, fresh]).repeat(len(grid), 1)
+    lr = torch.tensor(np.repeat(grid, per_lr), dtype=torch.float64)
+    trajectory = simulate(landscape, Optimizer.build(optimizer, lr=lr), starts, config.budget, record_every=0,
+                          target_loss=target, check_every=config.budget, seed=config.seed)
+    times = _times(trajectory, target).reshape(len(grid), per_lr)
+    tune_times, eval_times = times[:, : config.n_tune], times[:, config.n_tune :]
+    keys = [_selection_key(t, config.budget) for t in tune_times]
+    best = min(range(len(grid)), key=lambda i: keys[i])
+    chosen = eval_times[best]
+    return {
+        "lr": float(grid[best]), "lr_at_grid_edge": best in (0, len(grid) - 1),
+        "median": float(np.median(chosen)), "q25": float(np.quantile(chosen, 0.25)),
+        "q75": float(np.quantile(chosen, 0.75)), "success": float(np.isfinite(chosen).mean()),
+        "times": chosen, "tuning_median": np.array([k[0] for k in keys]),
+        "tuning_success": np.array([-k[1] for k in keys]), "target": target,
+    }
+
+
+# --- inside Adam -------------------------------------------------------------------------------
+def adam_probe(race_name: str, lr: float, config: Config) -> dict:
+    """Adam at ``lr`` from the fresh starts, recorded every step; its moments rebuilt from the record."""
+    landscape, starts, target = race_setup(race_name, config.n_eval, config.seed + 1)
+    optimizer = Optimizer.build("adam", lr=lr)
+    hp = optimizer.hp
+    beta1, beta2, eps = float(hp["beta1"]), float(hp["beta2"]), float(hp["eps"])
+    trajectory = simulate(landscape, optimizer, starts, config.budget, record_every=1, target_loss=target,
+                          check_every=config.budget, seed=config.seed)
+    positions = trajectory.positions  # [T, N, d], frame t = step t
+    steps = positions.shape[0] - 1
+    grads = landscape.gradient(positions[:-1].reshape(-1, landscape.dim)).reshape(steps, *positions.shape[1:])
+    m = torch.zeros_like(grads[0])
+    v = torch.zeros_like(grads[0])
+    gain, update = torch.empty_like(grads), torch.empty_like(grads)
+    for k in range(steps):
+        m = beta1 * m + (1 - beta1) * grads[k]
+        v = beta2 * v + (1 - beta2) * grads[k] ** 2
+        denom = torch.sqrt(v / (1 - beta2 ** (k + 1))) + eps
+        gain[k] = 1.0 / denom  # the effective step is lr * gain
+        update[k] = -(lr / (1 - beta1 ** (k + 1))) * m / denom
+    stop = trajectory.stop_step.clone()
+    stop[stop < 0] = steps
+    active = (torch.arange(steps).unsqueeze(1) < stop.unsqueeze(0)).unsqueeze(-1).expand_as(grads)
+    recorded = trajectory.displacement[1:]
+    mismatch = float(((update - recorded).abs() * active).max() / recorded.abs().max().clamp(min=1e-300))
+    g, eff, step = grads[active].abs(), lr * gain[active], (update[active]).abs()
+    flat_cut, steep_cut = float(torch.quantile(g, 0.25)), float(torch.quantile(g, 0.75))
+    flat, steep = g <= flat_cut, g >= steep_cut
+    out = {
+        "lr": lr, "samples": int(g.numel()), "rebuild_mismatch": mismatch,
+        "flat_grad": float(g[flat].median()), "steep_grad": float(g[steep].median()),
+        "flat_eff": float(eff[flat].median()), "steep_eff": float(eff[steep].median()),
+        "flat_step": float(step[flat].median()), "steep_step": float(step[steep].median()),
+        "scatter": (g.numpy(), eff.numpy() / lr, step.numpy() / lr),
+    }
+    if race_name == "plateau":  # the x coordinate on the flat part: constant gradient -slope
+        slope, length = landscape.params["slope"], landscape.params["length"]
+        on_flat = active[..., 0] & (positions[:-1, :, 0] < length)
+        out["plateau_gain_x"] = float(lr * gain[..., 0][on_flat].median() / lr)
+        out["plateau_step_x"] = float(update[..., 0][on_flat].abs().median() / lr)
+        out["plateau_slope"] = slope
+    return out
+
+
+# --- the experiment ----------------------------------------------------------------------------
+def run(config: Config | None = None, progress: Progress | None = None) -> Result:
+    config = config or Config()
+    units = len(config.races) * (len(config.optimizers) + 1)
+    done = 0
+    results: dict[str, dict[str, dict]] = {}
+    probes: dict[str, dict] = {}
+    for race_name in config.races:
+        results[race_name] = {}
+        for optimizer in config.optimizers:
+            results[race_name][optimizer] = race(race_name, optimizer, config)
+            done += 1
+            if progress is not None:
+                progress(done, units)
+        if "adam" in config.optimizers:
+            probes[race_name] = adam_probe(race_name, results[race_name]["adam"]["lr"], config)
+        done += 1
+        if progress is not None:
+            progress(done, units)
+
+    numbers: dict[str, object] = {}
+    theory: dict[str, object] = {}
+    for race_name, table in results.items():
+        for optimizer, r in table.items():
+            key = f"{race_name}: {optimizer}"
+            numbers[f"{key} median steps to target"] = r["median"]
+            numbers[f"{key} steps IQR"] = [r["q25"], r["q75"]]
+            numbers[f"{key} success rate"] = r["success"]
+            numbers[f"{key} tuned lr"] = r["lr"] if not r["lr_at_grid_edge"] else f"{r['lr']:.3g} (grid edge)"
+        if race_name.startswith("valley") and "gd" in table:
+            landscape, _, _ = race_setup(race_name, 1, config.seed)
+            eig = torch.linalg.eigvalsh(quadratic_matrix(landscape))
+            theory[f"{race_name}: gd tuned lr"] = gd_parameters(float(eig[-1]), float(eig[0]))
+    for race_name, probe in probes.items():
+        key = f"{race_name}: adam"
+        numbers[f"{key} effective lr flat / steep (median, flattest vs steepest quarter of |g|)"] = (
+            probe["flat_eff"] / probe["steep_eff"])
+        numbers[f"{key} step length flat / steep"] = probe["flat_step"] / probe["steep_step"]
+        numbers[f"{key} |g| flat, steep"] = [probe["flat_grad"], probe["steep_grad"]]
+        numbers[f"{key} step / lr on flat, steep"] = [probe["flat_step"] / probe["lr"],
+                                                      probe["steep_step"] / probe["lr"]]
+        numbers[f"{key} rebuilt-update mismatch (relative)"] = probe["rebuild_mismatch"]
+        if "plateau_gain_x" in probe:
+            numbers["plateau: adam effective lr / lr along x on the flat part"] = probe["plateau_gain_x"]
+            theory["plateau: adam effective lr / lr along x on the flat part"] = 1.0 / probe["plateau_slope"]
+            numbers["plateau: adam step / lr along x on the flat part"] = probe["plateau_step_x"]
+            theory["plateau: adam step / lr along x on the flat part"] = 1.0
+
+    checks: dict[str, bool] = {}
+    comparisons: list[str] = []
+    for race_name, table in results.items():
+        adaptive = [o for o in ADAPTIVE if o in table]
+        if not adaptive:
+            continue
+        best = min(adaptive, key=lambda o: (table[o]["median"], -table[o]["success"]))
+        numbers[f"{race_name}: best adaptive"] = best
+        rivals = ("gd", "momentum") if race_name == "plateau" else ("gd",)
+        for rival in rivals:
+            if rival not in table or race_name == "valley-aligned":
+                continue
+            win = table[best]["median"] < table[rival]["median"]
+            checks[f"{race_name}: best adaptive ({LABELS[best]}) reaches the target in fewer median steps "
+                   f"than tuned {LABELS[rival]}"] = win
+        plain = [o for o in PLAIN if o in table]
+        if plain:
+            best_plain = min(plain, key=lambda o: (table[o]["median"], -table[o]["success"]))
+            comparisons.append(f"{race_name}: {LABELS[best]} {_fmt_steps(table[best]['median'], config)} vs "
+                               f"{LABELS[best_plain]} {_fmt_steps(table[best_plain]['median'], config)}")
+    if probes:
+        eff_ratios = [p["flat_eff"] / p["steep_eff"] for p in probes.values()]
+        step_ratios = [p["flat_step"] / p["steep_step"] for p in probes.values()]
+        checks["Adam's effective lr lr/(sqrt(v_hat) + eps) is larger on flat ground than on steep slopes "
+               "(every landscape)"] = min(eff_ratios) > 1.0
+        checks["Adam's actual steps are longer on flat ground than on steep slopes (every landscape)"] = (
+            min(step_ratios) > 1.0)
+
+    verdict = verdict_from(checks) if checks else "did not hold"
+    explanation = _explain(verdict, checks, results, probes, comparisons, config)
+    config_dict = {**asdict(config), "lr_grid": config.lr_grid().tolist(), "races": {r: RACES[r] for r in config.races},
+                   "protocol": PROTOCOL.format(budget=config.budget, n=len(config.lr_grid()), lo=config.lr_min,
+                                               hi=config.lr_max, per=config.lr_per_decade, tune=config.n_tune,
+                                               fresh=config.n_eval)}
+    figure = _figure(config, results, probes)
+    return Result(NAME, CLAIM, verdict, explanation, numbers, theory, config_dict, figure, checks)
+
+
+PROTOCOL = ("Same log grid of {n} learning rates from {lo:g} to {hi:g} ({per} per decade) for every optimizer; "
+            "same budget of {budget} steps = {budget} gradients; momentum 0.9, Adam betas (0.9, 0.999), "
+            "RMSProp alpha 0.99, default eps; lr tuned on {tune} starts (lowest median steps to target, then "
+            "success rate), reported on {fresh} fresh starts; failures count as never reaching the target.")
+
+
+def _fmt_steps(value: float, config: Config) -> str:
+    return f"{value:.0f} steps" if math.isfinite(value) else f"> {config.budget} steps"
+
+
+def _explain(verdict, checks, results, probes, comparisons, config) -> str:
+    passed = [name for name, ok in checks.items() if ok]
+    failed = [name for name, ok in checks.items() if not ok]
+    parts = [f"Median steps to target on fresh starts, best adaptive vs best of GD/momentum: "
+             + "; ".join(comparisons) + "."]
+    if passed:
+        parts.append("Held: " + "; ".join(passed) + ".")
+    if failed:
+        parts.append("Did not hold: " + "; ".join(failed) + ".")
+    if probes:
+        eff = ", ".join(f"{r} x{p['flat_eff'] / p['steep_eff']:.3g}" for r, p in probes.items())
+        step = ", ".join(f"{r} x{p['flat_step'] / p['steep_step']:.3g}" for r, p in probes.items())
+        parts.append(
+            f"Inside Adam, the effective per-coordinate lr on flat ground over that on steep slopes is {eff}: "
+            "the multiplier does grow where the gradient is small. The actual step length (flat / steep) is "
+            f"{step}: Adam divides the gradient by its own running size, so with a steady gradient every "
+            "coordinate moves about lr per step whatever the slope (sign-like steps), shorter where the "
+            "gradient flips sign. It normalises steps rather than enlarging them on flat ground; its "
+            "advantage on the plateau is that its step does not shrink with the gradient, as GD's does.")
+    if "valley-aligned" in results and "valley-rotated" in results:
+        aligned = min(results["valley-aligned"][o]["median"] for o in ADAPTIVE if o in results["valley-aligned"])
+        rotated = min(results["valley-rotated"][o]["median"] for o in ADAPTIVE if o in results["valley-rotated"])
+        parts.append(f"The per-coordinate step fixes a valley only when it lies along the axes: best adaptive "
+                     f"{_fmt_steps(aligned, config)} on the axis-aligned quadratic, "
+                     f"{_fmt_steps(rotated, config)} on the same one rotated by 30 degrees.")
+    return " ".join(parts)
+
+
+def _figure(config: Config, results, probes):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"gd": "tab:blue", "momentum": "tab:orange", "adagrad": "tab:green", "rmsprop": "tab:red",
+              "adam": "tab:purple"}
+    races = list(results)
+    n = len(races)
+    fig, axes = plt.subplots(2, n + 1, figsize=(4.0 * (n + 1), 7.2), squeeze=False)
+    grid = config.lr_grid()
+    cap = config.budget * 1.25
+    for j, race_name in enumerate(races):
+        ax = axes[0, j]
+        for optimizer, r in results[race_name].items():
+            med = np.where(np.isfinite(r["tuning_median"]), r["tuning_median"], np.nan)
+            ax.loglog(grid, med, "-o", ms=3, color=colors.get(optimizer), label=LABELS.get(optimizer, optimizer))
+            ax.loglog([r["lr"]], [min(r["median"], cap)], "*", ms=12, color=colors.get(optimizer), mec="k")
+        ax.axhline(config.budget, color="k", lw=0.6, ls=":")
+        ax.set_title(f"{race_name}: tuning (median steps vs lr)", fontsize=9)
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("median steps to target")
+        ax.grid(alpha=0.3, which="both")
+        ax = axes[1, j]
+        names = list(results[race_name])
+        data = [np.minimum(results[race_name][o]["times"], cap) for o in names]
+        box = ax.boxplot(data, patch_artist=True, showfliers=True)
+        for patch, optimizer in zip(box["boxes"], names):
+            patch.set_facecolor(colors.get(optimizer, "grey"))
+            patch.set_alpha(0.6)
+        ax.set_xticks(range(1, len(names) + 1), [LABELS.get(o, o) for o in names], rotation=30, fontsize=8)
+        ax.set_yscale("log")
+        ax.axhline(config.budget, color="k", lw=0.6, ls=":")
+        ax.set_title(f"{race_name}: fresh starts at tuned lr (above dotted: failed)", fontsize=9)
+        ax.set_ylabel("steps to target")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0, 0].legend(fontsize=7)
+    marker_colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (race_name, probe) in enumerate(probes.items()):
+        g, gain, step = probe["scatter"]
+        pick = np.linspace(0, len(g) - 1, min(len(g), 3000)).astype(int)
+        color = marker_colors[i % len(marker_colors)]
+        axes[0, n].loglog(g[pick], gain[pick], ".", ms=2, alpha=0.4, color=color, label=race_name)
+        axes[1, n].loglog(g[pick], step[pick], ".", ms=2, alpha=0.4, color=color, label=race_name)
+    axes[0, n].set_title("Adam: effective lr / lr = 1/(sqrt(v_hat)+eps)", fontsize=9)
+    axes[1, n].set_title("Adam: |step| / lr per coordinate", fontsize=9)
+    for ax in axes[:, n]:
+        ax.set_xlabel("|gradient| of the coordinate")
+        ax.grid(alpha=0.3, which="both")
+        if probes:
+            ax.legend(fontsize=7, markerscale=4)
+    fig.tight_layout()
+    return fig
