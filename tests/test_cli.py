@@ -1,0 +1,116 @@
+"""The `descent` command line, driven as a user would (Typer's runner, plus one real subprocess)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from descent.cli import app
+
+torch.set_num_threads(1)
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize("momentum, outcome, side", [("0", "minimum:left", -1), ("0.9", "minimum:right", 1)])
+def test_double_well_momentum_claim_with_every_other_flag_at_its_default(tmp_path, momentum, outcome, side):
+    result = invoke("run", "--landscape", "double-well", "--momentum", momentum, "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert f"outcome: {outcome}" in result.output
+    data = json.loads((tmp_path / "trajectory.json").read_text())
+    assert data["particles"][0]["outcome"] == outcome
+    assert side * data["particles"][0]["final"][0] > 0.9
+    assert data["spec"]["hyper"] == {"momentum": float(momentum)}
+    assert data["optimizer"]["hyper"]["lr"] == 0.02  # the landscape's default learning rate
+    assert (tmp_path / "trajectory.csv").stat().st_size > 0
+    assert (tmp_path / "trajectory.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_swarm_prints_a_table_of_outcomes(tmp_path):
+    result = invoke("run", "--starts", "random:50", "--steps", "500", "--no-plot", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "minimum:right" in result.output and "share" in result.output
+
+
+def test_formula_landscape_and_schedule_options(tmp_path):
+    result = invoke(
+        "run",
+        "--landscape",
+        "(x**2 - 1)**2 + y**2",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.05",
+        "--start",
+        "0.3,0.5",
+        "--schedule",
+        "warmup:steps=10>cosine:total=490",
+        "--clip",
+        "1",
+        "--steps",
+        "500",
+        "--no-plot",
+        "--out",
+        str(tmp_path),
+    )
+    assert result.exit_code == 0, result.output
+    spec = json.loads((tmp_path / "trajectory.json").read_text())["spec"]
+    assert spec["schedule"]["kind"] == "warmup" and spec["clip_norm"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--lr", "-1"], "invalid momentum.lr=-1.0"),
+        (["--optimizer", "sgdd"], "invalid optimizer='sgdd'"),
+        (["--momentum", "1.5"], "invalid momentum.momentum=1.5"),
+        (["--start", "a,b"], "invalid start='a,b'"),
+        (["--landscape", "x**2 + foo(y)"], "foo"),
+        (["--schedule", "cosine:total=-3"], "invalid cosine.total=-3"),
+        (["--hp", "beta9=3"], "invalid momentum hyper-parameter='beta9'"),
+        (["--param", "tilt=9"], "invalid double-well.tilt=9.0"),
+    ],
+)
+def test_bad_values_get_a_clear_error_and_exit_code_2(tmp_path, args, message):
+    result = invoke("run", *args, "--out", str(tmp_path))
+    assert result.exit_code == 2
+    assert message in result.output.replace("\n", "")
+    assert not (tmp_path / "trajectory.json").exists()
+
+
+def test_list_commands_show_the_registries():
+    landscapes = invoke("list", "landscapes", "--json")
+    names = {row["name"] for row in json.loads(landscapes.output)}
+    assert {"double-well", "plateau", "saddle", "quadratic", "rosenbrock"} <= names
+    optimizers = json.loads(invoke("list", "optimizers", "--json").output)
+    assert [o["name"] for o in optimizers] == [
+        "gd",
+        "momentum",
+        "nesterov",
+        "adagrad",
+        "rmsprop",
+        "adam",
+        "adamw",
+        "amsgrad",
+        "langevin",
+    ]
+    assert "lr=0.01" in invoke("list", "optimizers").output.replace(" ", "")
+
+
+def test_help_everywhere():
+    for args in ([], ["run"], ["list"], ["experiment"], ["experiment", "run"], ["report"], ["arena"]):
+        result = invoke(*args, "--help")
+        assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_console_script_is_installed():
+    out = subprocess.run(
+        [sys.executable, "-m", "descent.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "run" in out.stdout and "arena" in out.stdout
