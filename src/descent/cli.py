@@ -187,10 +187,11 @@ def _print_summary(trajectory, paths) -> None:
 @list_app.command("landscapes")
 def list_landscapes(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Registered landscapes with their parameters and defaults."""
-    from descent.landscapes import LANDSCAPES
+    from descent.landscapes import LANDSCAPES, landscape_names
 
     rows = []
-    for name, entry in LANDSCAPES.items():
+    for name in landscape_names():
+        entry = LANDSCAPES[name]
         land = entry.build()
         rows.append(
             {

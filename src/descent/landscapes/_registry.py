@@ -63,5 +63,6 @@ def get_landscape(name: str, **params: float) -> Landscape:
 
 
 def landscape_names(category: str | None = None) -> list[str]:
-    """Registered names, in registration order, optionally of one category."""
-    return [n for n, e in LANDSCAPES.items() if category is None or e.category == category]
+    """Registered names, the seeds' first, then theory, then classic; optionally of one category."""
+    names = [n for n, e in LANDSCAPES.items() if category is None or e.category == category]
+    return sorted(names, key=lambda n: CATEGORIES.index(LANDSCAPES[n].category))

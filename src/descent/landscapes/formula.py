@@ -530,7 +530,8 @@ def _descend(energy: _Fn, starts: torch.Tensor, low, high, h, newton: bool, iter
     alive = torch.isfinite(value) & torch.isfinite(grad).all(dim=1)
     damping = 1e-3 * (1 + hess.flatten(1).norm(dim=1))
     trust = 0.25 * float((high - low).min())
-    gtol = 1e-9 * (1 + float(grad[alive].norm(dim=1).median())) if alive.any() else 1.0
+    gscale = float(grad[alive].norm(dim=1).median()) if alive.any() else 1.0
+    gtol = 1e-9 * (1 + gscale)
     active = alive.clone()
     walled = torch.zeros(x.shape[0], dtype=torch.long)
     for _ in range(iters):
@@ -559,7 +560,7 @@ def _descend(energy: _Fn, starts: torch.Tensor, low, high, h, newton: bool, iter
         else:
             stop = (still & (grad[idx].norm(dim=1) <= gtol * 1e-3)) | (damping[idx] >= 1e16)
         active[idx] = ~stop & (walled[idx] < 3)
-    return x, value, grad, alive, gtol
+    return x, value, grad, alive, gscale
 
 
 def _interior(x: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
@@ -587,12 +588,13 @@ def _ring(energy: _Fn, x: torch.Tensor, radius: float) -> torch.Tensor:
 
 def _cluster(x: torch.Tensor, value: torch.Tensor, radius: float) -> list[int]:
     """Indices of cluster representatives (the lowest point of each group closer than ``radius``)."""
-    order = torch.argsort(value).tolist()
+    order = torch.argsort(value)
+    close = (torch.cdist(x[order], x[order]) <= radius).tolist()
     chosen: list[int] = []
-    for i in order:
-        if all(float((x[i] - x[j]).norm()) > radius for j in chosen):
+    for i in range(len(close)):
+        if not any(close[i][j] for j in chosen):
             chosen.append(i)
-    return chosen
+    return order[chosen].tolist()
 
 
 @dataclass(frozen=True)
@@ -610,7 +612,8 @@ def find_critical_points(energy: _Fn, bounds: Sequence[tuple[float, float]], max
     gradient does not vanish there: a cusp); smooth ones must also have no negative Hessian
     eigenvalue. Lowest -> ``global_min`` (ties included), the others ``local_min``. A plain Newton
     pass on grad U = 0 then collects saddles (indefinite Hessian). Points on the boundary are not
-    minima. ``bounded_below`` is False when no interior point is even a weak local minimum.
+    minima, nor are points where the slope is still steep (the rim of a pole, 1/x near 0).
+    ``bounded_below`` is False when no interior point is even a weak (non-isolated) local minimum.
     """
     low = torch.tensor([b[0] for b in bounds], dtype=torch.float64)
     high = torch.tensor([b[1] for b in bounds], dtype=torch.float64)
@@ -623,8 +626,11 @@ def find_critical_points(energy: _Fn, bounds: Sequence[tuple[float, float]], max
     if starts.shape[0] == 0:
         return _Search((), False, None)
 
-    x, value, grad, alive, gtol = _descend(energy, starts, low, high, h, newton=False, iters=100)
-    keep = alive & _interior(x, low, high) & torch.isfinite(value)
+    x, value, grad, alive, gscale = _descend(energy, starts, low, high, h, newton=False, iters=100)
+    gtol = 1e-9 * (1 + gscale)
+    # a minimum is interior, with a bounded slope (a cusp may have one; a pole's grows without end)
+    steep = grad.norm(dim=1) > 1e3 * (1 + gscale)
+    keep = alive & _interior(x, low, high) & torch.isfinite(value) & ~steep
     x, value, grad = x[keep], value[keep], grad[keep]
     minima: list[CriticalPoint] = []
     bounded_below = False
