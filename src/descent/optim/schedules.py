@@ -10,6 +10,27 @@ from dataclasses import asdict, dataclass, field
 from descent._errors import check_number, invalid
 
 
+def _check_count(parameter: str, value: object) -> None:
+    """Raise unless ``value`` is an integer >= 1 (an int, or a float with no fractional part)."""
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value == int(value)
+        and value >= 1
+    )
+    if not ok:
+        raise invalid(parameter, value, "an integer >= 1")
+
+
+def _power(gamma: float, n: int) -> float:
+    """gamma**n, inf where it overflows (gamma > 1 over many steps): the run diverges, it does not crash."""
+    try:
+        return gamma**n
+    except OverflowError:
+        return math.inf
+
+
 @dataclass(frozen=True)
 class Constant:
     """factor(k) = 1."""
@@ -26,12 +47,11 @@ class Step:
     gamma: float = 0.1
 
     def __post_init__(self) -> None:
-        if int(self.every) != self.every or self.every < 1:
-            raise invalid("step.every", self.every, "an integer >= 1")
+        _check_count("step.every", self.every)
         check_number("step.gamma", self.gamma, 0.0, None, low_open=True)
 
     def __call__(self, k: int) -> float:
-        return self.gamma ** (k // int(self.every))
+        return _power(self.gamma, k // int(self.every))
 
 
 @dataclass(frozen=True)
@@ -44,7 +64,7 @@ class Exponential:
         check_number("exponential.gamma", self.gamma, 0.0, None, low_open=True)
 
     def __call__(self, k: int) -> float:
-        return self.gamma**k
+        return _power(self.gamma, k)
 
 
 @dataclass(frozen=True)
@@ -55,8 +75,7 @@ class Cosine:
     final: float = 0.0
 
     def __post_init__(self) -> None:
-        if int(self.total) != self.total or self.total < 1:
-            raise invalid("cosine.total", self.total, "an integer >= 1")
+        _check_count("cosine.total", self.total)
         check_number("cosine.final", self.final, 0.0, 1.0)
 
     def __call__(self, k: int) -> float:
@@ -72,8 +91,7 @@ class Warmup:
     then: Schedule = field(default_factory=Constant)
 
     def __post_init__(self) -> None:
-        if int(self.steps) != self.steps or self.steps < 1:
-            raise invalid("warmup.steps", self.steps, "an integer >= 1")
+        _check_count("warmup.steps", self.steps)
 
     def __call__(self, k: int) -> float:
         if k < self.steps:
@@ -96,6 +114,8 @@ class Sequence:
             raise invalid(
                 "sequence.lengths", self.lengths, f"{len(self.parts) - 1} lengths for {len(self.parts)} parts"
             )
+        for length in self.lengths:
+            _check_count("sequence.lengths", length)
 
     def __call__(self, k: int) -> float:
         start = 0
@@ -154,11 +174,11 @@ def schedule_from_dict(spec: dict | None) -> Schedule:
     kind = spec["kind"]
     try:
         if kind == "warmup":
-            return Warmup(steps=int(fields.get("steps", 100)), then=schedule_from_dict(fields.get("then")))
+            return Warmup(steps=fields.get("steps", 100), then=schedule_from_dict(fields.get("then")))
         if kind in ("sequence", "product"):
             parts = tuple(schedule_from_dict(p) for p in fields.get("parts", []))
             if kind == "sequence":
-                return Sequence(parts, tuple(int(n) for n in fields.get("lengths", [])))
+                return Sequence(parts, tuple(fields.get("lengths", [])))
             return Product(parts)
         return KINDS[kind](**fields)
     except TypeError as error:
@@ -203,8 +223,10 @@ def _parse_one(piece: str) -> tuple[Schedule, int | None]:
             raise invalid(f"schedule {kind}", item, "key=value")
         fields[key.strip()] = check_number(f"schedule {kind}.{key.strip()}", value)
     length = fields.pop("for", None)
+    if length is not None:
+        _check_count(f"schedule {kind}.for", length)
     for key in ("every", "total", "steps"):
-        if key in fields:
+        if key in fields and fields[key] == int(fields[key]):  # 2.5 stays 2.5 and is refused, not truncated
             fields[key] = int(fields[key])
     try:
         schedule = KINDS[kind](**fields)
