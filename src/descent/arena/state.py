@@ -40,6 +40,8 @@ MAX_FRAMES_SWARM = 200  # recorded frames of a swarm (N balls each)
 NOISE_KINDS = ("gradient", "langevin", "none")
 SPREADS = ("start", "random")
 INERTIAL = ("momentum", "nesterov")
+LR_LOG_RANGE = (-4.0, 0.5)  # the learning-rate slider, in log10(lr)
+FORMULA = "__formula__"  # the landscape dropdown's "custom formula" entry
 
 DEFAULT_STATE: dict[str, Any] = {
     "v": STATE_VERSION,

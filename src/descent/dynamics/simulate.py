@@ -104,8 +104,9 @@ def simulate(
     try:
         for k in range(steps):
             updates, state = optimizer.step(k, x, grad, state, generator)
-            moving = active.unsqueeze(1)
-            x_new = torch.where(moving, x + updates, x)
+            # every particle is evaluated at x + u (one code path); frozen ones discard the result,
+            # keeping x and the value and gradient already computed there
+            x_new = x + updates
             value_new, grad_new = landscape.value_and_gradient(x_new)
             bad = active & ~(
                 torch.isfinite(x_new).all(dim=1)
@@ -113,11 +114,12 @@ def simulate(
                 & torch.isfinite(grad_new).all(dim=1)
             )
             bad |= active & classifier._far(x_new, far_limits)
-            keep = (~bad).unsqueeze(1)
-            x = torch.where(keep, x_new, x)
-            value = torch.where(bad, value, value_new)
-            grad = torch.where(keep, grad_new, grad)
-            last_update = torch.where(moving & keep, updates, last_update)
+            take = active & ~bad
+            rows = _rows(take, x)
+            x = torch.where(rows, x_new, x)
+            value = torch.where(take, value_new, value)
+            grad = torch.where(rows, grad_new, grad)
+            last_update = torch.where(rows, updates, last_update)
             diverged |= bad
             stopping = (
                 bad.clone()
@@ -169,6 +171,12 @@ def simulate(
         interrupted=interrupted,
         seed=int(seed),
     )
+
+
+def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-particle mask ``[N]`` widened to ``like``'s ``[N, d]``, contiguous: `torch.where` on CPU
+    is several times slower with a broadcast ``[N, 1]`` mask than with a full one."""
+    return torch.stack([mask] * like.shape[1], dim=1)
 
 
 class _Recorder:

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from descent._errors import invalid
 from descent.dynamics import simulate
 from descent.experiments._base import Progress, Result, verdict_from
 from descent.landscapes import Landscape, get_landscape, quadratic_matrix
@@ -32,22 +33,30 @@ from descent.optim import Optimizer
 from descent.theory.rates import gd_parameters
 
 NAME = "adaptive"
-CLAIM = ("Flat regions challenge gradient flow, often requiring adaptive methods (AdaGrad, RMSProp, Adam), "
-         "which adjust the learning rate of each parameter: Adam takes bigger steps on flat ground and "
-         "smaller, careful ones on steep slopes.")
+CLAIM = (
+    "Flat regions challenge gradient flow, often requiring adaptive methods (AdaGrad, RMSProp, Adam), "
+    "which adjust the learning rate of each parameter: Adam takes bigger steps on flat ground and "
+    "smaller, careful ones on steep slopes."
+)
 
+KEY_NUMBERS = (
+    "plateau: gd median steps to target",
+    "plateau: momentum median steps to target",
+    "plateau: adam median steps to target",
+    "plateau: adam step / lr along x on the flat part",
+)
 ADAPTIVE = ("adagrad", "rmsprop", "adam")
 PLAIN = ("gd", "momentum")
 LABELS = {"gd": "GD", "momentum": "momentum", "adagrad": "AdaGrad", "rmsprop": "RMSProp", "adam": "Adam"}
 RACES = {
     "plateau": "the seeds' plateau: slope 0.05 over x in [0, 8], then a well; starts x in [0, 1], "
-               "y in [-1, 1]; target: loss within 1e-3 of the well's minimum",
+    "y in [-1, 1]; target: loss within 1e-3 of the well's minimum",
     "valley-rotated": "quadratic, kappa = 100, eigenvectors rotated by 30 degrees from the axes; "
-                      "starts uniform in [-2, 2]^2; target loss 1e-6",
+    "starts uniform in [-2, 2]^2; target loss 1e-6",
     "valley-aligned": "the same quadratic with axis-aligned eigenvectors (a control: the one case a "
-                      "per-coordinate step can fix exactly); target loss 1e-6",
+    "per-coordinate step can fix exactly); target loss 1e-6",
     "rosenbrock": "Rosenbrock's banana 100(y - x^2)^2 + (1 - x)^2; starts uniform in [-2.048, 2.048]^2; "
-                  "target loss 1e-4",
+    "target loss 1e-4",
 }
 
 
@@ -65,8 +74,9 @@ class Config:
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(races=("plateau", "valley-rotated", "rosenbrock"), lr_per_decade=2, budget=800, n_tune=6,
-                   n_eval=8)
+        return cls(
+            races=("plateau", "valley-rotated", "rosenbrock"), lr_per_decade=2, budget=800, n_tune=6, n_eval=8
+        )
 
     def lr_grid(self) -> np.ndarray:
         decades = math.log10(self.lr_max / self.lr_min)
@@ -89,20 +99,36 @@ def race_setup(race: str, n: int, seed: int) -> tuple[Landscape, torch.Tensor, f
     if race == "rosenbrock":
         landscape = get_landscape("rosenbrock")
         return landscape, landscape.random_starts(n, generator), 1e-4
-    raise ValueError(f"invalid race={race!r}: expected one of {list(RACES)}")
+    raise invalid("race", race, f"one of {list(RACES)}")
 
 
 def _times(trajectory, target: float) -> np.ndarray:
     """Steps to target per particle; inf where not reached (or diverged)."""
     stop = trajectory.stop_step.numpy().astype(float)
-    reached = ((stop >= 0) & np.array([o != "diverged" for o in trajectory.outcomes])
-               & (trajectory.final_loss.numpy() <= target))
+    reached = (
+        (stop >= 0)
+        & np.array([o != "diverged" for o in trajectory.outcomes])
+        & (trajectory.final_loss.numpy() <= target)
+    )
     return np.where(reached, stop, np.inf)
 
 
+def quantile(times: np.ndarray, q: float) -> float:
+    """The q-quantile of times that may hold inf (never reached), interpolating only between finite ones."""
+    ordered = np.sort(np.asarray(times, dtype=float))
+    position = q * (len(ordered) - 1)
+    lo, hi = ordered[int(math.floor(position))], ordered[int(math.ceil(position))]
+    if not math.isfinite(hi):
+        return math.inf
+    return float(lo + (hi - lo) * (position - math.floor(position)))
+
+
 def _selection_key(times: np.ndarray, budget: int) -> tuple[float, float, float]:
-    return (float(np.median(times)), -float(np.isfinite(times).mean()),
-            float(np.mean(np.minimum(times, budget + 1))))
+    return (
+        quantile(times, 0.5),
+        -float(np.isfinite(times).mean()),
+        float(np.mean(np.minimum(times, budget + 1))),
+    )
 
 
 def race(race_name: str, optimizer: str, config: Config) -> dict:
@@ -113,19 +139,33 @@ def race(race_name: str, optimizer: str, config: Config) -> dict:
     per_lr = config.n_tune + config.n_eval
     starts = torch.cat([tune, fresh]).repeat(len(grid), 1)
     lr = torch.tensor(np.repeat(grid, per_lr), dtype=torch.float64)
-    trajectory = simulate(landscape, Optimizer.build(optimizer, lr=lr), starts, config.budget, record_every=0,
-                          target_loss=target, check_every=config.budget, seed=config.seed)
+    trajectory = simulate(
+        landscape,
+        Optimizer.build(optimizer, lr=lr),
+        starts,
+        config.budget,
+        record_every=0,
+        target_loss=target,
+        check_every=config.budget,
+        seed=config.seed,
+    )
     times = _times(trajectory, target).reshape(len(grid), per_lr)
     tune_times, eval_times = times[:, : config.n_tune], times[:, config.n_tune :]
     keys = [_selection_key(t, config.budget) for t in tune_times]
     best = min(range(len(grid)), key=lambda i: keys[i])
     chosen = eval_times[best]
     return {
-        "lr": float(grid[best]), "lr_at_grid_edge": best in (0, len(grid) - 1),
-        "median": float(np.median(chosen)), "q25": float(np.quantile(chosen, 0.25)),
-        "q75": float(np.quantile(chosen, 0.75)), "success": float(np.isfinite(chosen).mean()),
-        "times": chosen, "tuning_median": np.array([k[0] for k in keys]),
-        "tuning_success": np.array([-k[1] for k in keys]), "target": target,
+        "lr": float(grid[best]),
+        "lr_at_grid_edge": best in (0, len(grid) - 1),
+        "median": quantile(chosen, 0.5),
+        "q25": quantile(chosen, 0.25),
+        "q75": quantile(chosen, 0.75),
+        "success": float(np.isfinite(chosen).mean()),
+        "any_reached": bool(np.isfinite(tune_times).any()),
+        "times": chosen,
+        "tuning_median": np.array([k[0] for k in keys]),
+        "tuning_success": np.array([-k[1] for k in keys]),
+        "target": target,
     }
 
 
@@ -136,8 +176,16 @@ def adam_probe(race_name: str, lr: float, config: Config) -> dict:
     optimizer = Optimizer.build("adam", lr=lr)
     hp = optimizer.hp
     beta1, beta2, eps = float(hp["beta1"]), float(hp["beta2"]), float(hp["eps"])
-    trajectory = simulate(landscape, optimizer, starts, config.budget, record_every=1, target_loss=target,
-                          check_every=config.budget, seed=config.seed)
+    trajectory = simulate(
+        landscape,
+        optimizer,
+        starts,
+        config.budget,
+        record_every=1,
+        target_loss=target,
+        check_every=config.budget,
+        seed=config.seed,
+    )
     positions = trajectory.positions  # [T, N, d], frame t = step t
     steps = positions.shape[0] - 1
     grads = landscape.gradient(positions[:-1].reshape(-1, landscape.dim)).reshape(steps, *positions.shape[1:])
@@ -159,18 +207,27 @@ def adam_probe(race_name: str, lr: float, config: Config) -> dict:
     flat_cut, steep_cut = float(torch.quantile(g, 0.25)), float(torch.quantile(g, 0.75))
     flat, steep = g <= flat_cut, g >= steep_cut
     out = {
-        "lr": lr, "samples": int(g.numel()), "rebuild_mismatch": mismatch,
-        "flat_grad": float(g[flat].median()), "steep_grad": float(g[steep].median()),
-        "flat_eff": float(eff[flat].median()), "steep_eff": float(eff[steep].median()),
-        "flat_step": float(step[flat].median()), "steep_step": float(step[steep].median()),
+        "lr": lr,
+        "samples": int(g.numel()),
+        "rebuild_mismatch": mismatch,
+        "first_step": float(update[0].abs().median() / lr),
+        "flat_grad": float(g[flat].median()),
+        "steep_grad": float(g[steep].median()),
+        "flat_eff": float(eff[flat].median()),
+        "steep_eff": float(eff[steep].median()),
+        "flat_step": float(step[flat].median()),
+        "steep_step": float(step[steep].median()),
         "scatter": (g.numpy(), eff.numpy() / lr, step.numpy() / lr),
     }
-    if race_name == "plateau":  # the x coordinate on the flat part: constant gradient -slope
+    if race_name == "plateau":  # along x: the flat part (force = slope) against the well's walls
         slope, length = landscape.params["slope"], landscape.params["length"]
         on_flat = active[..., 0] & (positions[:-1, :, 0] < length)
-        out["plateau_gain_x"] = float(lr * gain[..., 0][on_flat].median() / lr)
-        out["plateau_step_x"] = float(update[..., 0][on_flat].abs().median() / lr)
+        on_wall = active[..., 0] & (grads[..., 0].abs() >= 10 * slope)
         out["plateau_slope"] = slope
+        for part, mask in (("flat", on_flat), ("wall", on_wall)):
+            if bool(mask.any()):
+                out[f"plateau_{part}_gain_x"] = float(gain[..., 0][mask].median())
+                out[f"plateau_{part}_step_x"] = float(update[..., 0][mask].abs().median() / lr)
     return out
 
 
@@ -199,28 +256,42 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
     for race_name, table in results.items():
         for optimizer, r in table.items():
             key = f"{race_name}: {optimizer}"
-            numbers[f"{key} median steps to target"] = r["median"]
-            numbers[f"{key} steps IQR"] = [r["q25"], r["q75"]]
+            numbers[f"{key} median steps to target"] = _steps_value(r["median"], config)
+            numbers[f"{key} steps IQR"] = [_steps_value(r["q25"], config), _steps_value(r["q75"], config)]
             numbers[f"{key} success rate"] = r["success"]
-            numbers[f"{key} tuned lr"] = r["lr"] if not r["lr_at_grid_edge"] else f"{r['lr']:.3g} (grid edge)"
+            if not r["any_reached"]:
+                numbers[f"{key} tuned lr"] = "none: no lr of the grid reached the target"
+            else:
+                numbers[f"{key} tuned lr"] = (
+                    r["lr"] if not r["lr_at_grid_edge"] else f"{r['lr']:.3g} (grid edge)"
+                )
         if race_name.startswith("valley") and "gd" in table:
             landscape, _, _ = race_setup(race_name, 1, config.seed)
             eig = torch.linalg.eigvalsh(quadratic_matrix(landscape))
             theory[f"{race_name}: gd tuned lr"] = gd_parameters(float(eig[-1]), float(eig[0]))
     for race_name, probe in probes.items():
         key = f"{race_name}: adam"
-        numbers[f"{key} effective lr flat / steep (median, flattest vs steepest quarter of |g|)"] = (
-            probe["flat_eff"] / probe["steep_eff"])
+        numbers[f"{key} effective lr flat / steep (flattest vs steepest quarter of |g|)"] = (
+            probe["flat_eff"] / probe["steep_eff"]
+        )
         numbers[f"{key} step length flat / steep"] = probe["flat_step"] / probe["steep_step"]
-        numbers[f"{key} |g| flat, steep"] = [probe["flat_grad"], probe["steep_grad"]]
-        numbers[f"{key} step / lr on flat, steep"] = [probe["flat_step"] / probe["lr"],
-                                                      probe["steep_step"] / probe["lr"]]
+        numbers[f"{key} median |g| flat, steep"] = [probe["flat_grad"], probe["steep_grad"]]
+        numbers[f"{key} median step / lr flat, steep"] = [
+            probe["flat_step"] / probe["lr"],
+            probe["steep_step"] / probe["lr"],
+        ]
         numbers[f"{key} rebuilt-update mismatch (relative)"] = probe["rebuild_mismatch"]
-        if "plateau_gain_x" in probe:
-            numbers["plateau: adam effective lr / lr along x on the flat part"] = probe["plateau_gain_x"]
+        numbers[f"{key} first step / lr (median over coordinates)"] = probe["first_step"]
+        if "plateau_flat_gain_x" in probe:
+            numbers["plateau: adam effective lr / lr along x on the flat part"] = probe["plateau_flat_gain_x"]
             theory["plateau: adam effective lr / lr along x on the flat part"] = 1.0 / probe["plateau_slope"]
-            numbers["plateau: adam step / lr along x on the flat part"] = probe["plateau_step_x"]
+            numbers["plateau: adam step / lr along x on the flat part"] = probe["plateau_flat_step_x"]
             theory["plateau: adam step / lr along x on the flat part"] = 1.0
+        if "plateau_wall_gain_x" in probe:
+            numbers["plateau: adam effective lr / lr along x on the well's walls (|g_x| >= 10 slope)"] = (
+                probe["plateau_wall_gain_x"]
+            )
+            numbers["plateau: adam step / lr along x on the well's walls"] = probe["plateau_wall_step_x"]
 
     checks: dict[str, bool] = {}
     comparisons: list[str] = []
@@ -235,35 +306,69 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
             if rival not in table or race_name == "valley-aligned":
                 continue
             win = table[best]["median"] < table[rival]["median"]
-            checks[f"{race_name}: best adaptive ({LABELS[best]}) reaches the target in fewer median steps "
-                   f"than tuned {LABELS[rival]}"] = win
+            checks[
+                f"{race_name}: best adaptive ({LABELS[best]}) reaches the target in fewer median steps "
+                f"than tuned {LABELS[rival]}"
+            ] = win
         plain = [o for o in PLAIN if o in table]
         if plain:
             best_plain = min(plain, key=lambda o: (table[o]["median"], -table[o]["success"]))
-            comparisons.append(f"{race_name}: {LABELS[best]} {_fmt_steps(table[best]['median'], config)} vs "
-                               f"{LABELS[best_plain]} {_fmt_steps(table[best_plain]['median'], config)}")
+            comparisons.append(
+                f"{race_name}: {LABELS[best]} {_fmt_steps(table[best]['median'], config)} "
+                f"({table[best]['success']:.0%} reached) vs {LABELS[best_plain]} "
+                f"{_fmt_steps(table[best_plain]['median'], config)} ({table[best_plain]['success']:.0%})"
+            )
+    plateau = probes.get("plateau", {})
+    if "plateau_flat_gain_x" in plateau and "plateau_wall_gain_x" in plateau:
+        checks[
+            "plateau: Adam's effective lr along the slope is larger on the flat part than on the well's "
+            "steep walls"
+        ] = plateau["plateau_flat_gain_x"] > plateau["plateau_wall_gain_x"]
+        checks[
+            "plateau: Adam's steps along the slope are longer on the flat part than on the well's steep walls"
+        ] = plateau["plateau_flat_step_x"] > plateau["plateau_wall_step_x"]
     if probes:
         eff_ratios = [p["flat_eff"] / p["steep_eff"] for p in probes.values()]
         step_ratios = [p["flat_step"] / p["steep_step"] for p in probes.values()]
-        checks["Adam's effective lr lr/(sqrt(v_hat) + eps) is larger on flat ground than on steep slopes "
-               "(every landscape)"] = min(eff_ratios) > 1.0
-        checks["Adam's actual steps are longer on flat ground than on steep slopes (every landscape)"] = (
-            min(step_ratios) > 1.0)
+        checks[
+            "every landscape: Adam's effective lr is larger in the flattest quarter of per-coordinate "
+            "gradients met than in the steepest quarter"
+        ] = min(eff_ratios) > 1.0
+        checks[
+            "every landscape: Adam's steps are longer in the flattest quarter of per-coordinate gradients "
+            "met than in the steepest quarter"
+        ] = min(step_ratios) > 1.0
 
     verdict = verdict_from(checks) if checks else "did not hold"
     explanation = _explain(verdict, checks, results, probes, comparisons, config)
-    config_dict = {**asdict(config), "lr_grid": config.lr_grid().tolist(), "races": {r: RACES[r] for r in config.races},
-                   "protocol": PROTOCOL.format(budget=config.budget, n=len(config.lr_grid()), lo=config.lr_min,
-                                               hi=config.lr_max, per=config.lr_per_decade, tune=config.n_tune,
-                                               fresh=config.n_eval)}
+    config_dict = {
+        **asdict(config),
+        "lr_grid": config.lr_grid().tolist(),
+        "races": {r: RACES[r] for r in config.races},
+        "protocol": PROTOCOL.format(
+            budget=config.budget,
+            n=len(config.lr_grid()),
+            lo=config.lr_min,
+            hi=config.lr_max,
+            per=config.lr_per_decade,
+            tune=config.n_tune,
+            fresh=config.n_eval,
+        ),
+    }
     figure = _figure(config, results, probes)
     return Result(NAME, CLAIM, verdict, explanation, numbers, theory, config_dict, figure, checks)
 
 
-PROTOCOL = ("Same log grid of {n} learning rates from {lo:g} to {hi:g} ({per} per decade) for every optimizer; "
-            "same budget of {budget} steps = {budget} gradients; momentum 0.9, Adam betas (0.9, 0.999), "
-            "RMSProp alpha 0.99, default eps; lr tuned on {tune} starts (lowest median steps to target, then "
-            "success rate), reported on {fresh} fresh starts; failures count as never reaching the target.")
+PROTOCOL = (
+    "Same log grid of {n} learning rates from {lo:g} to {hi:g} ({per} per decade) for every optimizer; "
+    "same budget of {budget} steps = {budget} gradients; momentum 0.9, Adam betas (0.9, 0.999), "
+    "RMSProp alpha 0.99, default eps; lr tuned on {tune} starts (lowest median steps to target, then "
+    "success rate), reported on {fresh} fresh starts; failures count as never reaching the target."
+)
+
+
+def _steps_value(value: float, config: Config) -> float | str:
+    return value if math.isfinite(value) else f"> {config.budget} (not reached)"
 
 
 def _fmt_steps(value: float, config: Config) -> str:
@@ -273,28 +378,54 @@ def _fmt_steps(value: float, config: Config) -> str:
 def _explain(verdict, checks, results, probes, comparisons, config) -> str:
     passed = [name for name, ok in checks.items() if ok]
     failed = [name for name, ok in checks.items() if not ok]
-    parts = [f"Median steps to target on fresh starts, best adaptive vs best of GD/momentum: "
-             + "; ".join(comparisons) + "."]
+    parts = [
+        "Median steps to target on fresh starts, best adaptive vs best of GD/momentum: "
+        + "; ".join(comparisons)
+        + "."
+    ]
     if passed:
         parts.append("Held: " + "; ".join(passed) + ".")
     if failed:
         parts.append("Did not hold: " + "; ".join(failed) + ".")
+    plateau = probes.get("plateau", {})
+    if "plateau_flat_step_x" in plateau and "plateau_wall_step_x" in plateau:
+        p = plateau
+        parts.append(
+            f"Inside Adam on the plateau, along the slope: on the flat part its effective lr is "
+            f"{p['plateau_flat_gain_x']:.3g} lr (theory 1/slope = {1 / p['plateau_slope']:.3g}) and it moves "
+            f"{p['plateau_flat_step_x']:.3g} lr per step; on the well's steep walls the effective lr is "
+            f"{p['plateau_wall_gain_x']:.3g} lr and it moves {p['plateau_wall_step_x']:.3g} lr per step. "
+            "So there the hiker picture is right."
+        )
     if probes:
         eff = ", ".join(f"{r} x{p['flat_eff'] / p['steep_eff']:.3g}" for r, p in probes.items())
+        grad = ", ".join(f"{r} x{p['steep_grad'] / p['flat_grad']:.3g}" for r, p in probes.items())
         step = ", ".join(f"{r} x{p['flat_step'] / p['steep_step']:.3g}" for r, p in probes.items())
+        first = np.median([p["first_step"] for p in probes.values()])
         parts.append(
-            f"Inside Adam, the effective per-coordinate lr on flat ground over that on steep slopes is {eff}: "
-            "the multiplier does grow where the gradient is small. The actual step length (flat / steep) is "
-            f"{step}: Adam divides the gradient by its own running size, so with a steady gradient every "
-            "coordinate moves about lr per step whatever the slope (sign-like steps), shorter where the "
-            "gradient flips sign. It normalises steps rather than enlarging them on flat ground; its "
-            "advantage on the plateau is that its step does not shrink with the gradient, as GD's does.")
+            "Over all the gradients Adam meets (flattest vs steepest quarter, per coordinate), its effective "
+            f"lr flat / steep is {eff}, while the gradients differ by {grad}: v_hat follows the gradient's "
+            "history over about 1/(1 - beta2) = 1000 steps, not the slope underfoot. Its step length flat / "
+            f"steep is {step}. Adam's stride, lr*|m_hat|/(sqrt(v_hat) + eps), is about lr only where the "
+            f"gradient has been steady and no smaller than before (its first step is lr on every coordinate, "
+            f"median {first:.3g} lr; the plateau's flat part gives 1 lr); where small gradients follow large "
+            "ones, on a valley floor after the fall from its walls or near a minimum, v_hat still remembers "
+            "the steep ground and the steps are short. Adam normalises steps; it does not reliably lengthen "
+            "them on flat ground. On the plateau its advantage is that its step does not shrink with the "
+            "gradient, as GD's does."
+        )
     if "valley-aligned" in results and "valley-rotated" in results:
-        aligned = min(results["valley-aligned"][o]["median"] for o in ADAPTIVE if o in results["valley-aligned"])
-        rotated = min(results["valley-rotated"][o]["median"] for o in ADAPTIVE if o in results["valley-rotated"])
-        parts.append(f"The per-coordinate step fixes a valley only when it lies along the axes: best adaptive "
-                     f"{_fmt_steps(aligned, config)} on the axis-aligned quadratic, "
-                     f"{_fmt_steps(rotated, config)} on the same one rotated by 30 degrees.")
+        aligned = min(
+            results["valley-aligned"][o]["median"] for o in ADAPTIVE if o in results["valley-aligned"]
+        )
+        rotated = min(
+            results["valley-rotated"][o]["median"] for o in ADAPTIVE if o in results["valley-rotated"]
+        )
+        parts.append(
+            f"The per-coordinate step fixes a valley only when it lies along the axes: best adaptive "
+            f"{_fmt_steps(aligned, config)} on the axis-aligned quadratic, "
+            f"{_fmt_steps(rotated, config)} on the same one rotated by 30 degrees."
+        )
     return " ".join(parts)
 
 
@@ -304,8 +435,13 @@ def _figure(config: Config, results, probes):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"gd": "tab:blue", "momentum": "tab:orange", "adagrad": "tab:green", "rmsprop": "tab:red",
-              "adam": "tab:purple"}
+    colors = {
+        "gd": "tab:blue",
+        "momentum": "tab:orange",
+        "adagrad": "tab:green",
+        "rmsprop": "tab:red",
+        "adam": "tab:purple",
+    }
     races = list(results)
     n = len(races)
     fig, axes = plt.subplots(2, n + 1, figsize=(4.0 * (n + 1), 7.2), squeeze=False)
@@ -315,10 +451,12 @@ def _figure(config: Config, results, probes):
         ax = axes[0, j]
         for optimizer, r in results[race_name].items():
             med = np.where(np.isfinite(r["tuning_median"]), r["tuning_median"], np.nan)
-            ax.loglog(grid, med, "-o", ms=3, color=colors.get(optimizer), label=LABELS.get(optimizer, optimizer))
+            ax.loglog(
+                grid, med, "-o", ms=3, color=colors.get(optimizer), label=LABELS.get(optimizer, optimizer)
+            )
             ax.loglog([r["lr"]], [min(r["median"], cap)], "*", ms=12, color=colors.get(optimizer), mec="k")
         ax.axhline(config.budget, color="k", lw=0.6, ls=":")
-        ax.set_title(f"{race_name}: tuning (median steps vs lr)", fontsize=9)
+        ax.set_title(f"{race_name}: tuning (star: fresh starts)", fontsize=9)
         ax.set_xlabel("learning rate")
         ax.set_ylabel("median steps to target")
         ax.grid(alpha=0.3, which="both")
@@ -332,8 +470,8 @@ def _figure(config: Config, results, probes):
         ax.set_xticks(range(1, len(names) + 1), [LABELS.get(o, o) for o in names], rotation=30, fontsize=8)
         ax.set_yscale("log")
         ax.axhline(config.budget, color="k", lw=0.6, ls=":")
-        ax.set_title(f"{race_name}: fresh starts at tuned lr (above dotted: failed)", fontsize=9)
-        ax.set_ylabel("steps to target")
+        ax.set_title(f"{race_name}: fresh starts, tuned lr", fontsize=9)
+        ax.set_ylabel("steps to target (above dotted: failed)")
         ax.grid(alpha=0.3, axis="y")
     axes[0, 0].legend(fontsize=7)
     marker_colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]

@@ -1,7 +1,7 @@
 """Energy landscapes: the seeds' double well, plateau and saddle, quadratics, classic test functions
 and user formulas, all behind one `Landscape` interface and one registry."""
 
-from descent.landscapes import classic, seeds  # noqa: F401  (importing a module registers its landscapes)
+from descent.landscapes import classic, seeds, thermal  # noqa: F401  (importing a module registers its landscapes)
 from descent.landscapes._base import CriticalPoint, Landscape, refine_critical_point
 from descent.landscapes._registry import LANDSCAPES, LandscapeEntry, get_landscape, landscape_names, register
 from descent.landscapes.formula import FormulaError, formula_landscape, parse_formula, resolve_landscape

@@ -6,9 +6,9 @@ Per eigen-direction with curvature ``lambda`` and ``h = lr*lambda`` the error ob
 (characteristic polynomials in `descent.theory.rates`). It is stable while every root lies inside the
 unit circle; the edge is where a root leaves through ``z = -1`` (the iterate flips sign every step):
 
-- GD:          ``1 - h = -1``                                       ->  ``lr = 2/lambda``
-- heavy ball:  ``1 + (1 + beta - h) + beta = 0``                     ->  ``lr = 2(1 + beta)/lambda``
-- Nesterov:    ``1 + (1 + beta)(1 - h) + beta(1 - h) = 0``           ->  ``lr = 2(1 + beta)/((1 + 2 beta) lambda)``
+- GD:          ``1 - h = -1``                               ->  ``lr = 2/lambda``
+- heavy ball:  ``1 + (1 + beta - h) + beta = 0``             ->  ``lr = 2(1 + beta)/lambda``
+- Nesterov:    ``1 + (1 + beta)(1 - h) + beta(1 - h) = 0``   ->  ``lr = 2(1 + beta)/((1 + 2 beta) lambda)``
 
 GD's learning-rate regimes on eigenvalues ``[mu, L]`` (rate ``max(|1 - lr mu|, |1 - lr L|)``):
 ``lr > 2/L`` divergent; ``2/(L + mu) < lr <= 2/L`` too large: the slowest mode is the stiff one and it
@@ -82,12 +82,25 @@ def gd_rate(lr: float, mu: float, L: float) -> float:
     return spectral_radius("gd", [mu, L], lr)
 
 
-def gd_regime_bounds(mu: float, L: float, steps: int, shrink: float) -> dict[str, float]:
+def gd_loss_ratio(lr: float, curvatures: list[float], shares: list[float], steps: int) -> float:
+    """Exact ``f(x_k)/f(x_0)`` of GD after ``steps`` steps: ``sum_i share_i (1 - lr lambda_i)^(2 k)``, where
+    ``share_i`` is eigen-direction i's share of the initial loss.
+
+    >>> gd_loss_ratio(0.1, [1.0, 10.0], [0.5, 0.5], 1)
+    0.405
+    """
+    return float(sum(w * (1.0 - lr * lam) ** (2 * int(steps)) for lam, w in zip(curvatures, shares)))
+
+
+def gd_regime_bounds(
+    mu: float, L: float, steps: int, shrink: float, shares: tuple[float, float] | None = None
+) -> dict[str, float]:
     """The learning rates that separate GD's four regimes on eigenvalues ``[mu, L]``.
 
-    ``small``: below it the soft mode cannot shrink the loss by ``shrink`` within ``steps`` steps
-    (``(1 - lr mu)^(2 steps) = 1/shrink``); ``zigzag``: ``2/(L + mu)``, above it the slowest mode is the
-    stiff, sign-flipping one; ``edge``: ``2/L``.
+    ``small``: below it the loss does not shrink by ``shrink`` within ``steps`` steps. Without
+    ``shares`` (the soft and stiff modes' shares of the initial loss) the soft mode alone is assumed,
+    ``(1 - lr mu)^(2 steps) = 1/shrink``; with them `gd_loss_ratio` is solved by bisection.
+    ``zigzag``: ``2/(L + mu)``, above it the slowest mode is the stiff, sign-flipping one; ``edge``: ``2/L``.
 
     >>> b = gd_regime_bounds(1.0, 10.0, 1000, 1e12); round(b["zigzag"], 6), b["edge"]
     (0.181818, 0.2)
@@ -95,17 +108,30 @@ def gd_regime_bounds(mu: float, L: float, steps: int, shrink: float) -> dict[str
     mu = check_number("mu", mu, 0.0, None, low_open=True)
     L = check_number("L", L, mu, None)
     check_number("shrink", shrink, 1.0, None, low_open=True)
-    small = (1.0 - shrink ** (-1.0 / (2 * int(steps)))) / mu
-    return {"small": small, "zigzag": 2.0 / (L + mu), "edge": 2.0 / L}
+    zigzag = 2.0 / (L + mu)
+    if shares is None:
+        small = (1.0 - shrink ** (-1.0 / (2 * int(steps)))) / mu
+    else:
+        low, high = 0.0, zigzag
+        for _ in range(200):
+            mid = 0.5 * (low + high)
+            if gd_loss_ratio(mid, [mu, L], list(shares), steps) <= 1.0 / shrink:
+                high = mid
+            else:
+                low = mid
+        small = high
+    return {"small": small, "zigzag": zigzag, "edge": 2.0 / L}
 
 
-def gd_regime(lr: float, mu: float, L: float, steps: int, shrink: float) -> str:
+def gd_regime(
+    lr: float, mu: float, L: float, steps: int, shrink: float, shares: tuple[float, float] | None = None
+) -> str:
     """The regime of ``lr`` (one of `REGIMES`), by `gd_regime_bounds`.
 
     >>> [gd_regime(lr, 1.0, 10.0, 1000, 1e12) for lr in (0.001, 0.1, 0.19, 0.21)]
     ['too small', 'good', 'too large', 'divergent']
     """
-    bounds = gd_regime_bounds(mu, L, steps, shrink)
+    bounds = gd_regime_bounds(mu, L, steps, shrink, shares)
     if lr > bounds["edge"]:
         return "divergent"
     if lr > bounds["zigzag"]:
@@ -154,6 +180,7 @@ __all__ = [
     "METHODS",
     "REGIMES",
     "edge_by_roots",
+    "gd_loss_ratio",
     "gd_rate",
     "gd_regime",
     "gd_regime_bounds",

@@ -10,11 +10,11 @@ whose characteristic polynomial is
 
 and the rate is the largest root modulus over the spectrum. At the optimal parameters:
 
-| method     | parameters                                                     | rate                          |
-|------------|----------------------------------------------------------------|-------------------------------|
-| GD         | ``lr = 2/(L + mu)``                                            | ``(kappa - 1)/(kappa + 1)``    |
-| heavy ball | ``lr = 4/(sqrt L + sqrt mu)^2``, ``beta = rate^2``               | ``(sqrt k - 1)/(sqrt k + 1)`` |
-| Nesterov   | ``lr = 1/L``, ``beta = (sqrt k - 1)/(sqrt k + 1)``                | ``1 - 1/sqrt(kappa)``         |
+| method     | parameters                                         | rate                          |
+|------------|----------------------------------------------------|-------------------------------|
+| GD         | ``lr = 2/(L + mu)``                                | ``(kappa - 1)/(kappa + 1)``   |
+| heavy ball | ``lr = 4/(sqrt L + sqrt mu)^2``, ``beta = rate^2`` | ``(sqrt k - 1)/(sqrt k + 1)`` |
+| Nesterov   | ``lr = 1/L``, ``beta = (sqrt k - 1)/(sqrt k + 1)`` | ``1 - 1/sqrt(kappa)``         |
 
 Heavy ball at its optimum has a double root at both ends of the spectrum, Nesterov at ``lambda = mu``:
 there the error decays like ``k * rate^k``, not ``rate^k`` (fit over a long window, with a ``log k`` term).
@@ -61,7 +61,8 @@ def gd_rate(kappa: float) -> float:
 
 
 def heavy_ball_parameters(L: float, mu: float) -> tuple[float, float]:
-    """Polyak's optimal heavy ball: ``lr = 4/(sqrt L + sqrt mu)^2``, ``beta = ((sqrt k - 1)/(sqrt k + 1))^2``."""
+    """Polyak's optimal heavy ball: ``lr = 4/(sqrt L + sqrt mu)^2``,
+    ``beta = ((sqrt k - 1)/(sqrt k + 1))^2``."""
     L, mu = _curvatures(L, mu)
     lr = 4.0 / (math.sqrt(L) + math.sqrt(mu)) ** 2
     return lr, heavy_ball_rate(L / mu) ** 2
@@ -80,7 +81,8 @@ def nesterov_parameters(L: float, mu: float) -> tuple[float, float]:
 
 
 def nesterov_rate(kappa: float) -> float:
-    """Nesterov's rate at ``lr = 1/L``, ``beta = (sqrt k - 1)/(sqrt k + 1)`` on a quadratic: ``1 - 1/sqrt kappa``."""
+    """Nesterov's rate on a quadratic at ``lr = 1/L``, ``beta = (sqrt k - 1)/(sqrt k + 1)``:
+    ``1 - 1/sqrt kappa``."""
     return 1.0 - 1.0 / math.sqrt(_kappa(kappa))
 
 
