@@ -119,13 +119,8 @@ class Landscape:
         return value.detach(), grad.detach()
 
     def hessian(self, x: torch.Tensor) -> torch.Tensor:
-        """The Hessian of U at each row ([N, d] -> [N, d, d]), by autograd of the gradient."""
-        x = self._check_batch(x)
-
-        def single(point: torch.Tensor) -> torch.Tensor:
-            return self.energy(point.unsqueeze(0)).squeeze(0)
-
-        return torch.vmap(torch.func.hessian(single))(x)
+        """The Hessian of U at each row ([N, d] -> [N, d, d]): d double-backward passes, batched over N."""
+        return batched_hessian(self.energy, self._check_batch(x))
 
     # --- geometry ---------------------------------------------------------------------------
     @property
@@ -204,17 +199,29 @@ class Landscape:
         }
 
 
+def batched_hessian(energy: Energy, x: torch.Tensor) -> torch.Tensor:
+    """Hessians ``[N, d, d]`` of ``energy`` at the rows of ``x``, row i of each from d/dx of dU/dx_i."""
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(energy(xg).sum(), xg, create_graph=True)
+        rows = []
+        for i in range(x.shape[1]):
+            if grad.requires_grad:
+                (row,) = torch.autograd.grad(grad[:, i].sum(), xg, retain_graph=True, allow_unused=True)
+            else:
+                row = None
+            rows.append(torch.zeros_like(x) if row is None else row)
+    return torch.stack(rows, dim=1).detach()
+
+
 def refine_critical_point(energy: Energy, position: Sequence[float], steps: int = 50) -> tuple[float, ...]:
     """Newton's method on grad U = 0 from ``position`` (float64); returns the refined coordinates."""
-    x = torch.tensor(position, dtype=torch.float64)
-
-    def single(point: torch.Tensor) -> torch.Tensor:
-        return energy(point.unsqueeze(0)).squeeze(0)
-
+    x = torch.tensor([position], dtype=torch.float64)
     for _ in range(steps):
-        grad = torch.func.grad(single)(x)
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(energy(xg).sum(), xg)
         if float(grad.norm()) < 1e-14:
             break
-        hess = torch.func.hessian(single)(x)
-        x = x - torch.linalg.solve(hess, grad)
-    return tuple(float(v) for v in x)
+        x = x - torch.linalg.solve(batched_hessian(energy, x)[0], grad[0]).unsqueeze(0)
+    return tuple(float(v) for v in x[0])
