@@ -13,8 +13,11 @@ the same run is timed three ways, side by side:
 
 All three compute the value and the gradient every step and start from the same uniform random
 starts; their final positions are compared (``max |dx|``) so the table compares equal work.
-Each measurement: one warm-up run, then ``--repeat`` timed runs, the median kept.
-Throughput = N * steps / seconds. ``overhead`` = simulate time / torch time.
+Each measurement: one short warm-up run, then ``--repeat`` rounds in which the loops take turns,
+each timed for a 1-step and a ``steps``-step call; medians kept.
+Throughput = N * steps / (seconds per call). ``simulate / torch``: time ratio per call, and per step
+from the difference of the two calls (which removes simulate's fixed cost per call: first and last
+frames copied to the host, outcome labels and nearest minima as Python lists).
 
     .venv/bin/python benchmarks/bench_simulate.py --sizes 1e2,1e4,1e6 --out out/bench.json
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import functools
 import json
 import os
 import platform
@@ -97,14 +101,17 @@ def numpy_value_and_gradient(land: Landscape) -> Callable[[np.ndarray], tuple[np
 
 
 # --- the three implementations --------------------------------------------------------------
-def run_simulate(land: Landscape, opt_name: str, hyper: dict, starts: torch.Tensor, steps: int) -> torch.Tensor:
+def run_simulate(
+    land: Landscape, opt_name: str, hyper: dict, starts: torch.Tensor, steps: int
+) -> torch.Tensor:
     opt = Optimizer.build(opt_name, **hyper)
     traj = simulate(land, opt, starts, steps, record_every=0)
     return traj.positions[-1]
 
 
-def run_torch(land: Landscape, opt_name: str, hyper: dict, starts: torch.Tensor, steps: int,
-              grad_mode: str = "analytic") -> torch.Tensor:
+def run_torch(
+    land: Landscape, opt_name: str, hyper: dict, starts: torch.Tensor, steps: int, grad_mode: str = "analytic"
+) -> torch.Tensor:
     p = torch.nn.Parameter(starts.detach().clone())
     if opt_name == "momentum":
         opt = torch.optim.SGD([p], lr=hyper["lr"], momentum=hyper["momentum"])
@@ -151,24 +158,55 @@ def run_numpy(land: Landscape, opt_name: str, hyper: dict, starts: torch.Tensor,
     return torch.from_numpy(x)
 
 
+def _call(
+    fn: Callable, land: Landscape, opt_name: str, hyper: dict, starts: torch.Tensor, extra: dict, steps: int
+) -> torch.Tensor:
+    return fn(land, opt_name, hyper, starts, steps, **extra)
+
+
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
 
 
-def measure(fn: Callable[[int], torch.Tensor], steps: int, warmup_steps: int, repeat: int,
-            device: str) -> tuple[list[float], torch.Tensor]:
-    """Warm up, then time ``repeat`` runs of ``steps`` steps; returns the times and the last result."""
-    fn(warmup_steps)
+def measure(
+    runners: dict[str, Callable[[int], torch.Tensor]], steps: int, warmup_steps: int, repeat: int, device: str
+) -> tuple[dict[str, dict[int, list[float]]], dict[str, torch.Tensor]]:
+    """Warm each runner up, then time ``repeat`` rounds of a 1-step and a ``steps``-step call, the
+    runners taking turns within a round (so a slow spell of a shared machine hits all of them).
+
+    Returns ``times[name][k]`` (seconds of the k-step calls) and each runner's last result.
+    """
+    for fn in runners.values():
+        fn(warmup_steps)
     sync(device)
-    times, result = [], None
+    times: dict[str, dict[int, list[float]]] = {name: {1: [], steps: []} for name in runners}
+    results: dict[str, torch.Tensor] = {}
     for _ in range(repeat):
-        sync(device)
-        t0 = time.perf_counter()
-        result = fn(steps)
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return times, result
+        for name, fn in runners.items():
+            for k in dict.fromkeys((1, steps)):
+                sync(device)
+                t0 = time.perf_counter()
+                results[name] = fn(k)
+                sync(device)
+                times[name][k].append(time.perf_counter() - t0)
+    return times, results
+
+
+def summarise(n: int, steps: int, times: dict[int, list[float]]) -> dict:
+    """Whole-call throughput, and the per-step cost and fixed per-call cost from the 1-step calls."""
+    call, one = statistics.median(times[steps]), statistics.median(times[1])
+    per_step = (call - one) / (steps - 1) if steps > 1 else call
+    per_step = max(per_step, 1e-12)
+    return {
+        "times_s": times[steps],
+        "times_1_step_s": times[1],
+        "median_s": call,
+        "particle_steps_per_s": n * steps / call,
+        "per_step_s": per_step,
+        "steady_particle_steps_per_s": n / per_step,
+        "fixed_s": one - per_step,
+    }
 
 
 # --- machine --------------------------------------------------------------------------------
@@ -196,8 +234,12 @@ def machine(device: str, threads: int) -> dict:
     }
     if device.startswith("cuda"):
         props = torch.cuda.get_device_properties(torch.device(device))
-        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
-                    gpu_multiprocessors=props.multi_processor_count, cuda=torch.version.cuda)
+        info.update(
+            gpu=props.name,
+            gpu_memory_gib=round(props.total_memory / 2**30, 1),
+            gpu_multiprocessors=props.multi_processor_count,
+            cuda=torch.version.cuda,
+        )
     return info
 
 
@@ -226,25 +268,46 @@ def steps_for(n: int, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=parse_sizes, default=parse_sizes("1e2,1e3,1e4,1e5,1e6"),
-                        help="swarm sizes N, comma separated (default 1e2,1e3,1e4,1e5,1e6)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        default=parse_sizes("1e2,1e3,1e4,1e5,1e6"),
+        help="swarm sizes N, comma separated (default 1e2,1e3,1e4,1e5,1e6)",
+    )
     parser.add_argument("--steps", type=int, default=1000, help="most steps per timed run (default 1000)")
     parser.add_argument("--min-steps", type=int, default=10, help="fewest steps per timed run (default 10)")
-    parser.add_argument("--work", type=float, default=5e6,
-                        help="target particle-steps per timed run; steps = work/N within the two bounds")
+    parser.add_argument(
+        "--work",
+        type=float,
+        default=5e6,
+        help="target particle-steps per timed run; steps = work/N within the two bounds",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per measurement; median kept")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
-    parser.add_argument("--dtypes", type=parse_list(tuple(DTYPES)), default=["float64"],
-                        help="float64 (default) and/or float32, comma separated")
+    parser.add_argument(
+        "--dtypes",
+        type=parse_list(tuple(DTYPES)),
+        default=["float64"],
+        help="float64 (default) and/or float32, comma separated",
+    )
     parser.add_argument("--landscapes", type=parse_list(LANDSCAPES), default=list(LANDSCAPES))
     parser.add_argument("--optimizers", type=parse_list(OPTIMIZERS), default=list(OPTIMIZERS))
-    parser.add_argument("--impls", type=parse_list(IMPLS), default=None,
-                        help="which loops to time (default: all three on cpu, simulate,torch on cuda)")
-    parser.add_argument("--torch-grad", choices=("analytic", "autograd"), default="analytic",
-                        help="gradient of the bare torch loop (default: the landscape's analytic formula)")
+    parser.add_argument(
+        "--impls",
+        type=parse_list(IMPLS),
+        default=None,
+        help="which loops to time (default: all three on cpu, simulate,torch on cuda)",
+    )
+    parser.add_argument(
+        "--torch-grad",
+        choices=("analytic", "autograd"),
+        default="analytic",
+        help="gradient of the bare torch loop (default: the landscape's analytic formula)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="write every measurement and the machine as JSON here")
     args = parser.parse_args(argv)
@@ -270,34 +333,48 @@ def main(argv: list[str] | None = None) -> dict:
                     warm = min(steps, args.min_steps)
                     gen = torch.Generator().manual_seed(args.seed)
                     starts = land.random_starts(n, gen, dtype=dtype).to(device)
+                    run = {"simulate": run_simulate, "torch": run_torch, "numpy": run_numpy}
+                    extra = {"torch": {"grad_mode": args.torch_grad}}
                     runners = {
-                        "simulate": lambda k, s=starts: run_simulate(land, opt_name, hyper, s, k),
-                        "torch": lambda k, s=starts: run_torch(land, opt_name, hyper, s, k, args.torch_grad),
-                        "numpy": lambda k, s=starts: run_numpy(land, opt_name, hyper, s, k),
+                        impl: functools.partial(
+                            _call, run[impl], land, opt_name, hyper, starts, extra.get(impl, {})
+                        )
+                        for impl in impls
                     }
-                    row = {"landscape": land_name, "optimizer": opt_name, "dtype": dtype_name, "n": n,
-                           "steps": steps, "hyper": hyper}
+                    row = {
+                        "landscape": land_name,
+                        "optimizer": opt_name,
+                        "dtype": dtype_name,
+                        "n": n,
+                        "steps": steps,
+                        "hyper": hyper,
+                    }
+                    times, results = measure(runners, steps, warm, args.repeat, device)
                     finals = {}
                     for impl in impls:
-                        times, final = measure(runners[impl], steps, warm, args.repeat, device)
-                        median = statistics.median(times)
-                        row[impl] = {"times_s": times, "median_s": median,
-                                     "particle_steps_per_s": n * steps / median}
-                        finals[impl] = final.to(torch.float64).cpu()
+                        row[impl] = summarise(n, steps, times[impl])
+                        finals[impl] = results[impl].to(torch.float64).cpu()
                     ref = finals.get("simulate")
                     row["max_abs_diff_vs_simulate"] = {
-                        impl: float((f - ref).abs().max()) for impl, f in finals.items()
+                        impl: float((f - ref).abs().max())
+                        for impl, f in finals.items()
                         if ref is not None and impl != "simulate"
                     }
                     if "simulate" in row and "torch" in row:
                         row["overhead"] = row["simulate"]["median_s"] / row["torch"]["median_s"]
+                        row["overhead_per_step"] = row["simulate"]["per_step_s"] / row["torch"]["per_step_s"]
                     rows.append(row)
                     print(format_row(row, impls), flush=True)
     elapsed = time.perf_counter() - started
     print(f"\n# total {elapsed:.1f} s\n")
     print(markdown(rows, impls))
-    result = {"machine": info, "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-              "impls": impls, "rows": rows, "elapsed_s": elapsed}
+    result = {
+        "machine": info,
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "impls": impls,
+        "rows": rows,
+        "elapsed_s": elapsed,
+    }
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1))
@@ -311,23 +388,39 @@ def _rate(row: dict, impl: str) -> str:
 def format_row(row: dict, impls: list[str]) -> str:
     rates = "  ".join(f"{impl}={_rate(row, impl)}M/s" for impl in impls)
     diff = " ".join(f"{k}:{v:.1e}" for k, v in row["max_abs_diff_vs_simulate"].items())
-    over = f"  overhead={row['overhead']:.2f}x" if "overhead" in row else ""
-    return (f"{row['landscape']:<12} {row['optimizer']:<8} {row['dtype']:<7} N={row['n']:<9.0e} "
-            f"steps={row['steps']:<5} {rates}{over}  |dx| {diff}")
+    over = ""
+    if "overhead" in row:
+        over = f"  overhead={row['overhead']:.2f}x (per step {row['overhead_per_step']:.2f}x)"
+    fixed = f"  fixed={row['simulate']['fixed_s'] * 1e3:.1f}ms" if "simulate" in row else ""
+    return (
+        f"{row['landscape']:<12} {row['optimizer']:<8} {row['dtype']:<7} N={row['n']:<9.0e} "
+        f"steps={row['steps']:<5} {rates}{over}{fixed}  |dx| {diff}"
+    )
 
 
 def markdown(rows: list[dict], impls: list[str]) -> str:
-    """The results as a Markdown table: million particle-steps per second, and simulate / torch time."""
+    """The results as a Markdown table: million particle-steps per second per whole call, simulate's
+    time over the torch loop's (per call and per step), and simulate's fixed cost per call."""
     head = ["landscape", "optimizer", "dtype", "N", "steps", *[f"{i} (M/s)" for i in impls]]
     has_overhead = "simulate" in impls and "torch" in impls
     if has_overhead:
-        head.append("simulate / torch time")
+        head += ["simulate / torch (call)", "simulate / torch (per step)"]
+    if "simulate" in impls:
+        head.append("simulate fixed (ms)")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        cells = [row["landscape"], row["optimizer"], row["dtype"], f"{row['n']:.0e}", str(row["steps"]),
-                 *[_rate(row, impl) for impl in impls]]
+        cells = [
+            row["landscape"],
+            row["optimizer"],
+            row["dtype"],
+            f"{row['n']:.0e}",
+            str(row["steps"]),
+            *[_rate(row, impl) for impl in impls],
+        ]
         if has_overhead:
-            cells.append(f"{row['overhead']:.2f}")
+            cells += [f"{row['overhead']:.2f}", f"{row['overhead_per_step']:.2f}"]
+        if "simulate" in impls:
+            cells.append(f"{max(row['simulate']['fixed_s'], 0.0) * 1e3:.3g}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -15,6 +15,7 @@ An interrupted run (Ctrl-C) returns what it finished, with ``interrupted=True``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
@@ -55,8 +56,9 @@ def simulate(
     """Run ``optimizer`` on ``landscape`` from ``starts`` ([N, d]) for at most ``steps`` steps.
 
     Records positions, loss and last displacement every ``record_every`` steps (0: first and last
-    only). A particle stops (is frozen) when its gradient norm drops below ``grad_tol`` or its loss
-    reaches ``target_loss``; the run ends when all have stopped. Outcomes are classified every
+    only). A particle stops (is frozen) when its gradient norm and its last step both drop below
+    ``grad_tol`` (a heavy ball passing fast through a minimum keeps going), or its loss reaches
+    ``target_loss``; the run ends when all have stopped. Outcomes are classified every
     ``check_every`` steps; ``outcome_step`` is the step from which the final outcome held.
 
     >>> from descent.landscapes import get_landscape
@@ -84,7 +86,8 @@ def simulate(
     generator.manual_seed(int(seed))
 
     x = starts.detach().clone()
-    state = optimizer.init(x)
+    stepper = _hyper_on(optimizer, device)
+    state = stepper.init(x)
     value, grad = landscape.value_and_gradient(x)
     last_update = torch.zeros_like(x)
     active = torch.ones(n, dtype=torch.bool, device=device)
@@ -103,7 +106,7 @@ def simulate(
     interrupted = False
     try:
         for k in range(steps):
-            updates, state = optimizer.step(k, x, grad, state, generator)
+            updates, state = stepper.step(k, x, grad, state, generator)
             # every particle is evaluated at x + u (one code path); frozen ones discard the result,
             # keeping x and the value and gradient already computed there
             x_new = x + updates
@@ -129,7 +132,8 @@ def simulate(
             if not landscape.bounded_below:
                 stopping |= active & ~landscape.inside(x)
             if grad_tol is not None:
-                stopping |= active & (grad.norm(dim=1) < grad_tol)
+                # stalled, not just passing through a minimum: small force and small last step
+                stopping |= active & (grad.norm(dim=1) < grad_tol) & (last_update.norm(dim=1) < grad_tol)
             if target_loss is not None:
                 stopping |= active & (value <= target_loss)
             stop_step = torch.where(stopping, k + 1, stop_step)
@@ -173,10 +177,24 @@ def simulate(
     )
 
 
+def _hyper_on(optimizer: Optimizer, device: torch.device) -> Optimizer:
+    """``optimizer`` with its per-particle hyper-parameter tensors moved to ``device`` once, instead of
+    being copied from the host at every step (on CUDA each such copy is a host sync)."""
+    hp = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in optimizer.hp.items()}
+    if all(hp[k] is optimizer.hp[k] for k in hp):
+        return optimizer
+    return dataclasses.replace(optimizer, hp=hp)
+
+
 def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """A per-particle mask ``[N]`` widened to ``like``'s ``[N, d]``, contiguous: `torch.where` on CPU
     is several times slower with a broadcast ``[N, 1]`` mask than with a full one."""
     return torch.stack([mask] * like.shape[1], dim=1)
+
+
+def _host(t: torch.Tensor) -> torch.Tensor:
+    """A host copy of ``t`` that shares no memory with it (one copy, not a transfer and a clone)."""
+    return t.detach().clone() if t.device.type == "cpu" else t.detach().cpu()
 
 
 class _Recorder:
@@ -189,17 +207,11 @@ class _Recorder:
         self.frames: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def add(self, k: int, x: torch.Tensor, value: torch.Tensor, update: torch.Tensor) -> None:
-        lr = torch.as_tensor(self.optimizer.lr_at(max(k - 1, 0)), dtype=self.dtype, device=self.device)
+        # the time step is made on the host: no round trip through the device for a constant
+        lr = torch.as_tensor(self.optimizer.lr_at(max(k - 1, 0)), dtype=self.dtype, device="cpu")
         h = time_step(self.optimizer.rule.physics, lr.expand(self.n) if lr.ndim == 0 else lr.reshape(-1))
         self.steps.append(k)
-        self.frames.append(
-            (
-                x.detach().cpu().clone(),
-                value.detach().cpu().clone(),
-                update.detach().cpu().clone(),
-                h.detach().cpu().clone(),
-            )
-        )
+        self.frames.append((_host(x), _host(value), _host(update), _host(h)))
 
     def finish(self, **fields) -> Trajectory:
         positions, loss, displacement, h = (torch.stack(parts) for parts in zip(*self.frames))

@@ -60,7 +60,8 @@ def _langevin_update(grads, state, params, hp, generator):
     lr = per_particle(hp["lr"], params)
     temperature = per_particle(hp["temperature"], params)
     noise = torch.randn(params.shape, generator=generator, dtype=params.dtype, device=params.device)
-    scale = torch.sqrt(torch.as_tensor(2 * lr * temperature, dtype=params.dtype, device=params.device))
+    product = 2 * lr * temperature
+    scale = torch.sqrt(product) if isinstance(product, torch.Tensor) else math.sqrt(product)
     return -lr * grads + scale * noise, state
 
 
@@ -207,8 +208,8 @@ def _adam_step(grads, state, params, hp: Mapping[str, Hyper], amsgrad: bool):
     exp_avg_sq = beta2 * state["exp_avg_sq"] + (1 - beta2) * grads * grads
     new = {**state, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
     t = step.to(params.dtype)
-    bias1 = 1 - torch.as_tensor(beta1, dtype=params.dtype, device=params.device) ** t
-    bias2_sqrt = torch.sqrt(1 - torch.as_tensor(beta2, dtype=params.dtype, device=params.device) ** t)
+    bias1 = 1 - torch.pow(beta1, t)  # no host-to-device copy of a Python float on CUDA
+    bias2_sqrt = torch.sqrt(1 - torch.pow(beta2, t))
     second = exp_avg_sq
     if amsgrad:
         second = torch.maximum(state["max_exp_avg_sq"], exp_avg_sq)
