@@ -154,7 +154,8 @@ def test_dict_round_trip(schedule, k: int) -> None:
     again = schedule_from_dict(json.loads(json.dumps(spec)))
     assert again == schedule
     assert schedule_to_dict(again) == spec
-    assert again(k) == schedule(k)
+    a, b = again(k), schedule(k)
+    assert a == b or (math.isnan(a) and math.isnan(b))  # inf * 0 in a product of schedules is nan for both
 
 
 def test_none_is_constant() -> None:

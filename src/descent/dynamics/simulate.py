@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 
 from descent._errors import check_number, invalid
-from descent.dynamics.outcomes import ESCAPED, Classifier
+from descent.dynamics.outcomes import ESCAPED, Classifier, row_sum
 from descent.dynamics.trajectory import Trajectory
 from descent.landscapes import Landscape
 from descent.optim import Optimizer
@@ -100,6 +100,20 @@ def simulate(
     centers = classifier.positions(x)
     far_limits = classifier.far_limits(x)
 
+    def _stopping(bad, x, value, grad, step):
+        """Which particles stop at this state: diverged, escaped the box, stalled or at the target."""
+        stop = bad
+        if not landscape.bounded_below:
+            stop = stop | ~landscape.inside(x)
+        if grad_tol is not None:
+            # stalled, not just passing through a minimum: small force and small last step
+            stop = stop | ((grad.norm(dim=1) < grad_tol) & (step.norm(dim=1) < grad_tol))
+        if target_loss is not None:
+            stop = stop | (value <= target_loss)
+        return stop
+
+    n_active = int(active.sum())
+    all_active, any_active = n_active == n, n_active > 0
     recorder = _Recorder(optimizer, n, dtype, device)
     recorder.add(0, x, value, last_update)
     k = 0
@@ -111,34 +125,24 @@ def simulate(
             # keeping x and the value and gradient already computed there
             x_new = x + updates
             value_new, grad_new = landscape.value_and_gradient(x_new)
-            bad = active & ~(
-                torch.isfinite(x_new).all(dim=1)
-                & torch.isfinite(value_new)
-                & torch.isfinite(grad_new).all(dim=1)
-            )
-            bad |= active & classifier._far(x_new, far_limits)
-            take = active & ~bad
-            rows = _rows(take, x)
-            x = torch.where(rows, x_new, x)
-            value = torch.where(take, value_new, value)
-            grad = torch.where(rows, grad_new, grad)
-            last_update = torch.where(rows, updates, last_update)
-            diverged |= bad
-            stopping = (
-                bad.clone()
-                if grad_tol is not None or target_loss is not None or not landscape.bounded_below
-                else bad
-            )
-            if not landscape.bounded_below:
-                stopping |= active & ~landscape.inside(x)
-            if grad_tol is not None:
-                # stalled, not just passing through a minimum: small force and small last step
-                stopping |= active & (grad.norm(dim=1) < grad_tol) & (last_update.norm(dim=1) < grad_tol)
-            if target_loss is not None:
-                stopping |= active & (value <= target_loss)
-            stop_step = torch.where(stopping, k + 1, stop_step)
-            active &= ~stopping
-            any_active = bool(active.any())  # the one host sync per step (early exit)
+            bad = _unhealthy(x_new, value_new, grad_new) | classifier._far(x_new, far_limits)
+            stopping = _stopping(bad, x_new, value_new, grad_new, updates)
+            if all_active and not bool(stopping.any()):  # the common case: one host sync, no masks
+                x, value, grad, last_update = x_new, value_new, grad_new, updates
+            else:
+                bad &= active
+                take = active & ~bad
+                rows = _rows(take, x)
+                x = torch.where(rows, x_new, x)
+                value = torch.where(take, value_new, value)
+                grad = torch.where(rows, grad_new, grad)
+                last_update = torch.where(rows, updates, last_update)
+                diverged |= bad
+                stopping = active & _stopping(bad, x, value, grad, last_update)
+                stop_step = torch.where(stopping, k + 1, stop_step)
+                active &= ~stopping
+                n_active = int(active.sum())  # the one host sync of this step
+                all_active, any_active = n_active == n, n_active > 0
             if (k + 1) % check_every == 0 or k + 1 == steps or not any_active:
                 # every particle not in `diverged` is finite and in range here: bad ones are frozen
                 new_codes = classifier.classify(x, grad, last_update, centers, diverged=diverged)
@@ -184,6 +188,12 @@ def _hyper_on(optimizer: Optimizer, device: torch.device) -> Optimizer:
     if all(hp[k] is optimizer.hp[k] for k in hp):
         return optimizer
     return dataclasses.replace(optimizer, hp=hp)
+
+
+def _unhealthy(x: torch.Tensor, value: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Particles with a non-finite position, energy or gradient, in one pass over ``[N]``: a row sum is
+    non-finite when any entry is (sums that overflow are of positions far beyond any box anyway)."""
+    return ~torch.isfinite(row_sum(x) + value + row_sum(grad))
 
 
 def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
