@@ -13,12 +13,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
+from descent.arena.state import is_swarm, state_specs
 from descent.dynamics import Trajectory
 from descent.landscapes import Landscape
 from descent.optim import RULES
 from descent.spec import RunSpec, resolve_landscape, run_spec
-
-from descent.arena.state import is_swarm, state_specs
 
 T = TypeVar("T")
 ADAPTIVE_LR_PER_SPAN = 0.0125  # the Arena's default lr for adaptive rules: 1/80 of the box per step
@@ -48,7 +47,7 @@ class _LRU:
 
 
 LANDSCAPE_CACHE = _LRU(32)
-RUN_CACHE = _LRU(48)
+RUN_CACHE = _LRU(24)
 
 
 def landscape_key(text: str, params: dict[str, float]) -> str:

@@ -32,9 +32,11 @@ from descent.optim import RULES
 from descent.spec import RunSpec
 
 STATE_VERSION = 1
-MAX_STEPS = 20_000
+MAX_STEPS = 10_000
 MAX_BALLS = 5_000
 MAX_RACERS = 6
+MAX_RACE_WORK = 30_000  # racers x steps: each racer is its own run, about 0.3 ms a step
+MAX_SWARM_WORK = 5_000_000  # balls x steps of one batched swarm run
 MAX_FRAMES_RACE = 3_000  # recorded frames per racer sent to the browser
 MAX_FRAMES_SWARM = 200  # recorded frames of a swarm (N balls each)
 NOISE_KINDS = ("gradient", "langevin", "none")
@@ -68,8 +70,11 @@ def _ball(landscape: str, optimizer: str, steps: int, **hyper: float) -> dict[st
 
 def _race(landscape: str, steps: int, *racers: tuple[str, dict[str, float]]) -> dict[str, Any]:
     state = default_state()
-    state.update(landscape=landscape, steps=steps,
-                 racers=[{"optimizer": name, "hyper": dict(hyper)} for name, hyper in racers])
+    state.update(
+        landscape=landscape,
+        steps=steps,
+        racers=[{"optimizer": name, "hyper": dict(hyper)} for name, hyper in racers],
+    )
     return state
 
 
@@ -172,6 +177,18 @@ def normalize(data: object) -> dict[str, Any]:
     swarm["level"] = check_number("noise level", swarm["level"], 0.0, 1e3)
     if swarm["spread"] not in SPREADS:
         raise invalid("swarm spread", swarm["spread"], f"one of {SPREADS}")
+    if swarm["on"] and swarm["n"] * state["steps"] > MAX_SWARM_WORK:
+        raise invalid(
+            "swarm size",
+            f"{swarm['n']} balls x {state['steps']} steps",
+            f"at most {MAX_SWARM_WORK:,} ball-steps (fewer balls or steps keep the page responsive)",
+        )
+    if not swarm["on"] and len(state["racers"]) * state["steps"] > MAX_RACE_WORK:
+        raise invalid(
+            "race size",
+            f"{len(state['racers'])} racers x {state['steps']} steps",
+            f"at most {MAX_RACE_WORK:,} racer-steps (fewer racers or steps keep the page responsive)",
+        )
     return state
 
 
@@ -185,8 +202,11 @@ def encode_state(state: dict[str, Any]) -> str:
 def decode_state(token: str) -> dict[str, Any]:
     """Inverse of :func:`encode_state`; raises DescentError on anything malformed."""
     if not isinstance(token, str) or len(token) > 20_000:
-        raise invalid("shared state", "(too long)" if isinstance(token, str) else token,
-                      "a ?s= token of at most 20000 characters")
+        raise invalid(
+            "shared state",
+            "(too long)" if isinstance(token, str) else token,
+            "a ?s= token of at most 20000 characters",
+        )
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = json.loads(raw.decode())
@@ -230,12 +250,19 @@ def state_specs(state: dict[str, Any], default_start: list[float]) -> list[RunSp
     ``default_start`` is the landscape's own start, used for a swarm spread at the ball's start.
     """
     start = state["start"]
-    common = dict(landscape=state["landscape"], landscape_params=dict(state["params"]), steps=state["steps"],
-                  seed=state["seed"], record_every=record_every(state))
+    common = dict(
+        landscape=state["landscape"],
+        landscape_params=dict(state["params"]),
+        steps=state["steps"],
+        seed=state["seed"],
+        record_every=record_every(state),
+    )
     if not is_swarm(state):
         starts = [list(start)] if start is not None else "default"
-        return [RunSpec(optimizer=r["optimizer"], hyper=dict(r["hyper"]), starts=starts, **common)
-                for r in state["racers"]]
+        return [
+            RunSpec(optimizer=r["optimizer"], hyper=dict(r["hyper"]), starts=starts, **common)
+            for r in state["racers"]
+        ]
     swarm = state["swarm"]
     ball = state["racers"][0]
     n = swarm["n"]
@@ -249,8 +276,11 @@ def state_specs(state: dict[str, Any], default_start: list[float]) -> list[RunSp
         hyper = {"temperature": swarm["level"], **({"lr": lr} if lr is not None else {})}
         return [RunSpec(optimizer="langevin", hyper=hyper, starts=starts, **common)]
     noise = swarm["level"] if swarm["noise"] == "gradient" else 0.0
-    return [RunSpec(optimizer=ball["optimizer"], hyper=dict(ball["hyper"]), grad_noise=noise, starts=starts,
-                    **common)]
+    return [
+        RunSpec(
+            optimizer=ball["optimizer"], hyper=dict(ball["hyper"]), grad_noise=noise, starts=starts, **common
+        )
+    ]
 
 
 def racer_label(racer: dict[str, Any]) -> str:

@@ -1,0 +1,579 @@
+/* The Descent Arena's player: plays a computed run back in the browser. No physics happens here.
+ *
+ * The server sends each run twice: as Plotly figures drawn in their final state (full trails, balls
+ * at the end) and as frame data in the `anim-store`. The player advances a clock of simulation steps
+ * with requestAnimationFrame. While it plays, the moving things (trails, balls, update arrows, a
+ * swarm) are drawn on a canvas laid over the map's plot area, in the map's own axis coordinates, so a
+ * frame costs a few milliseconds whatever the size of the contour underneath; the slower views (3-D
+ * surface, swarm histogram) are restyled on a time budget. Whenever it stops (pause, step, seek, end)
+ * the figures' own traces are restyled to the current step, so the figure data always tells where the
+ * balls are at rest. Trace indices come from each figure's `layout.meta`.
+ */
+(function () {
+  "use strict";
+
+  var ARROW_COLORS = { force: "#ff9f0a", coast: "#64d2ff", update: "#ffffff" };
+  var SLOW_SHARE = 6; // a slow view may run again after SLOW_SHARE times its own cost
+
+  function decode(spec) {
+    if (!spec) return null;
+    if (Array.isArray(spec)) return Float64Array.from(spec);
+    var raw = atob(spec.bdata);
+    var bytes = new Uint8Array(raw.length);
+    for (var i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+    return spec.dtype === "f4" ? new Float32Array(bytes.buffer) : new Float64Array(bytes.buffer);
+  }
+
+  function graph(id) {
+    return document.querySelector("#" + id + " .js-plotly-plot");
+  }
+
+  function ready(gd, run) {
+    return !!(gd && gd.layout && gd.layout.meta && gd.layout.meta.run === run && gd._fullLayout &&
+              gd._fullLayout.xaxis && gd._fullLayout._size);
+  }
+
+  function frameAt(steps, s) {
+    // index of the last recorded step <= s (binary search)
+    var lo = 0, hi = steps.length - 1;
+    if (hi < 0 || s >= steps[hi]) return Math.max(hi, 0);
+    while (lo < hi) {
+      var mid = (lo + hi + 1) >> 1;
+      if (steps[mid] <= s) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  function fmt(v, digits) {
+    if (v === null || v === undefined || !isFinite(v)) return "—";
+    var a = Math.abs(v);
+    if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(2);
+    return Number(v.toPrecision(digits || 4)).toString();
+  }
+
+  function setText(id, text) {
+    var el = document.getElementById(id);
+    if (el && el.textContent !== text) el.textContent = text;
+  }
+
+  function hidden(gd, index) {
+    var trace = gd.data && gd.data[index];
+    return !trace || trace.visible === "legendonly" || trace.visible === false;
+  }
+
+  // a layer laid over a graph's plot area (canvas for the map, a line for the curves' "now")
+  function overlay(gd, kind) {
+    var host = gd.querySelector(".svg-container");
+    var key = "_da_" + kind;
+    var el = gd[key];
+    if (!host) return null;
+    if (!el || el.parentNode !== host) {
+      el = document.createElement(kind === "canvas" ? "canvas" : "div");
+      el.className = "da-" + kind;
+      el.style.position = "absolute";
+      el.style.pointerEvents = "none";
+      host.appendChild(el);
+      gd[key] = el;
+    }
+    var size = gd._fullLayout._size;
+    el.style.left = size.l + "px";
+    el.style.top = size.t + "px";
+    if (kind === "canvas") {
+      var dpr = window.devicePixelRatio || 1;
+      el.style.width = size.w + "px";
+      el.style.height = size.h + "px";
+      if (el.width !== Math.round(size.w * dpr) || el.height !== Math.round(size.h * dpr)) {
+        el.width = Math.round(size.w * dpr);
+        el.height = Math.round(size.h * dpr);
+      }
+      el._dpr = dpr;
+    } else {
+      el.style.height = size.h + "px";
+    }
+    return el;
+  }
+
+  var DA = {
+    anim: null,
+    step: 0,
+    playing: false,
+    speed: 250,
+    autoplay: true,
+    lastTs: null,
+    overlayOn: false,
+    slow: {},
+    stats: { drawn: {}, loaded: {}, frames: [], frameCost: [], runs: 0 },
+
+    load: function (anim) {
+      if (!anim || !anim.run) return;
+      if (this.anim && this.anim.run === anim.run) return;
+      var th = anim.theory;
+      var a = { run: anim.run, maxStep: anim.maxStep, playEnd: anim.playEnd || anim.maxStep, target: anim.target,
+                lrLog: anim.lrLog, racers: [], swarm: null, arrows: null,
+                theory: th ? { rule: th.rule, lr: th.lr, formula: th.formula, lamMin: decode(th.lamMin),
+                               lamMax: decode(th.lamMax), edge: th.edge ? decode(th.edge) : null } : null };
+      anim.racers.forEach(function (r) {
+        a.racers.push({ label: r.label, color: r.color, steps: r.steps, x: decode(r.x), y: decode(r.y),
+                        loss: decode(r.loss), diverged: r.diverged, outcome: r.outcome,
+                        outcomeStep: r.outcomeStep });
+      });
+      if (anim.swarm) {
+        var s = anim.swarm;
+        a.swarm = { n: s.n, color: s.color, steps: s.steps, x: decode(s.x), y: decode(s.y),
+                    loss: decode(s.loss), share: s.share, boltzShare: s.boltzShare };
+      }
+      a.ballSteps = a.racers.length ? a.racers[0].steps : (a.swarm ? a.swarm.steps : [0]);
+      this.anim = a;
+      if (this.pendingArrows && this.pendingArrows.run === a.run) this.setArrows(a, this.pendingArrows);
+      this.step = 0;
+      this.overlayOn = false;
+      this.slow = {};
+      this.stats.runs += 1;
+      this.stats.loaded[a.run] = performance.now();
+      this.waitDrawn(a.run);
+      if (this.autoplay) this.play(true); else { this.playing = false; this.kick(); }
+    },
+
+    loadArrows: function (data) {
+      if (!data || !data.run) return;
+      if (!this.anim || this.anim.run !== data.run) { this.pendingArrows = data; return; }
+      this.setArrows(this.anim, data);
+      if (!this.playing) this.kick();
+    },
+
+    setArrows: function (a, ar) {
+      a.arrows = { scale: ar.scale, note: ar.note };
+      ["force", "coast", "update", "lookahead", "adaptive"].forEach(function (k) {
+        if (ar[k]) a.arrows[k] = decode(ar[k]);
+      });
+      setText("arrow-note", ar.note || "");
+    },
+
+    waitDrawn: function (run) {
+      var self = this;
+      function check() {
+        if (!self.anim || self.anim.run !== run) return;
+        if (ready(graph("map-graph"), run)) { self.stats.drawn[run] = performance.now(); return; }
+        requestAnimationFrame(check);
+      }
+      requestAnimationFrame(check);
+    },
+
+    play: function (fromStart) {
+      if (!this.anim) return;
+      this.stats.plays = (this.stats.plays || 0) + 1;
+      if (fromStart || this.step >= this.anim.playEnd) this.step = 0;
+      if (this.speed === 0) { this.step = this.anim.playEnd; this.playing = false; this.kick(); return; }
+      this.playing = true;
+      this.lastTs = null;
+      this.stats.frames = [];
+      this.stats.frameCost = [];
+      this.kick();
+    },
+
+    pause: function () { this.playing = false; this.kick(); },
+
+    stepOnce: function () {
+      if (!this.anim) return;
+      this.playing = false;
+      var steps = this.anim.ballSteps;
+      var i = frameAt(steps, this.step);
+      this.step = steps[Math.min(i + 1, steps.length - 1)];
+      this.kick();
+    },
+
+    seek: function (fraction) {
+      if (!this.anim) return;
+      this.playing = false;
+      this.step = Math.max(0, Math.min(1, fraction)) * this.anim.playEnd;
+      this.kick();
+    },
+
+    kick: function () {
+      if (this._scheduled) return;
+      this._scheduled = true;
+      var self = this;
+      requestAnimationFrame(function (ts) { self._scheduled = false; self.tick(ts); });
+    },
+
+    listen: function (gd) {
+      if (gd._daClick || !gd.on) return;
+      gd._daClick = true;
+      gd.on("plotly_click", function (data) {
+        var e = data && data.event, fl = gd._fullLayout, x, y;
+        var drag = gd.querySelector(".nsewdrag");
+        if (e && drag && fl.xaxis && fl.yaxis) {
+          var box = drag.getBoundingClientRect();
+          x = fl.xaxis.p2d(e.clientX - box.left);
+          y = fl.yaxis.p2d(e.clientY - box.top);
+        } else if (data && data.points && data.points.length) {
+          x = data.points[0].x; y = data.points[0].y;
+        }
+        if (isFinite(x) && isFinite(y) && window.dash_clientside.set_props) {
+          window.dash_clientside.set_props("map-click", { data: { x: x, y: y, t: Date.now() } });
+        }
+      });
+    },
+
+    tick: function (ts) {
+      var a = this.anim;
+      if (!a) return;
+      var gd = graph("map-graph");
+      if (!ready(gd, a.run)) { this.lastTs = null; this.kick(); return; }  // figure not drawn yet
+      this.listen(gd);
+      var t0 = performance.now();
+      if (this.playing) {
+        if (this.lastTs !== null) {
+          var dt = Math.min(0.1, (ts - this.lastTs) / 1000);
+          this.step = Math.min(a.playEnd, this.step + this.speed * dt);
+        }
+        this.lastTs = ts;
+        if (this.step >= a.playEnd) this.playing = false;
+      }
+      if (this.playing) {
+        if (!this.overlayOn) this.startOverlay(gd);
+        this.drawOverlay(gd, this.step);
+        this.renderText(this.step);
+        this.slowViews(false);
+        this.stats.frames.push(ts);
+        this.stats.frameCost.push(performance.now() - t0);
+      } else {
+        this.settle(gd);
+      }
+      this.status();
+      if (this.playing) this.kick();
+    },
+
+    // --- at rest: the figures' own traces hold the current step -----------------------------------
+    settle: function (gd) {
+      var s = this.step;
+      this.restyleMap(gd, s);
+      this.clearOverlay(gd);
+      this.renderText(s);
+      this.slowViews(true);
+    },
+
+    startOverlay: function (gd) {
+      // hide the moving traces of the figure; the canvas draws them while playing
+      var meta = gd.layout.meta, idx = [], empty = { x: [], y: [] };
+      meta.trail.concat(meta.ball).forEach(function (i) { idx.push(i); });
+      Object.keys(meta.arrows || {}).forEach(function (k) { idx.push(meta.arrows[k]); });
+      if (meta.swarm !== null && meta.swarm !== undefined) idx.push(meta.swarm);
+      // one gap point, not an empty trace: an empty trace would drop out of the legend
+      idx.forEach(function () { empty.x.push([null]); empty.y.push([null]); });
+      if (idx.length) Plotly.restyle(gd, empty, idx);
+      this.overlayOn = true;
+    },
+
+    clearOverlay: function (gd) {
+      var c = gd._da_canvas;
+      if (c) c.getContext("2d").clearRect(0, 0, c.width, c.height);
+      this.overlayOn = false;
+    },
+
+    restyleMap: function (gd, s) {
+      var a = this.anim, meta = gd.layout.meta;
+      var update = { x: [], y: [] }, idx = [];
+      function put(i, x, y) { idx.push(i); update.x.push(x); update.y.push(y); }
+      a.racers.forEach(function (r, k) {
+        var i = frameAt(r.steps, s);
+        if (meta.trail[k] !== undefined) put(meta.trail[k], r.x.slice(0, i + 1), r.y.slice(0, i + 1));
+        if (meta.ball[k] !== undefined) put(meta.ball[k], [r.x[i]], [r.y[i]]);
+      });
+      var arrows = this.arrowsAt(s);
+      Object.keys(meta.arrows || {}).forEach(function (k) {
+        var v = arrows && arrows[k];
+        if (!v) put(meta.arrows[k], [null], [null]);
+        else if (k === "lookahead") put(meta.arrows[k], [v[0]], [v[1]]);
+        else put(meta.arrows[k], [v[0], v[2]], [v[1], v[3]]);
+      });
+      var sw = a.swarm;
+      if (sw && meta.swarm !== null && meta.swarm !== undefined) {
+        var si = frameAt(sw.steps, s);
+        put(meta.swarm, sw.x.slice(si * sw.n, (si + 1) * sw.n), sw.y.slice(si * sw.n, (si + 1) * sw.n));
+      }
+      if (idx.length) Plotly.restyle(gd, update, idx);
+    },
+
+    // the ball's arrows at step s: {kind: [x0, y0, x1, y1]} and lookahead [x, y]
+    arrowsAt: function (s) {
+      var a = this.anim;
+      if (!a.arrows || !a.racers.length) return null;
+      var r0 = a.racers[0], i = frameAt(r0.steps, s), x0 = r0.x[i], y0 = r0.y[i], out = {};
+      ["force", "coast", "update"].forEach(function (k) {
+        var v = a.arrows[k];
+        if (v) out[k] = [x0, y0, x0 + v[2 * i], y0 + v[2 * i + 1]];
+      });
+      if (a.arrows.lookahead) out.lookahead = [a.arrows.lookahead[2 * i], a.arrows.lookahead[2 * i + 1]];
+      return out;
+    },
+
+    // --- while playing: the canvas over the map --------------------------------------------------
+    drawOverlay: function (gd, s) {
+      var a = this.anim, meta = gd.layout.meta;
+      var canvas = overlay(gd, "canvas");
+      if (!canvas) return;
+      var ctx = canvas.getContext("2d"), dpr = canvas._dpr, size = gd._fullLayout._size;
+      var xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+      ctx.clearRect(0, 0, size.w, size.h);
+      ctx.save();
+      ctx.beginPath(); ctx.rect(0, 0, size.w, size.h); ctx.clip();
+      var sw = a.swarm;
+      if (sw && meta.swarm !== null && meta.swarm !== undefined && !hidden(gd, meta.swarm)) {
+        var si = frameAt(sw.steps, s), base = si * sw.n;
+        ctx.globalAlpha = 0.8;
+        ctx.fillStyle = sw.color;
+        ctx.beginPath();
+        for (var b = 0; b < sw.n; b++) {
+          var px = xa.l2p(sw.x[base + b]), py = ya.l2p(sw.y[base + b]);
+          if (!isFinite(px) || !isFinite(py)) continue;
+          ctx.moveTo(px + 2.6, py);
+          ctx.arc(px, py, 2.6, 0, 2 * Math.PI);
+        }
+        ctx.fill();
+        ctx.globalAlpha = 1;
+      }
+      a.racers.forEach(function (r, k) {
+        if (meta.trail[k] === undefined || hidden(gd, meta.trail[k])) return;
+        var i = frameAt(r.steps, s);
+        ctx.strokeStyle = r.color;
+        ctx.lineWidth = 2.6;
+        ctx.lineJoin = "round";
+        ctx.beginPath();
+        ctx.moveTo(xa.l2p(r.x[0]), ya.l2p(r.y[0]));
+        for (var j = 1; j <= i; j++) ctx.lineTo(xa.l2p(r.x[j]), ya.l2p(r.y[j]));
+        ctx.stroke();
+      });
+      var arrows = this.arrowsAt(s);
+      if (arrows) {
+        ["force", "coast", "update"].forEach(function (k) {
+          var v = arrows[k];
+          if (!v || meta.arrows[k] === undefined || hidden(gd, meta.arrows[k])) return;
+          var x0 = xa.l2p(v[0]), y0 = ya.l2p(v[1]), x1 = xa.l2p(v[2]), y1 = ya.l2p(v[3]);
+          var len = Math.hypot(x1 - x0, y1 - y0);
+          if (!(len > 0.5)) return;
+          var ux = (x1 - x0) / len, uy = (y1 - y0) / len, head = Math.min(11, 0.6 * len + 4);
+          ctx.strokeStyle = ctx.fillStyle = ARROW_COLORS[k];
+          ctx.lineWidth = 3;
+          ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x1 - ux * head * 0.8, y1 - uy * head * 0.8); ctx.stroke();
+          ctx.beginPath(); ctx.moveTo(x1, y1);
+          ctx.lineTo(x1 - ux * head - uy * head * 0.5, y1 - uy * head + ux * head * 0.5);
+          ctx.lineTo(x1 - ux * head + uy * head * 0.5, y1 - uy * head - ux * head * 0.5);
+          ctx.closePath(); ctx.fill();
+        });
+        if (arrows.lookahead && meta.arrows.lookahead !== undefined && !hidden(gd, meta.arrows.lookahead)) {
+          var lx = xa.l2p(arrows.lookahead[0]), ly = ya.l2p(arrows.lookahead[1]);
+          ctx.strokeStyle = ARROW_COLORS.coast; ctx.lineWidth = 2;
+          ctx.beginPath(); ctx.arc(lx, ly, 6, 0, 2 * Math.PI); ctx.stroke();
+          ctx.beginPath(); ctx.moveTo(lx - 4, ly - 4); ctx.lineTo(lx + 4, ly + 4);
+          ctx.moveTo(lx + 4, ly - 4); ctx.lineTo(lx - 4, ly + 4); ctx.stroke();
+        }
+      }
+      a.racers.forEach(function (r, k) {
+        if (meta.ball[k] === undefined || hidden(gd, meta.trail[k])) return;
+        var i = frameAt(r.steps, s), px = xa.l2p(r.x[i]), py = ya.l2p(r.y[i]);
+        ctx.fillStyle = r.color; ctx.strokeStyle = "#ffffff"; ctx.lineWidth = 2;
+        ctx.beginPath(); ctx.arc(px, py, 7.5, 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
+      });
+      ctx.restore();
+    },
+
+    // --- the slower views, on a time budget while playing -----------------------------------------
+    slowViews: function (force) {
+      var self = this, now = performance.now();
+      var views = [["surface", function () { self.renderSurface(self.step); }]];
+      if (this.anim.swarm) views.push(["histogram", function () { self.renderHistogram(self.step); }]);
+      for (var v = 0; v < views.length; v++) {
+        var name = views[v][0], slot = this.slow[name] || (this.slow[name] = { next: 0 });
+        if (!force && now < slot.next) continue;
+        var t0 = performance.now();
+        views[v][1]();
+        var cost = performance.now() - t0;
+        slot.next = performance.now() + Math.max(150, SLOW_SHARE * cost);
+        if (!force) break;  // at most one slow view per frame while playing
+      }
+    },
+
+    renderSurface: function (s) {
+      var a = this.anim, gd = graph("surface-graph");
+      if (!ready(gd, a.run)) return;
+      var meta = gd.layout.meta, zmax = meta.zmax, lift = meta.lift, box = meta.box;
+      var update = { x: [], y: [], z: [] }, idx = [];
+      // points lifted onto the surface; outside the box they become gaps
+      function lifted(xs, ys, zs, from, to) {
+        var n = to - from, x = new Array(n), y = new Array(n), z = new Array(n);
+        for (var j = from; j < to; j++) {
+          var inside = xs[j] >= box[0] && xs[j] <= box[1] && ys[j] >= box[2] && ys[j] <= box[3];
+          x[j - from] = inside ? xs[j] : null;
+          y[j - from] = inside ? ys[j] : null;
+          z[j - from] = inside ? Math.min(zs[j], zmax) + lift : null;
+        }
+        return [x, y, z];
+      }
+      function put(i, p) { idx.push(i); update.x.push(p[0]); update.y.push(p[1]); update.z.push(p[2]); }
+      a.racers.forEach(function (r, k) {
+        var i = frameAt(r.steps, s);
+        put(meta.trail[k], lifted(r.x, r.y, r.loss, 0, i + 1));
+        put(meta.ball[k], lifted(r.x, r.y, r.loss, i, i + 1));
+      });
+      var sw = a.swarm;
+      if (sw && meta.swarm !== null && meta.swarm !== undefined) {
+        var si = frameAt(sw.steps, s);
+        put(meta.swarm, lifted(sw.x, sw.y, sw.loss, si * sw.n, (si + 1) * sw.n));
+      }
+      if (idx.length) Plotly.restyle(gd, update, idx);
+    },
+
+    renderHistogram: function (s) {
+      var gd = graph("swarm-graph"), sw = this.anim.swarm;
+      if (!sw || !ready(gd, this.anim.run) || gd.layout.meta.hist === null) return;
+      var si = frameAt(sw.steps, s);
+      Plotly.restyle(gd, { x: [sw.x.slice(si * sw.n, (si + 1) * sw.n)] }, [gd.layout.meta.hist]);
+    },
+
+    renderCursor: function (id, s) {
+      var gd = graph(id);
+      if (!ready(gd, this.anim.run)) return;
+      var line = overlay(gd, "cursor");
+      if (!line) return;
+      var px = gd._fullLayout.xaxis.l2p(s);
+      line.style.left = (gd._fullLayout._size.l + px) + "px";
+      line.style.display = isFinite(px) ? "block" : "none";
+    },
+
+    // --- text: player, leaderboard, theory --------------------------------------------------------
+    status: function () {
+      var a = this.anim;
+      if (!a) return;
+      var done = this.step >= a.playEnd;
+      var el = document.getElementById("player-status");
+      var text = this.playing ? "playing" : (done ? "finished" : "paused");
+      if (el) { el.textContent = text; el.dataset.run = a.run; el.dataset.state = text; }
+    },
+
+    renderText: function (s) {
+      var a = this.anim;
+      var settled = a.playEnd < a.maxStep && s >= a.playEnd;
+      setText("frame-text", "step " + Math.round(s) + " / " + a.maxStep + (settled ? " · all settled" : ""));
+      var fill = document.getElementById("progress-fill");
+      if (fill) fill.style.width = (a.playEnd ? (100 * s / a.playEnd) : 100).toFixed(2) + "%";
+      this.renderCursor("loss-graph", s);
+      this.renderCursor("energy-graph", s);
+      var rows = a.racers.map(function (r, k) {
+        var i = frameAt(r.steps, s), gone = r.diverged && s >= r.outcomeStep;
+        return { k: k, loss: r.loss[i], bad: gone || !isFinite(r.loss[i]) };
+      });
+      rows.forEach(function (row) { setText("lb-loss-" + row.k, row.bad ? "diverged" : fmt(row.loss, 5)); });
+      rows.slice().sort(function (p, q) {
+        if (p.bad !== q.bad) return p.bad ? 1 : -1;
+        return p.loss - q.loss;
+      }).forEach(function (row, rank) { setText("lb-rank-" + row.k, String(rank + 1)); });
+      var sw = a.swarm;
+      if (sw && sw.share) setText("swarm-share-now", (100 * sw.share[frameAt(sw.steps, s)]).toFixed(1) + "%");
+      this.renderTheory(s);
+    },
+
+    renderTheory: function (s) {
+      var a = this.anim, th = a.theory;
+      if (!th) return;
+      var i = Math.min(frameAt(a.ballSteps, s), th.lamMax.length - 1);
+      var lo = th.lamMin[i], hi = th.lamMax[i];
+      if (!isFinite(lo) || !isFinite(hi)) { lo = null; hi = null; }
+      setText("theory-eigs", "λ = " + fmt(lo) + ", " + fmt(hi));
+      var kappa;
+      if (lo === null || hi === null) kappa = "—";
+      else if (lo > 0) kappa = fmt(hi / lo, 4);
+      else if (hi > 0) kappa = "∞ (negative curvature here)";
+      else kappa = "— (curving down in every direction)";
+      setText("theory-kappa", kappa);
+      var badge = document.getElementById("saddle-badge");
+      if (badge) {
+        var saddle = lo !== null && hi !== null && lo < 0 && hi > 0;
+        var top = lo !== null && hi !== null && hi < 0;
+        var label = saddle ? "SADDLE" : (top ? "HILLTOP" : "");
+        if (badge.textContent !== label) badge.textContent = label;
+        badge.className = "badge saddle" + (label ? "" : " hidden");
+      }
+      var warn = "";
+      var marker = document.getElementById("edge-marker");
+      if (th.edge) {
+        var e = isFinite(th.edge[i]) ? th.edge[i] : null;
+        setText("theory-edge", e === null ? "none (no positive curvature here)"
+          : th.formula + " = " + fmt(e) + "  (lr " + fmt(th.lr) + ")");
+        if (e !== null && th.lr > e) {
+          warn = "⚠ lr " + fmt(th.lr) + " > local edge " + fmt(e) + ": each step overshoots here";
+        } else if (e !== null && th.lr > 0.8 * e) {
+          warn = "lr is within 20% of the local stability edge";
+        }
+        if (marker && a.lrLog) {
+          if (e === null) marker.style.display = "none";
+          else {
+            var pos = (Math.log10(e) - a.lrLog[0]) / (a.lrLog[1] - a.lrLog[0]);
+            marker.style.display = "block";
+            var pct = 100 * Math.max(0, Math.min(1, pos));  // the slider insets its ends by 8px
+            marker.style.left = "calc(" + pct.toFixed(2) + "% + " + (8 - 0.16 * pct).toFixed(2) + "px)";
+            marker.className = "edge-marker" + (th.lr > e ? " over" : "");
+          }
+        }
+      } else {
+        setText("theory-edge", "no closed form for " + th.rule + " (adaptive step)");
+        if (marker) marker.style.display = "none";
+      }
+      setText("edge-warning", warn);
+      var scale = "";
+      if (a.arrows && a.arrows.adaptive && a.racers.length) {
+        var i0 = frameAt(a.racers[0].steps, s);
+        scale = "adaptive scale (its step ÷ the plain GD step) x: " + fmt(a.arrows.adaptive[2 * i0], 3) +
+          ", y: " + fmt(a.arrows.adaptive[2 * i0 + 1], 3);
+      }
+      setText("adaptive-scale", scale);
+    },
+  };
+
+  window.descentArena = DA;
+
+  document.addEventListener("click", function (event) {
+    var bar = event.target.closest && event.target.closest("#progress-bar");
+    if (!bar) return;
+    var box = bar.getBoundingClientRect();
+    DA.seek((event.clientX - box.left) / box.width);
+  });
+
+  window.dash_clientside = Object.assign({}, window.dash_clientside, {
+    arena: {
+      load: function (anim) {
+        DA.load(anim);
+        return window.dash_clientside.no_update;
+      },
+      arrows: function (data) {
+        DA.loadArrows(data);
+        return window.dash_clientside.no_update;
+      },
+      control: function (play, pause, step, speed, options) {
+        var triggered = (window.dash_clientside.callback_context.triggered || []).map(function (t) {
+          return t.prop_id;
+        });
+        if (speed !== undefined && speed !== null) DA.speed = speed;
+        DA.autoplay = (options || []).indexOf("autoplay") >= 0;
+        if (triggered.indexOf("play-button.n_clicks") >= 0) DA.play(false);
+        else if (triggered.indexOf("pause-button.n_clicks") >= 0) DA.pause();
+        else if (triggered.indexOf("step-button.n_clicks") >= 0) DA.stepOnce();
+        else if (triggered.indexOf("speed-dropdown.value") >= 0 && speed === 0) DA.play(false);
+        return window.dash_clientside.no_update;
+      },
+      share: function (search) {
+        if (!search) return window.dash_clientside.no_update;
+        if (window.location.search !== search) {
+          window.history.replaceState(null, "", window.location.pathname + search);
+        }
+        return window.location.origin + window.location.pathname + search;
+      },
+      png: function (n) {
+        var gd = graph("map-graph");
+        if (gd && n) Plotly.downloadImage(gd, { format: "png", filename: "descent-arena-map", scale: 2 });
+        return window.dash_clientside.no_update;
+      },
+    },
+  });
+})();

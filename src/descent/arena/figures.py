@@ -1,0 +1,723 @@
+"""Plotly figures of a run, as plain dicts (no validation pass, so they build in milliseconds).
+
+Big arrays travel as plotly.js typed-array specs (``{"dtype": "f8", "bdata": ...}``). Every figure
+is drawn in its final state (full trails, balls at their last position); the browser's player
+(assets/arena.js) then rewinds it and plays the run back frame by frame, using the trace indices listed
+in ``layout.meta``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+
+from descent.landscapes import Landscape
+from descent.plots.static import landscape_grid
+
+COLORS = ("#ff2d55", "#ffd60a", "#30d158", "#bf5af2", "#0a84ff", "#ff9f0a")
+ARROWS = {  # kind -> (label, colour)
+    "force": ("−lr·∇U (force step)", "#ff9f0a"),
+    "coast": ("inertia (coast, no force)", "#64d2ff"),
+    "update": ("update taken", "#ffffff"),
+}
+POINT_STYLE = {
+    "global_min": ("star", "#ffd60a", 16),
+    "local_min": ("circle", "#ffffff", 11),
+    "saddle": ("x", "#ff453a", 11),
+    "max": ("triangle-up", "#000000", 11),
+}
+FONT = {"family": "Inter, system-ui, -apple-system, Segoe UI, sans-serif", "size": 12, "color": "#d8dee9"}
+PAPER = "#161b22"
+PLOT = "#0d1117"
+GRID = "#2b3240"
+MAP_RESOLUTION = 200
+HOVER_RESOLUTION = 60  # the invisible hover layer (clicks are placed exactly by the player)
+COLORSCALE = "Viridis"
+SURFACE_RESOLUTION = 70
+
+
+def typed(values: Any, dtype: str = "f8") -> dict[str, str]:
+    """A plotly.js typed-array spec of a flat numeric array."""
+    array = np.ascontiguousarray(
+        np.asarray(values, dtype=np.float64 if dtype == "f8" else np.float32).ravel()
+    )
+    return {"dtype": dtype, "bdata": base64.b64encode(array.tobytes()).decode("ascii")}
+
+
+def color(index: int) -> str:
+    return COLORS[index % len(COLORS)]
+
+
+# --- the landscape, cached per landscape ------------------------------------------------------------
+@lru_cache(maxsize=16)
+def _grid(landscape: Landscape, resolution: int):
+    xs, ys, values = landscape_grid(landscape, resolution)
+    finite = np.isfinite(values)
+    fill = np.nanmax(np.where(finite, values, -np.inf)) if finite.any() else 0.0
+    values = np.where(finite, values, fill)
+    return xs, ys, values
+
+
+def _rank(values: np.ndarray) -> tuple[np.ndarray, list[float], list[str]]:
+    """Colour by quantile of U (so shallow and steep parts both show); ticks give U at quantiles."""
+    flat = values.ravel()
+    order = np.argsort(flat, kind="stable")
+    ranks = np.empty_like(flat)
+    ranks[order] = np.linspace(0.0, 1.0, flat.size)
+    ticks = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0]
+    labels = [f"{v:.3g}" for v in np.quantile(flat, ticks)]
+    return ranks.reshape(values.shape), ticks, labels
+
+
+def _axis(title: str, bounds: tuple[float, float] | None = None) -> dict[str, Any]:
+    axis: dict[str, Any] = {
+        "title": {"text": title},
+        "gridcolor": GRID,
+        "zeroline": False,
+        "color": "#aab4c3",
+    }
+    if bounds is not None:
+        axis["range"] = list(bounds)
+    return axis
+
+
+def _layout(**extra: Any) -> dict[str, Any]:
+    layout = {
+        "paper_bgcolor": PAPER,
+        "plot_bgcolor": PLOT,
+        "font": FONT,
+        "margin": {"l": 50, "r": 16, "t": 36, "b": 42},
+        "hovermode": "closest",
+        "legend": {
+            "orientation": "h",
+            "y": 1.02,
+            "yanchor": "bottom",
+            "x": 0,
+            "bgcolor": "rgba(0,0,0,0)",
+            "font": {"size": 12},
+        },
+    }
+    layout.update(extra)
+    return layout
+
+
+def _points_trace(landscape: Landscape) -> dict[str, Any] | None:
+    points = landscape.critical_points
+    if not points:
+        return None
+    return {
+        "type": "scatter",
+        "mode": "markers+text",
+        "name": "known points",
+        "showlegend": False,
+        "x": [p.position[0] for p in points],
+        "y": [p.position[1] for p in points],
+        "text": [p.id for p in points],
+        "textposition": "top center",
+        "textfont": {"color": "#ffffff", "size": 11},
+        "marker": {
+            "symbol": [POINT_STYLE[p.kind][0] for p in points],
+            "color": [POINT_STYLE[p.kind][1] for p in points],
+            "size": [POINT_STYLE[p.kind][2] for p in points],
+            "line": {"color": "#000", "width": 1},
+        },
+        "customdata": [p.kind.replace("_", " ") for p in points],
+        "hovertemplate": "%{text}: %{customdata}<br>(%{x:.3f}, %{y:.3f})<extra></extra>",
+    }
+
+
+def _hover_layer(landscape: Landscape) -> dict[str, Any]:
+    """An invisible heatmap over the map: U under the cursor, clicks anywhere, and the colour bar."""
+    xs, ys, values = _grid(landscape, HOVER_RESOLUTION)
+    ranks, ticks, labels = _rank(values)
+    return {
+        "type": "heatmap",
+        "name": "U",
+        "x": typed(xs),
+        "y": typed(ys),
+        "z": {**typed(ranks, "f4"), "shape": f"{len(ys)}, {len(xs)}"},
+        "customdata": {**typed(values, "f4"), "shape": f"{len(ys)}, {len(xs)}"},
+        "colorscale": COLORSCALE,
+        "opacity": 0,
+        "showlegend": False,
+        "zmin": 0,
+        "zmax": 1,
+        "colorbar": {
+            "title": {"text": "U", "side": "right"},
+            "tickvals": ticks,
+            "ticktext": labels,
+            "thickness": 12,
+            "len": 0.9,
+            "outlinewidth": 0,
+        },
+        "hovertemplate": "x %{x:.3f}, y %{y:.3f}<br>U %{customdata:.4g}<br>click: drop the ball here"
+        "<extra></extra>",
+    }
+
+
+def landscape_png(landscape: Landscape, pixels: int = 720) -> bytes:
+    """The map's background: filled contours of U at quantile-spaced levels (so shallow and steep parts
+    both show) with thin contour lines, exactly covering the landscape's box. Drawn once per landscape
+    and served as an image, so redrawing a trajectory never redraws the contours."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs, ys, values = _grid(landscape, MAP_RESOLUTION)
+    (x0, x1), (y0, y1) = landscape.bounds
+    aspect = (y1 - y0) / (x1 - x0)
+    width = pixels
+    height = int(min(max(pixels * aspect, 240), 1200))
+    ranks, _, _ = _rank(values)
+    fig = plt.figure(figsize=(width / 100, height / 100), dpi=100)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    levels = np.linspace(0.0, 1.0, 25)
+    ax.contourf(xs, ys, ranks, levels=levels, cmap="viridis")
+    ax.contour(xs, ys, ranks, levels=levels, colors="k", linewidths=0.5, alpha=0.35)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def landscape_token(text: str, params: dict[str, float]) -> str:
+    raw = json.dumps([text, params], sort_keys=True, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def parse_landscape_token(token: str) -> tuple[str, dict[str, float]]:
+    text, params = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode())
+    if not isinstance(text, str) or not isinstance(params, dict):
+        raise ValueError("bad landscape token")
+    return text, params
+
+
+# --- the map ---------------------------------------------------------------------------------------
+def map_figure(
+    landscape: Landscape,
+    racers: list[dict[str, Any]],
+    run_id: str,
+    arrows: list[str] | None,
+    swarm: dict[str, Any] | None,
+    start: list[float],
+    ghost: bool = True,
+    background: str | None = None,
+) -> dict[str, Any]:
+    """The 2-D contour map with, per racer, its full path (faint), its trail and its ball; the update
+    arrows of racer 0; a swarm's balls. ``racers``: dicts with ``label``, ``color``, ``x``, ``y``."""
+    data: list[dict[str, Any]] = [_hover_layer(landscape)]
+    points = _points_trace(landscape)
+    if points:
+        data.append(points)
+    data.append(
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "name": "start",
+            "showlegend": False,
+            "x": [start[0]],
+            "y": [start[1]],
+            "hovertemplate": "start (%{x:.3f}, %{y:.3f})<extra></extra>",
+            "marker": {"symbol": "circle-open", "size": 16, "color": "#ffffff", "line": {"width": 2}},
+        }
+    )
+    meta: dict[str, Any] = {"run": run_id, "ghost": [], "trail": [], "ball": [], "arrows": {}, "swarm": None}
+    for i, racer in enumerate(racers):
+        group = f"r{i}"
+        if ghost:
+            meta["ghost"].append(len(data))
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "x": typed(racer["x"], "f4"),
+                    "y": typed(racer["y"], "f4"),
+                    "name": racer["label"] + " (path)",
+                    "legendgroup": group,
+                    "showlegend": False,
+                    "hoverinfo": "skip",
+                    "opacity": 0.45,
+                    "line": {"color": racer["color"], "width": 1.2, "dash": "dot"},
+                }
+            )
+        meta["trail"].append(len(data))
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": typed(racer["x"]),
+                "y": typed(racer["y"]),
+                "name": racer["label"],
+                "legendgroup": group,
+                "hoverinfo": "skip",
+                "line": {"color": racer["color"], "width": 2.6},
+            }
+        )
+        meta["ball"].append(len(data))
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "x": [racer["x"][-1]],
+                "y": [racer["y"][-1]],
+                "name": racer["label"] + " (ball)",
+                "legendgroup": group,
+                "showlegend": False,
+                "hovertemplate": racer["label"] + "<br>(%{x:.4f}, %{y:.4f})<extra></extra>",
+                "marker": {"size": 15, "color": racer["color"], "line": {"color": "#ffffff", "width": 2}},
+            }
+        )
+    if arrows:
+        x_end, y_end = (racers[0]["x"][-1], racers[0]["y"][-1]) if racers else (start[0], start[1])
+        for kind in arrows:
+            meta["arrows"][kind] = len(data)
+            if kind == "lookahead":
+                data.append(
+                    {
+                        "type": "scatter",
+                        "mode": "markers",
+                        "name": "Nesterov look-ahead",
+                        "legendgroup": "arrows",
+                        "x": [None],
+                        "y": [None],
+                        "hoverinfo": "skip",
+                        "marker": {
+                            "symbol": "circle-x-open",
+                            "size": 13,
+                            "color": "#64d2ff",
+                            "line": {"width": 2},
+                        },
+                    }
+                )
+                continue
+            label, colour = ARROWS[kind]
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "name": label,
+                    "legendgroup": "arrows",
+                    "x": [x_end, x_end],
+                    "y": [y_end, y_end],
+                    "hoverinfo": "skip",
+                    "line": {"color": colour, "width": 3},
+                    "marker": {
+                        "symbol": ["circle", "arrow"],
+                        "size": [0, 13],
+                        "angleref": "previous",
+                        "color": colour,
+                    },
+                }
+            )
+    if swarm is not None:
+        meta["swarm"] = len(data)
+        data.append(
+            {
+                "type": "scattergl",
+                "mode": "markers",
+                "name": f"{swarm['n']} balls",
+                "x": typed(swarm["x"], "f4"),
+                "y": typed(swarm["y"], "f4"),
+                "hoverinfo": "skip",
+                "marker": {
+                    "size": 5,
+                    "color": swarm["color"],
+                    "opacity": 0.75,
+                    "line": {"width": 0.5, "color": "#000"},
+                },
+            }
+        )
+    (x0, x1), (y0, y1) = landscape.bounds
+    images = []
+    if background:
+        images.append(
+            {
+                "source": background,
+                "xref": "x",
+                "yref": "y",
+                "x": x0,
+                "y": y1,
+                "sizex": x1 - x0,
+                "sizey": y1 - y0,
+                "sizing": "stretch",
+                "layer": "below",
+                "xanchor": "left",
+                "yanchor": "top",
+            }
+        )
+    layout = _layout(
+        xaxis={**_axis("x", (x0, x1)), "showgrid": False},
+        yaxis={**_axis("y", (y0, y1)), "showgrid": False},
+        uirevision=_landscape_revision(landscape),
+        images=images,
+        meta=meta,
+        clickmode="event",
+    )
+    return {"data": data, "layout": layout}
+
+
+def _landscape_revision(landscape: Landscape) -> str:
+    return f"{landscape.name}:{landscape.formula}:{sorted(landscape.params.items())}"
+
+
+# --- the 3-D surface -------------------------------------------------------------------------------
+def surface_figure(
+    landscape: Landscape, racers: list[dict[str, Any]], run_id: str, swarm: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The surface U(x, y) with trails and balls lifted onto it (z = U + a small offset)."""
+    xs, ys, values = _grid(landscape, SURFACE_RESOLUTION)
+    low, high = float(values.min()), float(np.quantile(values, 0.97))
+    high = high if high > low else low + 1.0
+    clipped = np.minimum(values, high)
+    lift = 0.03 * (high - low)
+    data: list[dict[str, Any]] = [
+        {
+            "type": "surface",
+            "x": typed(xs),
+            "y": typed(ys),
+            "z": {**typed(clipped, "f4"), "shape": f"{len(ys)}, {len(xs)}"},
+            "colorscale": "Viridis",
+            "showscale": False,
+            "opacity": 0.92,
+            "name": "U",
+            "hovertemplate": "U %{z:.4g}<extra></extra>",
+            "contours": {"z": {"show": True, "usecolormap": True, "project": {"z": False}, "width": 1}},
+        }
+    ]
+    (x0, x1), (y0, y1) = landscape.bounds
+    meta: dict[str, Any] = {
+        "run": run_id,
+        "trail": [],
+        "ball": [],
+        "swarm": None,
+        "lift": lift,
+        "zmax": high,
+        "box": [x0, x1, y0, y1],
+    }
+
+    def boxed(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Points outside the box become gaps (a diverging ball leaves the surface, not the scene)."""
+        out = ~((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1))
+        return (np.where(out, np.nan, x), np.where(out, np.nan, y), np.where(out, np.nan, z))
+
+    for i, racer in enumerate(racers):
+        x, y, z = boxed(
+            np.asarray(racer["x"]),
+            np.asarray(racer["y"]),
+            np.minimum(np.asarray(racer["loss"], dtype=np.float64), high) + lift,
+        )
+        meta["trail"].append(len(data))
+        data.append(
+            {
+                "type": "scatter3d",
+                "mode": "lines",
+                "name": racer["label"],
+                "legendgroup": f"r{i}",
+                "x": typed(x),
+                "y": typed(y),
+                "z": typed(z),
+                "hoverinfo": "skip",
+                "line": {"color": racer["color"], "width": 6},
+            }
+        )
+        meta["ball"].append(len(data))
+        data.append(
+            {
+                "type": "scatter3d",
+                "mode": "markers",
+                "showlegend": False,
+                "legendgroup": f"r{i}",
+                "x": [_num(x[-1])],
+                "y": [_num(y[-1])],
+                "z": [_num(z[-1])],
+                "hoverinfo": "skip",
+                "marker": {"size": 7, "color": racer["color"], "line": {"color": "#fff", "width": 1}},
+            }
+        )
+    if swarm is not None:
+        meta["swarm"] = len(data)
+        x, y, z = boxed(
+            np.asarray(swarm["x"]),
+            np.asarray(swarm["y"]),
+            np.minimum(np.asarray(swarm["loss"], dtype=np.float64), high) + lift,
+        )
+        data.append(
+            {
+                "type": "scatter3d",
+                "mode": "markers",
+                "name": f"{swarm['n']} balls",
+                "x": typed(x, "f4"),
+                "y": typed(y, "f4"),
+                "z": typed(z, "f4"),
+                "hoverinfo": "skip",
+                "marker": {"size": 2.5, "color": swarm["color"], "opacity": 0.8},
+            }
+        )
+    scene = {
+        "xaxis": {
+            "title": {"text": "x"},
+            "range": [x0, x1],
+            "backgroundcolor": PLOT,
+            "gridcolor": GRID,
+            "color": "#aab4c3",
+        },
+        "yaxis": {
+            "title": {"text": "y"},
+            "range": [y0, y1],
+            "backgroundcolor": PLOT,
+            "gridcolor": GRID,
+            "color": "#aab4c3",
+        },
+        "zaxis": {
+            "title": {"text": "U"},
+            "range": [low - lift, high + 3 * lift],
+            "backgroundcolor": PLOT,
+            "gridcolor": GRID,
+            "color": "#aab4c3",
+        },
+        "camera": {"eye": {"x": -1.35, "y": -1.45, "z": 1.05}},
+        "aspectmode": "manual",
+        "aspectratio": {"x": 1.25, "y": 1.0, "z": 0.6},
+    }
+    layout = _layout(
+        scene=scene,
+        uirevision=_landscape_revision(landscape),
+        meta=meta,
+        showlegend=False,
+        margin={"l": 0, "r": 0, "t": 8, "b": 0},
+    )
+    return {"data": data, "layout": layout}
+
+
+# --- curves against step ------------------------------------------------------------------------------
+def _y_range(curves: list[np.ndarray]) -> tuple[float, float]:
+    finite = np.concatenate([c[np.isfinite(c)] for c in curves]) if curves else np.array([0.0])
+    if finite.size == 0:
+        return (0.0, 1.0)
+    low, high = float(finite.min()), float(finite.max())
+    pad = 0.05 * (high - low) if high > low else 1.0
+    return (low - pad, high + pad)
+
+
+def loss_figure(
+    racers: list[dict[str, Any]],
+    run_id: str,
+    swarm: dict[str, Any] | None,
+    target: float | None,
+    view_end: float | None = None,
+) -> dict[str, Any]:
+    """Loss against step per racer (a swarm: median and the 10-90% band)."""
+    data: list[dict[str, Any]] = []
+    curves: list[np.ndarray] = []
+    if swarm is not None:
+        steps = swarm["steps"]
+        q10, q50, q90 = swarm["loss_quantiles"]
+        curves += [q10, q90]
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": typed(steps),
+                "y": typed(q90),
+                "name": "90%",
+                "line": {"width": 0},
+                "showlegend": False,
+                "hoverinfo": "skip",
+            }
+        )
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": typed(steps),
+                "y": typed(q10),
+                "name": "10-90% of balls",
+                "fill": "tonexty",
+                "fillcolor": "rgba(255,45,85,0.18)",
+                "line": {"width": 0},
+            }
+        )
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": typed(steps),
+                "y": typed(q50),
+                "name": "median",
+                "line": {"color": swarm["color"], "width": 2},
+            }
+        )
+    for i, racer in enumerate(racers):
+        loss = np.asarray(racer["loss"], dtype=np.float64)
+        curves.append(loss)
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": typed(racer["steps"]),
+                "y": typed(loss),
+                "name": racer["label"],
+                "legendgroup": f"r{i}",
+                "line": {"color": racer["color"], "width": 2},
+                "hovertemplate": "step %{x}<br>U %{y:.5g}<extra>" + racer["label"] + "</extra>",
+            }
+        )
+    y_range = _y_range(curves)
+    if target is not None and y_range[0] <= target <= y_range[1]:
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": [0, max(_last_steps(racers, swarm), 1)],
+                "y": [target, target],
+                "name": f"target {target:.4g}",
+                "line": {"color": "#30d158", "width": 1, "dash": "dot"},
+            }
+        )
+    end = view_end or _last_steps(racers, swarm)
+    layout = _layout(
+        xaxis=_axis("step", (0, end)),
+        yaxis=_axis("loss U", y_range),
+        meta={"run": run_id},
+        title={"text": "loss against step", "font": {"size": 13}, "x": 0.01, "y": 0.98},
+    )
+    layout["legend"] = {"x": 1, "xanchor": "right", "y": 1, "bgcolor": "rgba(13,17,23,0.6)"}
+    return {"data": data, "layout": layout}
+
+
+def energy_figure(
+    racer: dict[str, Any] | None, run_id: str, note: str = "", view_end: float | None = None
+) -> dict[str, Any]:
+    """Kinetic, potential and total energy of racer 0 against step (heavy-ball family only)."""
+    data: list[dict[str, Any]] = []
+    curves: list[np.ndarray] = []
+    last = 1
+    if racer is not None:
+        steps = racer["steps"]
+        last = float(steps[-1]) if len(steps) else 1
+        for key, label, colour, dash in (
+            ("potential", "potential U", "#0a84ff", "solid"),
+            ("kinetic", "kinetic |v|²/2", "#ff9f0a", "solid"),
+            ("total", "total (friction drains it)", "#ffffff", "dash"),
+        ):
+            if racer.get(key) is None:
+                continue
+            values = np.asarray(racer[key], dtype=np.float64)
+            curves.append(values)
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines",
+                    "x": typed(steps),
+                    "y": typed(values),
+                    "name": label,
+                    "line": {"color": colour, "width": 2, "dash": dash},
+                }
+            )
+    y_range = _y_range(curves)
+    annotations = []
+    if note:
+        annotations.append(
+            {
+                "text": note,
+                "xref": "paper",
+                "yref": "paper",
+                "x": 0.5,
+                "y": 0.5,
+                "showarrow": False,
+                "font": {"size": 13, "color": "#8b949e"},
+            }
+        )
+    layout = _layout(
+        xaxis=_axis("step", (0, view_end or last)),
+        yaxis=_axis("energy", y_range),
+        annotations=annotations,
+        meta={"run": run_id},
+        title={"text": "energy against step (unit mass)", "font": {"size": 13}, "x": 0.01, "y": 0.98},
+    )
+    layout["legend"] = {"x": 1, "xanchor": "right", "y": 1, "bgcolor": "rgba(13,17,23,0.6)"}
+    return {"data": data, "layout": layout}
+
+
+def swarm_figure(
+    landscape: Landscape, run_id: str, swarm: dict[str, Any] | None, density: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Histogram of the balls' x against the Boltzmann marginal density in x."""
+    (x0, x1), _ = landscape.bounds
+    data: list[dict[str, Any]] = []
+    meta: dict[str, Any] = {"run": run_id, "hist": None}
+    if swarm is not None:
+        meta["hist"] = 0
+        data.append(
+            {
+                "type": "histogram",
+                "x": typed(swarm["final_x"], "f4"),
+                "histnorm": "probability density",
+                "xbins": {"start": x0, "end": x1, "size": (x1 - x0) / 60},
+                "autobinx": False,
+                "name": "balls now",
+                "marker": {"color": swarm["color"], "opacity": 0.7},
+            }
+        )
+    if density is not None:
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": typed(density["x"]),
+                "y": typed(density["density"]),
+                "name": f"Boltzmann exp(−U/T), T={density['temperature']:.3g}",
+                "line": {"color": "#ffffff", "width": 2},
+            }
+        )
+    layout = _layout(
+        xaxis=_axis("x", (x0, x1)),
+        yaxis=_axis("density"),
+        meta=meta,
+        bargap=0.02,
+        title={"text": "swarm: where the balls are (x)", "font": {"size": 13}, "x": 0.01, "y": 0.98},
+    )
+    layout["legend"] = {"x": 1, "xanchor": "right", "y": 1, "bgcolor": "rgba(13,17,23,0.6)"}
+    return {"data": data, "layout": layout}
+
+
+def empty_figure(message: str = "") -> dict[str, Any]:
+    return {
+        "data": [],
+        "layout": _layout(
+            xaxis={"visible": False},
+            yaxis={"visible": False},
+            meta={"run": None},
+            annotations=[{"text": message, "showarrow": False, "font": {"size": 14, "color": "#8b949e"}}],
+        ),
+    }
+
+
+def _last_steps(racers: list[dict[str, Any]], swarm: dict[str, Any] | None) -> float:
+    last = [float(r["steps"][-1]) for r in racers if len(r["steps"])]
+    if swarm is not None and len(swarm["steps"]):
+        last.append(float(swarm["steps"][-1]))
+    return max(last) if last else 1.0
+
+
+def _num(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def finite_or_none(value: float) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().to(torch.float64).numpy()

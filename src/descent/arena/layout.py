@@ -1,0 +1,528 @@
+"""The page: a sidebar of controls and a main column of views. Stable element ids (tests use them)."""
+
+from __future__ import annotations
+
+from dash import dcc, html
+
+from descent.arena.state import FORMULA, LR_LOG_RANGE, MAX_BALLS, MAX_STEPS, PRESETS
+from descent.landscapes import LANDSCAPES
+from descent.optim import RULES
+
+SPEEDS = [
+    ("slow (60 steps/s)", 60),
+    ("normal (250 steps/s)", 250),
+    ("fast (1000 steps/s)", 1000),
+    ("faster (4000 steps/s)", 4000),
+    ("instant", 0),
+]
+DEFAULT_SPEED = 250
+GRAPH_CONFIG = {
+    "displaylogo": False,
+    "responsive": True,
+    "toImageButtonOptions": {"format": "png", "filename": "descent-arena", "scale": 2},
+}
+
+
+def _section(title: str, *children, class_name: str = "") -> html.Section:
+    return html.Section([html.H3(title), *children], className=f"panel {class_name}".strip())
+
+
+def _field(label: str, control, hint: str | None = None, class_name: str = "") -> html.Div:
+    parts = [html.Label(label), control]
+    if hint:
+        parts.append(html.Div(hint, className="hint"))
+    return html.Div(parts, className=f"field {class_name}".strip())
+
+
+def _landscape_options() -> list[dict]:
+    options = [{"label": f"{name} — {entry.summary}", "value": name} for name, entry in LANDSCAPES.items()]
+    options.append({"label": "custom formula… (type it below)", "value": FORMULA})
+    return options
+
+
+def _optimizer_options() -> list[dict]:
+    return [{"label": f"{name} — {rule.summary}", "value": name} for name, rule in RULES.items()]
+
+
+def _lr_marks() -> dict:
+    low, high = LR_LOG_RANGE
+    marks = {}
+    for exponent in range(int(low), int(high) + 1):
+        marks[exponent] = {"label": f"1e{exponent}" if exponent else "1"}
+    return marks
+
+
+def racer_row_components(rows: list[dict]) -> list:
+    """The race table's rows: colour, optimizer, and inputs for lr, momentum and other hyper-parameters."""
+    from descent.arena.figures import color
+
+    if not rows:
+        return []
+    header = html.Div(
+        [html.Span(""), html.Span("optimizer"), html.Span("lr"), html.Span("β"), html.Span("other (k=v)")],
+        className="racer-row head",
+    )
+    items = [header]
+    for row in rows:
+        i = row["index"]
+        items.append(
+            html.Div(
+                [
+                    html.Span(className="swatch", style={"background": color(i)}),
+                    html.Span(row["optimizer"], className="racer-name"),
+                    dcc.Input(
+                        id={"type": "racer-lr", "index": i},
+                        type="number",
+                        value=row["lr"],
+                        min=0,
+                        step="any",
+                        debounce=True,
+                        className="cell",
+                    ),
+                    dcc.Input(
+                        id={"type": "racer-momentum", "index": i},
+                        type="number",
+                        value=row["momentum"],
+                        min=0,
+                        max=0.999,
+                        step=0.05,
+                        debounce=True,
+                        className="cell",
+                        disabled=not row["has_momentum"],
+                    ),
+                    dcc.Input(
+                        id={"type": "racer-other", "index": i},
+                        type="text",
+                        value=row["other"],
+                        debounce=True,
+                        className="cell",
+                        placeholder="e.g. beta2=0.99",
+                    ),
+                ],
+                className="racer-row",
+            )
+        )
+    return items
+
+
+def controls() -> html.Aside:
+    presets = html.Div(
+        [
+            html.Button(
+                name, id={"type": "preset", "index": name}, className="preset", title=note, n_clicks=0
+            )
+            for name, (_, note) in PRESETS.items()
+        ],
+        className="presets",
+    )
+    landscape = _section(
+        "Landscape",
+        dcc.Dropdown(
+            id="landscape-dropdown",
+            options=_landscape_options(),
+            value="double-well",
+            clearable=False,
+            searchable=True,
+        ),
+        html.Div(
+            [
+                dcc.Input(
+                    id="formula-input",
+                    type="text",
+                    placeholder="custom formula, e.g. (x**2 - 1)**2 + y**2",
+                    debounce=True,
+                    n_submit=0,
+                    className="grow",
+                    spellCheck=False,
+                ),
+                html.Button("Apply", id="formula-apply", n_clicks=0, className="small"),
+            ],
+            className="row",
+        ),
+        html.Div(
+            className="hint",
+            children=[
+                "x, y, + − * / ** (or ^), sin cos tan exp log sqrt abs tanh sigmoid softplus min max clip, "
+                "pi, e"
+            ],
+        ),
+        _field(
+            "parameters",
+            dcc.Input(id="params-input", type="text", debounce=True, placeholder="", spellCheck=False),
+        ),
+        html.Div(id="landscape-info", className="info"),
+    )
+    optimizer = _section(
+        "Optimizer (the ball)",
+        dcc.Dropdown(
+            id="optimizer-dropdown", options=_optimizer_options(), value="momentum", clearable=False
+        ),
+        _field(
+            "learning rate (log scale)",
+            html.Div(
+                [
+                    html.Div(
+                        [
+                            dcc.Slider(
+                                id="lr-slider",
+                                min=LR_LOG_RANGE[0],
+                                max=LR_LOG_RANGE[1],
+                                step=0.01,
+                                value=-1.7,
+                                marks=_lr_marks(),
+                                updatemode="mouseup",
+                                included=False,
+                                allow_direct_input=False,
+                            ),
+                            html.Div(
+                                id="edge-marker",
+                                className="edge-marker",
+                                style={"display": "none"},
+                                title="local stability edge at the ball: a larger lr overshoots",
+                            ),
+                        ],
+                        className="slider-wrap",
+                    ),
+                    dcc.Input(
+                        id="lr-input", type="number", min=0, step="any", debounce=True, className="num-input"
+                    ),
+                ],
+                className="row",
+            ),
+        ),
+        html.Div(id="lr-note", className="note ok"),
+        _field(
+            "momentum β",
+            html.Div(
+                [
+                    html.Div(
+                        dcc.Slider(
+                            id="momentum-slider",
+                            min=0,
+                            max=0.99,
+                            step=0.01,
+                            value=0.9,
+                            marks={0: "0", 0.5: "0.5", 0.9: "0.9"},
+                            updatemode="mouseup",
+                            allow_direct_input=False,
+                        ),
+                        className="slider-wrap",
+                    ),
+                    dcc.Input(
+                        id="momentum-input",
+                        type="number",
+                        min=0,
+                        max=0.999,
+                        step=0.05,
+                        debounce=True,
+                        className="num-input",
+                    ),
+                ],
+                className="row",
+            ),
+        ),
+        html.Div(id="rule-math", className="math"),
+    )
+    start = _section(
+        "Start and budget",
+        html.Div(
+            [
+                "start ",
+                html.B(id="start-text"),
+                " ",
+                html.Button("default start", id="start-default", n_clicks=0, className="small"),
+            ],
+            className="info",
+        ),
+        html.Div("Click anywhere on the map to drop the ball there.", className="hint"),
+        html.Div(
+            [
+                _field(
+                    "steps",
+                    dcc.Input(
+                        id="steps-input",
+                        type="number",
+                        min=1,
+                        max=MAX_STEPS,
+                        step=1,
+                        debounce=True,
+                        className="num-input",
+                    ),
+                ),
+                _field(
+                    "seed",
+                    dcc.Input(
+                        id="seed-input", type="number", min=0, step=1, debounce=True, className="num-input"
+                    ),
+                ),
+                _field(
+                    "target U",
+                    dcc.Input(
+                        id="target-input",
+                        type="number",
+                        step="any",
+                        debounce=True,
+                        placeholder="auto",
+                        className="num-input",
+                    ),
+                ),
+            ],
+            className="row three",
+        ),
+    )
+    race = _section(
+        "Race",
+        html.Div("Race other optimizers from the same start with the same step budget.", className="hint"),
+        dcc.Dropdown(
+            id="race-dropdown",
+            options=[{"label": n, "value": n} for n in RULES],
+            multi=True,
+            placeholder="add optimizers to the race…",
+        ),
+        html.Div(id="racer-rows", className="racer-rows"),
+    )
+    swarm = _section(
+        "Swarm and temperature",
+        dcc.Checklist(
+            id="swarm-on", options=[{"label": " swarm: many balls with noise", "value": "on"}], value=[]
+        ),
+        html.Div(
+            [
+                _field(
+                    "balls",
+                    dcc.Input(
+                        id="swarm-n",
+                        type="number",
+                        min=1,
+                        max=MAX_BALLS,
+                        step=1,
+                        debounce=True,
+                        className="num-input",
+                    ),
+                ),
+                _field(
+                    "noise level",
+                    dcc.Input(
+                        id="noise-level",
+                        type="number",
+                        min=0,
+                        step="any",
+                        debounce=True,
+                        className="num-input",
+                    ),
+                ),
+            ],
+            className="row",
+        ),
+        dcc.RadioItems(
+            id="noise-kind",
+            options=[
+                {"label": " gradient noise σ (on the ball's optimizer)", "value": "gradient"},
+                {"label": " Langevin temperature T (over-damped)", "value": "langevin"},
+                {"label": " no noise", "value": "none"},
+            ],
+            value="gradient",
+            className="radios",
+        ),
+        dcc.RadioItems(
+            id="swarm-spread",
+            options=[
+                {"label": " all from the start", "value": "start"},
+                {"label": " spread at random over the map", "value": "random"},
+            ],
+            value="start",
+            className="radios",
+        ),
+    )
+    view = _section(
+        "View",
+        dcc.Checklist(
+            id="view-options",
+            value=["ghost"],
+            options=[{"label": " show the whole path faintly", "value": "ghost"}],
+        ),
+        dcc.Checklist(
+            id="play-options",
+            value=["autoplay"],
+            options=[{"label": " play automatically after each change", "value": "autoplay"}],
+        ),
+    )
+    return html.Aside(
+        [
+            html.Section(
+                [
+                    html.H3("Experiments from the seeds"),
+                    presets,
+                    html.Div(id="preset-note", className="hint"),
+                ],
+                className="panel",
+            ),
+            landscape,
+            optimizer,
+            start,
+            race,
+            swarm,
+            view,
+        ],
+        className="sidebar",
+    )
+
+
+def player() -> html.Div:
+    return html.Div(
+        [
+            html.Button(
+                "⟲ Reset Ball",
+                id="reset-ball",
+                n_clicks=0,
+                className="primary",
+                title="put the ball back at the start and run again",
+            ),
+            html.Button("▶ Play", id="play-button", n_clicks=0),
+            html.Button("❚❚ Pause", id="pause-button", n_clicks=0),
+            html.Button("Step ▸", id="step-button", n_clicks=0, title="one recorded step forward"),
+            dcc.Dropdown(
+                id="speed-dropdown",
+                options=[{"label": k, "value": v} for k, v in SPEEDS],
+                value=DEFAULT_SPEED,
+                clearable=False,
+                searchable=False,
+                className="speed",
+            ),
+            html.Div(
+                html.Div(id="progress-fill", className="progress-fill"),
+                id="progress-bar",
+                className="progress",
+                title="click to jump",
+            ),
+            html.Span(id="frame-text", className="frame-text"),
+            html.Span(id="player-status", className="status"),
+        ],
+        className="player",
+    )
+
+
+def theory_panel() -> html.Div:
+    return html.Div(
+        [
+            html.H3(["Theory at the ball ", html.Span(id="saddle-badge", className="badge saddle hidden")]),
+            html.Div(["Hessian eigenvalues ", html.B(id="theory-eigs")], className="stat"),
+            html.Div(["condition number κ ", html.B(id="theory-kappa")], className="stat"),
+            html.Div(["stability edge ", html.B(id="theory-edge")], className="stat"),
+            html.Div(id="edge-warning", className="stat warning"),
+            html.Div(id="adaptive-scale", className="stat"),
+            html.Div(id="arrow-note", className="hint"),
+            html.Div(id="theory-rule", className="math"),
+        ],
+        className="panel theory",
+        id="theory-panel",
+    )
+
+
+def create_layout() -> html.Div:
+    header = html.Header(
+        [
+            html.Div(
+                [
+                    html.H1("The Descent Arena"),
+                    html.P(
+                        "A ball on a hill is the model's state; the slope is the gradient; momentum is "
+                        "inertia; noise is temperature. Reach the global minimum."
+                    ),
+                ],
+                className="title",
+            ),
+            html.Div(
+                [
+                    dcc.Input(id="share-link", type="text", readOnly=True, className="share"),
+                    dcc.Clipboard(
+                        target_id="share-link", title="copy the link to this run", className="clip"
+                    ),
+                    html.Button(
+                        "PNG", id="png-button", n_clicks=0, className="small", title="download the map as PNG"
+                    ),
+                    html.Button(
+                        "CSV", id="csv-button", n_clicks=0, className="small", title="trajectories as CSV"
+                    ),
+                    html.Button(
+                        "JSON",
+                        id="json-button",
+                        n_clicks=0,
+                        className="small",
+                        title="trajectories and spec as JSON",
+                    ),
+                ],
+                className="actions",
+            ),
+        ]
+    )
+    views = html.Main(
+        [
+            player(),
+            html.Div(id="input-message", className="message", role="alert"),
+            html.Div(id="run-message", className="message", role="alert"),
+            html.Div(id="outcome-text", className="outcome"),
+            html.Div(
+                [
+                    dcc.Graph(
+                        id="map-graph", config=GRAPH_CONFIG, className="graph big", style={"height": "500px"}
+                    ),
+                    dcc.Graph(
+                        id="surface-graph",
+                        config=GRAPH_CONFIG,
+                        className="graph big",
+                        style={"height": "500px"},
+                    ),
+                ],
+                className="grid two",
+            ),
+            html.Div(
+                [
+                    theory_panel(),
+                    html.Div(
+                        [html.H3("Leaderboard", id="board-title"), html.Div(id="leaderboard")],
+                        className="panel board",
+                    ),
+                ],
+                className="grid two",
+            ),
+            html.Div(
+                [
+                    dcc.Graph(
+                        id="loss-graph",
+                        config=GRAPH_CONFIG,
+                        className="graph small",
+                        style={"height": "280px"},
+                    ),
+                    dcc.Graph(
+                        id="energy-graph",
+                        config=GRAPH_CONFIG,
+                        className="graph small",
+                        style={"height": "280px"},
+                    ),
+                    dcc.Graph(
+                        id="swarm-graph",
+                        config=GRAPH_CONFIG,
+                        className="graph small",
+                        style={"height": "280px"},
+                    ),
+                ],
+                className="grid three",
+                id="curves",
+            ),
+        ],
+        className="main",
+    )
+    stores = [
+        dcc.Location(id="url", refresh=False),
+        dcc.Store(id="state-store"),
+        dcc.Store(id="anim-store"),
+        dcc.Store(id="arrows-store"),
+        dcc.Store(id="share-store"),
+        dcc.Store(id="player-sink"),
+        dcc.Store(id="url-sink"),
+        dcc.Store(id="png-sink"),
+        dcc.Store(id="map-click"),
+        dcc.Download(id="download"),
+    ]
+    return html.Div([*stores, header, html.Div([controls(), views], className="body")], className="app")

@@ -1,0 +1,392 @@
+"""Turns an `ArenaRun` into what the page shows: figures, the player's frame data, the leaderboard,
+the outcome lines and the theory at the ball. Pure functions of the run (no Dash callbacks here).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from dash import html
+
+from descent.arena import figures, readout
+from descent.arena.runner import ArenaRun
+from descent.arena.state import LR_LOG_RANGE, racer_label
+from descent.optim import RULES
+
+BACKGROUND_ROUTE = "/_arena/landscape.png"  # served by create_app: the map's contour image
+
+
+@dataclass
+class Views:
+    run_id: str
+    map: dict
+    surface: dict
+    loss: dict
+    energy: dict
+    swarm: dict
+    anim: dict
+    outcome: list
+    leaderboard: Any
+    lr_note: str
+    lr_note_level: str
+    edge_marker: dict
+    theory_static: str
+    theory: dict = field(default_factory=dict)
+
+
+def build_views(run: ArenaRun, run_id: str, ghost: bool = True) -> Views:
+    landscape = run.landscape
+    state = run.state
+    racers: list[dict[str, Any]] = []
+    swarm: dict[str, Any] | None = None
+    start = state["start"] or [float(v) for v in landscape.start().squeeze(0).tolist()]
+    target = state["target"] if state["target"] is not None else readout.auto_target(landscape)
+    if run.swarm:
+        swarm = _swarm_data(run)
+    else:
+        for i, (racer_state, traj) in enumerate(zip(state["racers"], run.trajectories)):
+            racers.append(_racer_data(i, racer_state, traj, target))
+    ball_traj = run.trajectories[0]
+    ball_state = state["racers"][0]
+    rule = run.specs[0].optimizer
+    hyper = {
+        "lr": float(ball_traj.optimizer.hp["lr"]),
+        **{k: _scalar(v) for k, v in ball_traj.optimizer.hp.items()},
+    }
+    theory = readout.ball_theory(landscape, rule, hyper, ball_traj.positions[:, 0, :])
+    arrow_kinds = None if run.swarm else readout.arrow_kinds(ball_traj.optimizer)
+    swarm_fig = figures.empty_figure(
+        "turn the swarm on<br>to compare where the balls are<br>with the Boltzmann density"
+    )
+    density = None
+    if swarm is not None:
+        spec = run.specs[0]
+        noise = float(spec.grad_noise) if not isinstance(spec.grad_noise, list) else 0.0
+        temp = readout.temperature(rule, hyper, noise)
+        density = readout.boltzmann(landscape, temp) if temp else None
+        swarm["temperature"] = temp
+        swarm["boltzShare"] = density["globalShare"] if density else None
+        swarm_fig = figures.swarm_figure(landscape, run_id, swarm, density)
+
+    max_step = int(max([r["steps"][-1] for r in racers] + ([swarm["steps"][-1]] if swarm else [0])))
+    view_end = _play_end(racers, max_step)
+    background = f"{BACKGROUND_ROUTE}?k={figures.landscape_token(state['landscape'], state['params'])}"
+    map_fig = figures.map_figure(
+        landscape, racers, run_id, arrow_kinds, swarm, start, ghost=ghost, background=background
+    )
+    surface_fig = figures.surface_figure(landscape, racers, run_id, swarm)
+    loss_fig = figures.loss_figure(racers, run_id, swarm, target if not run.swarm else None, view_end)
+    energy_racer, note = _energy(ball_traj, racers[0] if racers else None, run.swarm)
+    energy_fig = figures.energy_figure(energy_racer, run_id, note, view_end)
+
+    max_step = int(max([r["steps"][-1] for r in racers] + ([swarm["steps"][-1]] if swarm else [0])))
+    play_end = _play_end(racers, max_step)
+    anim = {
+        "run": run_id,
+        "maxStep": max_step,
+        "playEnd": play_end,
+        "racers": [_anim_racer(r) for r in racers],
+        "swarm": _anim_swarm(swarm) if swarm else None,
+        "theory": readout.typed_theory(theory),
+        "target": target,
+        "lrLog": list(LR_LOG_RANGE),
+    }
+    outcome = _outcome_lines(run, racers, swarm)
+    board = _leaderboard(racers, target) if racers else _swarm_board(swarm)
+    lr_note, level, marker = _edge_note(theory, rule, ball_state)
+    static = f"{rule}: {RULES[rule].math}"
+    return Views(
+        run_id,
+        map_fig,
+        surface_fig,
+        loss_fig,
+        energy_fig,
+        swarm_fig,
+        anim,
+        outcome,
+        board,
+        lr_note,
+        level,
+        marker,
+        static,
+        theory,
+    )
+
+
+def _play_end(racers: list[dict[str, Any]], max_step: int) -> int:
+    """Where playback stops: the whole budget, or shortly after the last racer settled for good
+    (a minimum, a saddle, diverged, escaped: nothing visible moves after that)."""
+    if not racers or any(r["outcome"] == "moving" for r in racers):
+        return max_step
+    settled = max(r["outcomeStep"] for r in racers)
+    return int(min(max_step, math.ceil(1.2 * settled) + 20))
+
+
+# --- per racer -------------------------------------------------------------------------------------
+def _racer_data(index: int, racer_state: dict, traj, target: float | None) -> dict[str, Any]:
+    landscape = traj.landscape
+    positions = figures.to_numpy(traj.positions[:, 0, :])
+    loss = figures.to_numpy(traj.loss[:, 0])
+    outcome = traj.outcomes[0]
+    step = int(traj.outcome_step[0])
+    label = racer_label(racer_state)
+    return {
+        "index": index,
+        "label": label,
+        "color": figures.color(index),
+        "steps": traj.steps.numpy().astype(np.int64),
+        "x": positions[:, 0],
+        "y": positions[:, 1],
+        "loss": loss,
+        "outcome": outcome,
+        "outcomeStep": step,
+        "stepsRun": traj.steps_run,
+        "text": readout.describe_outcome(landscape, outcome, step, traj.steps_run, traj.nearest_minimum[0]),
+        "toTarget": readout.steps_to_target(traj, target),
+        "diverged": outcome == "diverged",
+    }
+
+
+def _anim_racer(racer: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "label": racer["label"],
+        "color": racer["color"],
+        "steps": racer["steps"].tolist(),
+        "x": figures.typed(racer["x"]),
+        "y": figures.typed(racer["y"]),
+        "loss": figures.typed(racer["loss"]),
+        "outcome": racer["outcome"],
+        "outcomeStep": racer["outcomeStep"],
+        "text": racer["text"],
+        "diverged": racer["diverged"],
+        "toTarget": racer["toTarget"],
+    }
+
+
+def _energy(traj, racer: dict[str, Any] | None, swarm: bool) -> tuple[dict[str, Any] | None, str]:
+    if swarm:
+        return None, "energy is shown for a single ball<br>(turn the swarm off)"
+    base = {"steps": racer["steps"], "potential": racer["loss"]}
+    if not traj.has_inertia:
+        return base, f"{traj.optimizer.name} has no inertia:<br>no kinetic energy (try momentum or nesterov)"
+    kinetic = figures.to_numpy(traj.kinetic_energy[:, 0])
+    return {**base, "kinetic": kinetic, "total": kinetic + racer["loss"]}, ""
+
+
+# --- arrows ------------------------------------------------------------------------------------------
+def _nice(value: float) -> float:
+    """The 1-2-5 number at or below ``value``."""
+    if not math.isfinite(value) or value <= 0:
+        return 1.0
+    exponent = math.floor(math.log10(value))
+    for mantissa in (5, 2, 1):
+        if mantissa * 10**exponent <= value:
+            return float(mantissa * 10**exponent)
+    return float(10**exponent)
+
+
+def build_arrows(run: ArenaRun, run_id: str) -> dict[str, Any] | None:
+    """The update arrows of the ball, per frame, for the player (a second, later callback: replaying
+    the rule costs about as much as a short run)."""
+    if run.swarm:
+        return None
+    traj = run.trajectories[0]
+    landscape = run.landscape
+    parts = readout.decompose(traj)
+    vectors = {k: figures.to_numpy(parts[k]) for k in ("force", "coast", "update") if k in parts}
+    if "coast" in vectors and not np.any(np.abs(vectors["coast"]) > 1e-15):
+        del vectors["coast"]  # the rule has no inertia (adagrad, rmsprop without momentum)
+    # one scale per run, so lengths compare across frames: a typical arrow (the 75th percentile of the
+    # longest arrow per frame while the ball still moves) is drawn about a tenth of the box long
+    longest = np.nanmax(np.stack([np.linalg.norm(v, axis=1) for v in vectors.values()]), axis=0)
+    settled = int(traj.outcome_step[0]) if traj.outcomes[0] != "moving" else len(longest)
+    moving = longest[: max(settled, 1)]
+    moving = moving[np.isfinite(moving) & (moving > 0)]
+    typical = float(np.quantile(moving, 0.75)) if moving.size else 0.0
+    scale = _nice(0.1 * landscape.span / typical) if typical > 0 else 1.0
+    anim: dict[str, Any] = {"run": run_id, "scale": scale, "exact": parts["exact"]}
+    for kind, vec in vectors.items():
+        anim[kind] = figures.typed(np.nan_to_num(vec * scale))
+    if "lookahead" in parts:
+        anim["lookahead"] = figures.typed(figures.to_numpy(parts["lookahead"]))
+    if "scale" in parts:
+        anim["adaptive"] = figures.typed(figures.to_numpy(parts["scale"]))
+    anim["note"] = f"update arrows on the map: ×{scale:g} their true length" + (
+        "" if parts["exact"] else " (force and recorded step only: not every step was recorded)"
+    )
+    return anim
+
+
+# --- swarm -------------------------------------------------------------------------------------------
+def _swarm_data(run: ArenaRun) -> dict[str, Any]:
+    traj = run.trajectories[0]
+    positions = traj.positions.to(torch.float64)  # [T, N, 2]
+    loss = traj.loss.to(torch.float64)
+    finite = torch.where(torch.isfinite(loss), loss, torch.full_like(loss, math.nan)).numpy()
+    with np.errstate(all="ignore"):
+        quantiles = [
+            np.nanquantile(finite, q, axis=1) if np.isfinite(finite).any() else np.zeros(len(finite))
+            for q in (0.1, 0.5, 0.9)
+        ]
+    counts: dict[str, int] = {}
+    for outcome in traj.outcomes:
+        counts[outcome] = counts.get(outcome, 0) + 1
+    n = positions.shape[1]
+    return {
+        "n": n,
+        "color": figures.color(0),
+        "steps": traj.steps.numpy().astype(np.int64),
+        "x": positions[-1, :, 0].numpy(),
+        "y": positions[-1, :, 1].numpy(),
+        "loss": loss[-1].numpy(),
+        "final_x": positions[-1, :, 0].numpy(),
+        "frames_x": positions[:, :, 0].numpy(),
+        "frames_y": positions[:, :, 1].numpy(),
+        "frames_loss": loss.numpy(),
+        "loss_quantiles": quantiles,
+        "share": readout.global_basin_share(run.landscape, positions),
+        "outcomes": counts,
+        "stepsRun": traj.steps_run,
+        "label": racer_label(run.state["racers"][0]),
+    }
+
+
+def _anim_swarm(swarm: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "n": swarm["n"],
+        "steps": swarm["steps"].tolist(),
+        "color": swarm["color"],
+        "x": figures.typed(swarm["frames_x"], "f4"),
+        "y": figures.typed(swarm["frames_y"], "f4"),
+        "loss": figures.typed(np.nan_to_num(swarm["frames_loss"], nan=0.0, posinf=0.0, neginf=0.0), "f4"),
+        "share": swarm["share"],
+        "boltzShare": swarm.get("boltzShare"),
+        "temperature": swarm.get("temperature"),
+    }
+
+
+# --- text --------------------------------------------------------------------------------------------
+def _swatch(colour: str) -> html.Span:
+    return html.Span(className="swatch", style={"background": colour})
+
+
+def _outcome_lines(run: ArenaRun, racers: list[dict[str, Any]], swarm: dict[str, Any] | None) -> list:
+    if swarm is not None:
+        n = swarm["n"]
+        parts = sorted(swarm["outcomes"].items(), key=lambda kv: -kv[1])
+        landscape = run.landscape
+        described = []
+        for outcome, count in parts:
+            kind, _, point = outcome.partition(":")
+            tag = ""
+            if kind == "minimum":
+                tag = " (global)" if landscape.point(point).kind == "global_min" else " (local)"
+            described.append(f"{outcome}{tag} {100 * count / n:.0f}%")
+        line = f"{n} balls after {swarm['stepsRun']} steps: " + ", ".join(described)
+        return [html.Div([_swatch(swarm["color"]), html.Span(line, className="outcome-line")])]
+    return [
+        html.Div(
+            [
+                _swatch(r["color"]),
+                html.B(r["label"] + ": "),
+                html.Span(r["text"], className="outcome-line" + (" bad" if r["diverged"] else "")),
+            ]
+        )
+        for r in racers
+    ]
+
+
+def _leaderboard(racers: list[dict[str, Any]], target: float | None) -> html.Table:
+    target_text = f"steps to U ≤ {target:.4g}" if target is not None else "steps to target"
+    header = html.Tr(
+        [html.Th("#"), html.Th("optimizer"), html.Th("loss now"), html.Th(target_text), html.Th("outcome")]
+    )
+    rows = []
+    for r in racers:
+        i = r["index"]
+        status = (
+            html.Span("diverged", className="badge bad")
+            if r["diverged"]
+            else html.Span("stable", className="badge ok")
+        )
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(html.Span(id=f"lb-rank-{i}", className="rank")),
+                    html.Td([_swatch(r["color"]), r["label"]]),
+                    html.Td(html.Span(id=f"lb-loss-{i}", className="num")),
+                    html.Td(str(r["toTarget"]) if r["toTarget"] is not None else "—", className="num"),
+                    html.Td([status, " ", r["text"]]),
+                ],
+                id=f"lb-row-{i}",
+            )
+        )
+    return html.Table([html.Thead(header), html.Tbody(rows)], className="leaderboard", id="leaderboard-table")
+
+
+def _swarm_board(swarm: dict[str, Any]) -> html.Div:
+    temp = swarm.get("temperature")
+    boltz = swarm.get("boltzShare")
+    share = swarm["share"]
+    items = [
+        html.Div(
+            ["balls in the global minimum's basin now: ", html.B(id="swarm-share-now")], className="stat"
+        )
+    ]
+    if share is not None:
+        items.append(html.Div(f"at the end: {100 * share[-1]:.1f}%", className="stat"))
+    items.append(
+        html.Div(
+            f"temperature T = {temp:.4g}" if temp else "temperature: no closed form for this noise and rule",
+            className="stat",
+        )
+    )
+    if boltz is not None:
+        items.append(
+            html.Div(f"Boltzmann share of the global basin at T: {100 * boltz:.1f}%", className="stat")
+        )
+    return html.Div(items, className="swarm-board")
+
+
+def _edge_note(theory: dict, rule: str, ball_state: dict) -> tuple[str, str, dict]:
+    """The warning under the lr slider and where the local stability edge sits on it (at the start)."""
+    lr = theory["lr"]
+    hidden = {"display": "none"}
+    if theory["edge"] is None:
+        return (
+            f"{rule} is adaptive: its stability edge depends on its running scale (no simple mark)",
+            "info",
+            hidden,
+        )
+    edge = theory["edge"][0]
+    if edge is None:
+        return "no stability edge here (no positive curvature at the start)", "info", hidden
+    low, high = LR_LOG_RANGE
+    position = (math.log10(edge) - low) / (high - low)
+    percent = 100 * min(max(position, 0.0), 1.0)
+    marker = {"display": "block", "left": f"calc({percent:.2f}% + {8 - 0.16 * percent:.2f}px)"}
+    formula = theory["formula"]
+    if lr > edge:
+        return (
+            f"lr {lr:.4g} is above the stability edge at the start ({formula} = {edge:.4g}): "
+            "each step overshoots more; expect the ball to diverge",
+            "bad",
+            marker,
+        )
+    if lr > 0.8 * edge:
+        return (
+            f"lr {lr:.4g} is close to the stability edge at the start ({formula} = {edge:.4g})",
+            "warn",
+            marker,
+        )
+    return f"stability edge at the start: {formula} = {edge:.4g}", "ok", marker
+
+
+def _scalar(value: object) -> float:
+    if isinstance(value, torch.Tensor):
+        return float(value.reshape(-1)[0])
+    return float(value)  # type: ignore[arg-type]

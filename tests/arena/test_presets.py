@@ -1,0 +1,160 @@
+"""The presets replay the seeds' experiments through `run_spec` with the outcomes the seeds describe;
+the readouts (Hessian, edges, decomposition, Boltzmann) agree with the engine and with theory."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from descent.arena import readout
+from descent.arena.runner import get_landscape, run_state
+from descent.arena.state import PRESETS, default_state, normalize
+from descent.arena.views import build_arrows, build_views
+from descent.optim import stability_edge
+from descent.spec import RunSpec, run_spec
+
+torch.set_num_threads(1)
+
+
+def _run(name: str):
+    return run_state(normalize(PRESETS[name][0]))
+
+
+def test_double_well_presets():
+    stuck, escape = _run("Double Well: stuck"), _run("Double Well: escape")
+    assert stuck.trajectories[0].outcomes == ["minimum:left"]
+    assert escape.trajectories[0].outcomes == ["minimum:right"]
+    landscape = stuck.landscape
+    text = readout.describe_outcome(landscape, "minimum:left", 50, 2000)
+    assert text == "minimum:left (local) at step 50"
+
+
+def test_plateau_presets_momentum_crosses_faster():
+    crawl, fast = _run("Plateau: crawl"), _run("Plateau: momentum")
+    assert crawl.trajectories[0].outcomes == fast.trajectories[0].outcomes == ["minimum:well"]
+    slow_step, fast_step = (
+        int(crawl.trajectories[0].outcome_step[0]),
+        int(fast.trajectories[0].outcome_step[0]),
+    )
+    assert fast_step * 3 < slow_step
+
+
+def test_saddle_and_too_large_a_step():
+    saddle = _run("Saddle")
+    gd, momentum = saddle.trajectories
+    assert gd.outcomes == momentum.outcomes == ["escaped"]
+    assert int(momentum.outcome_step[0]) < int(gd.outcome_step[0])
+    big = _run("Too large a step")
+    assert big.trajectories[0].outcomes == ["diverged"]
+    views = build_views(big, "r1")
+    edge = views.theory["edge"][0]
+    assert views.theory["lr"] > edge  # the warning comes from the start, before divergence
+    assert edge == pytest.approx(0.2, rel=1e-9)  # 2/lambda_max, lambda_max = kappa = 10
+
+
+def test_arena_runs_are_run_spec_runs():
+    state = normalize(default_state())
+    run = run_state(state)
+    direct = run_spec(
+        RunSpec(
+            landscape="double-well", optimizer="momentum", hyper={"lr": 0.02, "momentum": 0.9}, steps=2000
+        )
+    )
+    assert torch.equal(run.trajectories[0].positions, direct.positions)
+
+
+def test_theory_at_the_ball_matches_the_hessian():
+    well = get_landscape("double-well")
+    points = torch.tensor([[p.position[0], p.position[1]] for p in well.critical_points], dtype=torch.float64)
+    eig = readout.hessian_eigenvalues(well, points)
+    for (x, _), (low, high) in zip(points.tolist(), eig.tolist()):
+        uxx = 12 * x**2 - 4
+        assert sorted([uxx, 2.0]) == pytest.approx([low, high], rel=1e-9)
+    theory = readout.ball_theory(well, "nesterov", {"lr": 0.02, "momentum": 0.9}, points)
+    assert theory["edge"][0] == pytest.approx(stability_edge("nesterov", theory["lamMax"][0], 0.9))
+    assert theory["lamMin"][2] < 0  # the barrier is a saddle
+    assert readout.ball_theory(well, "adam", {"lr": 0.1}, points)["edge"] is None
+
+
+@pytest.mark.parametrize(
+    ("rule", "hyper"),
+    [
+        ("momentum", {"momentum": 0.9}),
+        ("nesterov", {"momentum": 0.9}),
+        ("adam", {"lr": 0.05}),
+        ("rmsprop", {"lr": 0.01, "momentum": 0.5}),
+    ],
+)
+def test_decomposition_replays_the_rule_exactly(rule, hyper):
+    traj = run_spec(RunSpec(optimizer=rule, hyper=hyper, steps=300))
+    parts = readout.decompose(traj)
+    assert parts["exact"]
+    x = traj.positions[:, 0]
+    assert torch.allclose(parts["update"][:-1], x[1:] - x[:-1], atol=1e-12)
+    lr = float(traj.optimizer.hp["lr"])
+    assert torch.allclose(parts["force"], -lr * traj.landscape.gradient(x))
+    if rule == "momentum":  # the seeds' form: update = beta*v - lr*g, the coast is beta*v
+        assert torch.allclose(parts["coast"][1:], 0.9 * (x[1:] - x[:-1]), atol=1e-12)
+        assert torch.allclose(parts["update"], parts["coast"] + parts["force"], atol=1e-12)
+    if rule == "nesterov":
+        assert torch.allclose(parts["lookahead"], x + parts["coast"])
+    if rule == "adam":
+        assert "scale" in parts
+
+
+def test_temperature_and_boltzmann():
+    assert readout.temperature("gd", {"lr": 0.1}, 2.0) == pytest.approx(0.2)
+    assert readout.temperature("momentum", {"lr": 0.1, "momentum": 0.9}, 2.0) == pytest.approx(2.0)
+    assert readout.temperature("langevin", {"lr": 0.1, "temperature": 0.3}, 0.0) == 0.3
+    assert readout.temperature("adam", {"lr": 0.1}, 1.0) is None
+    well = get_landscape("double-well")
+    hot, cold = readout.boltzmann(well, 5.0), readout.boltzmann(well, 0.05)
+    dx = hot["x"][1] - hot["x"][0]
+    assert sum(hot["density"]) * dx == pytest.approx(1.0, rel=1e-6)
+    assert cold["globalShare"] > 0.99 > hot["globalShare"] > 0.4
+    assert readout.boltzmann(get_landscape("saddle"), 1.0) is None  # unbounded below: no density
+
+
+def test_views_are_json_and_consistent():
+    state = normalize(PRESETS["Saddle"][0])
+    run = run_state(state)
+    views = build_views(run, "abc")
+    for figure in (views.map, views.surface, views.loss, views.energy, views.swarm, views.anim):
+        json.dumps(figure)
+    meta = views.map["layout"]["meta"]
+    assert meta["run"] == "abc" and len(meta["ball"]) == len(meta["trail"]) == 2
+    ball = views.map["data"][meta["ball"][1]]
+    final = run.trajectories[1].positions[-1, 0].tolist()
+    assert [ball["x"][0], ball["y"][0]] == final
+    arrows = build_arrows(run, "abc")
+    assert arrows["scale"] > 0 and "force" in arrows and "update" in arrows
+
+
+def test_swarm_views():
+    state = default_state()
+    state["swarm"].update(on=True, n=80, noise="langevin", level=0.3)
+    state["steps"] = 400
+    views = build_views(run_state(normalize(state)), "s1")
+    swarm = views.anim["swarm"]
+    assert swarm["n"] == 80 and len(swarm["share"]) == len(swarm["steps"])
+    assert 0 <= swarm["share"][-1] <= 1 and swarm["temperature"] == 0.3
+    hist = views.swarm["data"]
+    assert hist[0]["type"] == "histogram" and "Boltzmann" in hist[1]["name"]
+    assert "80 balls after 400 steps" in str(views.outcome)
+    assert math.isfinite(np.mean(swarm["share"]))
+
+
+def test_the_seeds_plateau_by_hand():
+    """Select Plateau (its own lr), momentum 0: a crawl that still arrives within the default budget;
+    momentum 0.9: several times sooner."""
+    from descent.arena.controls import reduce
+
+    state = reduce(default_state(), "landscape-dropdown", "plateau")
+    crawl = run_state(reduce(state, "momentum-input", 0)).trajectories[0]
+    fast = run_state(reduce(state, "momentum-input", 0.9)).trajectories[0]
+    assert crawl.outcomes == fast.outcomes == ["minimum:well"]
+    assert 3 * int(fast.outcome_step[0]) < int(crawl.outcome_step[0]) < state["steps"]
