@@ -6,9 +6,10 @@ through Playwright (``/usr/bin/chromium``, headless, software rendering: no GPU)
 
 Latency: one ball, 1000 steps. Each trial presses the right-arrow key on the focused learning-rate
 slider (a new lr every time, so nothing is cached) and measures, on the page's clock, from the key
-press to the first animation frame at which the map shows the new run (its figure is drawn with the
-new run's id). The server's share (the run through `run_spec`, the readouts and the figures) is
-timed separately in-process for the same specs. Targets: median under 150 ms.
+press to the first animation frame at which the map shows the new run (the player's `stats.drawn`:
+the frame in which it draws the run, in the map's figure or, while it plays, on its canvas over the
+map). The server's share (the run through `run_spec`, the readouts and the figures) is timed
+separately in-process for the same specs. Targets: median under 150 ms.
 
 Frame rate: 1000 balls under gradient noise, 1000 steps (200 recorded frames), played at 250
 steps/s; frames counted by the player's requestAnimationFrame loop. Target: at least 30 frames/s.
@@ -225,10 +226,12 @@ def main() -> None:
             "",
             f"Latency: {args.trials} trials, each a right-arrow key on the focused lr slider (a new lr, "
             "nothing cached), timed on the page's clock from the key press to the first animation frame that "
-            "shows the new run's figure. Frame rate: the player's requestAnimationFrame loop while a "
-            f"1000-ball swarm (1000 steps, 200 recorded frames) plays at 250 steps/s, {len(fps)} plays. The "
-            "balls are drawn on a canvas over the map; the 3-D view and the histogram are restyled on a time "
-            "budget.",
+            "shows the new run on the map (one request: the server sends the player's data and no new map "
+            "figure when only the run changed; the player draws the run's first frame on its canvas and puts "
+            "the run into the figure in the next task). Frame rate: the player's requestAnimationFrame loop "
+            "while a 1000-ball swarm (1000 steps, 200 recorded frames) plays at 250 steps/s, "
+            f"{len(fps)} plays. The balls are drawn on a canvas over the map; the 3-D view and the histogram "
+            "are restyled on a time budget.",
             "",
         ]
         text = "\n".join(lines)

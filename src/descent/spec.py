@@ -144,15 +144,25 @@ def grid_starts(
     return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1).to(device)
 
 
-def run_spec(spec: RunSpec, progress: Callable[[int, int], None] | None = None) -> Trajectory:
+def run_spec(
+    spec: RunSpec,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    landscape: Landscape | None = None,
+) -> Trajectory:
     """Build the landscape, optimizer and starts of ``spec`` and simulate it.
+
+    ``landscape``: the spec's landscape when the caller has it built already (a cache's; building
+    one refines its critical points, milliseconds per call); it must be what
+    ``spec.build_landscape()`` builds.
 
     >>> run_spec(RunSpec(hyper={"momentum": 0.0})).outcomes
     ['minimum:left']
     """
     if spec.grad_tol is not None:
         check_number("grad_tol", spec.grad_tol, 0.0, None, low_open=True)
-    landscape = spec.build_landscape()
+    if landscape is None:
+        landscape = spec.build_landscape()
     optimizer = spec.build_optimizer(landscape)
     starts = spec.build_starts(landscape)
     return simulate(

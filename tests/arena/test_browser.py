@@ -209,3 +209,35 @@ def test_race_swarm_and_webgl_views_render(arena, artifacts):
     }""")
     assert swarm == {"type": "scattergl", "n": 500, "canvases": swarm["canvases"]} and swarm["canvases"] > 0
     arena.shot(artifacts / "swarm.png")
+
+
+def test_a_new_run_of_the_same_map_is_put_into_the_figure_the_page_shows(arena, artifacts):
+    """An lr change keeps the map's structure: the server sends no new map figure, the player puts the
+    run into the one on the page (paths, names, meta.run) and leaves no trace hidden."""
+    run = arena.run_id()
+    arena.set_speed("faster (4000 steps/s)", 4000)
+    key = arena.page.evaluate("() => document.querySelector('#map-graph .js-plotly-plot').layout.meta.key")
+    arena.page.locator("#lr-slider [role=slider]").focus()
+    arena.page.keyboard.press("ArrowRight")
+    run = arena.wait_new_run(run)
+    shown = arena.page.evaluate("""() => {
+      const gd = document.querySelector('#map-graph .js-plotly-plot'), m = gd.layout.meta;
+      const r = window.descentArena.anim.racers[0], n = r.x.length;
+      const i = r.steps.filter(k => k <= window.descentArena.step).length - 1;  // the frame at rest
+      const ghost = gd.data[m.ghost[0]], trail = gd.data[m.trail[0]], ball = gd.data[m.ball[0]];
+      return {key: m.key, run: m.run, anim: window.descentArena.anim.run, label: r.label,
+              names: [ghost.name, trail.name, ball.name],
+              ghostEnd: [ghost.x[ghost.x.length - 1], ghost.y[ghost.y.length - 1]],
+              ball: [ball.x[0], ball.y[0]], end: [r.x[n - 1], r.y[n - 1]], now: [r.x[i], r.y[i]],
+              trail: trail.x.length, frames: i + 1,
+              hidden: Array.from(gd.querySelectorAll('g.trace'))
+                        .filter(g => g.style.display === 'none').length};
+    }""")
+    assert shown["key"] == key and shown["run"] == shown["anim"] == run
+    assert shown["names"] == [shown["label"] + " (path)", shown["label"], shown["label"] + " (ball)"]
+    assert shown["ghostEnd"] == pytest.approx(shown["end"], abs=1e-12)
+    assert shown["ball"] == pytest.approx(shown["now"], abs=1e-12) and shown["trail"] == shown["frames"]
+    assert shown["hidden"] == 0
+    lr = arena.shared_state()["racers"][0]["hyper"]["lr"]
+    assert f"lr={lr:.4g}" in shown["label"] and lr != 0.02
+    arena.shot(artifacts / "same-map-new-run.png")

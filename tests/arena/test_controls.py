@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 import pytest
@@ -153,3 +154,26 @@ def test_background_route_serves_pngs_and_refuses_garbage():
         assert client.get("/_arena/landscape.png?k=" + token).status_code == 404
     page = client.get("/")
     assert page.status_code == 200 and b"The Descent Arena" in page.data
+
+
+def test_the_map_key_changes_with_the_maps_structure_not_with_the_run():
+    """The player puts a new run into the map the page shows when only the run changed (same key);
+    anything else that the figure draws (start, racers, swarm size, the faint path) changes the key."""
+    base = normalize(default_state())
+
+    def key(state: dict, options: tuple = ("ghost",)) -> str:
+        views = run_views(normalize(state), 0, list(options))["views"]
+        assert views.anim["mapKey"] == views.map["layout"]["meta"]["key"]
+        return views.anim["mapKey"]
+
+    other_lr = copy.deepcopy(base)
+    other_lr["racers"][0]["hyper"]["lr"] = 0.03
+    assert key(other_lr) == key(base)
+    moved = base | {"start": [0.5, 1.0]}
+    swarm = copy.deepcopy(base)
+    swarm["swarm"].update(on=True, n=50)
+    bigger = copy.deepcopy(swarm)
+    bigger["swarm"]["n"] = 60
+    race = base | {"racers": [*base["racers"], {"optimizer": "adam", "hyper": {"lr": 0.05}}]}
+    keys = [key(base), key(base, ()), key(moved), key(swarm), key(bigger), key(race)]
+    assert len(set(keys)) == len(keys)

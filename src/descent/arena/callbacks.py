@@ -1,6 +1,7 @@
-"""Dash callbacks: one controller (controls -> state -> controls), one runner (state -> views), the
-exports, and the client-side player hooks (assets/arena.js). Server callbacks never raise: any error
-becomes a message on the page and the previous run stays on screen.
+"""Dash callbacks: one callback per user action that applies it to the state (controls -> state ->
+controls) and runs the state (state -> the map and the player's data); one that follows with the slower
+views; the exports; and the client-side player hooks (assets/arena.js). Server callbacks never raise:
+any error becomes a message on the page and the previous run stays on screen.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from descent.arena.state import FORMULA, PRESETS, default_state, normalize, stat
 log = logging.getLogger(__name__)
 
 RUNS_BY_ID = _LRU(16)  # run id -> ArenaRun, for the arrows callback
-VIEWS_BY_ID = _LRU(16)  # run id -> Views, for the second views callback
+VIEWS_BY_ID = _LRU(16)  # run id -> Views, for the slower views' callback
 
 # controls whose change is read from their value (the rest: buttons, clicks, url)
 _VALUE_INPUTS = [c for c in CONTROLS if c != "formula-input"]
@@ -131,22 +132,40 @@ def export(kind: str, state: dict) -> dict:
 
 
 def register(app: Dash) -> None:
-    control_outputs = [Output(c, "value") for c in CONTROLS]
+    control_outputs = [
+        *[Output(c, "value") for c in CONTROLS],
+        Output("state-store", "data"),
+        Output("share-store", "data"),
+        Output("input-message", "children"),
+        Output("start-text", "children"),
+        Output("landscape-info", "children"),
+        Output("params-input", "placeholder"),
+        Output("momentum-slider", "disabled"),
+        Output("momentum-input", "disabled"),
+        Output("preset-note", "children"),
+        Output("racer-rows", "children"),
+    ]
+    view_outputs = [
+        Output("map-graph", "figure"),
+        Output("map-key", "data"),
+        Output("board-title", "children"),
+        Output("anim-store", "data"),
+        Output("outcome-text", "children"),
+        Output("leaderboard", "children"),
+        Output("run-message", "children"),
+        Output("lr-note", "children"),
+        Output("lr-note", "className"),
+        Output("edge-marker", "style"),
+        Output("rule-math", "children"),
+        Output("theory-rule", "children"),
+    ]
 
+    # One request per user action: the controller (controls -> state -> controls) and the runner
+    # (state -> the map and the player's data) in one callback. The map figure travels only when its
+    # structure changes (landscape, start, racers, swarm, ghost): otherwise the player puts the new run
+    # into the figure the page already shows (assets/arena.js). The slower views follow in `_more`.
     @app.callback(
-        [
-            *control_outputs,
-            Output("state-store", "data"),
-            Output("share-store", "data"),
-            Output("input-message", "children"),
-            Output("start-text", "children"),
-            Output("landscape-info", "children"),
-            Output("params-input", "placeholder"),
-            Output("momentum-slider", "disabled"),
-            Output("momentum-input", "disabled"),
-            Output("preset-note", "children"),
-            Output("racer-rows", "children"),
-        ],
+        [*control_outputs, *view_outputs],
         [
             Input("url", "search"),
             Input({"type": "preset", "index": ALL}, "n_clicks"),
@@ -158,14 +177,30 @@ def register(app: Dash) -> None:
             Input({"type": "racer-momentum", "index": ALL}, "value"),
             Input({"type": "racer-other", "index": ALL}, "value"),
             *[Input(c, "value") for c in _VALUE_INPUTS],
+            Input("reset-ball", "n_clicks"),
+            Input("view-options", "value"),
         ],
-        [State("state-store", "data"), State("formula-input", "value")],
+        [State("state-store", "data"), State("formula-input", "value"), State("map-key", "data")],
     )
-    def _controller(search, presets, _apply, _submit, click, _default, lrs, betas, others, *rest):
-        *values_list, state, formula = rest
+    def _update(search, presets, _apply, _submit, click, _default, lrs, betas, others, *rest):
+        *values_list, resets, options, state, formula, map_key = rest
+        trigger = ctx.triggered_id
+        if trigger in ("reset-ball", "view-options") and state:
+            # the same state, run again (a new id: the player restarts) or drawn another way
+            controls = [no_update] * len(control_outputs)
+            new = state
+        else:
+            controls, new = _control(
+                trigger, search, presets, click, lrs, betas, others, values_list, state, formula
+            )
+        if new == state and trigger not in ("reset-ball", "view-options"):
+            return [*controls, *[no_update] * len(view_outputs)]
+        return [*controls, *_views(new, resets, options, map_key)]
+
+    def _control(trigger, search, presets, click, lrs, betas, others, values_list, state, formula):
+        """The controller's outputs (``control_outputs``) and the new state."""
         values = dict(zip(_VALUE_INPUTS, values_list))
         values["map-click"] = click
-        trigger = ctx.triggered_id
         if isinstance(trigger, dict) and trigger.get("type") == "preset" and not any(presets or []):
             trigger = None  # the preset buttons' first render, not a click
         if isinstance(trigger, dict) and trigger.get("type") in _RACER_FIELDS:
@@ -197,7 +232,7 @@ def register(app: Dash) -> None:
             if trigger != "racer-field" and shown["racer-rows"] != old_rows
             else no_update
         )
-        return [
+        controls = [
             *outputs,
             new if changed else no_update,
             state_url(new),
@@ -210,34 +245,20 @@ def register(app: Dash) -> None:
             note,
             rows,
         ]
+        return controls, new
 
-    # the map first (what a slider change must redraw quickly), the other views right after
-    @app.callback(
-        [
-            Output("map-graph", "figure"),
-            Output("board-title", "children"),
-            Output("anim-store", "data"),
-            Output("outcome-text", "children"),
-            Output("leaderboard", "children"),
-            Output("run-message", "children"),
-            Output("lr-note", "children"),
-            Output("lr-note", "className"),
-            Output("edge-marker", "style"),
-            Output("rule-math", "children"),
-            Output("theory-rule", "children"),
-        ],
-        [Input("state-store", "data"), Input("reset-ball", "n_clicks"), Input("view-options", "value")],
-    )
-    def _run(state, resets, options):
+    def _views(state, resets, options, map_key):
+        """The runner's outputs: the map only when its structure changed, the player's data, the texts."""
         result = run_views(state, resets, options)
         if "views" not in result:
-            return [*[no_update] * 5, result["error"], *[no_update] * 5]
+            return [*[no_update] * 6, result["error"], *[no_update] * 5]
         v = result["views"]
         VIEWS_BY_ID.get(v.run_id, lambda: v)
-        board_title = "Swarm" if v.anim.get("swarm") else "Leaderboard"
+        key = v.map["layout"]["meta"]["key"]
         return [
-            v.map,
-            board_title,
+            v.map if key != map_key else no_update,
+            key,
+            "Swarm" if v.anim.get("swarm") else "Leaderboard",
             v.anim,
             v.outcome,
             v.leaderboard,
@@ -249,21 +270,26 @@ def register(app: Dash) -> None:
             v.theory_static,
         ]
 
+    # after the map: the 3-D surface, the curves, the swarm histogram and the update arrows, in one
+    # request (made already by the runner, except the arrows: replaying the rule costs a short run).
+    # The player asks for them (`views-request`: the run's id) once the map shows the run's first
+    # frame, so that this work and these figures' drawing never delay that frame.
     @app.callback(
         [
             Output("surface-graph", "figure"),
             Output("loss-graph", "figure"),
             Output("energy-graph", "figure"),
             Output("swarm-graph", "figure"),
+            Output("arrows-store", "data"),
         ],
-        Input("anim-store", "data"),
+        Input("views-request", "data"),
         prevent_initial_call=True,
     )
-    def _more(anim):
-        v = VIEWS_BY_ID.items.get((anim or {}).get("run"))
+    def _more(run_id):
+        v = VIEWS_BY_ID.items.get(run_id)
         if v is None:
-            return [no_update] * 4
-        return [v.surface, v.loss, v.energy, v.swarm]
+            return [no_update] * 5
+        return [v.surface, v.loss, v.energy, v.swarm, arrows_for({"run": run_id})]
 
     @app.callback(
         Output("download", "data"),
@@ -279,10 +305,6 @@ def register(app: Dash) -> None:
         except Exception as error:  # noqa: BLE001
             log.warning("export failed: %s", error)
             return no_update
-
-    @app.callback(Output("arrows-store", "data"), Input("anim-store", "data"), prevent_initial_call=True)
-    def _arrows(anim):
-        return arrows_for(anim)
 
     app.clientside_callback(
         ClientsideFunction("arena", "load"), Output("player-sink", "data"), Input("anim-store", "data")

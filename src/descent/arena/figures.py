@@ -9,6 +9,7 @@ in ``layout.meta``.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import math
@@ -365,6 +366,24 @@ def map_figure(
         clickmode="event",
     )
     return {"data": data, "layout": layout}
+
+
+def map_key(figure: dict[str, Any]) -> str:
+    """A digest of the map figure without what a run changes (the points of its paths, balls, arrows
+    and swarm, the racers' names, ``meta.run``): figures with the same key differ only by their run, so
+    the player can put a new run into the figure the page already shows instead of drawing a new one."""
+    meta = figure["layout"]["meta"]
+    named = {*meta["ghost"], *meta["trail"], *meta["ball"]}  # names and hover texts hold the labels
+    moving = {*named, *meta["arrows"].values(), *([] if meta["swarm"] is None else [meta["swarm"]])}
+
+    def skeleton(i: int, trace: dict[str, Any]) -> dict[str, Any]:
+        drop = ("x", "y", "name", "hovertemplate") if i in named else ("x", "y") if i in moving else ()
+        return {k: v for k, v in trace.items() if k not in drop}
+
+    data = [skeleton(i, trace) for i, trace in enumerate(figure["data"])]
+    layout = {**figure["layout"], "meta": {k: v for k, v in meta.items() if k not in ("run", "key")}}
+    text = json.dumps({"data": data, "layout": layout}, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 def _landscape_revision(landscape: Landscape) -> str:

@@ -517,6 +517,8 @@ def create_layout() -> html.Div:
         dcc.Location(id="url", refresh=False),
         dcc.Store(id="state-store"),
         dcc.Store(id="anim-store"),
+        dcc.Store(id="map-key"),  # the structure of the map figure the page shows (see callbacks)
+        dcc.Store(id="views-request"),  # set by the player: the run whose slower views it wants now
         dcc.Store(id="arrows-store"),
         dcc.Store(id="share-store"),
         dcc.Store(id="player-sink"),

@@ -68,8 +68,11 @@ def default_lr(landscape: Landscape, optimizer: str) -> float:
     return float(landscape.default_lr)
 
 
-def run_cached(spec: RunSpec) -> Trajectory:
-    return RUN_CACHE.get(json.dumps(asdict(spec), sort_keys=True), lambda: run_spec(spec))
+def run_cached(spec: RunSpec, landscape: Landscape | None = None) -> Trajectory:
+    """``run_spec(spec)``, cached by the spec's JSON; ``landscape``: the spec's, from `get_landscape`."""
+    return RUN_CACHE.get(
+        json.dumps(asdict(spec), sort_keys=True), lambda: run_spec(spec, landscape=landscape)
+    )
 
 
 @dataclass
@@ -94,5 +97,5 @@ def run_state(state: dict[str, Any]) -> ArenaRun:
 
         raise invalid("landscape dimension", landscape.dim, "2 (the Arena draws maps of x and y)")
     specs = state_specs(state, [float(v) for v in landscape.start().squeeze(0).tolist()])
-    trajectories = [run_cached(spec) for spec in specs]
+    trajectories = [run_cached(spec, landscape) for spec in specs]
     return ArenaRun(state, landscape, specs, trajectories)

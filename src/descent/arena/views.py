@@ -14,7 +14,7 @@ from dash import html
 
 from descent.arena import figures, readout
 from descent.arena.runner import ArenaRun
-from descent.arena.state import LR_LOG_RANGE, racer_label
+from descent.arena.state import LR_LOG_RANGE, MAX_FRAMES_PLAYER, racer_label
 from descent.optim import RULES
 
 BACKGROUND_ROUTE = "/_arena/landscape.png"  # served by create_app: the map's contour image
@@ -57,7 +57,8 @@ def build_views(run: ArenaRun, run_id: str, ghost: bool = True) -> Views:
         "lr": float(ball_traj.optimizer.hp["lr"]),
         **{k: _scalar(v) for k, v in ball_traj.optimizer.hp.items()},
     }
-    theory = readout.ball_theory(landscape, rule, hyper, ball_traj.positions[:, 0, :])
+    ball_frames = racers[0]["frames"] if racers else slice(None)
+    theory = readout.ball_theory(landscape, rule, hyper, ball_traj.positions[ball_frames, 0, :])
     arrow_kinds = None if run.swarm else readout.arrow_kinds(ball_traj.optimizer)
     swarm_fig = figures.empty_figure(
         "turn the swarm on<br>to compare where the balls are<br>with the Boltzmann density"
@@ -78,6 +79,7 @@ def build_views(run: ArenaRun, run_id: str, ghost: bool = True) -> Views:
     map_fig = figures.map_figure(
         landscape, racers, run_id, arrow_kinds, swarm, start, ghost=ghost, background=background
     )
+    map_fig["layout"]["meta"]["key"] = figures.map_key(map_fig)
     surface_fig = figures.surface_figure(landscape, racers, run_id, swarm)
     loss_fig = figures.loss_figure(racers, run_id, swarm, target if not run.swarm else None, view_end)
     energy_racer, note = _energy(ball_traj, racers[0] if racers else None, run.swarm)
@@ -87,6 +89,7 @@ def build_views(run: ArenaRun, run_id: str, ghost: bool = True) -> Views:
     play_end = _play_end(racers, max_step)
     anim = {
         "run": run_id,
+        "mapKey": map_fig["layout"]["meta"]["key"],
         "maxStep": max_step,
         "playEnd": play_end,
         "racers": [_anim_racer(r) for r in racers],
@@ -127,10 +130,20 @@ def _play_end(racers: list[dict[str, Any]], max_step: int) -> int:
 
 
 # --- per racer -------------------------------------------------------------------------------------
+def player_frames(traj) -> np.ndarray:
+    """The recorded frames the player gets: all of them up to ``MAX_FRAMES_PLAYER``, else that many
+    evenly spaced, the first and the last (the final position, exact) always among them."""
+    total = len(traj.steps)
+    if total <= MAX_FRAMES_PLAYER:
+        return np.arange(total)
+    return np.unique(np.round(np.linspace(0, total - 1, MAX_FRAMES_PLAYER)).astype(np.int64))
+
+
 def _racer_data(index: int, racer_state: dict, traj, target: float | None) -> dict[str, Any]:
     landscape = traj.landscape
-    positions = figures.to_numpy(traj.positions[:, 0, :])
-    loss = figures.to_numpy(traj.loss[:, 0])
+    frames = player_frames(traj)
+    positions = figures.to_numpy(traj.positions[frames, 0, :])
+    loss = figures.to_numpy(traj.loss[frames, 0])
     outcome = traj.outcomes[0]
     step = int(traj.outcome_step[0])
     label = racer_label(racer_state)
@@ -138,7 +151,8 @@ def _racer_data(index: int, racer_state: dict, traj, target: float | None) -> di
         "index": index,
         "label": label,
         "color": figures.color(index),
-        "steps": traj.steps.numpy().astype(np.int64),
+        "frames": frames,
+        "steps": traj.steps.numpy().astype(np.int64)[frames],
         "x": positions[:, 0],
         "y": positions[:, 1],
         "loss": loss,
@@ -173,7 +187,7 @@ def _energy(traj, racer: dict[str, Any] | None, swarm: bool) -> tuple[dict[str, 
     base = {"steps": racer["steps"], "potential": racer["loss"]}
     if not traj.has_inertia:
         return base, f"{traj.optimizer.name} has no inertia:<br>no kinetic energy (try momentum or nesterov)"
-    kinetic = figures.to_numpy(traj.kinetic_energy[:, 0])
+    kinetic = figures.to_numpy(traj.kinetic_energy[racer["frames"], 0])
     return {**base, "kinetic": kinetic, "total": kinetic + racer["loss"]}, ""
 
 
@@ -209,12 +223,13 @@ def build_arrows(run: ArenaRun, run_id: str) -> dict[str, Any] | None:
     typical = float(np.quantile(moving, 0.75)) if moving.size else 0.0
     scale = _nice(0.1 * landscape.span / typical) if typical > 0 else 1.0
     anim: dict[str, Any] = {"run": run_id, "scale": scale, "exact": parts["exact"]}
+    frames = player_frames(traj)  # the player's frames: each arrow still exact at its own frame
     for kind, vec in vectors.items():
-        anim[kind] = figures.typed(np.nan_to_num(vec * scale))
+        anim[kind] = figures.typed(np.nan_to_num(vec[frames] * scale))
     if "lookahead" in parts:
-        anim["lookahead"] = figures.typed(figures.to_numpy(parts["lookahead"]))
+        anim["lookahead"] = figures.typed(figures.to_numpy(parts["lookahead"])[frames])
     if "scale" in parts:
-        anim["adaptive"] = figures.typed(figures.to_numpy(parts["scale"]))
+        anim["adaptive"] = figures.typed(figures.to_numpy(parts["scale"])[frames])
     anim["note"] = f"update arrows on the map: ×{scale:g} their true length" + (
         "" if parts["exact"] else " (force and recorded step only: not every step was recorded)"
     )

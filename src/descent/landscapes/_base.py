@@ -46,7 +46,9 @@ class Landscape:
 
     ``value(x) -> [N]`` is U; ``gradient(x) -> [N, d]`` is grad U, analytic when ``grad_fn`` is
     given, else by autograd (tests check the two agree); ``hessian(x) -> [N, d, d]`` by autograd.
-    The force on a particle is ``-gradient(x)``.
+    The force on a particle is ``-gradient(x)``. ``value_and_grad_fn``, optional, computes U and
+    grad U in one pass that shares their common terms (the simulation loop's call); it must return
+    exactly what ``energy`` and ``grad_fn`` return, bit for bit (tested for every built-in).
 
     >>> from descent.landscapes import get_landscape
     >>> import torch
@@ -68,6 +70,7 @@ class Landscape:
     capture_radius: float | None = None
     params: dict[str, float] = field(default_factory=dict)
     formula: str = ""
+    value_and_grad_fn: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def __post_init__(self) -> None:
         if self.dim < 1:
@@ -110,6 +113,8 @@ class Landscape:
     def value_and_gradient(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(U(x), grad U(x)) in one call; one autograd pass where there is no analytic gradient."""
         x = self._check_batch(x)
+        if self.value_and_grad_fn is not None:
+            return self.value_and_grad_fn(x)
         if self.grad_fn is not None:
             return self.energy(x), self.grad_fn(x)
         with torch.enable_grad():

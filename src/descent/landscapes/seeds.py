@@ -38,6 +38,13 @@ def double_well(tilt: float = 0.3) -> Landscape:
         gx = 4 * x[:, 0] * (x[:, 0] ** 2 - 1) - tilt
         return torch.stack([gx, 2 * x[:, 1]], dim=1)
 
+    def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # the same operations in the same order as energy and grad (t*t is t**2 exactly), x^2 - 1 once
+        x0, x1 = x.unbind(1)
+        well = x0 * x0 - 1
+        value = well * well - tilt * x0 + x1 * x1
+        return value, torch.stack([4 * x0 * well - tilt, 2 * x1], dim=1)
+
     points = _points(
         energy,
         [
@@ -60,6 +67,7 @@ def double_well(tilt: float = 0.3) -> Landscape:
         params={"tilt": tilt},
         formula=f"(x**2 - 1)**2 - {tilt}*x + y**2",
         capture_radius=0.25,
+        value_and_grad_fn=value_and_grad,
     )
 
 
@@ -102,6 +110,16 @@ def plateau(slope: float = 0.05, length: float = 8.0, depth: float = 1.0, width:
         )
         return torch.stack([gx, 2 * x[:, 1]], dim=1)
 
+    def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # energy's and grad's operations, the Gaussian and the wall's ramp computed once
+        x0, x1 = x.unbind(1)
+        u = x0 - c
+        bump = torch.exp(-(u**2) / (2 * width**2))
+        ramp = torch.relu(u - width)
+        value = -slope * x0 - depth * bump + ramp**3 + x1**2
+        gx = -slope + depth * u / width**2 * bump + 3 * ramp**2
+        return value, torch.stack([gx, 2 * x1], dim=1)
+
     points = _points(energy, [("well", "global_min", (c + 0.05 * width, 0.0))])
     return Landscape(
         name="plateau",
@@ -118,6 +136,7 @@ def plateau(slope: float = 0.05, length: float = 8.0, depth: float = 1.0, width:
         formula=f"-{slope}*x - {depth}*exp(-(x - {c})**2/(2*{width}**2)) "
         f"+ max(x - {c} - {width}, 0)**3 + y**2",
         capture_radius=0.25 * width,
+        value_and_grad_fn=value_and_grad,
     )
 
 
@@ -137,6 +156,10 @@ def saddle(curvature: float = 1.0) -> Landscape:
     def grad(x: torch.Tensor) -> torch.Tensor:
         return torch.stack([2 * x[:, 0], -2 * curvature * x[:, 1]], dim=1)
 
+    def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x0, x1 = x.unbind(1)
+        return x0**2 - curvature * x1**2, torch.stack([2 * x0, -2 * curvature * x1], dim=1)
+
     return Landscape(
         name="saddle",
         dim=2,
@@ -151,6 +174,7 @@ def saddle(curvature: float = 1.0) -> Landscape:
         description="saddle x^2 - y^2: GD slows near the origin and leaves along y unless y = 0",
         params={"curvature": curvature},
         formula=f"x**2 - {curvature}*y**2",
+        value_and_grad_fn=value_and_grad,
     )
 
 
@@ -169,6 +193,11 @@ def saddle_bounded(curvature: float = 1.0) -> Landscape:
     def grad(x: torch.Tensor) -> torch.Tensor:
         return torch.stack([2 * x[:, 0], -2 * curvature * x[:, 1] + x[:, 1] ** 3], dim=1)
 
+    def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x0, x1 = x.unbind(1)
+        value = x0**2 - curvature * x1**2 + x1**4 / 4
+        return value, torch.stack([2 * x0, -2 * curvature * x1 + x1**3], dim=1)
+
     value = -(curvature**2)
     return Landscape(
         name="saddle-bounded",
@@ -186,6 +215,7 @@ def saddle_bounded(curvature: float = 1.0) -> Landscape:
         description="bounded saddle: the ball stalls near the origin, then falls to y = +-sqrt 2",
         params={"curvature": curvature},
         formula=f"x**2 - {curvature}*y**2 + y**4/4",
+        value_and_grad_fn=value_and_grad,
     )
 
 
@@ -226,6 +256,10 @@ def quadratic(kappa: float = 10.0, mu: float = 1.0, angle: float = 0.0, dim: int
     def grad(x: torch.Tensor) -> torch.Tensor:
         return x @ matrix.to(dtype=x.dtype, device=x.device)
 
+    def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        g = x @ matrix.to(dtype=x.dtype, device=x.device)  # x A, shared by U = (x A).x/2 and grad U
+        return 0.5 * (g * x).sum(dim=1), g
+
     start = tuple([1.0] * dim) if dim != 2 else (1.5, 1.0)
     return Landscape(
         name="quadratic",
@@ -240,6 +274,7 @@ def quadratic(kappa: float = 10.0, mu: float = 1.0, angle: float = 0.0, dim: int
         params={"kappa": kappa, "mu": mu, "angle": angle, "dim": dim},
         formula="x^T A x / 2",
         capture_radius=0.05,
+        value_and_grad_fn=value_and_grad,
     )
 
 

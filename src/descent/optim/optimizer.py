@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 
@@ -75,7 +76,25 @@ class Optimizer:
         return self.hp["lr"] * self.schedule(k)
 
     def hp_at(self, k: int) -> dict[str, Hyper]:
+        """The hyper-parameters of step k: ``hp`` with the scheduled learning rate."""
+        constant = self._constant_hp
+        if constant is not None:
+            return constant
         return {**self.hp, "lr": self.lr_at(k)}
+
+    # Made once per optimizer (a step of a small swarm costs a few microseconds: a dict and a tensor
+    # product per step add up). The optimizer is frozen, so the cached values never go stale.
+    @cached_property
+    def _constant_hp(self) -> dict[str, Hyper] | None:
+        """``hp_at(k)`` for every k when the schedule is constant; None otherwise."""
+        if type(self.schedule) is not Constant:
+            return None
+        return {**self.hp, "lr": self.lr_at(0)}
+
+    @cached_property
+    def _options_on(self) -> tuple[bool, bool]:
+        """(gradient noise on, weight decay on)."""
+        return _nonzero(self.grad_noise), _nonzero(self.l2)
 
     def init(self, params: torch.Tensor) -> State:
         return self.rule.init(params)
@@ -84,13 +103,14 @@ class Optimizer:
         self, grads: torch.Tensor, params: torch.Tensor, generator: torch.Generator | None
     ) -> torch.Tensor:
         """Apply gradient noise, clipping and coupled weight decay, in that order."""
-        if _nonzero(self.grad_noise):
+        noise_on, l2_on = self._options_on
+        if noise_on:
             noise = torch.randn(grads.shape, generator=generator, dtype=grads.dtype, device=grads.device)
             grads = grads + _column(self.grad_noise, grads) * noise
         if self.clip_norm is not None:
             norm = grads.norm(dim=-1, keepdim=True)
             grads = grads * torch.clamp(self.clip_norm / torch.clamp(norm, min=1e-300), max=1.0)
-        if _nonzero(self.l2):
+        if l2_on:
             grads = grads + _column(self.l2, grads) * params
         return grads
 

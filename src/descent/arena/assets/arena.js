@@ -1,13 +1,19 @@
 /* The Descent Arena's player: plays a computed run back in the browser. No physics happens here.
  *
- * The server sends each run twice: as Plotly figures drawn in their final state (full trails, balls
- * at the end) and as frame data in the `anim-store`. The player advances a clock of simulation steps
- * with requestAnimationFrame. While it plays, the moving things (trails, balls, update arrows, a
- * swarm) are drawn on a canvas laid over the map's plot area, in the map's own axis coordinates, so a
- * frame costs a few milliseconds whatever the size of the contour underneath; the slower views (3-D
- * surface, swarm histogram) are restyled on a time budget. Whenever it stops (pause, step, seek, end)
- * the figures' own traces are restyled to the current step, so the figure data always tells where the
- * balls are at rest. Trace indices come from each figure's `layout.meta`.
+ * The server sends each run as frame data in the `anim-store`, with the map figure only when the
+ * map's structure changes, and the slower figures (3-D surface, curves, histogram, all drawn in their
+ * final state) when the player asks for them (`views-request`) after the run's first frame. The map
+ * figure carries a key (`layout.meta.key`) of everything but its run: when a new run comes with the
+ * key of the map on the page, the player puts the run into that figure itself (paths, names,
+ * `meta.run`) in the one restyle it makes anyway when a run starts; while it plays, its first frame is
+ * drawn on the canvas (the figure's stale paths hidden, no Plotly call) and the restyle follows in the
+ * next task. The player advances a clock of simulation steps with requestAnimationFrame. While it
+ * plays, the moving things (trails, balls, update arrows, a swarm) are drawn on a canvas laid over the
+ * map's plot area, in the map's own axis coordinates, so a frame costs a few milliseconds whatever the
+ * size of the contour underneath; the slower views (3-D surface, swarm histogram) are restyled on a
+ * time budget. Whenever it stops (pause, step, seek, end) the figures' own traces are restyled to the
+ * current step, so the figure data always tells where the balls are at rest. Trace indices come from
+ * each figure's `layout.meta`.
  */
 (function () {
   "use strict";
@@ -30,6 +36,18 @@
 
   function ready(gd, run) {
     return !!(gd && gd.layout && gd.layout.meta && gd.layout.meta.run === run && gd._fullLayout &&
+              gd._fullLayout.xaxis && gd._fullLayout._size);
+  }
+
+  // the SVG group of scatter trace `i` of a figure (null for WebGL traces)
+  function traceNode(gd, i) {
+    var full = (gd._fullData || []).filter(function (t) { return t.index === i; })[0];
+    return full && full.uid !== undefined ? gd.querySelector(".trace" + CSS.escape(String(full.uid))) : null;
+  }
+
+  // the map can show run `a`: it is drawn with a's structure (maybe still with another run in it)
+  function mapReady(gd, a) {
+    return !!(gd && gd.layout && gd.layout.meta && gd.layout.meta.key === a.mapKey && gd._fullLayout &&
               gd._fullLayout.xaxis && gd._fullLayout._size);
   }
 
@@ -108,8 +126,8 @@
       if (!anim || !anim.run) return;
       if (this.anim && this.anim.run === anim.run) return;
       var th = anim.theory;
-      var a = { run: anim.run, maxStep: anim.maxStep, playEnd: anim.playEnd || anim.maxStep, target: anim.target,
-                lrLog: anim.lrLog, racers: [], swarm: null, arrows: null,
+      var a = { run: anim.run, mapKey: anim.mapKey, maxStep: anim.maxStep, playEnd: anim.playEnd || anim.maxStep,
+                target: anim.target, lrLog: anim.lrLog, racers: [], swarm: null, arrows: null,
                 theory: th ? { rule: th.rule, lr: th.lr, formula: th.formula, lamMin: decode(th.lamMin),
                                lamMax: decode(th.lamMax), edge: th.edge ? decode(th.edge) : null } : null };
       anim.racers.forEach(function (r) {
@@ -130,7 +148,7 @@
       this.slow = {};
       this.stats.runs += 1;
       this.stats.loaded[a.run] = performance.now();
-      this.waitDrawn(a.run);
+      delete this.stats.drawn[a.run];  // a run shown again (back to an earlier state) is drawn again
       if (this.autoplay) this.play(true); else { this.playing = false; this.kick(); }
     },
 
@@ -149,16 +167,6 @@
       setText("arrow-note", ar.note || "");
     },
 
-    waitDrawn: function (run) {
-      var self = this;
-      function check() {
-        if (!self.anim || self.anim.run !== run) return;
-        if (ready(graph("map-graph"), run)) { self.stats.drawn[run] = performance.now(); return; }
-        requestAnimationFrame(check);
-      }
-      requestAnimationFrame(check);
-    },
-
     play: function (fromStart) {
       if (!this.anim) return;
       this.stats.plays = (this.stats.plays || 0) + 1;
@@ -168,6 +176,7 @@
       this.lastTs = null;
       this.stats.frames = [];
       this.stats.frameCost = [];
+      this.status();  // "playing" from now, not from the next frame (a "finished" must be this play's)
       this.kick();
     },
 
@@ -219,7 +228,7 @@
       var a = this.anim;
       if (!a) return;
       var gd = graph("map-graph");
-      if (!ready(gd, a.run)) { this.lastTs = null; this.kick(); return; }  // figure not drawn yet
+      if (!mapReady(gd, a)) { this.lastTs = null; this.kick(); return; }  // figure not drawn yet
       this.listen(gd);
       var t0 = performance.now();
       if (this.playing) {
@@ -240,6 +249,12 @@
       } else {
         this.settle(gd);
       }
+      // the first frame that shows this run on the map, in the figure or on the canvas over it (the
+      // latency benchmark reads it)
+      if (this.stats.drawn[a.run] === undefined) {
+        this.stats.drawn[a.run] = performance.now();
+        this.requestViews(a.run);
+      }
       this.status();
       if (this.playing) this.kick();
     },
@@ -248,6 +263,7 @@
     settle: function (gd) {
       var s = this.step;
       this.restyleMap(gd, s);
+      this.unhide();
       this.clearOverlay(gd);
       this.renderText(s);
       this.slowViews(true);
@@ -261,8 +277,75 @@
       if (meta.swarm !== null && meta.swarm !== undefined) idx.push(meta.swarm);
       // one gap point, not an empty trace: an empty trace would drop out of the legend
       idx.forEach(function () { empty.x.push([null]); empty.y.push([null]); });
-      if (idx.length) Plotly.restyle(gd, empty, idx);
       this.overlayOn = true;
+      if (meta.run !== this.anim.run && (meta.swarm === null || meta.swarm === undefined)) {
+        // a new run in the figure of the last one: hide the figure's moving traces for now (their SVG
+        // groups: no redraw), so the first frame (the canvas, ghost paths included) costs no Plotly
+        // call; the figure takes the run in the next task, after that frame is painted
+        this.unhide();
+        var nodes = idx.concat(meta.ghost || []).map(function (i) { return traceNode(gd, i); });
+        this.hidden = nodes.filter(Boolean);
+        this.hidden.forEach(function (el) { el.style.display = "none"; });
+        var self = this, run = this.anim.run;
+        setTimeout(function () {
+          var g = graph("map-graph");
+          if (self.anim && self.anim.run === run && self.playing && mapReady(g, self.anim) &&
+              g.layout.meta.run !== run) {
+            self.updateMap(g, empty, idx);
+          }
+          if (!self.anim || self.anim.run === run) self.unhide();
+        }, 0);
+        return;
+      }
+      this.updateMap(gd, empty, idx);
+    },
+
+    // ask the server for the run's slower views (3-D surface, curves, histogram, arrows) after the
+    // map shows its first frame: in the next task, so that this frame is painted first
+    requestViews: function (run) {
+      var self = this;
+      setTimeout(function () {
+        if (self.anim && self.anim.run === run && window.dash_clientside.set_props) {
+          window.dash_clientside.set_props("views-request", { data: run });
+        }
+      }, 0);
+    },
+
+    unhide: function () {
+      (this.hidden || []).forEach(function (el) { el.style.display = ""; });
+      this.hidden = null;
+    },
+
+    // one Plotly call for the map's moving traces `idx` (update: {x: [...], y: [...]}), which also puts
+    // this run into the figure when it still holds another one: the faint whole paths, the names, meta.run
+    updateMap: function (gd, update, idx) {
+      var a = this.anim, meta = gd.layout.meta, layout = {};
+      if (meta.run !== a.run) {
+        var unset = function (v) { return v === undefined ? null : v; };  // null: the default
+        update.name = idx.map(function (i) { return gd.data[i].name; });
+        update.hovertemplate = idx.map(function (i) { return unset(gd.data[i].hovertemplate); });
+        var put = function (i, name, hover, x, y) {
+          var j = idx.indexOf(i);
+          if (j < 0) {
+            if (x === undefined) return;
+            j = idx.push(i) - 1;
+            update.x.push(x); update.y.push(y);
+            update.name.push(null); update.hovertemplate.push(null);
+          }
+          update.name[j] = name;
+          update.hovertemplate[j] = unset(hover);
+        };
+        a.racers.forEach(function (r, k) {
+          var g = meta.ghost ? meta.ghost[k] : undefined;
+          if (g !== undefined) put(g, r.label + " (path)", gd.data[g].hovertemplate, r.x, r.y);
+          if (meta.trail[k] !== undefined) put(meta.trail[k], r.label, gd.data[meta.trail[k]].hovertemplate);
+          if (meta.ball[k] !== undefined) {
+            put(meta.ball[k], r.label + " (ball)", r.label + "<br>(%{x:.4f}, %{y:.4f})<extra></extra>");
+          }
+        });
+        layout.meta = Object.assign({}, meta, { run: a.run });
+      }
+      if (idx.length) Plotly.update(gd, update, layout, idx);
     },
 
     clearOverlay: function (gd) {
@@ -292,7 +375,7 @@
         var si = frameAt(sw.steps, s);
         put(meta.swarm, sw.x.slice(si * sw.n, (si + 1) * sw.n), sw.y.slice(si * sw.n, (si + 1) * sw.n));
       }
-      if (idx.length) Plotly.restyle(gd, update, idx);
+      this.updateMap(gd, update, idx);
     },
 
     // the ball's arrows at step s: {kind: [x0, y0, x1, y1]} and lookahead [x, y]
@@ -333,6 +416,23 @@
         }
         ctx.fill();
         ctx.globalAlpha = 1;
+      }
+      if (meta.run !== a.run) {
+        // the figure still holds the last run: draw this one's whole paths faintly, as the figure will
+        a.racers.forEach(function (r, k) {
+          var g = meta.ghost ? meta.ghost[k] : undefined;
+          if (g === undefined || hidden(gd, g)) return;
+          ctx.save();
+          ctx.globalAlpha = 0.45;
+          ctx.strokeStyle = r.color;
+          ctx.lineWidth = 1.2;
+          ctx.setLineDash([3, 3]);
+          ctx.beginPath();
+          ctx.moveTo(xa.l2p(r.x[0]), ya.l2p(r.y[0]));
+          for (var j = 1; j < r.x.length; j++) ctx.lineTo(xa.l2p(r.x[j]), ya.l2p(r.y[j]));
+          ctx.stroke();
+          ctx.restore();
+        });
       }
       a.racers.forEach(function (r, k) {
         if (meta.trail[k] === undefined || hidden(gd, meta.trail[k])) return;
