@@ -8,5 +8,14 @@ from descent.landscapes import Landscape, get_landscape  # noqa: E402
 from descent.optim import Optimizer  # noqa: E402
 from descent.spec import RunSpec, run_spec  # noqa: E402
 
-__all__ = ["DescentError", "Landscape", "Optimizer", "RunSpec", "Trajectory", "__version__", "get_landscape",
-           "run_spec", "simulate"]
+__all__ = [
+    "DescentError",
+    "Landscape",
+    "Optimizer",
+    "RunSpec",
+    "Trajectory",
+    "__version__",
+    "get_landscape",
+    "run_spec",
+    "simulate",
+]

@@ -281,9 +281,7 @@ def experiment_run(
         for each in names:
             with progress_bar(each) as bar:
                 task = bar.add_task(each, total=None)
-                result = run_experiment(
-                    each, quick=quick, progress=_bar_callback(bar, task)
-                )
+                result = run_experiment(each, quick=quick, progress=_bar_callback(bar, task))
             paths = result.save(out)
             colour = {"held": "green", "did not hold": "red"}.get(result.verdict, "yellow")
             console.print(f"[bold]{each}[/]: [{colour}]{result.verdict}[/] — {result.explanation}")
@@ -304,9 +302,7 @@ def report(
 
     with progress_bar("report") as bar:
         task = bar.add_task("experiments", total=None)
-        path = build_report(
-            out, quick=quick, progress=_bar_callback(bar, task)
-        )
+        path = build_report(out, quick=quick, progress=_bar_callback(bar, task))
     console.print(f"wrote {path}")
 
 
