@@ -77,6 +77,17 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def plain(value: Any) -> Any:
+    """numpy scalars and arrays as Python floats and lists (clean JSON and CLI output), recursively."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
+        return plain(value.tolist())
+    return value
+
+
 def verdict_from(checks: dict[str, bool]) -> Verdict:
     """held if every check passed, did not hold if none did, partly held otherwise."""
     passed = sum(bool(v) for v in checks.values())

@@ -33,7 +33,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 from descent.dynamics import simulate
-from descent.experiments._base import Progress, Result, verdict_from
+from descent.experiments._base import Progress, Result, plain, verdict_from
 from descent.landscapes import get_landscape
 from descent.optim import Optimizer
 from descent.optim.schedules import Warmup
@@ -268,9 +268,9 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         CLAIM,
         verdict,
         explanation,
-        _plain(numbers),
-        _plain(theory),
-        _plain(config_dict),
+        plain(numbers),
+        plain(theory),
+        plain(config_dict),
         figure,
         checks,
     )
@@ -376,16 +376,3 @@ def _figure(config, gd_lr, gd_err, gd_pred, gd_order, hb):
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
-
-
-def _plain(value):
-    """numpy scalars and arrays as Python floats and lists (clean JSON and CLI output)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from descent.dynamics import simulate
-from descent.experiments._base import Progress, Result, verdict_from
+from descent.experiments._base import Progress, Result, plain, verdict_from
 from descent.landscapes import Landscape, get_landscape
 from descent.landscapes.thermal import (
     breast_cancer_features,
@@ -495,9 +495,9 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         CLAIM,
         verdict,
         explanation,
-        _plain(numbers),
-        _plain(theory),
-        _plain(config_dict),
+        plain(numbers),
+        plain(theory),
+        plain(config_dict),
         figure,
         checks,
     )
@@ -771,16 +771,3 @@ def _figure(config, landscape, noise, sgd, flat, hessian):
     ax.legend(fontsize=6, loc="upper left")
     fig.tight_layout()
     return fig
-
-
-def _plain(value):
-    """numpy scalars and arrays as Python floats and lists (clean JSON and CLI output)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
