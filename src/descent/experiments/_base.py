@@ -35,6 +35,10 @@ class Result:
     figure: Any = None  # a matplotlib Figure
     checks: dict[str, bool] = field(default_factory=dict)  # named tolerance checks, all must pass to "hold"
 
+    def __post_init__(self) -> None:
+        # numpy and torch numbers become plain Python ones: clean JSON and CLI output
+        self.numbers, self.theory, self.config = plain(self.numbers), plain(self.theory), plain(self.config)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,

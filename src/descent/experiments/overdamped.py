@@ -33,7 +33,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 from descent.dynamics import simulate
-from descent.experiments._base import Progress, Result, plain, verdict_from
+from descent.experiments._base import Progress, Result, verdict_from
 from descent.landscapes import get_landscape
 from descent.optim import Optimizer
 from descent.optim.schedules import Warmup
@@ -268,9 +268,9 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         CLAIM,
         verdict,
         explanation,
-        plain(numbers),
-        plain(theory),
-        plain(config_dict),
+        numbers,
+        theory,
+        config_dict,
         figure,
         checks,
     )

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from descent.dynamics import simulate
-from descent.experiments._base import Progress, Result, plain, verdict_from
+from descent.experiments._base import Progress, Result, verdict_from
 from descent.landscapes import Landscape, get_landscape
 from descent.landscapes.thermal import (
     breast_cancer_features,
@@ -495,9 +495,9 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         CLAIM,
         verdict,
         explanation,
-        plain(numbers),
-        plain(theory),
-        plain(config_dict),
+        numbers,
+        theory,
+        config_dict,
         figure,
         checks,
     )

@@ -45,7 +45,7 @@ from scipy import optimize, special
 
 from descent._errors import invalid
 from descent.dynamics import simulate
-from descent.experiments._base import Progress, Result, plain, verdict_from
+from descent.experiments._base import Progress, Result, verdict_from
 from descent.landscapes import get_landscape
 from descent.landscapes.thermal import quartic_roots
 from descent.optim import Optimizer
@@ -427,9 +427,9 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         CLAIM,
         verdict,
         explanation,
-        plain(numbers),
-        plain(theory),
-        plain(config_dict),
+        numbers,
+        theory,
+        config_dict,
         figure,
         checks,
     )
