@@ -81,7 +81,7 @@ class Classifier:
             return codes.masked_fill(diverged, 0)
         return codes.masked_fill(~finite | self._far(x), 0)
 
-    def far_limits(self, like: torch.Tensor | None = None) -> tuple[list[float], list[float]]:
+    def far_limits(self) -> tuple[list[float], list[float]]:
         """The box widened by ``DIVERGE_SPANS`` box sizes on each side, as (low, high) per coordinate."""
         low = [b[0] - DIVERGE_SPANS * (b[1] - b[0]) for b in self.landscape.bounds]
         high = [b[1] + DIVERGE_SPANS * (b[1] - b[0]) for b in self.landscape.bounds]

@@ -115,7 +115,7 @@ def simulate(
     diverged = ~(torch.isfinite(x).all(dim=1) & torch.isfinite(value) & torch.isfinite(grad).all(dim=1))
     active = ~diverged
     outcomes = _Outcomes(classifier, x, grad, last_update)
-    far_limits = classifier.far_limits(x)
+    far_limits = classifier.far_limits()
 
     def _bad(x, value, grad):
         """Particles that diverged at this state: non-finite, or beyond the widened box."""

@@ -92,6 +92,12 @@ def plain(value: Any) -> Any:
     return value
 
 
+def checks_line(checks: dict[str, bool]) -> str:
+    """One sentence for an explanation: all checks passed, or which failed."""
+    failed = [name for name, ok in checks.items() if not ok]
+    return "All checks passed." if not failed else "Failed: " + "; ".join(failed) + "."
+
+
 def verdict_from(checks: dict[str, bool]) -> Verdict:
     """held if every check passed, did not hold if none did, partly held otherwise."""
     passed = sum(bool(v) for v in checks.values())

@@ -33,7 +33,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 from descent.dynamics import simulate
-from descent.experiments._base import Progress, Result, verdict_from
+from descent.experiments._base import Progress, Result, checks_line, verdict_from
 from descent.landscapes import get_landscape
 from descent.optim import Optimizer
 from descent.optim.schedules import Warmup
@@ -296,8 +296,7 @@ def _explain(config, gd_order, gd_order_se, gd_ratio, hb, checks) -> str:
         f"At the smallest lr ({doc['lr'][-1]:.2e}) the documented heavy ball is off by "
         f"{doc['error'][-1]:.2e}, the second-order one by {best['error'][-1]:.2e}.",
     ]
-    failed = [name for name, ok in checks.items() if not ok]
-    lines.append("All checks passed." if not failed else "Failed: " + "; ".join(failed) + ".")
+    lines.append(checks_line(checks))
     return "\n".join(lines)
 
 

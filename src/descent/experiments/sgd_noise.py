@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from descent.dynamics import simulate
-from descent.experiments._base import Progress, Result, verdict_from
+from descent.experiments._base import Progress, Result, checks_line, verdict_from
 from descent.landscapes import Landscape, get_landscape
 from descent.landscapes.thermal import (
     breast_cancer_features,
@@ -644,8 +644,7 @@ def _explain(config, noise, sgd, flat, hessian, checks) -> str:
         f">= {sgd_eq:.3f}. So 'noise finds flatter minima' holds in direction, growing with lr/B, but how "
         "far depends on the basin widths and on the noise's shape, not on a temperature alone."
     )
-    failed = [name for name, ok in checks.items() if not ok]
-    lines.append("All checks passed." if not failed else "Failed: " + "; ".join(failed) + ".")
+    lines.append(checks_line(checks))
     return "\n".join(lines)
 
 

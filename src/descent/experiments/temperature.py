@@ -45,7 +45,7 @@ from scipy import optimize, special
 
 from descent._errors import invalid
 from descent.dynamics import simulate
-from descent.experiments._base import Progress, Result, verdict_from
+from descent.experiments._base import Progress, Result, checks_line, verdict_from
 from descent.landscapes import get_landscape
 from descent.landscapes.thermal import quartic_roots
 from descent.optim import Optimizer
@@ -539,8 +539,7 @@ def _explain(config: Config, geo: dict, hist: dict, esc: dict, mom: dict, checks
         + f". The over-damped formula carries +{mom['overdamped_correction']:.0%} at this barrier/T; the "
         "moderate-friction one is asymptotic in the same way."
     )
-    failed = [name for name, ok in checks.items() if not ok]
-    lines.append("All checks passed." if not failed else "Failed: " + "; ".join(failed) + ".")
+    lines.append(checks_line(checks))
     return "\n".join(lines)
 
 
