@@ -1,4 +1,9 @@
-"""`Trajectory`: what a simulation recorded, its physics readout and its files (JSON, CSV)."""
+"""`Trajectory`: what a simulation saved, its physics readout and its files (JSON, CSV).
+
+Files stay small: ``trajectory.json`` and ``trajectory.csv`` are decimated (evenly spaced particles and
+frames, first and last kept) to stay under ``max_bytes`` (50 MB unless asked otherwise); the outcome
+counts, event counts and each particle's outcome code cover every particle when they fit.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +11,32 @@ import csv
 import json
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from descent.landscapes import Landscape
-from descent.optim import Optimizer
-
-SCHEMA = "descent.trajectory/1"
+SCHEMA = "descent.trajectory/2"
+MAX_FILE_BYTES = 50_000_000
+JSON_NUMBER_BYTES = 22  # a float64 in JSON with its separator, as written
 
 
 @dataclass(eq=False)
 class Trajectory:
-    """Recorded frames ``steps [T]``, ``positions [T, N, d]``, ``loss [T, N]``, the last displacement
-    ``displacement [T, N, d]`` and the physical time step ``time_step [T, N]`` of each frame, plus
-    per particle its ``outcomes``, ``outcome_step``, ``stop_step`` (-1: never stopped) and
-    ``nearest_minimum``.
+    """Saved frames ``steps [T]``, ``positions [T, N, d]``, ``loss [T, N]``, the last displacement
+    ``displacement [T, N, d]``; the final state of every particle (``final_position``, ``final_loss``,
+    ``final_update``), the running minimum of its loss, the first step of each event (``events``), its
+    ``outcomes`` with ``outcome_step``, ``stop_step`` (-1: never stopped) and ``nearest_minimum``, and
+    each probe's records (``probes[name][output]``: ``[calls, N, ...]``, with ``probes[name]["steps"]``).
     """
 
-    landscape: Landscape
-    optimizer: Optimizer
+    landscape: Any
+    optimizer: Any
     steps: torch.Tensor
     positions: torch.Tensor
     loss: torch.Tensor
     displacement: torch.Tensor
-    time_step: torch.Tensor
     outcomes: list[str]
     outcome_step: torch.Tensor
     stop_step: torch.Tensor
@@ -42,15 +47,40 @@ class Trajectory:
     dtype: str
     device: str
     spec: dict | None = None
+    time_step: torch.Tensor | None = None
+    events: dict[str, torch.Tensor] = field(default_factory=dict)
+    event_thresholds: dict = field(default_factory=dict)
+    final_position: torch.Tensor | None = None
+    final_loss: torch.Tensor | None = None
+    final_update: torch.Tensor | None = None
+    min_loss: torch.Tensor | None = None
+    min_loss_step: torch.Tensor | None = None
+    probes: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    save: Any = None
+
+    def __post_init__(self) -> None:
+        if self.final_position is None:
+            self.final_position = self.positions[-1]
+        if self.final_loss is None:
+            self.final_loss = self.loss[-1]
+        if self.time_step is None:
+            self.time_step = self._time_steps()
+
+    @property
+    def objective(self):
+        return self.landscape
 
     # --- physics ----------------------------------------------------------------------------
-    @property
-    def final_position(self) -> torch.Tensor:
-        return self.positions[-1]
+    def _time_steps(self) -> torch.Tensor:
+        """``[T, N]``: the rule's time step for the step that led to each frame (the first: step 0)."""
+        rule, n = self.optimizer.rule, len(self.outcomes)
 
-    @property
-    def final_loss(self) -> torch.Tensor:
-        return self.loss[-1]
+        def at(k: int) -> torch.Tensor:
+            h = rule.time_step(self.optimizer.hp_at(max(k - 1, 0)))
+            h = torch.as_tensor(h, dtype=self.positions.dtype).reshape(-1)
+            return h.expand(n) if h.numel() == 1 else h
+
+        return torch.stack([at(k) for k in self.steps.tolist()]) if len(self.steps) else torch.empty(0, n)
 
     @property
     def velocity(self) -> torch.Tensor:
@@ -78,33 +108,49 @@ class Trajectory:
         return None if kinetic is None else kinetic + self.loss
 
     def summary(self) -> dict:
-        """Counts of outcomes and the headline numbers (used by the CLI and the Arena)."""
+        """Outcome shares and headline numbers (used by the CLI and the Arena)."""
         final = self.final_loss
         finite = final[torch.isfinite(final)]
+        counts = Counter(self.outcomes)
+        n = len(self.outcomes)
         return {
-            "particles": len(self.outcomes),
+            "particles": n,
             "steps_run": self.steps_run,
-            "outcomes": dict(Counter(self.outcomes)),
+            "outcomes": dict(counts),
+            "shares": {label: count / n for label, count in counts.items()} if n else {},
+            "events": {name: int((t >= 0).sum()) for name, t in self.events.items()},
             "final_loss_min": float(finite.min()) if finite.numel() else math.nan,
             "final_loss_median": float(finite.median()) if finite.numel() else math.nan,
             "interrupted": self.interrupted,
         }
 
     # --- files ------------------------------------------------------------------------------
-    def to_dict(self, max_particles: int = 500, max_frames: int = 2000) -> dict:
-        """The ``trajectory.json`` payload; swarms and long runs are decimated evenly (first and last
-        frames always kept); per-particle outcomes are kept for every particle."""
+    def _decimation(self, max_bytes: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """(kept particles, kept frames, per-particle arrays for all) so the JSON stays under max_bytes."""
+        n, t, d = len(self.outcomes), len(self.steps), self.positions.shape[-1]
+        per_particle = 12 * JSON_NUMBER_BYTES  # outcome code, steps, final state, ...
+        everyone = n * per_particle <= max_bytes // 4
+        room = max_bytes // 2 if everyone else 3 * max_bytes // 4
+        width = (2 * d + 4) * JSON_NUMBER_BYTES  # position, velocity, loss, energies
+        cells = max(room // width, 4)
+        keep_p = _even_indices(n, max(1, min(n, 500, cells // 2)))
+        keep_t = _even_indices(t, max(2, min(t, 2000, cells // max(len(keep_p), 1))))
+        return keep_p, keep_t, everyone
+
+    def to_dict(self, max_bytes: int = MAX_FILE_BYTES) -> dict:
+        """The ``trajectory.json`` payload (module docstring)."""
         from descent import __version__
 
+        keep_p, keep_t, everyone = self._decimation(max_bytes)
         n, t = len(self.outcomes), len(self.steps)
-        keep_p = _even_indices(n, max_particles)
-        keep_t = _even_indices(t, max_frames)
         kinetic = self.kinetic_energy
-        velocity = self.velocity
 
         def pick(tensor: torch.Tensor) -> list:
             return _finite_list(tensor[keep_t][:, keep_p])
 
+        labels = sorted(set(self.outcomes))
+        codes = {label: i for i, label in enumerate(labels)}
+        rows = range(n) if everyone else keep_p.tolist()
         return {
             "schema": SCHEMA,
             "package_version": __version__,
@@ -116,56 +162,51 @@ class Trajectory:
             "seed": self.seed,
             "steps_run": self.steps_run,
             "interrupted": self.interrupted,
+            "summary": self.summary(),
+            "events": self.event_thresholds,
             "decimation": {
-                "particles": keep_p.tolist() if len(keep_p) < n else "all",
+                "particles": "all" if len(keep_p) == n else keep_p.tolist(),
                 "frames": "all" if len(keep_t) == t else f"{len(keep_t)} of {t}",
+                "per_particle": "all" if everyone else "the kept particles",
             },
             "steps": self.steps[keep_t].tolist(),
             "positions": pick(self.positions),
             "loss": pick(self.loss),
-            "velocity": pick(velocity),
+            "velocity": pick(self.velocity),
             "kinetic_energy": None if kinetic is None else pick(kinetic),
             "potential_energy": pick(self.loss),
             "total_energy": None if kinetic is None else pick(kinetic + self.loss),
-            "particles": [
-                {
-                    "outcome": o,
-                    "outcome_step": int(s),
-                    "stop_step": int(st),
-                    "nearest_minimum": m,
-                    "start": _finite_list(self.positions[0, i]),
-                    "final": _finite_list(self.positions[-1, i]),
-                    "final_loss": _finite_list(self.loss[-1, i]),
-                }
-                for i, (o, s, st, m) in enumerate(
-                    zip(
-                        self.outcomes,
-                        self.outcome_step.tolist(),
-                        self.stop_step.tolist(),
-                        self.nearest_minimum,
-                    )
-                )
-            ],
+            "outcome_labels": labels,
+            "particles": {
+                "index": list(rows),
+                "outcome": [codes[self.outcomes[i]] for i in rows],
+                "outcome_step": self.outcome_step[list(rows)].tolist(),
+                "stop_step": self.stop_step[list(rows)].tolist(),
+                "nearest_minimum": [self.nearest_minimum[i] for i in rows],
+                "start": _finite_list(self.positions[0, list(rows)]),
+                "final": _finite_list(self.final_position[list(rows)]),
+                "final_loss": _finite_list(self.final_loss[list(rows)]),
+                "events": {name: s[list(rows)].tolist() for name, s in self.events.items()},
+            },
         }
 
-    def write_json(self, path: str | Path, **kwargs: int) -> Path:
+    def write_json(self, path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> Path:
         path = Path(path)
-        path.write_text(json.dumps(self.to_dict(**kwargs)))
+        path.write_text(json.dumps(self.to_dict(max_bytes)))
         return path
 
-    def write_csv(self, path: str | Path, max_particles: int = 500, max_frames: int = 2000) -> Path:
-        """One row per (recorded step, particle): step, particle, x0..x{d-1}, loss, speed, outcome."""
+    def write_csv(self, path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> Path:
+        """One row per (saved step, particle): step, particle, x0..x{d-1}, loss, speed, outcome."""
         path = Path(path)
-        keep_p = _even_indices(len(self.outcomes), max_particles).tolist()
-        keep_t = _even_indices(len(self.steps), max_frames).tolist()
+        keep_p, keep_t, _ = self._decimation(max_bytes)
         dim = self.positions.shape[-1]
         speed = self.velocity.norm(dim=-1)
         with path.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["step", "particle", *[f"x{i}" for i in range(dim)], "loss", "speed", "outcome"])
-            for ti in keep_t:
+            for ti in keep_t.tolist():
                 step = int(self.steps[ti])
-                for pi in keep_p:
+                for pi in keep_p.tolist():
                     writer.writerow(
                         [
                             step,
@@ -177,6 +218,16 @@ class Trajectory:
                         ]
                     )
         return path
+
+
+def nearest_minimum(objective, x: torch.Tensor) -> list[str | None]:
+    """Id of the nearest known minimum for each particle (None when the objective knows none)."""
+    minima = objective.minima
+    if not minima:
+        return [None] * x.shape[0]
+    centers = torch.tensor([p.position for p in minima], dtype=x.dtype, device=x.device)
+    index = torch.cdist(torch.nan_to_num(x), centers).argmin(dim=1).tolist()
+    return [minima[i].id for i in index]
 
 
 def _even_indices(total: int, limit: int) -> torch.Tensor:

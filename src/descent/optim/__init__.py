@@ -17,9 +17,15 @@ from descent.optim.schedules import (
     schedule_to_dict,
 )
 from descent.optim.torch_adapter import TorchOptimizer
+from descent.optim.transforms import TRANSFORMS, ClipNorm, GradNoise, WeightDecay, transform_from_dict
 
 __all__ = [
     "RULES",
+    "TRANSFORMS",
+    "ClipNorm",
+    "GradNoise",
+    "WeightDecay",
+    "transform_from_dict",
     "Constant",
     "Cosine",
     "Exponential",

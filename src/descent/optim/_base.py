@@ -1,27 +1,36 @@
 """Update rules as pure functions, optax-style: ``init(params) -> state`` and
-``update(grads, state, params, hp, generator) -> (updates, state)``; new params = params + updates.
+``update(grads, state, params, hp, draw) -> (updates, state)``; new params = params + updates.
+``draw`` (a :class:`descent.random.Draw`, or None for rules that need no randomness) gives the
+step's counter-based random numbers.
 
 Every hyper-parameter may be a float or a tensor broadcastable to ``[N]`` (one value per particle),
 so one batched run can hold a whole grid of learning rates and momenta.
+
+Each rule declares its physics once (``descent.optim.physics``): its time step, friction, kinetic
+energy and stability edge; theory, the Arena and the experiments call those.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
 from descent._errors import check_number, invalid
 
+if TYPE_CHECKING:
+    from descent.random import Draw
+
 Hyper = float | torch.Tensor
 State = dict[str, torch.Tensor]
 InitFn = Callable[[torch.Tensor], State]
 UpdateFn = Callable[
-    [torch.Tensor, State, torch.Tensor, Mapping[str, Hyper], "torch.Generator | None"],
+    [torch.Tensor, State, torch.Tensor, Mapping[str, Hyper], "Draw | None"],
     tuple[torch.Tensor, State],
 ]
+EdgeFn = Callable[[torch.Tensor, State, Mapping[str, Hyper]], torch.Tensor]
 Physics = Literal["overdamped", "inertial", "adaptive"]
 
 
@@ -80,7 +89,8 @@ class UpdateRule:
 
     ``physics`` says how the step maps to time: ``overdamped`` (GD: t = k*lr), ``inertial``
     (heavy ball: time step h = sqrt(lr), unit mass, friction (1 - beta)/sqrt(lr)) or ``adaptive``.
-    ``torch_name`` names the `torch.optim` class it conforms to, if any.
+    ``edge(hessian [N, d, d], state, hp) -> [N]`` is the largest stable lr at that curvature and
+    state. ``torch_name`` names the `torch.optim` class it conforms to, if any.
     """
 
     name: str
@@ -91,6 +101,40 @@ class UpdateRule:
     physics: Physics = "adaptive"
     torch_name: str | None = None
     math: str = ""
+    edge_fn: EdgeFn | None = None
+    edge_math: str = ""
+
+    # --- physics (REFERENCE.md, "Physics dictionary") -----------------------------------------------
+    def time_step(self, hp: Mapping[str, Hyper]) -> Hyper:
+        """The physical time of one step: lr (over-damped), sqrt(lr) (inertial), 1 (adaptive)."""
+        lr = hp["lr"]
+        if self.physics == "overdamped":
+            return lr
+        if self.physics == "inertial":
+            return torch.sqrt(lr) if isinstance(lr, torch.Tensor) else float(lr) ** 0.5
+        return 1.0
+
+    def friction(self, hp: Mapping[str, Hyper]) -> Hyper | None:
+        """gamma of x'' + gamma x' = -grad U: (1 - beta)/sqrt(lr) for the heavy-ball family; None
+        where the rule has no inertia (over-damped: infinite friction) or no such mapping (adaptive)."""
+        if self.physics != "inertial":
+            return None
+        return (1 - hp["momentum"]) / self.time_step(hp)
+
+    def kinetic_energy(self, update: torch.Tensor, hp: Mapping[str, Hyper]) -> torch.Tensor | None:
+        """|V|^2/2 with V = update/h (unit mass) for the heavy-ball family, ``[N]``; None otherwise."""
+        if self.physics != "inertial":
+            return None
+        velocity = update / per_particle(self.time_step(hp), update)
+        return 0.5 * (velocity * velocity).sum(dim=-1)
+
+    def edge(self, hessian: torch.Tensor, state: State, hp: Mapping[str, Hyper]) -> torch.Tensor:
+        """The largest stable learning rate at Hessian ``[N, d, d]`` (or ``[d, d]``) and ``state``:
+        ``[N]``, inf where the curvature is not positive, NaN where the rule declares no edge."""
+        hessian = hessian if hessian.ndim == 3 else hessian.unsqueeze(0)
+        if self.edge_fn is None:
+            return torch.full(hessian.shape[:1], float("nan"), dtype=hessian.dtype)
+        return self.edge_fn(hessian, state, hp)
 
     def defaults(self) -> dict[str, float]:
         return {h.name: h.default for h in self.hyperparams}

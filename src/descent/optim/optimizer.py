@@ -1,24 +1,28 @@
-"""`Optimizer`: an update rule with its hyper-parameters, a schedule and the options any rule takes.
+"""`Optimizer`: an update rule with its hyper-parameters, a schedule and a chain of gradient transforms.
 
 Per step k, with raw gradient g:
-    g <- g + grad_noise * z          (z ~ N(0, I): gradient noise of scale sigma, a temperature)
-    g <- g * min(1, clip / ||g||)    (per-particle norm clipping; recorded in the spec, never silent)
-    g <- g + l2 * w                  (coupled weight decay, torch's ``weight_decay``)
-    updates, state = rule.update(g, state, w, hp with lr = lr * schedule(k))
+    g <- t_m(...t_1(g))                     (transforms in order: noise, clipping, weight decay, ...)
+    updates, state = rule.update(g, state, w, hp with lr = lr * schedule(k), draw)
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import torch
 
-from descent._errors import check_number, invalid
+from descent._errors import invalid
 from descent.optim._base import Hyper, State, UpdateRule
 from descent.optim.rules import RULES
 from descent.optim.schedules import Constant, Schedule, schedule_from_dict, schedule_to_dict
+from descent.optim.transforms import ClipNorm, GradNoise, Transform, WeightDecay, transform_from_dict
+
+if TYPE_CHECKING:
+    from descent.random import Draw
 
 
 def get_rule(name: str) -> UpdateRule:
@@ -30,19 +34,17 @@ def get_rule(name: str) -> UpdateRule:
 
 @dataclass(frozen=True, eq=False)
 class Optimizer:
-    """A rule plus validated hyper-parameters (floats or per-particle tensors) and options.
+    """A rule plus validated hyper-parameters (floats or per-particle tensors), a schedule and transforms.
 
-    >>> opt = Optimizer.build("momentum", lr=0.02, momentum=0.9)
-    >>> opt.hp["momentum"]
-    0.9
+    >>> opt = Optimizer.build("momentum", lr=0.02, momentum=0.9, clip_norm=1.0)
+    >>> opt.hp["momentum"], [t.kind for t in opt.transforms]
+    (0.9, ['clip_norm'])
     """
 
     rule: UpdateRule
     hp: dict[str, Hyper]
     schedule: Schedule = field(default_factory=Constant)
-    grad_noise: Hyper = 0.0
-    clip_norm: float | None = None
-    l2: Hyper = 0.0
+    transforms: tuple[Transform, ...] = ()
 
     @classmethod
     def build(
@@ -50,27 +52,59 @@ class Optimizer:
         name: str,
         *,
         schedule: Schedule | dict | None = None,
+        transforms: list | tuple = (),
         grad_noise: Hyper = 0.0,
         clip_norm: float | None = None,
         l2: Hyper = 0.0,
         **hyper: object,
     ) -> Optimizer:
-        """Validate everything here, at construction, so a bad value fails before any step runs."""
+        """Validate everything here, at construction, so a bad value fails before any step runs.
+
+        ``grad_noise``, ``clip_norm`` and ``l2`` are shorthands appending those transforms (in that
+        order, when non-zero) after the explicit ``transforms``.
+        """
         rule = get_rule(name)
         if isinstance(schedule, dict) or schedule is None:
             schedule = schedule_from_dict(schedule)
-        from descent.optim._base import HyperParam
-
-        noise = HyperParam("grad_noise", 0.0, 0.0, None).validate(grad_noise, "option")
-        decay = HyperParam("l2", 0.0, 0.0, None).validate(l2, "option")
+        chain = [t if not isinstance(t, dict) else transform_from_dict(t) for t in transforms]
+        noise, decay = GradNoise(grad_noise), WeightDecay(l2)
+        if _nonzero(noise.sigma):
+            chain.append(noise)
         if clip_norm is not None:
-            clip_norm = check_number("option.clip_norm", clip_norm, 0.0, None, low_open=True)
-        return cls(rule, rule.resolve(hyper), schedule, noise, clip_norm, decay)
+            chain.append(ClipNorm(clip_norm))
+        if _nonzero(decay.l2):
+            chain.append(decay)
+        return cls(rule, rule.resolve(hyper), schedule, tuple(chain))
 
     @property
     def name(self) -> str:
         return self.rule.name
 
+    # --- the transforms' settings, for faces that show them --------------------------------------
+    def _setting(self, kind: str, attribute: str, default: object) -> object:
+        for t in self.transforms:
+            if t.kind == kind:
+                return getattr(t, attribute)
+        return default
+
+    @property
+    def grad_noise(self) -> Hyper:
+        return self._setting("grad_noise", "sigma", 0.0)  # type: ignore[return-value]
+
+    @property
+    def clip_norm(self) -> float | None:
+        return self._setting("clip_norm", "max_norm", None)  # type: ignore[return-value]
+
+    @property
+    def l2(self) -> Hyper:
+        return self._setting("l2", "l2", 0.0)  # type: ignore[return-value]
+
+    @property
+    def needs_draw(self) -> bool:
+        """Does a step use random numbers (Langevin noise, gradient noise)?"""
+        return self.rule.name == "langevin" or any(t.kind == "grad_noise" for t in self.transforms)
+
+    # --- stepping ------------------------------------------------------------------------------------
     def lr_at(self, k: int) -> Hyper:
         """The learning rate of step k (0-based): lr * schedule(k)."""
         return self.hp["lr"] * self.schedule(k)
@@ -82,59 +116,70 @@ class Optimizer:
             return constant
         return {**self.hp, "lr": self.lr_at(k)}
 
-    # Made once per optimizer (a step of a small swarm costs a few microseconds: a dict and a tensor
-    # product per step add up). The optimizer is frozen, so the cached values never go stale.
     @cached_property
     def _constant_hp(self) -> dict[str, Hyper] | None:
-        """``hp_at(k)`` for every k when the schedule is constant; None otherwise."""
+        """``hp_at(k)`` for every k when the schedule is constant; None otherwise (made once: the
+        optimizer is frozen, so it never goes stale)."""
         if type(self.schedule) is not Constant:
             return None
         return {**self.hp, "lr": self.lr_at(0)}
 
-    @cached_property
-    def _options_on(self) -> tuple[bool, bool]:
-        """(gradient noise on, weight decay on)."""
-        return _nonzero(self.grad_noise), _nonzero(self.l2)
-
     def init(self, params: torch.Tensor) -> State:
         return self.rule.init(params)
 
-    def process_gradient(
-        self, grads: torch.Tensor, params: torch.Tensor, generator: torch.Generator | None
-    ) -> torch.Tensor:
-        """Apply gradient noise, clipping and coupled weight decay, in that order."""
-        noise_on, l2_on = self._options_on
-        if noise_on:
-            noise = torch.randn(grads.shape, generator=generator, dtype=grads.dtype, device=grads.device)
-            grads = grads + _column(self.grad_noise, grads) * noise
-        if self.clip_norm is not None:
-            norm = grads.norm(dim=-1, keepdim=True)
-            grads = grads * torch.clamp(self.clip_norm / torch.clamp(norm, min=1e-300), max=1.0)
-        if l2_on:
-            grads = grads + _column(self.l2, grads) * params
+    def process_gradient(self, grads: torch.Tensor, params: torch.Tensor, draw: Draw | None) -> torch.Tensor:
+        """The transforms, in order."""
+        for transform in self.transforms:
+            grads = transform(grads, params, draw)
         return grads
 
     def step(
-        self,
-        k: int,
-        params: torch.Tensor,
-        grads: torch.Tensor,
-        state: State,
-        generator: torch.Generator | None = None,
+        self, k: int, params: torch.Tensor, grads: torch.Tensor, state: State, draw: Draw | None = None
     ) -> tuple[torch.Tensor, State]:
         """One step k (0-based): returns (updates, new state); new params = params + updates."""
-        grads = self.process_gradient(grads, params, generator)
-        return self.rule.update(grads, state, params, self.hp_at(k), generator)
+        grads = self.process_gradient(grads, params, draw)
+        return self.rule.update(grads, state, params, self.hp_at(k), draw)
 
+    def on(self, like: torch.Tensor) -> Optimizer:
+        """This optimizer with its per-particle tensors on ``like``'s device and the hyper-parameters
+        shaped ``[N, 1]``, once (not at every step: on CUDA each host copy is a sync)."""
+
+        def moved(value: object, column: bool) -> object:
+            if not isinstance(value, torch.Tensor):
+                return value
+            value = value.to(device=like.device)
+            return value.reshape(-1, 1) if column and value.ndim == 1 else value
+
+        hp = {k: moved(v, True) for k, v in self.hp.items()}
+        chain = []
+        for t in self.transforms:
+            name = {"grad_noise": "sigma", "l2": "l2"}.get(t.kind)
+            chain.append(t if name is None else dataclasses.replace(t, **{name: moved(getattr(t, name), False)}))
+        return dataclasses.replace(self, hp=hp, transforms=tuple(chain))
+
+    def select(self, index: int) -> Optimizer:
+        """The optimizer of particle ``index`` alone: every per-particle tensor cut to its one entry
+        (kept a tensor, so the arithmetic is the same as in the batch)."""
+
+        def one(value: object) -> object:
+            if isinstance(value, torch.Tensor) and value.ndim >= 1 and value.shape[0] > 1:
+                return value[index : index + 1]
+            return value
+
+        chain = []
+        for t in self.transforms:
+            name = {"grad_noise": "sigma", "l2": "l2"}.get(t.kind)
+            chain.append(t if name is None else dataclasses.replace(t, **{name: one(getattr(t, name))}))
+        return dataclasses.replace(self, hp={k: one(v) for k, v in self.hp.items()}, transforms=tuple(chain))
+
+    # --- serialisation ----------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         """JSON-friendly description (tensors as lists)."""
         return {
             "name": self.rule.name,
             "hyper": {k: _plain(v) for k, v in self.hp.items()},
             "schedule": schedule_to_dict(self.schedule),
-            "grad_noise": _plain(self.grad_noise),
-            "clip_norm": self.clip_norm,
-            "l2": _plain(self.l2),
+            "transforms": [t.to_dict() for t in self.transforms],
         }
 
     @classmethod
@@ -142,10 +187,11 @@ class Optimizer:
         return cls.build(
             spec["name"],
             schedule=spec.get("schedule"),
-            grad_noise=spec.get("grad_noise", 0.0),
+            transforms=spec.get("transforms", ()),
+            grad_noise=_tensor(spec.get("grad_noise", 0.0)),
             clip_norm=spec.get("clip_norm"),
-            l2=spec.get("l2", 0.0),
-            **spec.get("hyper", {}),
+            l2=_tensor(spec.get("l2", 0.0)),
+            **{k: _tensor(v) for k, v in spec.get("hyper", {}).items()},
         )
 
 
@@ -153,11 +199,9 @@ def _nonzero(value: Hyper) -> bool:
     return bool((value != 0).any()) if isinstance(value, torch.Tensor) else value != 0
 
 
-def _column(value: Hyper, like: torch.Tensor) -> Hyper:
-    if isinstance(value, torch.Tensor):
-        return value.to(dtype=like.dtype, device=like.device).reshape(-1, 1)
-    return value
-
-
 def _plain(value: Hyper) -> float | list[float]:
     return value.tolist() if isinstance(value, torch.Tensor) else value
+
+
+def _tensor(value: object) -> object:
+    return torch.tensor(value, dtype=torch.float64) if isinstance(value, list) else value

@@ -27,9 +27,93 @@ def _eps(default: float) -> HyperParam:
     return HyperParam("eps", default, 0.0, None, help="added to the denominator, outside the square root")
 
 
+def _power(beta: Hyper, t: torch.Tensor) -> torch.Tensor:
+    """beta**t as exp(t log beta): the same bits for a particle whatever the batch's size (torch's
+    ``pow`` with a tensor exponent is not length-invariant on the CPU); no host copy on CUDA."""
+    log_beta = torch.log(beta) if isinstance(beta, torch.Tensor) else math.log(beta)
+    return torch.exp(t * log_beta)
+
+
 def _next_step(state: State) -> tuple[torch.Tensor, State]:
     step = state["step"] + 1
     return step, {**state, "step": step}
+
+
+# --- stability edges (REFERENCE.md, "Quadratics"; Adam on the preconditioned sharpness) --------------
+def _column_of(value: Hyper, n: int, like: torch.Tensor) -> torch.Tensor:
+    """A hyper-parameter as a ``[N]`` tensor (floats broadcast, ``[N]`` and ``[N, 1]`` flattened)."""
+    tensor = torch.as_tensor(value, dtype=like.dtype, device=like.device).reshape(-1)
+    return tensor.expand(n) if tensor.numel() == 1 else tensor
+
+
+def _sharpness(hessian: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """The top eigenvalue of H (``[N, d, d] -> [N]``), or of P^-1 H with P = diag(scale) ``[N, d]``
+    (computed on the similar symmetric matrix P^-1/2 H P^-1/2)."""
+    h = 0.5 * (hessian + hessian.transpose(-1, -2))
+    if scale is not None:
+        root = torch.rsqrt(scale)
+        h = root.unsqueeze(-1) * h * root.unsqueeze(-2)
+    return torch.linalg.eigvalsh(h)[..., -1]
+
+
+def _edge_over(numerator: torch.Tensor | float, sharpness: torch.Tensor) -> torch.Tensor:
+    """numerator / sharpness where the sharpness is positive, inf elsewhere."""
+    positive = sharpness > 0
+    safe = torch.where(positive, sharpness, torch.ones_like(sharpness))
+    return torch.where(positive, numerator / safe, torch.full_like(sharpness, math.inf))
+
+
+def _gd_edge(hessian, state, hp):
+    """2 / lambda_max."""
+    return _edge_over(2.0, _sharpness(hessian))
+
+
+def _momentum_edge(hessian, state, hp):
+    """2 (1 + beta) / lambda_max."""
+    beta = _column_of(hp["momentum"], hessian.shape[0], hessian)
+    return _edge_over(2 * (1 + beta), _sharpness(hessian))
+
+
+def _nesterov_edge(hessian, state, hp):
+    """2 (1 + beta) / ((1 + 2 beta) lambda_max)."""
+    beta = _column_of(hp["momentum"], hessian.shape[0], hessian)
+    return _edge_over(2 * (1 + beta) / (1 + 2 * beta), _sharpness(hessian))
+
+
+def _state_row(state: State, name: str, hessian: torch.Tensor) -> torch.Tensor:
+    value = state[name].to(hessian.dtype)
+    return value.reshape(-1, hessian.shape[-1]).expand(hessian.shape[0], -1)
+
+
+def _adagrad_edge(hessian, state, hp):
+    """2 / lambda_max(P^-1 H), P = sqrt(sum of g^2) + eps (the current preconditioner, frozen)."""
+    eps = _column_of(hp["eps"], hessian.shape[0], hessian).unsqueeze(1)
+    scale = torch.sqrt(_state_row(state, "sum", hessian)) + eps
+    return _edge_over(2.0, _sharpness(hessian, scale))
+
+
+def _rmsprop_edge(hessian, state, hp):
+    """2 (1 + mu) / lambda_max(P^-1 H), P = sqrt(s~) + eps (mu: its momentum, 0 without)."""
+    n = hessian.shape[0]
+    eps = _column_of(hp["eps"], n, hessian).unsqueeze(1)
+    square = _state_row(state, "square_avg", hessian)
+    if hp["centered"]:
+        square = square - _state_row(state, "grad_avg", hessian) ** 2
+    mu = _column_of(hp["momentum"], n, hessian)
+    return _edge_over(2 * (1 + mu), _sharpness(hessian, torch.sqrt(square) + eps))
+
+
+def _adam_edge(hessian, state, hp):
+    """(2 + 2 beta1) / ((1 - beta1) lambda_max(P^-1 H)), P = sqrt(v / (1 - beta2^t)) + eps: Adam with
+    a frozen preconditioner is a heavy ball of step lr (1 - beta1) (REFERENCE.md)."""
+    n = hessian.shape[0]
+    beta1 = _column_of(hp["beta1"], n, hessian)
+    beta2 = _column_of(hp["beta2"], n, hessian).unsqueeze(1)
+    eps = _column_of(hp["eps"], n, hessian).unsqueeze(1)
+    t = torch.clamp(state["step"].to(hessian.dtype), min=1)
+    second = _state_row(state, "exp_avg_sq", hessian)
+    scale = torch.sqrt(second / (1 - _power(beta2, t))) + eps
+    return _edge_over((2 + 2 * beta1) / (1 - beta1), _sharpness(hessian, scale))
 
 
 # --- gd -------------------------------------------------------------------------------------
@@ -37,7 +121,7 @@ def _gd_init(params: torch.Tensor) -> State:
     return zeros_like_state(params)
 
 
-def _gd_update(grads, state, params, hp, generator):
+def _gd_update(grads, state, params, hp, draw):
     _, state = _next_step(state)
     return -per_particle(hp["lr"], params) * grads, state
 
@@ -51,15 +135,17 @@ GD = UpdateRule(
     physics="overdamped",
     torch_name="SGD",
     math="w <- w - lr*g",
+    edge_fn=_gd_edge,
+    edge_math='2/lambda_max',
 )
 
 
 # --- langevin -------------------------------------------------------------------------------
-def _langevin_update(grads, state, params, hp, generator):
+def _langevin_update(grads, state, params, hp, draw):
     _, state = _next_step(state)
     lr = per_particle(hp["lr"], params)
     temperature = per_particle(hp["temperature"], params)
-    noise = torch.randn(params.shape, generator=generator, dtype=params.dtype, device=params.device)
+    noise = draw.normal("langevin", params.shape[-1]).to(params.device)
     product = 2 * lr * temperature
     scale = torch.sqrt(product) if isinstance(product, torch.Tensor) else math.sqrt(product)
     return -lr * grads + scale * noise, state
@@ -73,6 +159,8 @@ LANGEVIN = UpdateRule(
     _langevin_update,
     physics="overdamped",
     math="w <- w - lr*g + sqrt(2*lr*T)*z,  z ~ N(0, I)",
+    edge_fn=_gd_edge,
+    edge_math='2/lambda_max',
 )
 
 
@@ -81,7 +169,7 @@ def _momentum_init(params: torch.Tensor) -> State:
     return zeros_like_state(params, "velocity")
 
 
-def _momentum_update(grads, state, params, hp, generator):
+def _momentum_update(grads, state, params, hp, draw):
     _, state = _next_step(state)
     velocity = (
         per_particle(hp["momentum"], params) * state["velocity"] - per_particle(hp["lr"], params) * grads
@@ -98,6 +186,8 @@ MOMENTUM = UpdateRule(
     physics="inertial",
     torch_name="SGD",
     math="v <- beta*v - lr*g;  w <- w + v   (torch: b <- beta*b + g, w <- w - lr*b; v = -lr*b)",
+    edge_fn=_momentum_edge,
+    edge_math='2(1+beta)/lambda_max',
 )
 
 
@@ -106,7 +196,7 @@ def _nesterov_init(params: torch.Tensor) -> State:
     return zeros_like_state(params, "buffer")
 
 
-def _nesterov_update(grads, state, params, hp, generator):
+def _nesterov_update(grads, state, params, hp, draw):
     _, state = _next_step(state)
     mu = per_particle(hp["momentum"], params)
     buffer = mu * state["buffer"] + grads
@@ -122,6 +212,8 @@ NESTEROV = UpdateRule(
     physics="inertial",
     torch_name="SGD",
     math="b <- beta*b + g;  w <- w - lr*(g + beta*b)",
+    edge_fn=_nesterov_edge,
+    edge_math='2(1+beta)/((1+2beta) lambda_max)',
 )
 
 
@@ -130,7 +222,7 @@ def _adagrad_init(params: torch.Tensor) -> State:
     return zeros_like_state(params, "sum")
 
 
-def _adagrad_update(grads, state, params, hp, generator):
+def _adagrad_update(grads, state, params, hp, draw):
     step, state = _next_step(state)
     total = state["sum"] + grads * grads
     t = step.to(params.dtype)  # an int64 step times a float would give float32, rounding the lr
@@ -148,6 +240,8 @@ ADAGRAD = UpdateRule(
     physics="adaptive",
     torch_name="Adagrad",
     math="s <- s + g^2;  w <- w - lr/(1 + (t-1)*lr_decay) * g/(sqrt(s) + eps)",
+    edge_fn=_adagrad_edge,
+    edge_math='2/lambda_max(P^-1 H), P = sqrt(s) + eps',
 )
 
 
@@ -156,7 +250,7 @@ def _rmsprop_init(params: torch.Tensor) -> State:
     return zeros_like_state(params, "square_avg", "grad_avg", "buffer")
 
 
-def _rmsprop_update(grads, state, params, hp, generator):
+def _rmsprop_update(grads, state, params, hp, draw):
     _, state = _next_step(state)
     alpha = per_particle(hp["alpha"], params)
     square_avg = alpha * state["square_avg"] + (1 - alpha) * grads * grads
@@ -192,6 +286,8 @@ RMSPROP = UpdateRule(
     torch_name="RMSprop",
     math="s <- alpha*s + (1-alpha)*g^2;  [centred: m <- alpha*m + (1-alpha)*g, s~ = s - m^2];  "
     "d = sqrt(s~) + eps;  b <- mu*b + g/d;  w <- w - lr*b  (mu = 0: w <- w - lr*g/d)",
+    edge_fn=_rmsprop_edge,
+    edge_math='2(1+mu)/lambda_max(P^-1 H), P = sqrt(s~) + eps',
 )
 
 
@@ -208,8 +304,8 @@ def _adam_step(grads, state, params, hp: Mapping[str, Hyper], amsgrad: bool):
     exp_avg_sq = beta2 * state["exp_avg_sq"] + (1 - beta2) * grads * grads
     new = {**state, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
     t = step.to(params.dtype)
-    bias1 = 1 - torch.pow(beta1, t)  # no host-to-device copy of a Python float on CUDA
-    bias2_sqrt = torch.sqrt(1 - torch.pow(beta2, t))
+    bias1 = 1 - _power(beta1, t)
+    bias2_sqrt = torch.sqrt(1 - _power(beta2, t))
     second = exp_avg_sq
     if amsgrad:
         second = torch.maximum(state["max_exp_avg_sq"], exp_avg_sq)
@@ -218,15 +314,15 @@ def _adam_step(grads, state, params, hp: Mapping[str, Hyper], amsgrad: bool):
     return -(per_particle(hp["lr"], params) / bias1) * exp_avg / denom, new
 
 
-def _adam_update(grads, state, params, hp, generator):
+def _adam_update(grads, state, params, hp, draw):
     return _adam_step(grads, state, params, hp, amsgrad=False)
 
 
-def _amsgrad_update(grads, state, params, hp, generator):
+def _amsgrad_update(grads, state, params, hp, draw):
     return _adam_step(grads, state, params, hp, amsgrad=True)
 
 
-def _adamw_update(grads, state, params, hp, generator):
+def _adamw_update(grads, state, params, hp, draw):
     decay = -per_particle(hp["lr"], params) * per_particle(hp["weight_decay"], params) * params
     update, state = _adam_step(grads, state, params, hp, amsgrad=False)
     return decay + update, state
@@ -251,6 +347,8 @@ ADAM = UpdateRule(
     physics="adaptive",
     torch_name="Adam",
     math=ADAM_MATH,
+    edge_fn=_adam_edge,
+    edge_math='(2+2beta1)/((1-beta1) lambda_max(P^-1 H)), P = sqrt(v_hat) + eps',
 )
 AMSGRAD = UpdateRule(
     "amsgrad",
@@ -261,6 +359,8 @@ AMSGRAD = UpdateRule(
     physics="adaptive",
     torch_name="Adam",
     math=ADAM_MATH.replace("sqrt(s)", "sqrt(max_s)") + ";  max_s <- max(max_s, s)",
+    edge_fn=_adam_edge,
+    edge_math='(2+2beta1)/((1-beta1) lambda_max(P^-1 H)), P = sqrt(v_hat) + eps',
 )
 ADAMW = UpdateRule(
     "adamw",
@@ -271,7 +371,11 @@ ADAMW = UpdateRule(
     physics="adaptive",
     torch_name="AdamW",
     math="w <- w*(1 - lr*wd);  then the Adam step",
+    edge_fn=_adam_edge,
+    edge_math='(2+2beta1)/((1-beta1) lambda_max(P^-1 H)), P = sqrt(v_hat) + eps',
 )
+
+
 
 RULES: dict[str, UpdateRule] = {
     rule.name: rule for rule in (GD, MOMENTUM, NESTEROV, ADAGRAD, RMSPROP, ADAM, ADAMW, AMSGRAD, LANGEVIN)
@@ -279,15 +383,13 @@ RULES: dict[str, UpdateRule] = {
 
 
 def stability_edge(rule: str, lambda_max: float, momentum: float = 0.0) -> float:
-    """The largest stable lr on a quadratic with top curvature ``lambda_max``.
-
-    GD 2/lambda; heavy ball 2(1 + beta)/lambda; Nesterov 2(1 + beta)/((1 + 2 beta) lambda).
-    Infinite when lambda_max <= 0 (no edge along a non-positive curvature).
+    """The largest stable lr of ``rule`` on a quadratic with top curvature ``lambda_max`` (the rule's
+    own ``edge`` on ``lambda_max * I``, fresh state): GD 2/lambda; heavy ball 2(1 + beta)/lambda;
+    Nesterov 2(1 + beta)/((1 + 2 beta) lambda). Infinite when lambda_max <= 0.
     """
     if lambda_max <= 0:
         return math.inf
-    if rule == "momentum":
-        return 2 * (1 + momentum) / lambda_max
-    if rule == "nesterov":
-        return 2 * (1 + momentum) / ((1 + 2 * momentum) * lambda_max)
-    return 2 / lambda_max
+    target = RULES[rule]
+    hp = target.resolve({"momentum": momentum} if "momentum" in target.defaults() else {})
+    hessian = torch.tensor([[[float(lambda_max)]]], dtype=torch.float64)
+    return float(target.edge(hessian, target.init(torch.zeros(1, 1, dtype=torch.float64)), hp)[0])

@@ -1,0 +1,182 @@
+"""Probes: small objects the loop calls every ``every`` steps with a view of the step, returning what
+to record (tensors whose first axis is the particle). Faces read what happens inside the loop from
+probes; none replays a rule.
+
+Built in (``PROBES``, by name in a spec: ``{"name": "energy_ledger"}``):
+
+- ``grad_norm``:    |grad U(x_k)|
+- ``kinetic``:      the rule's kinetic energy |V|^2/2, V = dx/h (heavy-ball family; NaN otherwise)
+- ``update_parts``: the update decomposed: the force step -lr g, the coast u(0, s) (what the rule
+                    does with no force: inertia, or Langevin's kick), the update itself, the adaptive
+                    scale u / (-lr g) and Nesterov's look-ahead point x + coast
+- ``energy_ledger``: for the heavy-ball family, E_k = |V_k|^2/2 + U(x_k) and the energy dissipated by
+                    friction, D_k = gamma h |V_{k+1}|^2 (its own formula, not a residual), summed:
+                    E_k + sum_{j<k} D_j - E_0 is the ledger's imbalance, O(h) over a fixed time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from descent._errors import invalid
+from descent.optim._base import per_particle
+
+
+@dataclass
+class StepView:
+    """What a probe sees after step ``k`` (the state is the one after k steps; ``k = 0``: the start).
+
+    ``x_before``, ``grad_used`` (the transformed gradient the rule received), ``state_before`` and
+    ``hp`` describe the step that led here (None at k = 0); ``update`` is this step's displacement
+    (zero for frozen particles), ``active`` which particles moved.
+    """
+
+    k: int
+    x: torch.Tensor
+    value: torch.Tensor
+    grad: torch.Tensor
+    update: torch.Tensor
+    state: dict
+    optimizer: Any
+    hp: dict | None = None
+    x_before: torch.Tensor | None = None
+    grad_used: torch.Tensor | None = None
+    state_before: dict | None = None
+    draw: Any = None
+    active: torch.Tensor | None = None
+
+
+class Probe:
+    """Base: ``name``, ``every`` and ``__call__(view) -> {output: tensor [N, ...]}``."""
+
+    name = "probe"
+    every = 1
+
+    def check(self, optimizer) -> None:
+        """Raise at construction of a run if this probe cannot read ``optimizer``."""
+
+    def __call__(self, view: StepView) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def width(self, dim: int) -> int:
+        """Numbers recorded per particle per call (for the memory estimate)."""
+        return 1
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "every": self.every}
+
+
+@dataclass
+class GradNorm(Probe):
+    every: int = 1
+    name = "grad_norm"
+
+    def __call__(self, view: StepView) -> dict[str, torch.Tensor]:
+        return {"grad_norm": view.grad.norm(dim=1)}
+
+
+@dataclass
+class Kinetic(Probe):
+    every: int = 1
+    name = "kinetic"
+
+    def __call__(self, view: StepView) -> dict[str, torch.Tensor]:
+        rule = view.optimizer.rule
+        hp = view.hp if view.hp is not None else view.optimizer.hp_at(0)
+        kinetic = rule.kinetic_energy(view.update, hp)
+        if kinetic is None:
+            kinetic = torch.full_like(view.value, math.nan)
+        return {"kinetic": kinetic}
+
+
+@dataclass
+class UpdateParts(Probe):
+    every: int = 1
+    name = "update_parts"
+
+    def width(self, dim: int) -> int:
+        return 5 * dim
+
+    def __call__(self, view: StepView) -> dict[str, torch.Tensor]:
+        rule = view.optimizer.rule
+        if view.k == 0:
+            nan = torch.full_like(view.x, math.nan)
+            return {"force": nan, "coast": nan, "update": torch.zeros_like(view.x), "scale": nan, "lookahead": nan}
+        lr = per_particle(view.hp["lr"], view.x)
+        force = -lr * view.grad_used
+        coast, _ = rule.update(torch.zeros_like(view.grad_used), view.state_before, view.x_before, view.hp, view.draw)
+        moved = view.active.unsqueeze(1) if view.active is not None else True
+        update = torch.where(moved, view.update, torch.zeros_like(view.update))
+        safe = torch.where(force == 0, torch.ones_like(force), force)
+        scale = torch.where(force == 0, torch.full_like(force, math.nan), update / safe)
+        return {
+            "force": force,
+            "coast": coast,
+            "update": update,
+            "scale": scale,
+            "lookahead": view.x_before + coast,
+        }
+
+
+@dataclass
+class EnergyLedger(Probe):
+    """Kinetic, potential and total energy and the cumulative friction loss, every step."""
+
+    every: int = 1
+    name = "energy_ledger"
+    dissipated: torch.Tensor | None = field(default=None, repr=False)
+    initial: torch.Tensor | None = field(default=None, repr=False)
+
+    def check(self, optimizer) -> None:
+        if optimizer.rule.physics != "inertial":
+            raise invalid("probe", self.name, "an optimizer with inertia (momentum or nesterov) for the ledger")
+        if self.every != 1:
+            raise invalid("energy_ledger.every", self.every, "1 (the ledger sums every step's friction)")
+
+    def width(self, dim: int) -> int:
+        return 5
+
+    def __call__(self, view: StepView) -> dict[str, torch.Tensor]:
+        rule = view.optimizer.rule
+        if view.k == 0:
+            kinetic = torch.zeros_like(view.value)
+            self.dissipated = torch.zeros_like(view.value)
+        else:
+            h = per_particle(rule.time_step(view.hp), view.value)
+            velocity = view.update / per_particle(h, view.update)
+            speed2 = (velocity * velocity).sum(dim=1)
+            kinetic = 0.5 * speed2
+            gamma = per_particle(rule.friction(view.hp), view.value)
+            self.dissipated = self.dissipated + gamma * h * speed2
+        total = kinetic + view.value
+        if view.k == 0:
+            self.initial = total
+        return {
+            "kinetic": kinetic,
+            "potential": view.value,
+            "total": total,
+            "dissipated": self.dissipated,
+            "imbalance": total + self.dissipated - self.initial,
+        }
+
+
+PROBES: dict[str, type] = {p.name: p for p in (GradNorm, Kinetic, UpdateParts, EnergyLedger)}
+
+
+def probe_from_dict(spec: dict | str) -> Probe:
+    """``{"name": "energy_ledger"}``, ``{"name": "update_parts", "every": 10}`` or just a name."""
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if not isinstance(spec, dict) or spec.get("name") not in PROBES:
+        raise invalid("probe", spec, f"one of {sorted(PROBES)}")
+    every = spec.get("every", 1)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise invalid(f"{spec['name']}.every", every, "an integer >= 1")
+    unknown = sorted(set(spec) - {"name", "every"})
+    if unknown:
+        raise invalid(f"{spec['name']} field", unknown[0], "name or every")
+    return PROBES[spec["name"]](every=every)

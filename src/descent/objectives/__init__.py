@@ -1,0 +1,23 @@
+"""Objectives: what the engine minimises. Every objective has ``value_and_grad(x [N, d], batch)``
+over particles, bounds, known critical points, a default start and a default learning rate.
+
+- :class:`~descent.landscapes.Landscape`: an energy landscape written in the formula language
+  (``batch`` is ignored; ``data_size`` is None).
+- :class:`EmpiricalRisk`: a model's risk over a data set; ``batch`` holds each particle's example
+  indices ``[N, B]`` (the engine draws them), None for the full data; ``data_size`` is n.
+"""
+
+from descent.landscapes import Landscape, get_landscape, resolve_landscape
+from descent.objectives.risk import EmpiricalRisk, empirical_risk, logistic_risk
+
+Objective = Landscape  # the common base: geometry, Hessians and value_and_grad
+
+__all__ = [
+    "EmpiricalRisk",
+    "Landscape",
+    "Objective",
+    "empirical_risk",
+    "get_landscape",
+    "logistic_risk",
+    "resolve_landscape",
+]
