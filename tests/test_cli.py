@@ -24,8 +24,9 @@ def test_double_well_momentum_claim_with_every_other_flag_at_its_default(tmp_pat
     assert result.exit_code == 0, result.output
     assert f"outcome: {outcome}" in result.output
     data = json.loads((tmp_path / "trajectory.json").read_text())
-    assert data["particles"][0]["outcome"] == outcome
-    assert side * data["particles"][0]["final"][0] > 0.9
+    particles = data["particles"]
+    assert data["outcome_labels"][particles["outcome"][0]] == outcome
+    assert side * particles["final"][0][0] > 0.9
     assert data["spec"]["hyper"] == {"momentum": float(momentum)}
     assert data["optimizer"]["hyper"]["lr"] == 0.02  # the landscape's default learning rate
     assert (tmp_path / "trajectory.csv").stat().st_size > 0
@@ -61,7 +62,64 @@ def test_formula_landscape_and_schedule_options(tmp_path):
     )
     assert result.exit_code == 0, result.output
     spec = json.loads((tmp_path / "trajectory.json").read_text())["spec"]
-    assert spec["schedule"]["kind"] == "warmup" and spec["clip_norm"] == 1.0
+    assert spec["schedule"]["kind"] == "warmup"
+    assert spec["transforms"] == [{"kind": "clip_norm", "max_norm": 1.0}]
+
+
+def test_a_stored_trajectory_replays_with_spec(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    result = invoke(
+        "run",
+        "--optimizer",
+        "langevin",
+        "--starts",
+        "random:20",
+        "--steps",
+        "300",
+        "--no-plot",
+        "--out",
+        str(first),
+    )
+    assert result.exit_code == 0, result.output
+    result = invoke("run", "--spec", str(first / "trajectory.json"), "--no-plot", "--out", str(second))
+    assert result.exit_code == 0, result.output
+    a = json.loads((first / "trajectory.json").read_text())
+    b = json.loads((second / "trajectory.json").read_text())
+    assert a["positions"] == b["positions"] and a["particles"] == b["particles"]
+
+
+def test_a_swarm_too_big_to_save_every_step_is_refused_and_the_summary_runs(tmp_path):
+    result = invoke(
+        "run",
+        "--starts",
+        "random:300000",
+        "--steps",
+        "1000",
+        "--memory-budget",
+        "1GB",
+        "--out",
+        str(tmp_path),
+    )
+    assert result.exit_code == 2
+    text = result.output.replace("\n", " ")
+    assert "invalid save='every:1'" in text and "--save summary" in text
+    assert not (tmp_path / "trajectory.json").exists()
+    result = invoke(
+        "run",
+        "--starts",
+        "random:300000",
+        "--steps",
+        "20",
+        "--save",
+        "summary",
+        "--memory-budget",
+        "1GB",
+        "--no-plot",
+        "--out",
+        str(tmp_path),
+    )
+    assert result.exit_code == 0, result.output
+    assert "share" in result.output and (tmp_path / "trajectory.json").stat().st_size < 50_000_000
 
 
 @pytest.mark.parametrize(
@@ -75,6 +133,10 @@ def test_formula_landscape_and_schedule_options(tmp_path):
         (["--schedule", "cosine:total=-3"], "invalid cosine.total=-3"),
         (["--hp", "beta9=3"], "invalid momentum hyper-parameter='beta9'"),
         (["--param", "tilt=9"], "invalid double-well.tilt=9.0"),
+        (["--save", "often"], "invalid save='often'"),
+        (["--memory-budget", "lots"], "invalid --memory-budget"),
+        (["--batch-size", "8"], "invalid batch_size=8"),
+        (["--spec", "/nonexistent.json"], "invalid --spec='/nonexistent.json'"),
     ],
 )
 def test_bad_values_get_a_clear_error_and_exit_code_2(tmp_path, args, message):

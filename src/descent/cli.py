@@ -58,7 +58,7 @@ def parse_point(text: str, parameter: str = "start") -> list[float]:
 def parse_starts(text: str | None) -> object:
     if text is None or text == "default":
         return "default"
-    if text.startswith(("random:", "grid:")):
+    if text.startswith(("random:", "grid:", "default:")):
         return text
     return [parse_point(p) for p in text.split(";")]
 
@@ -74,6 +74,21 @@ def parse_params(items: list[str], parameter: str) -> dict[str, float]:
     return out
 
 
+def parse_bytes(text: str | None) -> int | None:
+    """'2GB', '512MB', '1.5e9' -> bytes."""
+    if text is None:
+        return None
+    units = {"TB": 1024**4, "GB": 1024**3, "MB": 1024**2, "KB": 1024, "B": 1}
+    clean = text.strip().upper()
+    for unit, factor in units.items():
+        if clean.endswith(unit):
+            number = check_number(
+                "--memory-budget", clean[: -len(unit)].strip() or "x", 0.0, None, low_open=True
+            )
+            return int(number * factor)
+    return int(check_number("--memory-budget", clean, 0.0, None, low_open=True))
+
+
 @app.command()
 def run(
     landscape: str = typer.Option(
@@ -82,7 +97,9 @@ def run(
         'or a formula in x and y, e.g. "x**2 + 3*sin(y)"',
     ),
     optimizer: str = typer.Option("momentum", help="update rule (see `descent list optimizers`)"),
-    lr: float | None = typer.Option(None, help="learning rate [default: the landscape's]"),
+    lr: float | None = typer.Option(
+        None, help="learning rate [default: the landscape's; adaptive rules: 1/80 of the box]"
+    ),
     momentum: float | None = typer.Option(None, help="momentum beta (momentum, nesterov, rmsprop)"),
     temperature: float | None = typer.Option(None, help="Langevin temperature T"),
     hp: list[str] = typer.Option([], "--hp", help="other hyper-parameters, key=value (repeatable)"),
@@ -94,16 +111,30 @@ def run(
     clip: float | None = typer.Option(None, help="clip each particle's gradient norm to this"),
     l2: float = typer.Option(0.0, help="coupled weight decay: g + l2*w"),
     start: str | None = typer.Option(
-        None, help="x,y start; 'random:N' or 'grid:K' for swarms; several points separated by ';'"
+        None,
+        help="x,y start; 'random:N', 'grid:K' or 'default:N' for swarms; several points separated by ';'",
     ),
     starts: str | None = typer.Option(None, help="alias of --start"),
     steps: int = typer.Option(2000, help="maximum number of steps"),
-    record_every: int = typer.Option(1, help="record every k steps"),
-    grad_tol: float | None = typer.Option(None, help="stop a particle when |grad| < this"),
+    save: str = typer.Option(
+        "every:1", help="what to keep: 'every:K' steps, 'steps:K1,K2,...' or 'summary' (start, end, events)"
+    ),
+    record_every: int | None = typer.Option(None, help="old form of --save every:K (0: --save summary)"),
+    grad_tol: float | None = typer.Option(
+        None, help="converged when |grad| < this (and the last step too); stops the particle"
+    ),
     target_loss: float | None = typer.Option(None, help="stop a particle when loss <= this"),
-    seed: int = typer.Option(0, help="random seed (noise, random starts)"),
+    batch_size: int | None = typer.Option(None, help="mini-batch size (objectives with data)"),
+    batch_mode: str = typer.Option("replacement", help="replacement, without or epoch"),
+    seed: int = typer.Option(0, help="random seed (noise, random starts, mini-batches)"),
     dtype: str = typer.Option("float64", help="float64 or float32"),
     device: str = typer.Option("cpu", help="cpu or cuda"),
+    memory_budget: str | None = typer.Option(
+        None, help="refuse runs that would hold more than this, e.g. 2GB [default: half the machine's memory]"
+    ),
+    spec_file: Path | None = typer.Option(
+        None, "--spec", help="replay a stored spec (a spec .json or a trajectory.json); other flags ignored"
+    ),
     out: Path = typer.Option(Path("out/run"), help="folder for trajectory.json/.csv/.png"),
     no_plot: bool = typer.Option(False, help="skip trajectory.png"),
 ) -> None:
@@ -111,38 +142,44 @@ def run(
     from descent.spec import RunSpec, run_spec
 
     try:
-        hyper = parse_params(hp, "--hp")
-        for key, value in (("lr", lr), ("momentum", momentum), ("temperature", temperature)):
-            if value is not None:
-                hyper[key] = value
-        if device.startswith("cuda"):
+        budget = parse_bytes(memory_budget)
+        if spec_file is not None:
+            if not spec_file.is_file():
+                raise invalid("--spec", str(spec_file), "an existing spec or trajectory.json file")
+            spec = RunSpec.from_json(spec_file.read_text())
+        else:
+            spec = _spec_from_flags(
+                landscape,
+                optimizer,
+                lr,
+                momentum,
+                temperature,
+                hp,
+                param,
+                schedule,
+                grad_noise,
+                clip,
+                l2,
+                start or starts,
+                steps,
+                save,
+                record_every,
+                grad_tol,
+                target_loss,
+                batch_size,
+                batch_mode,
+                seed,
+                dtype,
+            )
+            spec = spec.with_(device=device)
+        if spec.device.startswith("cuda"):
             import torch
 
             if not torch.cuda.is_available():
-                raise invalid("device", device, "'cpu' (no CUDA device is available here)")
-        from descent.optim import parse_schedule, schedule_to_dict
-
-        spec = RunSpec(
-            landscape=landscape,
-            landscape_params=parse_params(param, "--param"),
-            optimizer=optimizer,
-            hyper=hyper,
-            schedule=schedule_to_dict(parse_schedule(schedule)) if schedule else None,
-            grad_noise=grad_noise,
-            clip_norm=clip,
-            l2=l2,
-            starts=parse_starts(start or starts),
-            steps=steps,
-            record_every=record_every,
-            seed=seed,
-            grad_tol=grad_tol,
-            target_loss=target_loss,
-            dtype=dtype,
-            device=device,
-        )
+                raise invalid("device", spec.device, "'cpu' (no CUDA device is available here)")
         with progress_bar("simulating") as bar:
-            task = bar.add_task("simulating", total=steps)
-            trajectory = run_spec(spec, progress=_bar_callback(bar, task))
+            task = bar.add_task("simulating", total=spec.steps)
+            trajectory = run_spec(spec, progress=_bar_callback(bar, task), memory_budget=budget)
     except DescentError as error:
         _fail(error)
         return
@@ -155,6 +192,76 @@ def run(
         figure.savefig(out / "trajectory.png", dpi=110)
         paths.append(out / "trajectory.png")
     _print_summary(trajectory, paths)
+
+
+def _spec_from_flags(
+    landscape,
+    optimizer,
+    lr,
+    momentum,
+    temperature,
+    hp,
+    param,
+    schedule,
+    grad_noise,
+    clip,
+    l2,
+    start,
+    steps,
+    save,
+    record_every,
+    grad_tol,
+    target_loss,
+    batch_size,
+    batch_mode,
+    seed,
+    dtype,
+):
+    """The RunSpec the `run` flags describe (validated by RunSpec itself)."""
+    from descent.optim import parse_schedule, schedule_to_dict
+    from descent.spec import RunSpec
+
+    hyper = parse_params(hp, "--hp")
+    for key, value in (("lr", lr), ("momentum", momentum), ("temperature", temperature)):
+        if value is not None:
+            hyper[key] = value
+    if record_every is not None:
+        if record_every < 0:
+            raise invalid("--record-every", record_every, "an integer >= 0 (0: --save summary)")
+        save = "summary" if record_every == 0 else f"every:{record_every}"
+    events: dict = {}
+    stop_on = []
+    if grad_tol is not None:
+        events["grad_tol"] = check_number("--grad-tol", grad_tol, 0.0, None, low_open=True)
+        stop_on.append("converged")
+    if target_loss is not None:
+        events["target_loss"] = check_number("--target-loss", target_loss)
+        stop_on.append("target")
+    if stop_on:
+        events["stop_on"] = stop_on
+    transforms = []
+    if grad_noise:
+        transforms.append({"kind": "grad_noise", "sigma": grad_noise})
+    if clip is not None:
+        transforms.append({"kind": "clip_norm", "max_norm": clip})
+    if l2:
+        transforms.append({"kind": "l2", "l2": l2})
+    return RunSpec(
+        landscape=landscape,
+        landscape_params=parse_params(param, "--param"),
+        optimizer=optimizer,
+        hyper=hyper,
+        schedule=schedule_to_dict(parse_schedule(schedule)) if schedule else None,
+        transforms=transforms,
+        starts=parse_starts(start),
+        steps=steps,
+        save=save,
+        events=events,
+        batch_size=batch_size,
+        batch_mode=batch_mode,
+        seed=seed,
+        dtype=dtype,
+    )
 
 
 def _print_summary(trajectory, paths) -> None:
@@ -174,7 +281,7 @@ def _print_summary(trajectory, paths) -> None:
             f"final loss {float(trajectory.final_loss[0]):.6g}"
         )
     else:
-        table = Table("outcome", "particles", "share")
+        table = Table("outcome", "particles", "share")  # every particle, whatever the files kept
         for label, count in sorted(summary["outcomes"].items(), key=lambda kv: -kv[1]):
             table.add_row(label, str(count), f"{count / n:.1%}")
         console.print(table)

@@ -1,9 +1,17 @@
-"""`RunSpec`: the JSON-serialisable description of a run that every face builds, and `run_spec`,
-the one call that turns it into a `Trajectory`. The Arena puts it in its URL; a sweep stores it.
+"""`RunSpec`: the complete, versioned, hashable description of a run that every face builds, and
+`run_spec`, the one call that turns it into a `Trajectory`. The CLI writes it into every
+``trajectory.json`` (``descent run --spec FILE`` replays it), the Arena puts it in its URL, every
+experiment stores the specs of its runs, and a sweep keys its results by ``spec.digest``.
+
+The default learning rate (one policy for every face, :func:`default_lr`): the objective's own
+``default_lr`` for the over-damped and inertial rules (GD, Langevin, momentum, Nesterov); for the
+adaptive rules, whose step is about lr per coordinate whatever the slope, 1/80 of the box's largest
+side, to three significant digits.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -11,20 +19,38 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import torch
 
 from descent._errors import check_number, invalid
-from descent.dynamics import Trajectory, simulate
+from descent.dynamics import Batching, Events, SaveAt, Trajectory, probe_from_dict, simulate
 from descent.landscapes import LANDSCAPES, Landscape, get_landscape
-from descent.optim import Optimizer
+from descent.optim import Optimizer, get_rule, transform_from_dict
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+BACKENDS = ("torch",)
+SPEC_VERSION = 2
+ADAPTIVE_LR_PER_SPAN = 0.0125  # adaptive rules: 1/80 of the box per step
+
+
+def default_lr(objective: Landscape, optimizer: str) -> float:
+    """The learning rate a run gets when none is given (module docstring)."""
+    if get_rule(optimizer).physics == "adaptive":
+        return float(f"{ADAPTIVE_LR_PER_SPAN * objective.span:.3g}")
+    return float(objective.default_lr)
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything that determines a run; the same spec gives the same trajectory.
+    """Everything that determines a run; the same spec gives the same trajectory on the same backend.
 
-    ``starts``: ``"default"`` (the landscape's), ``"random:N"`` (uniform in the bounds, seeded),
-    ``"grid:K"`` (K x K grid over the box, 2-D) or an explicit list of points. ``hyper`` values may be
-    lists, one per particle. The learning rate defaults to the landscape's ``default_lr``.
+    ``starts``: ``"default"`` (the objective's start), ``"default:N"`` (N copies of it),
+    ``"random:N"`` (uniform in the box, seeded), ``"grid:K"`` (K x K cell centres, 2-D) or a list of
+    points. ``hyper`` values may be lists, one per particle; a missing ``lr`` follows
+    :func:`default_lr`. ``transforms``: gradient transforms in order (``{"kind": "clip_norm",
+    "max_norm": 1}``). ``save``: ``"every:K"``, ``"steps:..."`` or ``"summary"``. ``events``: the
+    thresholds of `descent.dynamics.Events` and ``stop_on``. ``batch_size`` (an int, or a list per
+    particle) and ``batch_mode``: mini-batches for objectives with data.
+
+    >>> spec = RunSpec(landscape="double-well", hyper={"momentum": 0.0})
+    >>> run_spec(spec).outcomes, RunSpec.from_json(spec.to_json()) == spec
+    (['minimum:left'], True)
     """
 
     landscape: str = "double-well"
@@ -32,31 +58,60 @@ class RunSpec:
     optimizer: str = "momentum"
     hyper: dict = field(default_factory=dict)
     schedule: dict | None = None
-    grad_noise: float | list = 0.0
-    clip_norm: float | None = None
-    l2: float | list = 0.0
+    transforms: list = field(default_factory=list)
     starts: str | list = "default"
     steps: int = 2000
-    record_every: int = 1
+    save: str = "every:1"
+    events: dict = field(default_factory=dict)
+    batch_size: int | list | None = None
+    batch_mode: str | list = "replacement"
+    probes: list = field(default_factory=list)
     seed: int = 0
-    grad_tol: float | None = None
-    target_loss: float | None = None
     dtype: str = "float64"
     device: str = "cpu"
+    backend: str = "torch"
+    version: int = SPEC_VERSION
 
     def __post_init__(self) -> None:
-        if int(self.steps) != self.steps or self.steps < 0:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
             raise invalid("steps", self.steps, "an integer >= 0")
         if self.dtype not in DTYPES:
             raise invalid("dtype", self.dtype, f"one of {sorted(DTYPES)}")
-        if int(self.seed) != self.seed:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise invalid("seed", self.seed, "an integer")
+        if self.backend not in BACKENDS:
+            raise invalid("backend", self.backend, f"one of {BACKENDS}")
+        if self.version != SPEC_VERSION:
+            raise invalid("version", self.version, f"{SPEC_VERSION} (this package's spec version)")
+        get_rule(self.optimizer)
+        self.save_at()
+        self.build_events()
+        for probe in self.probes:
+            probe_from_dict(probe)
+        for transform in self.transforms:
+            transform_from_dict(transform)
+
+    # --- forms ------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return asdict(self)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        """Canonical JSON: sorted keys, no spaces (what the digest hashes)."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def digest(self) -> str:
+        """A content hash of the canonical JSON (16 hex digits of its SHA-256)."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, data: dict) -> RunSpec:
+        """From a dict (a stored spec, or the ``spec`` of a ``trajectory.json``); version-1 fields
+        (``record_every``, ``grad_tol``, ``target_loss``, ``grad_noise``, ``clip_norm``, ``l2``) are
+        translated."""
+        if not isinstance(data, dict):
+            raise invalid("spec", type(data).__name__, "a JSON object")
+        data = _upgrade(dict(data))
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -65,41 +120,54 @@ class RunSpec:
 
     @classmethod
     def from_json(cls, text: str) -> RunSpec:
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise invalid("spec", text[:40], f"JSON ({error.msg} at line {error.lineno})") from None
+        if isinstance(data, dict) and "schema" in data and "spec" in data:  # a trajectory.json
+            data = data["spec"]
+        return cls.from_dict(data)
 
     def with_(self, **changes: object) -> RunSpec:
         return replace(self, **changes)
 
     # --- building ---------------------------------------------------------------------------
+    def save_at(self) -> SaveAt:
+        return SaveAt.parse(self.save)
+
+    def build_events(self) -> Events:
+        return Events.from_dict(self.events)
+
     def build_landscape(self) -> Landscape:
         return resolve_landscape(self.landscape, **self.landscape_params)
 
     def build_optimizer(self, landscape: Landscape) -> Optimizer:
-        hyper = {"lr": landscape.default_lr, **self.hyper}
+        hyper = {"lr": default_lr(landscape, self.optimizer), **self.hyper}
         return Optimizer.build(
             self.optimizer,
             schedule=self.schedule,
-            grad_noise=_tensor(self.grad_noise),
-            clip_norm=self.clip_norm,
-            l2=_tensor(self.l2),
+            transforms=[transform_from_dict(t) for t in self.transforms],
             **{k: _tensor(v) for k, v in hyper.items()},
         )
 
     def build_starts(self, landscape: Landscape) -> torch.Tensor:
         dtype, device = DTYPES[self.dtype], self.device
         starts = self.starts
+        allowed = "'default', 'default:N', 'random:N', 'grid:K' or a list of points"
         if isinstance(starts, str):
             kind, _, count = starts.partition(":")
             if kind == "default" and not count:
                 points = landscape.start(dtype, device)
-            elif kind in ("random", "grid") and count.isdigit() and int(count) >= 1:
-                generator = torch.Generator().manual_seed(int(self.seed))
-                if kind == "random":
+            elif kind in ("default", "random", "grid") and count.isdigit() and int(count) >= 1:
+                if kind == "default":
+                    points = landscape.start(dtype, device).expand(int(count), -1).clone()
+                elif kind == "random":
+                    generator = torch.Generator().manual_seed(int(self.seed))
                     points = landscape.random_starts(int(count), generator, dtype, device)
                 else:
                     points = grid_starts(landscape, int(count), dtype, device)
             else:
-                raise invalid("starts", starts, "'default', 'random:N', 'grid:K' or a list of points")
+                raise invalid("starts", starts, allowed)
         else:
             try:
                 points = torch.tensor(starts, dtype=dtype, device=device).reshape(-1, landscape.dim)
@@ -115,15 +183,45 @@ class RunSpec:
         return points
 
     def particle_count(self) -> int:
-        """N implied by per-particle hyper-parameter lists (0 when all are scalars)."""
-        lengths = {len(v) for v in [*self.hyper.values(), self.grad_noise, self.l2] if isinstance(v, list)}
+        """N implied by per-particle lists (0 when all are scalars)."""
+        lists = [v for v in self.hyper.values() if isinstance(v, list)]
+        lists += [v for t in self.transforms for v in t.values() if isinstance(v, list)]
+        lists += [v for v in (self.batch_size, self.batch_mode) if isinstance(v, list)]
+        lengths = {len(v) for v in lists}
         if len(lengths) > 1:
             raise invalid("hyper", self.hyper, "per-particle lists of one common length")
         return lengths.pop() if lengths else 0
 
 
+_V1_TRANSFORMS = (("grad_noise", "sigma"), ("clip_norm", "max_norm"), ("l2", "l2"))
+
+
+def _upgrade(data: dict) -> dict:
+    """Translate version-1 fields into version 2."""
+    if "record_every" in data:
+        every = data.pop("record_every")
+        data.setdefault("save", "summary" if every == 0 else f"every:{every}")
+    events = dict(data.get("events") or {})
+    grad_tol = data.pop("grad_tol", None)
+    target = data.pop("target_loss", None)
+    if grad_tol is not None:
+        events.update(grad_tol=grad_tol, stop_on=[*events.get("stop_on", []), "converged"])
+    if target is not None:
+        events.update(target_loss=target, stop_on=[*events.get("stop_on", []), "target"])
+    if events:
+        data["events"] = events
+    transforms = list(data.get("transforms") or [])
+    for kind, key in _V1_TRANSFORMS:
+        value = data.pop(kind, None)
+        if value not in (None, 0, 0.0):
+            transforms.append({"kind": kind, key: value})
+    if transforms:
+        data["transforms"] = transforms
+    return data
+
+
 def resolve_landscape(text: str, **params: float) -> Landscape:
-    """A registered landscape by name, or else a user formula parsed safely."""
+    """A registered objective by name, or else a user formula parsed safely."""
     if text in LANDSCAPES:
         return get_landscape(text, **params)
     from descent.landscapes.formula import resolve_landscape as resolve_formula
@@ -149,35 +247,38 @@ def run_spec(
     progress: Callable[[int, int], None] | None = None,
     *,
     landscape: Landscape | None = None,
+    memory_budget: int | None = None,
 ) -> Trajectory:
-    """Build the landscape, optimizer and starts of ``spec`` and simulate it.
+    """Build the objective, optimizer, starts, events, probes and batches of ``spec`` and simulate.
 
-    ``landscape``: the spec's landscape when the caller has it built already (a cache's; building
-    one refines its critical points, milliseconds per call); it must be what
-    ``spec.build_landscape()`` builds.
-
-    >>> run_spec(RunSpec(hyper={"momentum": 0.0})).outcomes
-    ['minimum:left']
+    ``landscape``: the spec's objective when the caller has it built already (a cache's); it must
+    be what ``spec.build_landscape()`` builds.
     """
-    if spec.grad_tol is not None:
-        check_number("grad_tol", spec.grad_tol, 0.0, None, low_open=True)
     if landscape is None:
         landscape = spec.build_landscape()
     optimizer = spec.build_optimizer(landscape)
     starts = spec.build_starts(landscape)
+    batching = Batching.build(
+        spec.batch_size, spec.batch_mode, starts.shape[0], getattr(landscape, "data_size", None)
+    )
     return simulate(
         landscape,
         optimizer,
         starts,
         spec.steps,
-        record_every=spec.record_every,
-        grad_tol=spec.grad_tol,
-        target_loss=spec.target_loss,
+        save=spec.save_at(),
+        events=spec.build_events(),
+        probes=[probe_from_dict(p) for p in spec.probes],
         seed=spec.seed,
+        batching=batching,
+        memory_budget=memory_budget,
         progress=progress,
-        spec=asdict(spec),
+        spec=spec.to_dict(),
     )
 
 
 def _tensor(value: object) -> object:
     return torch.tensor(value, dtype=torch.float64) if isinstance(value, list) else value
+
+
+__all__ = ["BACKENDS", "DTYPES", "RunSpec", "check_number", "default_lr", "grid_starts", "run_spec"]

@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from descent import Optimizer, get_landscape, simulate
-from descent.dynamics import Classifier
+from descent.dynamics import outcome_labels
 from descent.optim import RULES
 
 torch.set_num_threads(1)
@@ -49,7 +49,9 @@ def test_every_particle_ends_with_a_known_outcome_and_finite_recorded_positions(
     land = get_landscape("double-well")
     starts = land.random_starts(8, torch.Generator().manual_seed(seed))
     traj = simulate(land, Optimizer.build(rule, lr=lr), starts, 100, seed=seed)
-    labels = set(Classifier(land).labels)
+    labels = set(outcome_labels(land))
     assert set(traj.outcomes) <= labels
     assert bool(torch.isfinite(traj.positions).all())
-    assert bool(((traj.outcome_step >= 0) & (traj.outcome_step <= traj.steps_run)).all())
+    moving = torch.tensor([o == "moving" for o in traj.outcomes])
+    assert bool(((traj.outcome_step >= 0) & (traj.outcome_step <= traj.steps_run) | moving).all())
+    assert bool((traj.outcome_step[moving] == -1).all())

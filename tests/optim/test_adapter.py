@@ -1,130 +1,292 @@
-"""`TorchOptimizer`: any descent rule as a torch.optim.Optimizer. Training a small nn.Linear regression
-(a weight matrix and a bias, float64) must match torch.optim step for step."""
+"""`TorchOptimizer`: any descent rule as a torch.optim.Optimizer, at constant learning rate.
+
+torch.optim's plain for-loop implementation (``foreach=False``) is the independent reference: the same
+options dict (torch's names) goes to ours and to torch's class, and a small float64 network trains to
+the same parameters. Also: group values are read at every step (set by hand, per group), bad values
+raise naming the parameter, the engine's options (seed, gradient noise, clipping) and the doctest.
+Schedulers and save/load are in ``test_adapter_schedulers.py``.
+"""
 
 from __future__ import annotations
+
+import copy
+import doctest
+import math
 
 import pytest
 import torch
 
+import descent.optim.torch_adapter as torch_adapter
 from descent._errors import DescentError
-from descent.optim import Step, TorchOptimizer
+from descent.optim import TorchOptimizer
+from descent.random import normal
 
 torch.set_num_threads(1)
 
 DTYPE = torch.float64
 RTOL = 1e-12
+STEPS = 100
 
-# descent rule and hyper-parameters -> the torch.optim optimizer that must give the same iterates
+# case -> (our rule, options under torch's names, torch class, torch-only options)
 CASES = {
-    "gd": ({"lr": 0.05}, lambda p: torch.optim.SGD(p, lr=0.05, foreach=False)),
-    "momentum": (
-        {"lr": 0.02, "momentum": 0.9},
-        lambda p: torch.optim.SGD(p, lr=0.02, momentum=0.9, foreach=False),
-    ),
+    "gd": ("gd", {"lr": 0.05, "weight_decay": 0.01}, torch.optim.SGD, {}),
+    "momentum": ("momentum", {"lr": 0.02, "momentum": 0.9}, torch.optim.SGD, {}),
+    "momentum-wd": ("momentum", {"lr": 0.02, "momentum": 0.5, "weight_decay": 0.05}, torch.optim.SGD, {}),
     "nesterov": (
-        {"lr": 0.02, "momentum": 0.8},
-        lambda p: torch.optim.SGD(p, lr=0.02, momentum=0.8, nesterov=True, foreach=False),
+        "nesterov",
+        {"lr": 0.02, "momentum": 0.8, "weight_decay": 0.01},
+        torch.optim.SGD,
+        {"nesterov": True},
     ),
-    "adagrad": ({"lr": 0.1}, lambda p: torch.optim.Adagrad(p, lr=0.1, foreach=False)),
-    "rmsprop": (
-        {"lr": 0.01, "momentum": 0.5, "centered": True},
-        lambda p: torch.optim.RMSprop(p, lr=0.01, momentum=0.5, centered=True, foreach=False),
+    "adagrad": ("adagrad", {"lr": 0.05, "lr_decay": 0.01, "weight_decay": 0.01}, torch.optim.Adagrad, {}),
+    "rmsprop": ("rmsprop", {"lr": 0.003, "weight_decay": 0.01}, torch.optim.RMSprop, {}),
+    "rmsprop-momentum": ("rmsprop", {"lr": 0.002, "momentum": 0.5, "alpha": 0.95}, torch.optim.RMSprop, {}),
+    "rmsprop-centered": (
+        "rmsprop",
+        {"lr": 0.001, "momentum": 0.5, "centered": True, "eps": 1e-6},
+        torch.optim.RMSprop,
+        {},
     ),
-    "adam": (
-        {"lr": 0.05, "beta1": 0.8},
-        lambda p: torch.optim.Adam(p, lr=0.05, betas=(0.8, 0.999), foreach=False),
-    ),
-    "adamw": (
-        {"lr": 0.05, "weight_decay": 0.1},
-        lambda p: torch.optim.AdamW(p, lr=0.05, weight_decay=0.1, foreach=False),
-    ),
-    "amsgrad": ({"lr": 0.05}, lambda p: torch.optim.Adam(p, lr=0.05, amsgrad=True, foreach=False)),
+    "adam": ("adam", {"lr": 0.01, "betas": (0.8, 0.99), "weight_decay": 0.01}, torch.optim.Adam, {}),
+    "adamw": ("adamw", {"lr": 0.01, "weight_decay": 0.1}, torch.optim.AdamW, {}),
+    "amsgrad": ("amsgrad", {"lr": 0.01, "betas": (0.9, 0.95)}, torch.optim.Adam, {"amsgrad": True}),
 }
 
 
-def regression_problem(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def data(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
-    inputs = torch.randn(64, 3, generator=generator, dtype=DTYPE)
-    weight = torch.tensor([[1.5, -2.0, 0.5]], dtype=DTYPE)
-    targets = inputs @ weight.T + 0.7 + 0.1 * torch.randn(64, 1, generator=generator, dtype=DTYPE)
+    inputs = torch.randn(32, 4, generator=generator, dtype=DTYPE)
+    targets = torch.sin(inputs @ torch.randn(4, 1, generator=generator, dtype=DTYPE))
     return inputs, targets
 
 
-def twin_models() -> tuple[torch.nn.Linear, torch.nn.Linear]:
-    torch.manual_seed(0)
-    first = torch.nn.Linear(3, 1, dtype=DTYPE)
-    second = torch.nn.Linear(3, 1, dtype=DTYPE)
-    second.load_state_dict(first.state_dict())
-    return first, second
+def network(seed: int = 0) -> torch.nn.Sequential:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Linear(4, 8, dtype=DTYPE), torch.nn.Tanh(), torch.nn.Linear(8, 1, dtype=DTYPE)
+    )
+
+
+def twins() -> tuple[torch.nn.Module, torch.nn.Module]:
+    first = network()
+    return first, copy.deepcopy(first)
+
+
+def loss_of(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.mse_loss(model(inputs), targets)
+
+
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, inputs, targets) -> float:
+    opt.zero_grad()
+    loss = loss_of(model, inputs, targets)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
 
 
 def rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
+    """max|ours - ref| / max|ref|, norm-wise over the tensor."""
     return (ours - ref).abs().max().item() / ref.abs().max().item()
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_trains_linear_regression_like_torch(name: str) -> None:
-    hyper, make_reference = CASES[name]
-    inputs, targets = regression_problem()
-    ours_model, ref_model = twin_models()
-    ours = TorchOptimizer(ours_model.parameters(), name, **hyper)
-    reference = make_reference(ref_model.parameters())
-    first_loss = None
-    for k in range(8):
-        for model, opt in ((ours_model, ours), (ref_model, reference)):
-            opt.zero_grad()
-            loss = torch.nn.functional.mse_loss(model(inputs), targets)
-            loss.backward()
-            opt.step()
-            first_loss = first_loss if first_loss is not None else float(loss.detach())
-        for (label, p), q in zip(ours_model.named_parameters(), ref_model.parameters()):
-            assert p.shape == q.shape
-            err = rel_err(p.detach(), q.detach())
-            assert err <= RTOL, f"{name} step {k}: {label} differs from torch by {err:.2e}"
-    with torch.no_grad():
-        final = float(torch.nn.functional.mse_loss(ours_model(inputs), targets))
-    assert final < first_loss  # it does train
+def assert_same_params(ours: torch.nn.Module, ref: torch.nn.Module, context: str, rtol: float = RTOL) -> None:
+    for (label, p), q in zip(ours.named_parameters(), ref.parameters()):
+        err = rel_err(p.detach(), q.detach())
+        assert err <= rtol, f"{context}: {label} differs by {err:.2e} (relative)"
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_trains_a_network_like_torch(case: str) -> None:
+    """The same options dict to ours and to torch's class: the same parameters at every step."""
+    name, options, torch_class, torch_only = CASES[case]
+    inputs, targets = data()
+    ours_model, ref_model = twins()
+    ours = TorchOptimizer(ours_model.parameters(), name, **options)
+    reference = torch_class(ref_model.parameters(), **options, **torch_only, foreach=False)
+    losses = []
+    for k in range(STEPS):
+        losses.append(train_step(ours_model, ours, inputs, targets))
+        train_step(ref_model, reference, inputs, targets)
+        assert_same_params(ours_model, ref_model, f"{case} step {k}")
+    assert losses[-1] < 0.5 * losses[0]  # it does train
+    assert int(ours.state[ours_model[0].weight]["step"]) == STEPS
+
+
+def test_param_groups_carry_torch_names_and_the_rule_defaults() -> None:
+    model = network()
+    adam = TorchOptimizer(model.parameters(), "adam", lr=0.01)
+    group = adam.param_groups[0]
+    assert (group["lr"], group["betas"], group["eps"]) == (0.01, (0.9, 0.999), 1e-8)
+    assert group["weight_decay"] == 0.0
+    assert (group["seed"], group["grad_noise"], group["clip_norm"]) == (0, 0.0, None)
+    assert "beta1" not in group
+    rmsprop = TorchOptimizer(model.parameters(), "rmsprop").param_groups[0]
+    reference = torch.optim.RMSprop(model.parameters()).param_groups[0]
+    for key in ("lr", "alpha", "eps", "momentum", "centered", "weight_decay"):
+        assert rmsprop[key] == reference[key], key
+    assert TorchOptimizer(model.parameters(), "adamw").param_groups[0]["weight_decay"] == 1e-2  # torch's
+    assert TorchOptimizer(model.parameters(), "langevin").param_groups[0]["temperature"] == 0.1
+    assert "momentum" not in TorchOptimizer(model.parameters(), "gd").defaults
+
+
+def test_setting_group_lr_by_hand_changes_the_step() -> None:
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0], dtype=DTYPE))
+    opt = TorchOptimizer([w], "gd", lr=0.1)
+    for lr in (0.1, 0.25, 0.0625):
+        opt.param_groups[0]["lr"] = lr
+        before = w.detach().clone()
+        opt.zero_grad()
+        (w**2).sum().backward()
+        opt.step()
+        assert torch.equal(w.detach(), before - lr * 2 * before)
+
+    # and under Adam, hand-set lr and betas follow torch step for step
+    inputs, targets = data(1)
+    ours_model, ref_model = twins()
+    ours = TorchOptimizer(ours_model.parameters(), "adam", lr=0.01)
+    reference = torch.optim.Adam(ref_model.parameters(), lr=0.01, foreach=False)
+    for k in range(30):
+        for opt in (ours, reference):
+            opt.param_groups[0]["lr"] = 0.01 / (1 + k)
+            opt.param_groups[0]["betas"] = (0.9 - 0.01 * k, 0.999)
+        train_step(ours_model, ours, inputs, targets)
+        train_step(ref_model, reference, inputs, targets)
+        assert_same_params(ours_model, ref_model, f"hand-set adam step {k}")
+
+
+GROUP_DEFAULTS = {"nesterov": {"lr": 0.01, "momentum": 0.9}, "adam": {"lr": 0.01}, "rmsprop": {"lr": 0.002}}
+
+
+@pytest.mark.parametrize(
+    ("name", "torch_class", "torch_only", "first", "second"),
+    [
+        (
+            "nesterov",
+            torch.optim.SGD,
+            {"nesterov": True},
+            {"lr": 0.05},
+            {"momentum": 0.5, "weight_decay": 0.1},
+        ),
+        ("adam", torch.optim.Adam, {}, {"betas": (0.5, 0.9)}, {"lr": 0.002, "eps": 1e-4}),
+        (
+            "rmsprop",
+            torch.optim.RMSprop,
+            {},
+            {"centered": True, "momentum": 0.3},
+            {"alpha": 0.95, "eps": 1e-6},
+        ),
+    ],
+)
+def test_per_group_settings_match_torch(name, torch_class, torch_only, first, second) -> None:
+    """[{'params': layer 1, ...}, {'params': layer 2, ...}]: each group steps with its own values."""
+    inputs, targets = data(2)
+    ours_model, ref_model = twins()
+    defaults = GROUP_DEFAULTS[name]
+
+    def groups(model):
+        return [{"params": model[0].parameters(), **first}, {"params": model[2].parameters(), **second}]
+
+    ours = TorchOptimizer(groups(ours_model), name, **defaults)
+    reference = torch_class(groups(ref_model), **defaults, **torch_only, foreach=False)
+    for key, value in second.items():
+        assert ours.param_groups[1][key] == value
+    for key in first:
+        if key not in second:
+            assert ours.param_groups[1][key] == ours.defaults[key]
+    for k in range(50):
+        train_step(ours_model, ours, inputs, targets)
+        train_step(ref_model, reference, inputs, targets)
+        assert_same_params(ours_model, ref_model, f"{name} groups step {k}")
+
+
+def test_add_param_group_takes_its_own_values() -> None:
+    frozen, head = network(), torch.nn.Linear(1, 1, dtype=DTYPE)
+    opt = TorchOptimizer(frozen.parameters(), "momentum", lr=0.1)
+    opt.add_param_group({"params": head.parameters(), "lr": 0.5, "momentum": 0.0})
+    assert opt.param_groups[1]["lr"] == 0.5 and opt.param_groups[1]["momentum"] == 0.0
+    before = head.weight.detach().clone()
+    head(torch.ones(1, 1, dtype=DTYPE)).sum().backward()
+    opt.step()
+    assert torch.equal(head.weight.detach(), before - 0.5 * torch.ones_like(before))
+
+
+BAD = [
+    ("adam", {"lr": -1.0}, "adam.lr"),
+    ("adam", {"betas": (0.9, 1.5)}, "adam.beta2"),
+    ("adam", {"betas": (-0.1, 0.999)}, "adam.beta1"),
+    ("adam", {"betas": 0.9}, "adam.betas"),
+    ("adam", {"eps": -1e-8}, "adam.eps"),
+    ("adam", {"weight_decay": -0.1}, "adam.weight_decay"),
+    ("adamw", {"weight_decay": math.nan}, "adamw.weight_decay"),
+    ("momentum", {"momentum": 1.0}, "momentum.momentum"),
+    ("rmsprop", {"centered": 2}, "rmsprop.centered"),
+    ("rmsprop", {"alpha": 1.0}, "rmsprop.alpha"),
+    ("adagrad", {"lr_decay": -1.0}, "adagrad.lr_decay"),
+    ("langevin", {"temperature": -1.0}, "langevin.temperature"),
+    ("adam", {"momentum": 0.9}, "adam option='momentum'"),  # not an Adam setting: unknown, not ignored
+    ("gd", {"nesterov": True}, "gd option='nesterov'"),
+    ("gd", {"schedule": "step:10:0.5"}, "schedule"),
+    ("gd", {"seed": -1}, "gd.seed"),
+    ("gd", {"seed": 1.5}, "gd.seed"),
+    ("gd", {"clip_norm": 0.0}, "clip_norm"),
+    ("gd", {"grad_noise": -1.0}, "grad_noise"),
+    ("lbfgs", {}, "optimizer"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "label"), BAD, ids=[f"{n}-{next(iter(o), '')}" for n, o, _ in BAD]
+)
+def test_bad_values_raise_naming_the_parameter(name: str, options: dict, label: str) -> None:
+    model = network()
+    with pytest.raises(DescentError, match=f"^invalid {label}") as error:
+        TorchOptimizer(model.parameters(), name, **options)
+    assert "\n" not in str(error.value)  # the engine's one-line message
+    if name != "lbfgs" and "schedule" not in options:  # the same value in a param group
+        with pytest.raises(DescentError, match=f"^invalid {label}"):
+            TorchOptimizer(
+                [{"params": model[0].parameters()}, {"params": model[2].parameters(), **options}], name
+            )
+
+
+def test_bad_value_set_in_a_group_fails_at_step_before_anything_moves() -> None:
+    model = network()
+    opt = TorchOptimizer(
+        [{"params": model[0].parameters()}, {"params": model[2].parameters()}], "momentum", lr=0.1
+    )
+    with pytest.raises(DescentError, match="momentum.momentum"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(2, dtype=DTYPE))], "momentum": -0.5})
+    assert len(opt.param_groups) == 2
+    loss_of(model, *data()).backward()
+    before = [p.detach().clone() for p in model.parameters()]
+    opt.param_groups[1]["lr"] = -0.1
+    with pytest.raises(DescentError, match="momentum.lr"):
+        opt.step()
+    assert all(torch.equal(p.detach(), q) for p, q in zip(model.parameters(), before))
+    assert not opt.state
 
 
 def test_closure_returns_the_loss_and_steps_like_torch() -> None:
-    inputs, targets = regression_problem(1)
-    ours_model, ref_model = twin_models()
+    inputs, targets = data(3)
+    ours_model, ref_model = twins()
     ours = TorchOptimizer(ours_model.parameters(), "adam", lr=0.01)
     reference = torch.optim.Adam(ref_model.parameters(), lr=0.01, foreach=False)
 
     def closure_for(model, opt):
         def closure():
             opt.zero_grad()
-            loss = torch.nn.functional.mse_loss(model(inputs), targets)
+            loss = loss_of(model, inputs, targets)
             loss.backward()
             return loss
 
         return closure
 
-    for _ in range(4):
+    for _ in range(5):
         loss_ours = ours.step(closure_for(ours_model, ours))
         loss_ref = reference.step(closure_for(ref_model, reference))
         assert float(loss_ours.detach()) == pytest.approx(float(loss_ref.detach()), rel=RTOL)
-    for p, q in zip(ours_model.parameters(), ref_model.parameters()):
-        assert rel_err(p.detach(), q.detach()) <= RTOL
+    assert_same_params(ours_model, ref_model, "closure")
     assert ours.step() is None
-
-
-def test_schedule_matches_torch_step_lr() -> None:
-    """The schedule's step index advances once per optimizer step, like torch's StepLR per scheduler step."""
-    inputs, targets = regression_problem(2)
-    gd_model, gd_ref_model = twin_models()
-    gd = TorchOptimizer(gd_model.parameters(), "gd", lr=0.1, schedule=Step(every=3, gamma=0.5))
-    gd_ref = torch.optim.SGD(gd_ref_model.parameters(), lr=0.1, foreach=False)
-    scheduler = torch.optim.lr_scheduler.StepLR(gd_ref, step_size=3, gamma=0.5)
-    for _ in range(10):
-        for model, opt in ((gd_model, gd), (gd_ref_model, gd_ref)):
-            opt.zero_grad()
-            torch.nn.functional.mse_loss(model(inputs), targets).backward()
-            opt.step()
-        scheduler.step()
-    for p, q in zip(gd_model.parameters(), gd_ref_model.parameters()):
-        assert rel_err(p.detach(), q.detach()) <= RTOL
 
 
 def test_parameters_without_gradient_are_left_alone() -> None:
@@ -139,12 +301,47 @@ def test_parameters_without_gradient_are_left_alone() -> None:
     torch.testing.assert_close(used.detach(), torch.full((3,), first_step, dtype=DTYPE), rtol=1e-15, atol=0)
 
 
-def test_noise_is_reproducible_with_a_generator() -> None:
+def test_state_is_the_rules_state_flattened() -> None:
+    model = network()
+    opt = TorchOptimizer(model.parameters(), "adam")
+    loss_of(model, *data()).backward()
+    opt.step()
+    state = opt.state[model[0].weight]
+    assert set(state) == {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"}
+    assert state["step"].dtype == torch.int64 and int(state["step"]) == 1
+    assert state["exp_avg"].shape == (1, model[0].weight.numel())
+
+
+# --- the engine's options: seed, gradient noise, clipping ------------------------------------
+def test_langevin_noise_is_the_counter_stream_of_each_parameter() -> None:
+    """w <- w - lr*g + sqrt(2*lr*T)*z with z = normal(seed, 'langevin', particle id, step): the particle
+    id is the parameter's index in the optimizer's list, the step its own step count (0 first)."""
+    first = torch.nn.Parameter(torch.zeros(3, dtype=DTYPE))
+    second = torch.nn.Parameter(torch.ones(2, 2, dtype=DTYPE))
+    lr, temperature, seed = 0.1, 0.5, 7
+    opt = TorchOptimizer(
+        [{"params": [first]}, {"params": [second], "temperature": 2.0}],
+        "langevin",
+        lr=lr,
+        temperature=temperature,
+        seed=seed,
+    )
+    for step in range(3):
+        expected = []
+        for particle, (p, t) in enumerate(((first, temperature), (second, 2.0))):
+            z = normal(seed, "langevin", torch.tensor([particle]), step, p.numel()).reshape(p.shape)
+            expected.append(p.detach() - lr * 2 * p.detach() + math.sqrt(2 * lr * t) * z)
+        opt.zero_grad()
+        ((first**2).sum() + (second**2).sum()).backward()
+        opt.step()
+        for p, e in zip((first, second), expected):
+            torch.testing.assert_close(p.detach(), e, rtol=1e-15, atol=1e-15)
+
+
+def test_seed_makes_a_run_reproducible() -> None:
     def run(seed: int) -> torch.Tensor:
         w = torch.nn.Parameter(torch.zeros(4, dtype=DTYPE))
-        opt = TorchOptimizer(
-            [w], "langevin", lr=0.1, temperature=0.5, generator=torch.Generator().manual_seed(seed)
-        )
+        opt = TorchOptimizer([w], "langevin", lr=0.1, temperature=0.5, seed=seed)
         for _ in range(3):
             opt.zero_grad()
             (w**2).sum().backward()
@@ -155,9 +352,56 @@ def test_noise_is_reproducible_with_a_generator() -> None:
     assert not torch.equal(run(1), run(2))
 
 
-def test_bad_options_fail_at_construction() -> None:
-    model = torch.nn.Linear(2, 1, dtype=DTYPE)
-    with pytest.raises(DescentError, match="adam.lr"):
-        TorchOptimizer(model.parameters(), "adam", lr=-1.0)
-    with pytest.raises(DescentError, match="optimizer"):
-        TorchOptimizer(model.parameters(), "lbfgs")
+def test_gradient_noise_then_clipping_then_weight_decay() -> None:
+    """g <- g + sigma*z (stream 'grad_noise'), then g <- g*min(1, c/|g|) per tensor, then g + wd*w."""
+    w = torch.nn.Parameter(torch.tensor([3.0, -4.0, 1.0], dtype=DTYPE))
+    sigma, clip, wd, lr, seed = 0.3, 0.5, 0.2, 0.1, 11
+    opt = TorchOptimizer([w], "gd", lr=lr, grad_noise=sigma, clip_norm=clip, weight_decay=wd, seed=seed)
+    for step in range(3):
+        x = w.detach().clone()
+        g = 2 * x + sigma * normal(seed, "grad_noise", torch.tensor([0]), step, 3)[0]
+        g = g * min(1.0, clip / g.norm().item())
+        expected = x - lr * (g + wd * x)
+        opt.zero_grad()
+        (w**2).sum().backward()
+        opt.step()
+        torch.testing.assert_close(w.detach(), expected, rtol=1e-15, atol=1e-15)
+
+
+def test_clip_norm_equals_clipping_each_tensor_before_torch() -> None:
+    inputs, targets = data(4)
+    ours_model, ref_model = twins()
+    ours = TorchOptimizer(ours_model.parameters(), "nesterov", lr=0.05, momentum=0.9, clip_norm=0.05)
+    reference = torch.optim.SGD(ref_model.parameters(), lr=0.05, momentum=0.9, nesterov=True, foreach=False)
+    clipped = 0
+    for k in range(40):
+        train_step(ours_model, ours, inputs, targets)
+        reference.zero_grad()
+        loss_of(ref_model, inputs, targets).backward()
+        for q in ref_model.parameters():  # g*min(1, c/|g|) per tensor (torch's clip_grad_norm_ adds 1e-6)
+            norm = q.grad.norm().item()
+            clipped += int(norm > 0.05)
+            q.grad.mul_(min(1.0, 0.05 / norm))
+        reference.step()
+        assert_same_params(ours_model, ref_model, f"clipped step {k}")
+    assert clipped > 0
+
+
+def test_deepcopy_keeps_the_rule_and_state() -> None:
+    inputs, targets = data(5)
+    model = network()
+    opt = TorchOptimizer(model.parameters(), "rmsprop", lr=0.01, centered=True)
+    train_step(model, opt, inputs, targets)
+    model_copy = copy.deepcopy(model)
+    opt_copy = TorchOptimizer(model_copy.parameters(), "rmsprop")
+    opt_copy.load_state_dict(copy.deepcopy(opt).state_dict())
+    assert copy.deepcopy(opt).name == "rmsprop"
+    for _ in range(5):
+        train_step(model, opt, inputs, targets)
+        train_step(model_copy, opt_copy, inputs, targets)
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), model_copy.parameters()))
+
+
+def test_docstring_example_runs() -> None:
+    result = doctest.testmod(torch_adapter, raise_on_error=False, verbose=False)
+    assert result.attempted >= 10 and result.failed == 0

@@ -1,7 +1,7 @@
 """Update rules and the Optimizer options: stability edges, Langevin's stationary law, gradient noise,
 clipping, coupled weight decay, validation errors, purity.
 
-Statistical checks use seeded generators (so they are deterministic) and tolerances of a few standard
+Statistical checks use the seeded counter-based stream (deterministic) and tolerances of a few standard
 errors, stated next to each, so that they would also pass for most other seeds.
 """
 
@@ -17,6 +17,7 @@ import torch
 from descent._errors import DescentError
 from descent.landscapes import get_landscape
 from descent.optim import RULES, Optimizer, get_rule, stability_edge
+from descent.random import Draw
 
 torch.set_num_threads(1)
 
@@ -94,13 +95,13 @@ def test_langevin_stationary_variance_is_the_exact_discrete_value(lr_h: float) -
     lr = lr_h / h
     land = get_landscape("quadratic", dim=1, mu=h)
     opt = Optimizer.build("langevin", lr=lr, temperature=temperature)
-    generator = torch.Generator().manual_seed(20)
+    ids = torch.arange(n)
     x = torch.zeros(n, 1, dtype=DTYPE)
     state = opt.init(x)
     contraction = abs(1 - lr_h)
     burn_in = math.ceil(math.log(1e-9) / (2 * math.log(contraction)))
     for k in range(burn_in):
-        updates, state = opt.step(k, x, land.gradient(x), state, generator)
+        updates, state = opt.step(k, x, land.gradient(x), state, Draw(20, ids, k, DTYPE))
         x = x + updates
     exact = temperature / (h * (1 - lr_h / 2))
     standard_error = math.sqrt(2 / (n - 1))
@@ -110,49 +111,54 @@ def test_langevin_stationary_variance_is_the_exact_discrete_value(lr_h: float) -
     assert abs(float(x.var()) / (temperature / h) - 1) > 8 * standard_error
 
 
-def test_langevin_is_reproducible_with_a_seeded_generator() -> None:
+def test_langevin_is_reproducible_and_per_particle() -> None:
+    """The same seed gives the same path; another seed another; and a particle's path does not depend
+    on which other particles share the batch (its draws are keyed by its own id)."""
     opt = Optimizer.build("langevin", lr=0.05, temperature=0.2)
     land = get_landscape("double-well")
 
-    def run(seed: int) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(seed)
-        x = land.start().repeat(4, 1)
+    def run(seed: int, ids: torch.Tensor) -> torch.Tensor:
+        x = land.start().repeat(len(ids), 1)
         state = opt.init(x)
         for k in range(20):
-            updates, state = opt.step(k, x, land.gradient(x), state, generator)
+            updates, state = opt.step(k, x, land.gradient(x), state, Draw(seed, ids, k, DTYPE))
             x = x + updates
         return x
 
-    assert torch.equal(run(1), run(1))
-    assert not torch.equal(run(1), run(2))
+    four = torch.arange(4)
+    assert torch.equal(run(1, four), run(1, four))
+    assert not torch.equal(run(1, four), run(2, four))
+    assert torch.equal(run(1, torch.tensor([2]))[0], run(1, four)[2])
 
 
 # --- gradient noise ---------------------------------------------------------------------------
-def test_gradient_noise_is_reproducible_with_a_seeded_generator() -> None:
+def test_gradient_noise_is_reproducible_with_a_seeded_stream() -> None:
     opt = Optimizer.build("gd", lr=0.1, grad_noise=0.5)
     g = torch.ones(3, 2, dtype=DTYPE)
     x = torch.zeros(3, 2, dtype=DTYPE)
-    first = opt.process_gradient(g, x, torch.Generator().manual_seed(9))
-    again = opt.process_gradient(g, x, torch.Generator().manual_seed(9))
-    other = opt.process_gradient(g, x, torch.Generator().manual_seed(10))
+    ids = torch.arange(3)
+    first = opt.process_gradient(g, x, Draw(9, ids, 0, DTYPE))
+    again = opt.process_gradient(g, x, Draw(9, ids, 0, DTYPE))
+    other = opt.process_gradient(g, x, Draw(10, ids, 0, DTYPE))
+    later = opt.process_gradient(g, x, Draw(9, ids, 1, DTYPE))
     assert torch.equal(first, again)
-    assert not torch.equal(first, other)
-    # without noise the gradient is passed through untouched and no random number is drawn
+    assert not torch.equal(first, other) and not torch.equal(first, later)
+    # without noise the gradient is passed through untouched, and needs no draw
     quiet = Optimizer.build("gd", lr=0.1)
-    generator = torch.Generator().manual_seed(9)
-    assert torch.equal(quiet.process_gradient(g, x, generator), g)
-    assert torch.equal(generator.get_state(), torch.Generator().manual_seed(9).get_state())
+    assert torch.equal(quiet.process_gradient(g, x, None), g) and not quiet.needs_draw
+    with pytest.raises(DescentError, match="draw"):
+        opt.process_gradient(g, x, None)
 
 
 def test_gradient_noise_has_the_right_mean_and_variance() -> None:
-    """g + sigma*z: per-particle sigma (a tensor), 40,000 draws per particle. The sample variance's
+    """g + sigma*z with per-particle sigma (a tensor): 40,000 particles per sigma. The sample variance's
     standard error is sqrt(2/(n - 1)) relative (0.7 %), the mean's sigma/sqrt(n); tolerance 4 SE each."""
     sigmas = torch.tensor([0.1, 1.0, 3.0], dtype=DTYPE)
-    opt = Optimizer.build("gd", lr=0.1, grad_noise=sigmas)
     n = 40_000
-    g = torch.full((3, n), 2.0, dtype=DTYPE)
-    noisy = opt.process_gradient(g, torch.zeros_like(g), torch.Generator().manual_seed(3))
-    noise = noisy - g
+    opt = Optimizer.build("gd", lr=0.1, grad_noise=sigmas.repeat_interleave(n))
+    g = torch.full((3 * n, 1), 2.0, dtype=DTYPE)
+    noisy = opt.process_gradient(g, torch.zeros_like(g), Draw(3, torch.arange(3 * n), 0, DTYPE))
+    noise = (noisy - g).reshape(3, n)
     for i, sigma in enumerate(sigmas.tolist()):
         assert abs(float(noise[i].var()) / sigma**2 - 1) < 4 * math.sqrt(2 / (n - 1))
         assert abs(float(noise[i].mean())) < 4 * sigma / math.sqrt(n)
@@ -164,11 +170,11 @@ def test_gradient_noise_is_a_temperature() -> None:
     h, lr, s, n = 1.5, 0.4, 0.8, 100_000
     land = get_landscape("quadratic", dim=1, mu=h)
     opt = Optimizer.build("gd", lr=lr, grad_noise=s)
-    generator = torch.Generator().manual_seed(4)
+    ids = torch.arange(n)
     x = torch.zeros(n, 1, dtype=DTYPE)
     state = opt.init(x)
     for k in range(60):  # |1 - lr h| = 0.4: bias 0.4^120 after burn-in
-        updates, state = opt.step(k, x, land.gradient(x), state, generator)
+        updates, state = opt.step(k, x, land.gradient(x), state, Draw(4, ids, k, DTYPE))
         x = x + updates
     temperature = lr * s**2 / 2
     exact = temperature / (h * (1 - lr * h / 2))
@@ -211,12 +217,12 @@ def test_options_apply_in_the_documented_order() -> None:
     x = torch.full((50, 3), 2.0, dtype=DTYPE)
     g = torch.zeros(50, 3, dtype=DTYPE)
     noisy_clip = Optimizer.build("gd", lr=0.1, grad_noise=100.0, clip_norm=clip)
-    processed = noisy_clip.process_gradient(g, x, torch.Generator().manual_seed(0))
+    processed = noisy_clip.process_gradient(g, x, Draw(0, torch.arange(50), 0, DTYPE))
     torch.testing.assert_close(
         processed.norm(dim=1), torch.full((50,), clip, dtype=DTYPE), rtol=1e-14, atol=0
     )
     everything = Optimizer.build("gd", lr=0.1, grad_noise=100.0, clip_norm=clip, l2=l2)
-    processed_l2 = everything.process_gradient(g, x, torch.Generator().manual_seed(0))
+    processed_l2 = everything.process_gradient(g, x, Draw(0, torch.arange(50), 0, DTYPE))
     torch.testing.assert_close(processed_l2, processed + l2 * x, rtol=0, atol=0)
 
 
@@ -323,7 +329,7 @@ def test_update_is_pure(name: str) -> None:
     for _ in range(2):
         before = {k: v.clone() for k, v in state.items()}
         params_before, grads_before = params.clone(), grads.clone()
-        updates, new_state = rule.update(grads, state, params, hp, torch.Generator().manual_seed(2))
+        updates, new_state = rule.update(grads, state, params, hp, Draw(2, torch.arange(4), 0, DTYPE))
         assert updates.shape == params.shape and updates.dtype == DTYPE
         assert torch.equal(params, params_before) and torch.equal(grads, grads_before)
         for key, value in before.items():

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from descent import DescentError
-from descent.dynamics import simulate
+from descent.dynamics import SaveAt, simulate
 from descent.landscapes import get_landscape
 from descent.optim import Optimizer
 from descent.theory import noise
@@ -98,7 +98,7 @@ def test_engine_heavy_ball_with_gradient_noise_has_the_predicted_variance():
     well = get_landscape("quadratic", kappa=1.0, mu=h, dim=1)
     starts = torch.zeros(4000, 1, dtype=torch.float64)
     optimizer = Optimizer.build("momentum", lr=lr, momentum=beta, grad_noise=s)
-    traj = simulate(well, optimizer, starts, 1500, record_every=100, check_every=1500, seed=3)
+    traj = simulate(well, optimizer, starts, 1500, save=SaveAt(every=100), seed=3)
     sample = traj.positions[6:, :, 0]  # after 600 steps (relaxation ~ 1/((1 - beta)) ~ 10s of steps)
     measured = float(sample.var())
     exact = noise.heavy_ball_stationary_covariance([[h]], [[s * s]], lr, beta)[0, 0]

@@ -87,12 +87,17 @@ def row_sum(t: torch.Tensor) -> torch.Tensor:
     return total
 
 
+def norm(t: torch.Tensor) -> torch.Tensor:
+    """Euclidean norm of each row of ``[N, d]`` (one call; a row's value does not depend on N)."""
+    return torch.linalg.vector_norm(t, dim=1)
+
+
 @dataclass
 class EventLog:
     """Per-particle first steps of each event (``-1``: never) and the running state the outcome needs.
 
-    ``settled_since``: the first step of the particle's current converged stretch (-1 when not
-    converged now); ``min_loss`` / ``min_loss_step``: the running minimum of the loss.
+    ``settled_since``: the first step of the particle's last converged stretch (when it is converged
+    at the end); ``min_loss`` / ``min_loss_step``: the running minimum of the loss and where it was.
     """
 
     steps: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -101,98 +106,133 @@ class EventLog:
     min_loss_step: torch.Tensor | None = None
 
 
+NEVER = 1 << 62  # "not yet" while running; -1 in the log
+
+
 class EventTracker:
-    """Evaluates the events after each step for the particles still moving, and says which stop."""
+    """The events of every state, for the particles still moving.
+
+    Events that stop a particle (diverged, left the box, the ``stop_on`` ones) are decided at every
+    step (:meth:`stops`). Events that are only recorded are evaluated in batches of saved states (the
+    loop never writes into a tensor, so the queued states stay valid): the same first steps as
+    checking after every step, for a few calls per batch (:meth:`record`, :meth:`flush`).
+    """
+
+    BATCH = 32
 
     def __init__(self, events: Events, objective, n: int, dtype: torch.dtype, device: torch.device):
         self.events = events
-        self.objective = objective
         self.unbounded = not objective.bounded_below
         spans = events.diverge_spans
-        self.far_low = [lo - spans * (hi - lo) for lo, hi in objective.bounds]
-        self.far_high = [hi + spans * (hi - lo) for lo, hi in objective.bounds]
-        self.box_low = [lo for lo, _ in objective.bounds]
-        self.box_high = [hi for _, hi in objective.bounds]
-        self.grad_tol2 = events.grad_tol**2
-        self.step_tol2 = events.step_tol**2
+        low = torch.tensor([lo for lo, _ in objective.bounds], dtype=dtype, device=device)
+        high = torch.tensor([hi for _, hi in objective.bounds], dtype=dtype, device=device)
+        self.box_center, self.box_inverse = (low + high) / 2, 2 / (high - low)
+        self.far_inverse = 2 / ((high - low) * (1 + 2 * spans))
         self.points = known_points(objective)
         self.radius = events.capture_radius if events.capture_radius is not None else objective.radius()
-        never = torch.full((n,), -1, dtype=torch.int64, device=device)
-        names = ["diverged", "converged"] + ["left_box"] * self.unbounded
-        names += ["target"] * (events.target_loss is not None)
-        names += [f"near:{p.id}" for p in self.points] * events.near
-        self.log = EventLog(
-            steps={name: never.clone() for name in names},
-            settled_since=never.clone(),
-            min_loss=torch.full((n,), math.inf, dtype=dtype, device=device),
-            min_loss_step=never.clone(),
-        )
         self.centers = None
         if events.near and self.points:
             self.centers = torch.tensor([p.position for p in self.points], dtype=dtype, device=device)
         self.stop_converged = "converged" in events.stop_on
         self.stop_target = "target" in events.stop_on
+        self.can_stop = self.unbounded or bool(events.stop_on)
+        names = ["converged"] + ["target"] * (events.target_loss is not None)
+        names += [f"near:{p.id}" for p in self.points] * (self.centers is not None)
+        never = torch.full((n,), NEVER, dtype=torch.int64, device=device)
+        self.first = {name: never.clone() for name in names}
+        self.diverged = never.clone()
+        self.left_box = never.clone()
+        self.unsettled = torch.full((n,), -1, dtype=torch.int64, device=device)  # last step not converged
+        self.min_loss = torch.full((n,), math.inf, dtype=dtype, device=device)
+        self.min_loss_step = torch.full((n,), -1, dtype=torch.int64, device=device)
+        self.queue: list[tuple] = []
 
+    # --- every step ------------------------------------------------------------------------------
     def bad(self, x: torch.Tensor, value: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        """Particles whose new state is diverged: non-finite (a row sum is non-finite when any entry is)
-        or beyond the widened box (column by column)."""
-        bad = ~torch.isfinite(row_sum(x) + value + row_sum(grad))
-        for j in range(x.shape[1]):
-            bad |= (x[:, j] < self.far_low[j]) | (x[:, j] > self.far_high[j])
-        return bad
+        """Diverged: beyond the widened box or not finite (a NaN fails every comparison), or a non-finite
+        energy or gradient (their sum is then not finite; a sum that overflows is as good as diverged)."""
+        reach = ((x - self.box_center) * self.far_inverse).abs().amax(dim=1)
+        return ~((reach <= 1) & torch.isfinite(value + grad.amax(dim=1)))
 
     def outside(self, x: torch.Tensor) -> torch.Tensor:
-        out = (x[:, 0] < self.box_low[0]) | (x[:, 0] > self.box_high[0])
-        for j in range(1, x.shape[1]):
-            out |= (x[:, j] < self.box_low[j]) | (x[:, j] > self.box_high[j])
-        return out
+        """Outside the box (NaN counts as outside)."""
+        return ~(((x - self.box_center) * self.box_inverse).abs().amax(dim=1) <= 1)
 
-    def _fire(self, name: str, now: torch.Tensor, k: int) -> None:
-        first = self.log.steps[name]
-        self.log.steps[name] = torch.where((first < 0) & now, k, first)
+    def converged(self, grad: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
+        return (norm(grad) < self.events.grad_tol) & (norm(update) < self.events.step_tol)
 
-    def observe(
-        self,
-        k: int,
-        x: torch.Tensor,
-        value: torch.Tensor,
-        grad: torch.Tensor,
-        update: torch.Tensor,
-        diverged_now: torch.Tensor,
-        moving: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """Record the events of the state after step ``k`` for the ``moving`` particles (None: all) and
-        return which of them stop here (``[N]`` bool): diverged, left the box, or a ``stop_on`` event.
-        Frozen particles keep their records (their state does not change)."""
-        log = self.log
-        active = diverged_now.logical_not() if moving is None else moving & ~diverged_now
-        self._fire("diverged", diverged_now, k)
-        converged = (row_sum(grad * grad) < self.grad_tol2) & (row_sum(update * update) < self.step_tol2)
-        converged &= active
-        self._fire("converged", converged, k)
-        since = log.settled_since
-        settled = torch.where(converged, torch.where(since < 0, k, since), -1)
-        log.settled_since = settled if moving is None else torch.where(moving, settled, since)
-        better = active & (value < log.min_loss)
-        log.min_loss = torch.where(better, value, log.min_loss)
-        log.min_loss_step = torch.where(better, k, log.min_loss_step)
-        stop = diverged_now
+    def mark_diverged(self, k: int, now: torch.Tensor) -> None:
+        self.diverged = torch.where(now, torch.clamp(self.diverged, max=k), self.diverged)
+
+    def stops(self, k, x, value, grad, update, moving: torch.Tensor | None) -> torch.Tensor | None:
+        """Which moving particles (None: all) stop at state k for a reason other than divergence:
+        left the box (landscapes unbounded below) or a ``stop_on`` event. None when none can."""
+        if not self.can_stop:
+            return None
+        stop = torch.zeros_like(value, dtype=torch.bool)
         if self.unbounded:
-            left = active & self.outside(x)
-            self._fire("left_box", left, k)
-            stop = stop | left
-        if self.events.target_loss is not None:
-            reached = active & (value <= self.events.target_loss)
-            self._fire("target", reached, k)
-            if self.stop_target:
-                stop = stop | reached
+            left = self.outside(x)
+            if moving is not None:
+                left &= moving
+            self.left_box = torch.where(left, torch.clamp(self.left_box, max=k), self.left_box)
+            stop |= left
         if self.stop_converged:
-            stop = stop | converged
-        if self.centers is not None:
-            distance = point_distances(x, self.centers)
-            for i, point in enumerate(self.points):
-                self._fire(f"near:{point.id}", active & (distance[:, i] < self.radius), k)
+            stop |= self.converged(grad, update)
+        if self.stop_target:
+            stop |= value <= self.events.target_loss
         return stop if moving is None else stop & moving
+
+    # --- recorded in batches ------------------------------------------------------------------------
+    def record(self, k, x, value, grad, update, moving: torch.Tensor | None) -> None:
+        """Queue state k for the recorded events (``moving``: which particles were still moving)."""
+        self.queue.append((k, x, value, grad, update, moving))
+        if len(self.queue) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        queue, self.queue = self.queue, []
+        if not queue:
+            return
+        ks, xs, values, grads, updates, movings = zip(*queue)
+        n = values[0].shape[0]
+        count = len(queue)
+        at = torch.tensor(ks, dtype=torch.int64, device=values[0].device).unsqueeze(1)  # [S, 1]
+        value = torch.stack(values)  # [S, N]
+        moving = torch.stack([torch.ones_like(value[0], dtype=torch.bool) if m is None else m for m in movings])
+        converged = self.converged(torch.cat(grads), torch.cat(updates)).view(count, n) & moving
+        self._first("converged", converged, at)
+        unsettled = torch.where(moving & ~converged, at, -1).amax(dim=0)
+        self.unsettled = torch.maximum(self.unsettled, unsettled)
+        masked = torch.where(moving, value, math.inf)
+        low, where = masked.min(dim=0)  # the first occurrence of the minimum
+        better = low < self.min_loss
+        self.min_loss = torch.where(better, low, self.min_loss)
+        self.min_loss_step = torch.where(better, at.squeeze(1)[where], self.min_loss_step)
+        if "target" in self.first:
+            self._first("target", (value <= self.events.target_loss) & moving, at)
+        if self.centers is not None:
+            distance = point_distances(torch.cat(xs), self.centers).view(count, n, -1)
+            for i, point in enumerate(self.points):
+                self._first(f"near:{point.id}", (distance[..., i] < self.radius) & moving, at)
+
+    def _first(self, name: str, fired: torch.Tensor, at: torch.Tensor) -> None:
+        first = torch.where(fired, at, NEVER).amin(dim=0)
+        self.first[name] = torch.minimum(self.first[name], first)
+
+    def log(self, final_converged: torch.Tensor) -> EventLog:
+        """The event log (``-1``: never), after the last flush."""
+        self.flush()
+
+        def plain(t: torch.Tensor) -> torch.Tensor:
+            return torch.where(t == NEVER, -1, t).cpu()
+
+        steps = {"diverged": plain(self.diverged)}
+        steps["converged"] = plain(self.first["converged"])
+        if self.unbounded:
+            steps["left_box"] = plain(self.left_box)
+        steps.update({name: plain(t) for name, t in self.first.items() if name != "converged"})
+        settled = torch.where(final_converged, self.unsettled + 1, -1).cpu()
+        return EventLog(steps, settled, self.min_loss.cpu(), self.min_loss_step.cpu())
 
 
 def known_points(objective) -> tuple:
@@ -225,8 +265,8 @@ def outcomes(
     points = known_points(objective)
     code = torch.full((n,), labels.index(MOVING), dtype=torch.int64)
     step = torch.full((n,), -1, dtype=torch.int64)
-    steps = {name: t.cpu() for name, t in log.steps.items()}
-    settled = log.settled_since.cpu()
+    steps = log.steps
+    settled = log.settled_since
     xs, gs, us = x.detach().cpu(), grad.detach().cpu(), update.detach().cpu()
 
     def assign(mask: torch.Tensor, label_code: torch.Tensor | int, when: torch.Tensor) -> None:
@@ -237,7 +277,7 @@ def outcomes(
 
     assign(steps["diverged"] >= 0, labels.index(DIVERGED), steps["diverged"])
     finite = torch.isfinite(xs).all(dim=1) & torch.isfinite(gs).all(dim=1)
-    converged = finite & (row_sum(gs * gs) < events.grad_tol**2) & (row_sum(us * us) < events.step_tol**2)
+    converged = finite & (norm(gs) < events.grad_tol) & (norm(us) < events.step_tol)
     if points:
         centers = torch.tensor([p.position for p in points], dtype=xs.dtype)
         distance, nearest = point_distances(torch.nan_to_num(xs), centers).min(dim=1)

@@ -169,10 +169,11 @@ PROBES: dict[str, type] = {p.name: p for p in (GradNorm, Kinetic, UpdateParts, E
 
 def probe_from_dict(spec: dict | str) -> Probe:
     """``{"name": "energy_ledger"}``, ``{"name": "update_parts", "every": 10}`` or just a name."""
+    given = spec
     if isinstance(spec, str):
         spec = {"name": spec}
     if not isinstance(spec, dict) or spec.get("name") not in PROBES:
-        raise invalid("probe", spec, f"one of {sorted(PROBES)}")
+        raise invalid("probe", given, f"one of {sorted(PROBES)}")
     every = spec.get("every", 1)
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise invalid(f"{spec['name']}.every", every, "an integer >= 1")

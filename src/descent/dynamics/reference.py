@@ -82,28 +82,37 @@ def _batch(objective, seed: int, particle: int, step: int, size, mode: str):
 
 def _one_particle(objective, optimizer, x, steps, events, seed, i, size, mode) -> ReferenceParticle:
     bounds = objective.bounds
-    far = events.diverge_spans
+    spans = events.diverge_spans
 
     def value_and_grad(point, k):
         return objective.value_and_grad(point, _batch(objective, seed, i, k, size, mode))
 
-    def diverged(point, value, grad) -> bool:
-        total = sum(point[0].tolist()) + float(value[0]) + sum(grad[0].tolist())
-        if not math.isfinite(total):
-            return True
+    def reach(point, widen: float) -> float:
+        """How far the point is from the box's centre, in half-widths of the box widened by ``widen``
+        box sizes on each side (<= 1: inside); NaN when a coordinate is NaN."""
+        worst = 0.0
         for c, (lo, hi) in zip(point[0].tolist(), bounds):
-            if c < lo - far * (hi - lo) or c > hi + far * (hi - lo):
-                return True
-        return False
+            r = abs((c - (lo + hi) / 2) * (2 / ((hi - lo) * (1 + 2 * widen))))
+            if math.isnan(r):
+                return math.nan
+            worst = max(worst, r)
+        return worst
 
-    def squared(t) -> float:
-        total = 0.0
-        for c in t[0].tolist():
-            total = total + c * c
-        return total
+    def diverged(point, value, grad) -> bool:
+        """Beyond the box widened by ``diverge_spans`` box sizes, or a non-finite state (the energy plus
+        the largest gradient entry not finite, as in the engine: an overflow counts)."""
+        far = reach(point, spans)
+        g = grad[0].tolist()
+        if math.isnan(far) or far > 1 or any(math.isnan(v) for v in g):
+            return True
+        return not math.isfinite(float(value[0]) + max(g))
 
     def outside(point) -> bool:
-        return any(c < lo or c > hi for c, (lo, hi) in zip(point[0].tolist(), bounds))
+        r = reach(point, 0.0)
+        return math.isnan(r) or r > 1
+
+    def length(t) -> float:
+        return float(torch.linalg.vector_norm(t, dim=1)[0])
 
     value, grad = value_and_grad(x, 0)
     state = optimizer.init(x)
@@ -122,7 +131,7 @@ def _one_particle(objective, optimizer, x, steps, events, seed, i, size, mode) -
         if bad:
             record["diverged"] = k
             return True
-        converged = squared(grad) < events.grad_tol**2 and squared(last) < events.step_tol**2
+        converged = length(grad) < events.grad_tol and length(last) < events.step_tol
         if converged:
             if record["converged"] < 0:
                 record["converged"] = k
@@ -171,9 +180,9 @@ def _outcome(objective, events, record, settled, x, grad, last) -> tuple[str, in
     """The label, first match wins: diverged > minimum/saddle > stationary > target > escaped > moving."""
     if record["diverged"] >= 0:
         return "diverged", record["diverged"]
-    g2 = sum(c * c for c in grad[0].tolist())
-    s2 = sum(c * c for c in last[0].tolist())
-    if g2 < events.grad_tol**2 and s2 < events.step_tol**2:
+    g = float(torch.linalg.vector_norm(grad, dim=1)[0])
+    s = float(torch.linalg.vector_norm(last, dim=1)[0])
+    if g < events.grad_tol and s < events.step_tol:
         radius = events.capture_radius if events.capture_radius is not None else objective.radius()
         best, best_distance = None, math.inf
         for point in objective.critical_points:

@@ -21,6 +21,7 @@ from descent._errors import DescentError, invalid
 @dataclass(frozen=True)
 class SaveAt:
     """Which states to keep: every ``every`` steps and/or at ``steps``; neither: the summary only.
+    ``SaveAt()`` keeps every step; ``SaveAt(steps=...)`` only those steps (and the first and last).
 
     >>> SaveAt(every=10).frame_steps(25)
     [0, 10, 20, 25]
@@ -28,10 +29,12 @@ class SaveAt:
     [0, 1000]
     """
 
-    every: int | None = 1
+    every: int | None = -1  # -1: every step, unless steps are given
     steps: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.every == -1 and not isinstance(self.every, bool):
+            object.__setattr__(self, "every", None if self.steps else 1)
         if self.every is not None:
             if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
                 raise invalid("save.every", self.every, "an integer >= 1 (or None: no periodic frames)")

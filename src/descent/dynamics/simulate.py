@@ -92,7 +92,10 @@ def simulate(
     last_update = torch.zeros_like(x)
     tracker = EventTracker(events, objective, n, dtype, device)
     diverged = tracker.bad(x, value, grad)
-    stopped = tracker.observe(0, x, value, grad, last_update, diverged, None)
+    tracker.mark_diverged(0, diverged)
+    tracker.record(0, x, value, grad, last_update, ~diverged)
+    stopped = tracker.stops(0, x, value, grad, last_update, ~diverged)
+    stopped = diverged if stopped is None else diverged | stopped
     stop_step = torch.where(stopped, 0, torch.full((n,), -1, dtype=torch.int64, device=device))
     active = ~stopped
     n_active = int(active.sum())
@@ -116,9 +119,9 @@ def simulate(
             value_new, grad_new = evaluate(x_new, k + 1)
             bad = tracker.bad(x_new, value_new, grad_new)
             x_before, state_before, moving = x, state, active
-            if n_active == n and not bool(bad.any()):
+            if n_active == n and not bool(bad.any()):  # the common step: nobody frozen, nobody diverged
                 x, value, grad, last_update, state = x_new, value_new, grad_new, update, new_state
-                moved, diverged_now, moving_arg = active, bad, None
+                moved, moving_arg, stopping = active, None, None
             else:
                 moved = active & ~bad
                 rows = moved.unsqueeze(1)
@@ -127,9 +130,14 @@ def simulate(
                 grad = torch.where(rows, grad_new, grad)
                 last_update = torch.where(rows, update, last_update)
                 state = _masked_state(rows, new_state, state)
-                diverged_now, moving_arg = bad & active, active
-            stopping = tracker.observe(k + 1, x, value, grad, last_update, diverged_now, moving_arg)
-            if bool(stopping.any()):
+                stopping = bad & active
+                tracker.mark_diverged(k + 1, stopping)
+                moving_arg = moved
+            tracker.record(k + 1, x, value, grad, last_update, moving_arg)
+            more = tracker.stops(k + 1, x, value, grad, last_update, moving_arg)
+            if more is not None:
+                stopping = more if stopping is None else stopping | more
+            if stopping is not None and bool(stopping.any()):
                 stop_step = torch.where(stopping, k + 1, stop_step)
                 active = active & ~stopping
                 n_active = int(active.sum())
@@ -148,7 +156,8 @@ def simulate(
         interrupted = True
     if saved.steps[-1] != done:
         saved.add(done, x, value, last_update)
-    labels, outcome_step = outcomes(events, objective, tracker.log, x, grad, last_update)
+    log = tracker.log(tracker.converged(grad, last_update))
+    labels, outcome_step = outcomes(events, objective, log, x, grad, last_update)
     return Trajectory(
         landscape=objective,
         optimizer=optimizer,
@@ -164,13 +173,13 @@ def simulate(
         dtype=str(dtype).removeprefix("torch."),
         device=str(device),
         spec=spec,
-        events={name: t.cpu() for name, t in tracker.log.steps.items()},
+        events=log.steps,
         event_thresholds=events.to_dict(),
         final_position=x.detach().cpu(),
         final_loss=value.detach().cpu(),
         final_update=last_update.detach().cpu(),
-        min_loss=tracker.log.min_loss.cpu(),
-        min_loss_step=tracker.log.min_loss_step.cpu(),
+        min_loss=log.min_loss,
+        min_loss_step=log.min_loss_step,
         probes=records.finish(),
         save=save,
     )
