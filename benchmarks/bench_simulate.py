@@ -3,8 +3,8 @@
 For each landscape (double well, Rosenbrock), optimizer (momentum, Adam), dtype and swarm size N
 the same run is timed three ways, side by side:
 
-``simulate``  `descent.dynamics.simulate` with all its bookkeeping on (divergence detection, outcome
-              classification every step, first/last frames recorded: ``record_every=0``);
+``simulate``  `descent.dynamics.simulate` with all its bookkeeping on (divergence detection every
+              step, recorded events in batches, first/last frames saved: ``SaveAt.summary()``);
 ``torch``     a bare `torch.optim.SGD(momentum=beta)` / `torch.optim.Adam` loop over one
               ``nn.Parameter`` of shape ``[N, 2]``; value and gradient from the landscape's own
               analytic formulas (``--torch-grad autograd``: ``energy(p).sum().backward()``);
@@ -40,12 +40,12 @@ import numpy as np
 import torch
 
 try:
-    from descent.dynamics import simulate
+    from descent.dynamics import SaveAt, simulate
     from descent.landscapes import Landscape, get_landscape
     from descent.optim import Optimizer
 except ImportError:  # run from a checkout without installing: PYTHONPATH=src
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from descent.dynamics import simulate
+    from descent.dynamics import SaveAt, simulate
     from descent.landscapes import Landscape, get_landscape
     from descent.optim import Optimizer
 
@@ -105,7 +105,7 @@ def run_simulate(
     land: Landscape, opt_name: str, hyper: dict, starts: torch.Tensor, steps: int
 ) -> torch.Tensor:
     opt = Optimizer.build(opt_name, **hyper)
-    traj = simulate(land, opt, starts, steps, record_every=0)
+    traj = simulate(land, opt, starts, steps, save=SaveAt.summary())
     return traj.positions[-1]
 
 
@@ -117,17 +117,15 @@ def run_torch(
         opt = torch.optim.SGD([p], lr=hyper["lr"], momentum=hyper["momentum"])
     else:
         opt = torch.optim.Adam([p], lr=hyper["lr"], betas=ADAM_BETAS, eps=ADAM_EPS)
-    energy, grad_fn = land.energy, land.grad_fn
-    if grad_mode == "autograd" or grad_fn is None:
+    if grad_mode == "autograd":
         for _ in range(steps):
             opt.zero_grad(set_to_none=True)
-            energy(p).sum().backward()
+            land.value(p).sum().backward()
             opt.step()
     else:
         for _ in range(steps):
             with torch.no_grad():
-                energy(p)  # the value, as simulate computes it
-                p.grad = grad_fn(p)
+                _, p.grad = land.value_and_grad(p)  # the value and gradient simulate computes
             opt.step()
     return p.detach().cpu()
 

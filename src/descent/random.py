@@ -82,9 +82,10 @@ def counter_key(seed: int, purpose: str | int, particle: torch.Tensor, step: int
     """The int64 key ``[N]`` of each particle's draws at ``step`` (``particle``: int64 ids ``[N]``)."""
     particle = particle.to(torch.int64)
     head = mix64_reference(mix64_reference(int(seed)) ^ _purpose(purpose))
-    key = mix64(torch.full_like(particle, _signed(head)) ^ particle)
-    step = torch.as_tensor(step, dtype=torch.int64, device=particle.device)
-    return mix64(key ^ step)
+    key = mix64(particle ^ _signed(head))
+    if isinstance(step, int):
+        return mix64(key ^ _signed(step))  # a Python scalar: no host-to-device copy on CUDA
+    return mix64(key ^ step.to(device=particle.device, dtype=torch.int64))
 
 
 def counter_key_reference(seed: int, purpose: str | int, particle: int, step: int) -> int:

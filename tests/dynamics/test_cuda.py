@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from descent import Optimizer, get_landscape, simulate
+from descent.dynamics import Events, SaveAt
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -41,6 +42,9 @@ def assert_same_run(cpu, gpu, atol=1e-10):
     assert torch.equal(gpu.outcome_step, cpu.outcome_step)
     assert torch.equal(gpu.stop_step, cpu.stop_step)
     assert gpu.nearest_minimum == cpu.nearest_minimum
+    assert gpu.events.keys() == cpu.events.keys()
+    for name in cpu.events:
+        assert torch.equal(gpu.events[name], cpu.events[name]), name
 
 
 @pytest.mark.parametrize("land_name, opt_name, hyper", CASES)
@@ -48,8 +52,8 @@ def test_cuda_trajectory_equals_cpu_in_float64(land_name, opt_name, hyper):
     land = get_landscape(land_name)
     opt = Optimizer.build(opt_name, **hyper)
     starts = swarm(land)
-    cpu = simulate(land, opt, starts, 400, record_every=10)
-    gpu = simulate(land, opt, starts.cuda(), 400, record_every=10)
+    cpu = simulate(land, opt, starts, 400, save=SaveAt(every=10))
+    gpu = simulate(land, opt, starts.cuda(), 400, save=SaveAt(every=10))
     assert_same_run(cpu, gpu)
     assert len(set(cpu.outcomes)) > 1  # the case exercises more than one outcome
 
@@ -59,9 +63,12 @@ def test_cuda_per_particle_hyperparameters_and_stop_conditions_match_cpu():
     starts = swarm(land, n=64)
     lrs = torch.linspace(0.002, 0.6, starts.shape[0], dtype=torch.float64)  # the top ones diverge
     opt = Optimizer.build("momentum", lr=lrs, momentum=0.8)
-    for kwargs in ({"grad_tol": 1e-6}, {"target_loss": -0.2, "check_every": 7}):
-        cpu = simulate(land, opt, starts, 600, record_every=25, **kwargs)
-        gpu = simulate(land, opt, starts.cuda(), 600, record_every=25, **kwargs)
+    for events in (
+        Events(grad_tol=1e-6, stop_on=("converged",)),
+        Events(target_loss=-0.2, stop_on=("target",), near=True),
+    ):
+        cpu = simulate(land, opt, starts, 600, save=SaveAt(every=25), events=events)
+        gpu = simulate(land, opt, starts.cuda(), 600, save=SaveAt(every=25), events=events)
         assert_same_run(cpu, gpu)
         assert "diverged" in cpu.outcomes
 
@@ -70,9 +77,9 @@ def test_cuda_langevin_runs_and_is_reproducible_with_the_same_seed():
     land = get_landscape("double-well")
     opt = Optimizer.build("langevin", lr=0.01, temperature=0.3)
     starts = land.random_starts(500, torch.Generator().manual_seed(1)).cuda()
-    first = simulate(land, opt, starts, 300, record_every=50, seed=7)
-    again = simulate(land, opt, starts, 300, record_every=50, seed=7)
-    other = simulate(land, opt, starts, 300, record_every=50, seed=8)
+    first = simulate(land, opt, starts, 300, save=SaveAt(every=50), seed=7)
+    again = simulate(land, opt, starts, 300, save=SaveAt(every=50), seed=7)
+    other = simulate(land, opt, starts, 300, save=SaveAt(every=50), seed=8)
     assert first.device.startswith("cuda")
     assert torch.isfinite(first.positions).all()
     assert torch.equal(first.positions, again.positions)
@@ -85,8 +92,8 @@ def test_cuda_float32_runs_and_stays_close_to_float64():
     land = get_landscape("double-well")
     opt = Optimizer.build("momentum", lr=0.02, momentum=0.9)
     starts = land.random_starts(300, torch.Generator().manual_seed(2))
-    wide = simulate(land, opt, starts.cuda(), 300, record_every=0)
-    narrow = simulate(land, opt, starts.float().cuda(), 300, record_every=0)
+    wide = simulate(land, opt, starts.cuda(), 300, save=SaveAt.summary())
+    narrow = simulate(land, opt, starts.float().cuda(), 300, save=SaveAt.summary())
     assert narrow.dtype == "float32"
     agree = sum(a == b for a, b in zip(wide.outcomes, narrow.outcomes, strict=True))
     assert agree >= 0.95 * len(wide.outcomes)
@@ -120,8 +127,8 @@ def test_cuda_loop_syncs_with_the_host_at_most_once_per_step(opt_name, hyper):
     land = get_landscape("double-well")
     opt = Optimizer.build(opt_name, **hyper)
     starts = land.random_starts(1000, torch.Generator().manual_seed(3)).cuda()
-    simulate(land, opt, starts, 5, record_every=0)  # warm-up: kernels loaded, caches made
-    few = count_syncs(lambda: simulate(land, opt, starts, 20, record_every=0))
-    many = count_syncs(lambda: simulate(land, opt, starts, 60, record_every=0))
+    simulate(land, opt, starts, 5, save=SaveAt.summary())  # warm-up: kernels loaded, caches made
+    few = count_syncs(lambda: simulate(land, opt, starts, 20, save=SaveAt.summary()))
+    many = count_syncs(lambda: simulate(land, opt, starts, 60, save=SaveAt.summary()))
     per_step = (many - few) / 40
     assert per_step <= 1.0, f"{per_step:.2f} host syncs per step ({few} in 20 steps, {many} in 60)"

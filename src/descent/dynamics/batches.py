@@ -77,8 +77,6 @@ def batched_value_and_grad(objective, x, batching: Batching | None, groups, seed
     """U and grad U of every particle at ``x`` on its own mini-batch of ``step`` (``groups``: from
     ``batching.groups``; ``ids``: the particles' ids ``[N]``)."""
     if batching is None:
-        if not hasattr(objective, "value_and_grad"):  # TEMP until landscapes gain value_and_grad
-            return objective.value_and_gradient(x)
         return objective.value_and_grad(x)
     if len(groups) == 1:
         size, mode, _ = groups[0]

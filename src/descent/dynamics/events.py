@@ -118,10 +118,11 @@ class EventTracker:
     checking after every step, for a few calls per batch (:meth:`record`, :meth:`flush`).
     """
 
-    BATCH = 32
+    BATCH_ROWS = 1 << 16  # particle-states per batch: small swarms batch up to 32 steps, large ones none
 
     def __init__(self, events: Events, objective, n: int, dtype: torch.dtype, device: torch.device):
         self.events = events
+        self.batch = max(1, min(32, self.BATCH_ROWS // max(n, 1)))
         self.unbounded = not objective.bounded_below
         spans = events.diverge_spans
         low = torch.tensor([lo for lo, _ in objective.bounds], dtype=dtype, device=device)
@@ -186,38 +187,64 @@ class EventTracker:
     def record(self, k, x, value, grad, update, moving: torch.Tensor | None) -> None:
         """Queue state k for the recorded events (``moving``: which particles were still moving)."""
         self.queue.append((k, x, value, grad, update, moving))
-        if len(self.queue) >= self.BATCH:
+        if len(self.queue) >= self.batch:
             self.flush()
 
     def flush(self) -> None:
+        """Evaluate the queued states: ``[S, N]`` at once (a swarm of one particle batches 32 steps
+        into one call per operation; a large swarm is flushed every step, as ``[N]``)."""
         queue, self.queue = self.queue, []
         if not queue:
             return
         ks, xs, values, grads, updates, movings = zip(*queue)
-        n = values[0].shape[0]
-        count = len(queue)
-        at = torch.tensor(ks, dtype=torch.int64, device=values[0].device).unsqueeze(1)  # [S, 1]
-        value = torch.stack(values)  # [S, N]
-        moving = torch.stack([torch.ones_like(value[0], dtype=torch.bool) if m is None else m for m in movings])
-        converged = self.converged(torch.cat(grads), torch.cat(updates)).view(count, n) & moving
+        n, count = values[0].shape[0], len(queue)
+        if count == 1:  # k is a Python number: no reduction over steps
+            at = ks[0]
+            value, moving = values[0], movings[0]
+            converged = self.converged(grads[0], updates[0])
+            positions = xs[0]
+        else:  # the queued steps are consecutive: made on the device, no host-to-device copy
+            at = (ks[0] + torch.arange(count, dtype=torch.int64, device=values[0].device)).unsqueeze(1)
+            value = torch.stack(values)  # [S, N]
+            full = torch.ones_like(values[0], dtype=torch.bool)
+            moving = torch.stack([full if m is None else m for m in movings])
+            converged = self.converged(torch.cat(grads), torch.cat(updates)).view(count, n)
+            positions = torch.cat(xs)
+        if moving is not None:
+            converged = converged & moving
         self._first("converged", converged, at)
-        unsettled = torch.where(moving & ~converged, at, -1).amax(dim=0)
-        self.unsettled = torch.maximum(self.unsettled, unsettled)
-        masked = torch.where(moving, value, math.inf)
-        low, where = masked.min(dim=0)  # the first occurrence of the minimum
+        unconverged = ~converged if moving is None else moving & ~converged
+        self.unsettled = torch.maximum(self.unsettled, self._last(unconverged, at))
+        masked = value if moving is None else torch.where(moving, value, math.inf)
+        if count == 1:
+            low, when = masked, at
+        else:
+            low, where = masked.min(dim=0)  # the first occurrence of the minimum
+            when = at.squeeze(1)[where]
         better = low < self.min_loss
         self.min_loss = torch.where(better, low, self.min_loss)
-        self.min_loss_step = torch.where(better, at.squeeze(1)[where], self.min_loss_step)
+        self.min_loss_step = torch.where(better, when, self.min_loss_step)
         if "target" in self.first:
-            self._first("target", (value <= self.events.target_loss) & moving, at)
+            reached = value <= self.events.target_loss
+            self._first("target", reached if moving is None else reached & moving, at)
         if self.centers is not None:
-            distance = point_distances(torch.cat(xs), self.centers).view(count, n, -1)
+            distance = point_distances(positions, self.centers).view(count, n, -1).squeeze(0)
             for i, point in enumerate(self.points):
-                self._first(f"near:{point.id}", (distance[..., i] < self.radius) & moving, at)
+                near = distance[..., i] < self.radius
+                self._first(f"near:{point.id}", near if moving is None else near & moving, at)
 
-    def _first(self, name: str, fired: torch.Tensor, at: torch.Tensor) -> None:
-        first = torch.where(fired, at, NEVER).amin(dim=0)
+    def _first(self, name: str, fired: torch.Tensor, at: torch.Tensor | int) -> None:
+        """Keep the earliest step at which ``fired`` ([N], or [S, N] over the steps ``at``)."""
+        first = torch.where(fired, at, NEVER)
+        if first.ndim == 2:
+            first = first.amin(dim=0)
         self.first[name] = torch.minimum(self.first[name], first)
+
+    @staticmethod
+    def _last(fired: torch.Tensor, at: torch.Tensor | int) -> torch.Tensor:
+        """The latest step at which ``fired`` (-1: never)."""
+        last = torch.where(fired, at, -1)
+        return last.amax(dim=0) if last.ndim == 2 else last
 
     def log(self, final_converged: torch.Tensor) -> EventLog:
         """The event log (``-1``: never), after the last flush."""
