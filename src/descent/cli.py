@@ -148,29 +148,7 @@ def run(
                 raise invalid("--spec", str(spec_file), "an existing spec or trajectory.json file")
             spec = RunSpec.from_json(spec_file.read_text())
         else:
-            spec = _spec_from_flags(
-                landscape,
-                optimizer,
-                lr,
-                momentum,
-                temperature,
-                hp,
-                param,
-                schedule,
-                grad_noise,
-                clip,
-                l2,
-                start or starts,
-                steps,
-                save,
-                record_every,
-                grad_tol,
-                target_loss,
-                batch_size,
-                batch_mode,
-                seed,
-                dtype,
-            )
+            spec = _spec_from_flags(dict(locals()))
             spec = spec.with_(device=device)
         if spec.device.startswith("cuda"):
             import torch
@@ -194,37 +172,19 @@ def run(
     _print_summary(trajectory, paths)
 
 
-def _spec_from_flags(
-    landscape,
-    optimizer,
-    lr,
-    momentum,
-    temperature,
-    hp,
-    param,
-    schedule,
-    grad_noise,
-    clip,
-    l2,
-    start,
-    steps,
-    save,
-    record_every,
-    grad_tol,
-    target_loss,
-    batch_size,
-    batch_mode,
-    seed,
-    dtype,
-):
-    """The RunSpec the `run` flags describe (validated by RunSpec itself)."""
+def _spec_from_flags(flags: dict):
+    """The RunSpec the `run` flags describe (``flags``: run's arguments by name; RunSpec validates)."""
     from descent.optim import parse_schedule, schedule_to_dict
     from descent.spec import RunSpec
 
+    hp, param, schedule, save = flags["hp"], flags["param"], flags["schedule"], flags["save"]
+    record_every, grad_tol, target_loss = flags["record_every"], flags["grad_tol"], flags["target_loss"]
+    grad_noise, clip, l2 = flags["grad_noise"], flags["clip"], flags["l2"]
+
     hyper = parse_params(hp, "--hp")
-    for key, value in (("lr", lr), ("momentum", momentum), ("temperature", temperature)):
-        if value is not None:
-            hyper[key] = value
+    for key in ("lr", "momentum", "temperature"):
+        if flags[key] is not None:
+            hyper[key] = flags[key]
     if record_every is not None:
         if record_every < 0:
             raise invalid("--record-every", record_every, "an integer >= 0 (0: --save summary)")
@@ -247,20 +207,20 @@ def _spec_from_flags(
     if l2:
         transforms.append({"kind": "l2", "l2": l2})
     return RunSpec(
-        landscape=landscape,
+        landscape=flags["landscape"],
         landscape_params=parse_params(param, "--param"),
-        optimizer=optimizer,
+        optimizer=flags["optimizer"],
         hyper=hyper,
         schedule=schedule_to_dict(parse_schedule(schedule)) if schedule else None,
         transforms=transforms,
-        starts=parse_starts(start),
-        steps=steps,
+        starts=parse_starts(flags["start"] or flags["starts"]),
+        steps=flags["steps"],
         save=save,
         events=events,
-        batch_size=batch_size,
-        batch_mode=batch_mode,
-        seed=seed,
-        dtype=dtype,
+        batch_size=flags["batch_size"],
+        batch_mode=flags["batch_mode"],
+        seed=flags["seed"],
+        dtype=flags["dtype"],
     )
 
 

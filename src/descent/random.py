@@ -56,7 +56,8 @@ def _shr(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def mix64(x: torch.Tensor) -> torch.Tensor:
-    """SplitMix64's finaliser on int64 tensors: z ^= z >> 30; z *= MUL1; z ^= z >> 27; z *= MUL2; z ^= z >> 31."""
+    """SplitMix64's finaliser on int64 tensors:
+    z ^= z >> 30; z *= MUL1; z ^= z >> 27; z *= MUL2; z ^= z >> 31."""
     x = (x ^ _shr(x, 30)) * _MUL1
     x = (x ^ _shr(x, 27)) * _MUL2
     return x ^ _shr(x, 31)
@@ -78,7 +79,9 @@ def _purpose(purpose: str | int) -> int:
     return PURPOSES[purpose]
 
 
-def counter_key(seed: int, purpose: str | int, particle: torch.Tensor, step: int | torch.Tensor) -> torch.Tensor:
+def counter_key(
+    seed: int, purpose: str | int, particle: torch.Tensor, step: int | torch.Tensor
+) -> torch.Tensor:
     """The int64 key ``[N]`` of each particle's draws at ``step`` (``particle``: int64 ids ``[N]``)."""
     particle = particle.to(torch.int64)
     head = mix64_reference(mix64_reference(int(seed)) ^ _purpose(purpose))
@@ -105,41 +108,33 @@ def _unit(bits: torch.Tensor) -> torch.Tensor:
     return _shr(bits, 11).to(torch.float64) * (2.0**-53)
 
 
-def uniform(
-    seed: int,
-    purpose: str | int,
-    particle: torch.Tensor,
-    step: int | torch.Tensor,
-    count: int,
-    dtype: torch.dtype = torch.float64,
-) -> torch.Tensor:
+Step = int | torch.Tensor
+
+
+def _uniforms(seed: int, purpose: str | int, particle: torch.Tensor, step: Step, count: int) -> torch.Tensor:
+    """``count`` float64 uniforms in [0, 1) per particle: ``[N, count]``."""
+    return _unit(random_bits(counter_key(seed, purpose, particle, step), count))
+
+
+def uniform(seed, purpose, particle, step: Step, count: int, dtype=torch.float64) -> torch.Tensor:
     """Uniform numbers in [0, 1), ``[N, count]``, made in float64 and cast to ``dtype``."""
-    return _unit(random_bits(counter_key(seed, purpose, particle, step), count)).to(dtype)
+    return _uniforms(seed, purpose, particle, step, count).to(dtype)
 
 
-def normal(
-    seed: int,
-    purpose: str | int,
-    particle: torch.Tensor,
-    step: int | torch.Tensor,
-    count: int,
-    dtype: torch.dtype = torch.float64,
-) -> torch.Tensor:
+def normal(seed, purpose, particle, step: Step, count: int, dtype=torch.float64) -> torch.Tensor:
     """Standard normal numbers ``[N, count]`` by Box-Muller (two uniforms per number)."""
-    u = _unit(random_bits(counter_key(seed, purpose, particle, step), 2 * count))
+    u = _uniforms(seed, purpose, particle, step, 2 * count)
     radius = torch.sqrt(-2.0 * torch.log1p(-u[:, 0::2]))
     return (radius * torch.cos((2 * math.pi) * u[:, 1::2])).to(dtype)
 
 
-def integers(
-    seed: int, purpose: str | int, particle: torch.Tensor, step: int | torch.Tensor, count: int, high: int
-) -> torch.Tensor:
+def integers(seed, purpose, particle, step: Step, count: int, high: int) -> torch.Tensor:
     """Integers in [0, high), ``[N, count]`` (int64): floor(u * high)."""
-    u = _unit(random_bits(counter_key(seed, purpose, particle, step), count))
+    u = _uniforms(seed, purpose, particle, step, count)
     return torch.clamp((u * high).to(torch.int64), max=high - 1)
 
 
-def permutation(seed: int, purpose: str | int, particle: torch.Tensor, step: int | torch.Tensor, n: int):
+def permutation(seed: int, purpose: str | int, particle: torch.Tensor, step: Step, n: int) -> torch.Tensor:
     """A random permutation of ``range(n)`` per particle, ``[N, n]``: the order of n uniform keys
     (ties broken by index, stable sort)."""
     keys = random_bits(counter_key(seed, purpose, particle, step), n)
