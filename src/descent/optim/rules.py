@@ -7,10 +7,40 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TypedDict
 
 import torch
 
 from descent.optim._base import Hyper, HyperParam, State, UpdateRule, per_particle, zeros_like_state
+
+
+# --- the rules' states: typed dicts of tensors shaped like the particles [N, d], plus the step count ---
+class GDState(TypedDict):
+    step: torch.Tensor  # int64 scalar: steps taken
+
+
+class MomentumState(GDState):
+    velocity: torch.Tensor  # v, the seeds' velocity (displacement per step)
+
+
+class NesterovState(GDState):
+    buffer: torch.Tensor  # b, torch's momentum buffer
+
+
+class AdagradState(GDState):
+    sum: torch.Tensor  # s, the summed squared gradient
+
+
+class RMSpropState(GDState):
+    square_avg: torch.Tensor  # s, running mean of g^2
+    grad_avg: torch.Tensor  # m, running mean of g (centred)
+    buffer: torch.Tensor  # b, momentum on the scaled step
+
+
+class AdamState(GDState):
+    exp_avg: torch.Tensor  # m, first moment
+    exp_avg_sq: torch.Tensor  # v, second moment
+    max_exp_avg_sq: torch.Tensor  # running maximum of v (AMSGrad)
 
 LR = "learning rate (step size; time step lr for GD, sqrt(lr) for the heavy ball)"
 
@@ -117,8 +147,8 @@ def _adam_edge(hessian, state, hp):
 
 
 # --- gd -------------------------------------------------------------------------------------
-def _gd_init(params: torch.Tensor) -> State:
-    return zeros_like_state(params)
+def _gd_init(params: torch.Tensor) -> GDState:
+    return GDState(**zeros_like_state(params))
 
 
 def _gd_update(grads, state, params, hp, draw):
@@ -136,7 +166,7 @@ GD = UpdateRule(
     torch_name="SGD",
     math="w <- w - lr*g",
     edge_fn=_gd_edge,
-    edge_math='2/lambda_max',
+    edge_math="2/lambda_max",
 )
 
 
@@ -160,13 +190,13 @@ LANGEVIN = UpdateRule(
     physics="overdamped",
     math="w <- w - lr*g + sqrt(2*lr*T)*z,  z ~ N(0, I)",
     edge_fn=_gd_edge,
-    edge_math='2/lambda_max',
+    edge_math="2/lambda_max",
 )
 
 
 # --- momentum (the seeds' velocity form) ----------------------------------------------------
-def _momentum_init(params: torch.Tensor) -> State:
-    return zeros_like_state(params, "velocity")
+def _momentum_init(params: torch.Tensor) -> MomentumState:
+    return MomentumState(**zeros_like_state(params, "velocity"))
 
 
 def _momentum_update(grads, state, params, hp, draw):
@@ -187,13 +217,13 @@ MOMENTUM = UpdateRule(
     torch_name="SGD",
     math="v <- beta*v - lr*g;  w <- w + v   (torch: b <- beta*b + g, w <- w - lr*b; v = -lr*b)",
     edge_fn=_momentum_edge,
-    edge_math='2(1+beta)/lambda_max',
+    edge_math="2(1+beta)/lambda_max",
 )
 
 
 # --- nesterov (torch's buffer form) ---------------------------------------------------------
-def _nesterov_init(params: torch.Tensor) -> State:
-    return zeros_like_state(params, "buffer")
+def _nesterov_init(params: torch.Tensor) -> NesterovState:
+    return NesterovState(**zeros_like_state(params, "buffer"))
 
 
 def _nesterov_update(grads, state, params, hp, draw):
@@ -213,13 +243,13 @@ NESTEROV = UpdateRule(
     torch_name="SGD",
     math="b <- beta*b + g;  w <- w - lr*(g + beta*b)",
     edge_fn=_nesterov_edge,
-    edge_math='2(1+beta)/((1+2beta) lambda_max)',
+    edge_math="2(1+beta)/((1+2beta) lambda_max)",
 )
 
 
 # --- adagrad --------------------------------------------------------------------------------
-def _adagrad_init(params: torch.Tensor) -> State:
-    return zeros_like_state(params, "sum")
+def _adagrad_init(params: torch.Tensor) -> AdagradState:
+    return AdagradState(**zeros_like_state(params, "sum"))
 
 
 def _adagrad_update(grads, state, params, hp, draw):
@@ -241,13 +271,13 @@ ADAGRAD = UpdateRule(
     torch_name="Adagrad",
     math="s <- s + g^2;  w <- w - lr/(1 + (t-1)*lr_decay) * g/(sqrt(s) + eps)",
     edge_fn=_adagrad_edge,
-    edge_math='2/lambda_max(P^-1 H), P = sqrt(s) + eps',
+    edge_math="2/lambda_max(P^-1 H), P = sqrt(s) + eps",
 )
 
 
 # --- rmsprop --------------------------------------------------------------------------------
-def _rmsprop_init(params: torch.Tensor) -> State:
-    return zeros_like_state(params, "square_avg", "grad_avg", "buffer")
+def _rmsprop_init(params: torch.Tensor) -> RMSpropState:
+    return RMSpropState(**zeros_like_state(params, "square_avg", "grad_avg", "buffer"))
 
 
 def _rmsprop_update(grads, state, params, hp, draw):
@@ -287,13 +317,13 @@ RMSPROP = UpdateRule(
     math="s <- alpha*s + (1-alpha)*g^2;  [centred: m <- alpha*m + (1-alpha)*g, s~ = s - m^2];  "
     "d = sqrt(s~) + eps;  b <- mu*b + g/d;  w <- w - lr*b  (mu = 0: w <- w - lr*g/d)",
     edge_fn=_rmsprop_edge,
-    edge_math='2(1+mu)/lambda_max(P^-1 H), P = sqrt(s~) + eps',
+    edge_math="2(1+mu)/lambda_max(P^-1 H), P = sqrt(s~) + eps",
 )
 
 
 # --- adam family ----------------------------------------------------------------------------
-def _adam_init(params: torch.Tensor) -> State:
-    return zeros_like_state(params, "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+def _adam_init(params: torch.Tensor) -> AdamState:
+    return AdamState(**zeros_like_state(params, "exp_avg", "exp_avg_sq", "max_exp_avg_sq"))
 
 
 def _adam_step(grads, state, params, hp: Mapping[str, Hyper], amsgrad: bool):
@@ -348,7 +378,7 @@ ADAM = UpdateRule(
     torch_name="Adam",
     math=ADAM_MATH,
     edge_fn=_adam_edge,
-    edge_math='(2+2beta1)/((1-beta1) lambda_max(P^-1 H)), P = sqrt(v_hat) + eps',
+    edge_math="(2+2beta1)/((1-beta1) lambda_max(P^-1 H)), P = sqrt(v_hat) + eps",
 )
 AMSGRAD = UpdateRule(
     "amsgrad",
@@ -360,7 +390,7 @@ AMSGRAD = UpdateRule(
     torch_name="Adam",
     math=ADAM_MATH.replace("sqrt(s)", "sqrt(max_s)") + ";  max_s <- max(max_s, s)",
     edge_fn=_adam_edge,
-    edge_math='(2+2beta1)/((1-beta1) lambda_max(P^-1 H)), P = sqrt(v_hat) + eps',
+    edge_math="(2+2beta1)/((1-beta1) lambda_max(P^-1 H)), P = sqrt(v_hat) + eps",
 )
 ADAMW = UpdateRule(
     "adamw",
@@ -372,9 +402,8 @@ ADAMW = UpdateRule(
     torch_name="AdamW",
     math="w <- w*(1 - lr*wd);  then the Adam step",
     edge_fn=_adam_edge,
-    edge_math='(2+2beta1)/((1-beta1) lambda_max(P^-1 H)), P = sqrt(v_hat) + eps',
+    edge_math="(2+2beta1)/((1-beta1) lambda_max(P^-1 H)), P = sqrt(v_hat) + eps",
 )
-
 
 
 RULES: dict[str, UpdateRule] = {
