@@ -176,10 +176,16 @@ def test_metadata_is_complete_and_json_friendly(name: str) -> None:
     json.dumps(landscape.describe())
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_formula_string_is_the_energy(name: str) -> None:
-    """The 2-D formula, read as Python with sin/cos/exp/sqrt/abs, gives the same numbers as the energy."""
-    landscape = build(name)
+def _mean(terms):
+    terms = list(terms)
+    return sum(terms) / len(terms)
+
+
+@pytest.mark.parametrize(("name", "dim"), [(n, 2) for n in NAMES] + [(n, d) for n in N_DIM for d in (3, 5)])
+def test_formula_string_is_the_energy(name: str, dim: int) -> None:
+    """The formula, read as Python with sin/cos/exp/sqrt/abs (and sum, mean, range over the columns x[i]
+    of an n-dimensional one), gives the same numbers as the energy."""
+    landscape = build(name, dim if name in N_DIM else None)
     x = uniform_in_bounds(landscape, 50, seed=1)
     namespace = {
         "__builtins__": {},
@@ -190,9 +196,15 @@ def test_formula_string_is_the_energy(name: str) -> None:
         "abs": torch.abs,
         "pi": math.pi,
         "e": math.e,
-        "x": x[:, 0],
-        "y": x[:, 1],
+        "sum": sum,
+        "mean": _mean,
+        "range": range,
+        "d": dim,
     }
+    if "x[" in landscape.formula:
+        namespace["x"] = list(x.T)  # x[i]: column i
+    else:
+        namespace.update(x=x[:, 0], y=x[:, 1])
     from_formula = eval(landscape.formula, namespace)  # our own strings, no builtins
     torch.testing.assert_close(from_formula, landscape.value(x), rtol=1e-12, atol=1e-12)
 

@@ -3,6 +3,7 @@
 import ast
 import builtins
 import math
+import pickle
 import re
 import time
 
@@ -111,7 +112,7 @@ GRADIENT_FORMULAS = [
 @pytest.mark.parametrize("text", GRADIENT_FORMULAS)
 def test_autograd_gradient_matches_finite_differences(text):
     landscape = formula_landscape(text)
-    assert landscape.grad_fn is None
+    assert landscape.grad_fn == landscape.energy.gradient  # the formula's own (reverse-mode) gradient
     x = torch.tensor(RNG.uniform(0.2, 1.8, size=(16, 2)), dtype=torch.float64)
     grad = landscape.gradient(x)
     h = 1e-6
@@ -266,7 +267,7 @@ def test_formula_landscape_fields():
     assert landscape.name == "formula" and landscape.dim == 2
     assert landscape.bounds == ((-3.0, 3.0), (-3.0, 3.0))
     assert landscape.description == text and landscape.formula == text
-    assert landscape.grad_fn is None and landscape.bounded_below
+    assert landscape.grad_fn == landscape.energy.gradient and landscape.bounded_below
     assert formula_landscape("x**2").dim == 2
     assert formula_landscape("x1**2 + x2**2 + (x3 - 1)**2").dim == 3
     custom = formula_landscape("x**2 + y**2", bounds=(-1, 2), start=(0.5, 0.5), lr=0.05)
@@ -418,3 +419,137 @@ def test_garbage_only_raises_formula_error(text):
     except FormulaError:
         return
     _check_evaluates(formula)
+
+
+# --- sums over the coordinates and the quadratic form ----------------------------------------------
+
+POINTS_4D = RNG.uniform(-2.0, 2.0, size=(32, 4))
+X4 = ("x1", "x2", "x3", "x4")
+SUM_REFERENCES = [
+    ("sum(x[i]**2 for i in range(d))", lambda p: (p**2).sum(1)),
+    ("mean(cos(2*pi*x[i]) for i in range(d))", lambda p: np.cos(2 * np.pi * p).mean(1)),
+    ("sum(100*(x[i+1] - x[i]**2)**2 + (1 - x[i])**2 for i in range(d - 1))",
+     lambda p: (100 * (p[:, 1:] - p[:, :-1] ** 2) ** 2 + (1 - p[:, :-1]) ** 2).sum(1)),
+    ("sum(x[i - 1] - x[i] for i in range(1, d))", lambda p: p[:, 0] - p[:, -1]),
+    ("sum(x[1 + i]*x[i] for i in range(d - 1))", lambda p: (p[:, 1:] * p[:, :-1]).sum(1)),
+    ("x1 + x4**2 + 10*d + sum(1 for j in range(d))", lambda p: p[:, 0] + p[:, 3] ** 2 + 44),
+    ("sum(x[i] for i in range(0)) + mean(x[i] for i in range(2, 3))", lambda p: p[:, 2]),
+    ("sqrt(sum(x[i]^2 for i in range(d)))", lambda p: np.sqrt((p**2).sum(1))),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "reference"), SUM_REFERENCES, ids=[t for t, _ in SUM_REFERENCES])
+def test_sums_over_the_coordinates_match_numpy(text, reference):
+    np.testing.assert_allclose(
+        evaluate(text, POINTS_4D, variables=X4), reference(POINTS_4D), rtol=1e-12, atol=1e-12
+    )
+
+
+def test_sums_in_two_dimensional_formulas_use_d_equal_2():
+    np.testing.assert_allclose(
+        evaluate("y + sum(x[i]**2 for i in range(d))"), POINTS[:, 1] + (POINTS**2).sum(1), rtol=1e-14
+    )
+    assert parse_formula("sum(x[i]**2 for i in range(d))").used == ("x", "y")
+    assert parse_formula("sum(x[i] for i in range(1, d))", X4).used == ("x2", "x3", "x4")
+
+
+REJECTED_SUMS = [
+    ("sum(x[i] for i in range(d + 1))", "x[i] reaches column 4", 5),
+    ("sum(x[i+1] for i in range(d))", "x[i + 1] reaches column 4", 5),
+    ("sum(x[i - 1] for i in range(d))", "x[i - 1] reaches column -1", 5),
+    ("sum(x[0] for i in range(d))", "only x[i], x[i + k] or x[i - k]", 7),
+    ("sum(x[i*2] for i in range(d))", "this subscript is not allowed", 7),
+    ("sum(x[i + 0.5] for i in range(d))", "this subscript is not allowed", 7),
+    ("sum(x[i:2] for i in range(d))", "this subscript is not allowed", 7),
+    ("sum(y[i] for i in range(d))", "subscripts are not allowed here", 5),
+    ("sum(x2*x[i] for i in range(d))", "the variable 'x2' cannot be used inside sum", 5),
+    ("sum(i*x[i] for i in range(d))", "the index 'i' can only be a subscript", 5),
+    ("sum(x[i] for i in range(d) if i)", "'if' is not allowed", 31),
+    ("sum(x[i] for i in range(d) for j in range(d))", "one 'for' clause", 32),
+    ("sum(x[i] for i in [1, 2])", "range(stop) or range(start, stop)", 19),
+    ("sum(x[i] for i in range(0, d, 1))", "range(stop) or range(start, stop)", 19),
+    ("sum(x[i] for i in range(x1))", "whole numbers made of d and integers", 25),
+    ("sum(x[i] for i in range(d/3))", "whole numbers made of d and integers", 25),
+    ("sum(x[i] for i in range(1e400))", "number too large", 25),
+    ("sum(sum(x[i] for i in range(d)) for j in range(d))", "sums cannot be nested", 5),
+    ("sum(x[i] for x in range(d))", "the index 'x' is already a name", 14),
+    ("sum(x[i] for (i, j) in range(d))", "a plain name", 14),
+    ("1 + sum(x)", "sum() takes one generator", 5),
+    ("mean(x1, x2)", "mean() takes one generator", 1),
+    ("2*sum", "the function 'sum' must be called", 3),
+    ("mean(x[i] for i in range(0))", "mean() over an empty range", 20),
+    ("x[i]", "subscripts '[...]' are not allowed", 2),
+    ("(x[i] for i in range(d))", "generator expressions are not allowed", 1),
+    ("range(d)", "unknown function 'range'", 1),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem", "column"), REJECTED_SUMS, ids=[t[:40] for t, _, _ in REJECTED_SUMS]
+)
+def test_sums_outside_the_narrow_form_raise_with_column(text, problem, column):
+    with pytest.raises(FormulaError) as info:
+        parse_formula(text, X4)
+    message = str(info.value)
+    assert message.startswith("invalid landscape formula ")
+    assert problem in message
+    assert f"at column {column}" in message
+
+
+def test_quadratic_form_of_a_given_matrix():
+    a = [[2.0, 0.5], [0.5, 1.0]]
+    formula = parse_formula("x @ A @ x / 2 + 1", ("a", "b"), matrices={"A": a})
+    expected = 0.5 * np.einsum("ni,ij,nj->n", POINTS, np.array(a), POINTS) + 1
+    np.testing.assert_allclose(formula(torch.tensor(POINTS)).numpy(), expected, rtol=1e-14)
+    _, grad = formula.value_and_grad(torch.tensor(POINTS))
+    np.testing.assert_allclose(grad.numpy(), POINTS @ np.array(a), rtol=1e-14)
+    matrices = {"A": a}
+    for text, problem, column in [
+        ("x @ A", "operator '@' is not allowed here", 3),
+        ("x @ A @ y", "operator '@' is not allowed here", 7),
+        ("a + A", "the matrix 'A' can only be used as x @ A @ x", 5),
+        ("sum(x @ A @ x for i in range(d))", "cannot be used inside sum", 5),
+    ]:
+        with pytest.raises(FormulaError, match=re.escape(problem) + f".* at column {column}"):
+            parse_formula(text, ("a", "b"), matrices=matrices)
+    with pytest.raises(FormulaError, match="operator '@' is not allowed at column 7"):
+        parse_formula("x @ A @ x")  # no matrix given
+    for bad in ([[1.0, 2.0], [0.0, 1.0]], [[1.0]], [[1.0, float("nan")], [float("nan"), 1.0]]):
+        with pytest.raises(DescentError, match="symmetric 2 x 2 matrix"):
+            parse_formula("x @ A @ x", ("a", "b"), matrices={"A": bad})
+    with pytest.raises(DescentError, match="matrix name"):
+        parse_formula("x @ pi @ x", ("a", "b"), matrices={"pi": a})
+
+
+def test_formula_landscapes_have_the_formula_gradient_and_pickle():
+    landscape = formula_landscape("sin(x)*y**2 + mean(x[i]**4 for i in range(d))")
+    x = torch.tensor(POINTS, dtype=torch.float64)
+    value, grad = landscape.value_and_grad(x)
+    torch.testing.assert_close(grad, landscape.autograd_gradient(x), rtol=1e-12, atol=1e-12)
+    back = pickle.loads(pickle.dumps(landscape))
+    assert torch.equal(back.value_and_grad(x)[1], grad) and back.minima == landscape.minima
+
+
+def _finite_rows(*tensors: torch.Tensor) -> torch.Tensor:
+    rows = torch.ones(tensors[0].shape[0], dtype=torch.bool)
+    for t in tensors:
+        rows &= torch.isfinite(t.reshape(t.shape[0], -1)).all(dim=1)
+    return rows
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(EXPRESSIONS)
+def test_reverse_mode_gradient_equals_autograd_for_any_formula(text):
+    """For any whitelisted formula: value_and_grad's value is value()'s, bit for bit, and its gradient is
+    torch's autograd of value() wherever both are finite (tolerance relative to the gradient's size)."""
+    try:
+        formula = parse_formula(text)
+    except FormulaError:
+        return
+    value, grad = formula.value_and_grad(X)
+    torch.testing.assert_close(value, formula(X), rtol=0, atol=0, equal_nan=True)
+    xg = X.clone().requires_grad_(True)
+    (reference,) = torch.autograd.grad(formula(xg).sum(), xg)
+    rows = _finite_rows(value, grad, reference)
+    scale = 1 + reference[rows].abs().max() if rows.any() else 1.0
+    torch.testing.assert_close(grad[rows], reference[rows], rtol=1e-9, atol=1e-9 * float(scale))

@@ -1,15 +1,26 @@
 """Energy landscapes: the seeds' double well, plateau and saddle, quadratics, classic test functions
-and user formulas, all behind one `Landscape` interface and one registry."""
+and user formulas, all behind one `Landscape` interface and one registry.
+
+Every built-in landscape (but the data-based logistic risk) is a formula in the same safe language as
+user formulas: one text and its parameters give an expression tree (`expr`), whose value is plain
+torch and whose gradient is computed by reverse mode over the tree (`evaluate`)."""
 
 from descent.landscapes import classic, seeds, thermal  # noqa: F401  (importing a module registers its landscapes)
 from descent.landscapes._base import CriticalPoint, Landscape, refine_critical_point
 from descent.landscapes._registry import LANDSCAPES, LandscapeEntry, get_landscape, landscape_names, register
-from descent.landscapes.formula import FormulaError, formula_landscape, parse_formula, resolve_landscape
+from descent.landscapes.formula import (
+    Formula,
+    FormulaError,
+    formula_landscape,
+    parse_formula,
+    resolve_landscape,
+)
 from descent.landscapes.seeds import quadratic_matrix
 
 __all__ = [
     "LANDSCAPES",
     "CriticalPoint",
+    "Formula",
     "FormulaError",
     "Landscape",
     "LandscapeEntry",

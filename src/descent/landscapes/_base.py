@@ -44,11 +44,18 @@ class CriticalPoint:
 class Landscape:
     """An energy landscape U: R^d -> R evaluated on a batch of particles ``x`` of shape ``[N, d]``.
 
-    ``value(x) -> [N]`` is U; ``gradient(x) -> [N, d]`` is grad U, analytic when ``grad_fn`` is
-    given, else by autograd (tests check the two agree); ``hessian(x) -> [N, d, d]`` by autograd.
-    The force on a particle is ``-gradient(x)``. ``value_and_grad_fn``, optional, computes U and
-    grad U in one pass that shares their common terms (the simulation loop's call); it must return
-    exactly what ``energy`` and ``grad_fn`` return, bit for bit (tested for every built-in).
+    ``energy`` is U. For every built-in landscape and every user formula it is a parsed formula
+    (:class:`~descent.landscapes.formula.Formula`, an expression tree): ``value(x) -> [N]`` is U in
+    plain torch, and ``value_and_grad(x) -> ([N], [N, d])``, the simulation loop's call, gives U and
+    grad U by reverse mode over the tree. A data-based landscape may instead give ``energy`` and
+    ``grad_fn`` as functions (without ``grad_fn`` the gradient is by autograd). ``grad_fn`` defaults
+    to the formula's gradient; another one given in its place (a noisy gradient, say) is used as
+    given. ``hessian(x) -> [N, d, d]`` is by autograd. The force on a particle is ``-gradient(x)``.
+
+    A landscape made by :func:`~descent.landscapes.get_landscape` or
+    :func:`~descent.landscapes.formula_landscape` keeps its ``recipe`` ``(function, args)`` (the
+    name and parameters, or the formula with its box, start and lr) and pickles as that recipe,
+    never as functions.
 
     >>> from descent.landscapes import get_landscape
     >>> import torch
@@ -70,7 +77,10 @@ class Landscape:
     capture_radius: float | None = None
     params: dict[str, float] = field(default_factory=dict)
     formula: str = ""
-    value_and_grad_fn: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+    recipe: tuple = field(default=(), init=False, repr=False)
+    _fused: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = field(
+        default=None, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         if self.dim < 1:
@@ -85,6 +95,32 @@ class Landscape:
         for point in self.critical_points:
             if len(point.position) != self.dim:
                 raise invalid(f"critical point {point.id!r}", point.position, f"{self.dim} coordinates")
+        fused = getattr(self.energy, "value_and_grad", None)  # a formula: value and gradient in one pass
+        if fused is not None:
+            if self.grad_fn is None:
+                object.__setattr__(self, "grad_fn", self.energy.gradient)  # type: ignore[attr-defined]
+            if not self.formula:
+                object.__setattr__(self, "formula", self.energy.text)  # type: ignore[attr-defined]
+            if self.grad_fn == self.energy.gradient:  # type: ignore[attr-defined]
+                object.__setattr__(self, "_fused", fused)
+
+    def with_recipe(self, function: Callable[..., Landscape], *args: object) -> Landscape:
+        """This landscape, remembering ``function(*args)`` as the way to rebuild it (what it pickles
+        as). A copy made by ``dataclasses.replace`` has no recipe: it is another landscape."""
+        object.__setattr__(self, "recipe", (function, args))
+        return self
+
+    def __reduce__(self):
+        if self.recipe:
+            function, args = self.recipe
+            return function, args
+        return super().__reduce__()  # field by field (a formula pickles as its text)
+
+    def __copy__(self) -> Landscape:
+        return self  # immutable
+
+    def __deepcopy__(self, memo: dict) -> Landscape:
+        return self
 
     # --- evaluation -------------------------------------------------------------------------
     def _check_batch(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,29 +128,41 @@ class Landscape:
             raise invalid("x", tuple(x.shape), f"a tensor of shape [N, {self.dim}]")
         return x
 
+    @property
+    def data_size(self) -> int | None:
+        """The number of examples behind the objective: None for a landscape (no data)."""
+        return None
+
     def value(self, x: torch.Tensor) -> torch.Tensor:
-        """U(x) for each row of ``x`` ([N, d] -> [N])."""
+        """U(x) for each row of ``x`` ([N, d] -> [N]), differentiable by autograd."""
         return self.energy(self._check_batch(x))
 
     def gradient(self, x: torch.Tensor) -> torch.Tensor:
-        """grad U(x) for each row ([N, d] -> [N, d]); analytic when available, else autograd."""
+        """grad U(x) for each row ([N, d] -> [N, d]): ``grad_fn`` (a formula: reverse mode), else autograd."""
         x = self._check_batch(x)
         if self.grad_fn is not None:
             return self.grad_fn(x)
         return self.autograd_gradient(x)
 
     def autograd_gradient(self, x: torch.Tensor) -> torch.Tensor:
-        """grad U by reverse-mode autodiff (the reference for analytic gradients)."""
+        """grad U by torch's autograd of ``value`` (the reference for the other gradients)."""
         with torch.enable_grad():
             xg = x.detach().requires_grad_(True)
             (grad,) = torch.autograd.grad(self.energy(xg).sum(), xg)
         return grad.detach()
 
-    def value_and_gradient(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(U(x), grad U(x)) in one call; one autograd pass where there is no analytic gradient."""
+    def value_and_grad(
+        self, x: torch.Tensor, batch: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(U(x) [N], grad U(x) [N, d]) in one call: the simulation loop's call.
+
+        A formula gives both from one forward and one backward sweep of its tree; otherwise
+        ``energy`` and ``grad_fn``, or one autograd pass. ``batch`` (which examples an objective
+        with data should use) is ignored: a landscape has no data.
+        """
         x = self._check_batch(x)
-        if self.value_and_grad_fn is not None:
-            return self.value_and_grad_fn(x)
+        if self._fused is not None:
+            return self._fused(x)
         if self.grad_fn is not None:
             return self.energy(x), self.grad_fn(x)
         with torch.enable_grad():
@@ -122,6 +170,10 @@ class Landscape:
             value = self.energy(xg)
             (grad,) = torch.autograd.grad(value.sum(), xg)
         return value.detach(), grad.detach()
+
+    def value_and_gradient(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same as :meth:`value_and_grad` (its earlier name)."""
+        return self.value_and_grad(x)
 
     def hessian(self, x: torch.Tensor) -> torch.Tensor:
         """The Hessian of U at each row ([N, d] -> [N, d, d]): d double-backward passes, batched over N."""

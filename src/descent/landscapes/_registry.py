@@ -22,6 +22,7 @@ class LandscapeEntry:
     summary: str
 
     def build(self, **params: float) -> Landscape:
+        """``factory(**params)``, remembering the name and parameters as the landscape's recipe."""
         unknown = set(params) - set(self.defaults)
         if unknown:
             allowed = ", ".join(self.defaults) or "no parameters"
@@ -31,7 +32,7 @@ class LandscapeEntry:
             if values["dim"] != int(values["dim"]) or values["dim"] < 1:
                 raise invalid(f"{self.name}.dim", params["dim"], "an integer >= 1")
             values["dim"] = int(values["dim"])
-        return self.factory(**values)
+        return self.factory(**values).with_recipe(rebuild_landscape, self.name, values)
 
 
 LANDSCAPES: dict[str, LandscapeEntry] = {}
@@ -60,6 +61,11 @@ def get_landscape(name: str, **params: float) -> Landscape:
     if name not in LANDSCAPES:
         raise invalid("landscape", name, f"one of {sorted(LANDSCAPES)} or a formula in x, y")
     return LANDSCAPES[name].build(**params)
+
+
+def rebuild_landscape(name: str, params: dict[str, float]) -> Landscape:
+    """``get_landscape(name, **params)``: how a registered landscape is unpickled."""
+    return get_landscape(name, **params)
 
 
 def landscape_names(category: str | None = None) -> list[str]:

@@ -1,12 +1,13 @@
 """Classic optimisation test functions (Surjanovic & Bingham's virtual library, Wikipedia's
 "Test functions for optimization"), each with its recommended domain and published minima.
 
-Every energy maps a batch ``[N, d] -> [N]`` using only operations on its input, so it runs in
-float32 or float64 on any device. Gradients are analytic where cheap (tested equal to autograd);
-Goldstein-Price and Eggholder use autograd. Two minima are special and marked so:
+Each is a formula (:func:`~descent.landscapes.formula.parse_formula`): the text is its source, its
+value (float32 or float64, any device) and its gradient (reverse mode over the formula, tested
+equal to autograd). The n-dimensional ones sum over the coordinates, e.g. Rastrigin is
+``10*d + sum(x[i]**2 - 10*cos(2*pi*x[i]) for i in range(d))``. Two minima are special and marked so:
 
-- Ackley's minimum at the origin is a cusp (``smooth=False``): r = sqrt(mean x^2) is taken by a
-  safe square root whose gradient at r = 0 is the subgradient 0, never NaN.
+- Ackley's minimum at the origin is a cusp (``smooth=False``): r = sqrt(mean x^2), and the
+  formulas take sqrt'(0) = 0, so the gradient there is the subgradient 0, never NaN.
 - Eggholder's minimum lies on the edge x = 512 of its domain (``on_boundary=True``): there
   dU/dy = 0 but dU/dx < 0, so the force points out of the box.
 
@@ -25,23 +26,16 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from descent._errors import invalid
 from descent.landscapes._base import CriticalPoint, Energy, Landscape, PointKind, refine_critical_point
 from descent.landscapes._registry import register
+from descent.landscapes.formula import coordinates, parse_formula
 
 TWO_PI = 2 * math.pi
 
 
 # --- helpers ---------------------------------------------------------------------------------
-def _safe_sqrt(s: torch.Tensor) -> torch.Tensor:
-    """sqrt(s) for s >= 0 whose autograd (and forward-mode) derivative at s = 0 is 0, not inf/NaN."""
-    positive = s > 0
-    root = torch.sqrt(torch.where(positive, s, torch.ones_like(s)))
-    return torch.where(positive, root, torch.zeros_like(s))
-
-
 def _value(energy: Energy, position: Sequence[float]) -> float:
     return float(energy(torch.tensor([list(position)], dtype=torch.float64))[0])
 
@@ -68,10 +62,6 @@ def _cube(low: float, high: float, dim: int) -> tuple[tuple[float, float], ...]:
     return tuple((low, high) for _ in range(dim))
 
 
-def _stack(gx: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
-    return torch.stack([gx, gy], dim=1)
-
-
 # --- n-dimensional functions ------------------------------------------------------------------
 @register("sphere", "classic", "the sphere sum x_i^2: one round bowl, minimum 0 at the origin", dim=2)
 def sphere(dim: int = 2) -> Landscape:
@@ -81,25 +71,18 @@ def sphere(dim: int = 2) -> Landscape:
     """
     dim = _check_dim("sphere", dim)
 
-    def energy(x: torch.Tensor) -> torch.Tensor:
-        return (x**2).sum(dim=1)
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        return 2 * x
-
+    energy = parse_formula("sum(x[i]**2 for i in range(d))", coordinates(dim))
     start = (3.0, -4.0) if dim == 2 else tuple(3.0 if i % 2 == 0 else -4.0 for i in range(dim))
     return Landscape(
         name="sphere",
         dim=dim,
         energy=energy,
-        grad_fn=grad,
         bounds=_cube(-5.12, 5.12, dim),
         critical_points=(CriticalPoint("global", "global_min", (0.0,) * dim, 0.0),),
         default_start=start,
         default_lr=0.1,
         description="the sphere: a perfectly round bowl, the easiest case for every optimizer",
         params={"dim": dim},
-        formula="x**2 + y**2" if dim == 2 else "sum(x_i**2)",
     )
 
 
@@ -117,30 +100,20 @@ def rosenbrock(dim: int = 2) -> Landscape:
     """
     dim = _check_dim("rosenbrock", dim, low=2)
 
-    def energy(x: torch.Tensor) -> torch.Tensor:
-        head, tail = x[:, :-1], x[:, 1:]
-        return (100 * (tail - head**2) ** 2 + (1 - head) ** 2).sum(dim=1)
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        head, tail = x[:, :-1], x[:, 1:]
-        t = tail - head**2
-        return F.pad(-400 * head * t - 2 * (1 - head), (0, 1)) + F.pad(200 * t, (1, 0))
-
+    energy = parse_formula(
+        "sum(100*(x[i+1] - x[i]**2)**2 + (1 - x[i])**2 for i in range(d - 1))", coordinates(dim)
+    )
     start = tuple(-1.2 if i % 2 == 0 else 1.0 for i in range(dim))
     return Landscape(
         name="rosenbrock",
         dim=dim,
         energy=energy,
-        grad_fn=grad,
         bounds=_cube(-2.048, 2.048, dim),
         critical_points=(CriticalPoint("global", "global_min", (1.0,) * dim, 0.0),),
         default_start=start,
         default_lr=1e-3,
         description="Rosenbrock's banana: a steep-walled curved valley; GD zig-zags, momentum follows it",
         params={"dim": dim},
-        formula="100*(y - x**2)**2 + (1 - x)**2"
-        if dim == 2
-        else "sum(100*(x_{i+1} - x_i**2)**2 + (1 - x_i)**2 for i < d)",
     )
 
 
@@ -155,27 +128,18 @@ def rastrigin(dim: int = 2) -> Landscape:
     """
     dim = _check_dim("rastrigin", dim)
 
-    def energy(x: torch.Tensor) -> torch.Tensor:
-        return 10 * dim + (x**2 - 10 * torch.cos(TWO_PI * x)).sum(dim=1)
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        return 2 * x + 20 * math.pi * torch.sin(TWO_PI * x)
-
+    energy = parse_formula("10*d + sum(x[i]**2 - 10*cos(2*pi*x[i]) for i in range(d))", coordinates(dim))
     start = (2.7, -1.6) if dim == 2 else tuple(2.7 if i % 2 == 0 else -1.6 for i in range(dim))
     return Landscape(
         name="rastrigin",
         dim=dim,
         energy=energy,
-        grad_fn=grad,
         bounds=_cube(-5.12, 5.12, dim),
         critical_points=(CriticalPoint("global", "global_min", (0.0,) * dim, 0.0),),
         default_start=start,
         default_lr=2e-3,
         description="Rastrigin: an egg-crate of local minima on a bowl; GD is trapped, noise can escape",
         params={"dim": dim},
-        formula="20 + x**2 - 10*cos(2*pi*x) + y**2 - 10*cos(2*pi*y)"
-        if dim == 2
-        else "10*d + sum(x_i**2 - 10*cos(2*pi*x_i))",
     )
 
 
@@ -184,38 +148,26 @@ def ackley(dim: int = 2) -> Landscape:
     """U(x) = -20 exp(-0.2 r) - exp(mean_i cos(2 pi x_i)) + 20 + e, r = sqrt(mean_i x_i^2), on [-5, 5]^d.
 
     Global minimum 0 at the origin, a cusp (U ~ 4 r): its gradient is undefined there, marked
-    ``smooth=False``; the analytic and autograd gradients both return the subgradient 0 at r = 0.
+    ``smooth=False``; with sqrt'(0) = 0 the reverse-mode and autograd gradients both return the
+    subgradient 0 at r = 0.
     """
     dim = _check_dim("ackley", dim)
-    a, b, c = 20.0, 0.2, TWO_PI
-
-    def energy(x: torch.Tensor) -> torch.Tensor:
-        r = _safe_sqrt((x**2).mean(dim=1))
-        return -a * torch.exp(-b * r) - torch.exp(torch.cos(c * x).mean(dim=1)) + a + math.e
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        r = _safe_sqrt((x**2).mean(dim=1))
-        positive = r > 0
-        inv_r = torch.where(positive, 1 / torch.where(positive, r, torch.ones_like(r)), torch.zeros_like(r))
-        radial = (a * b / dim) * torch.exp(-b * r) * inv_r
-        wave = (c / dim) * torch.exp(torch.cos(c * x).mean(dim=1))
-        return radial.unsqueeze(1) * x + wave.unsqueeze(1) * torch.sin(c * x)
-
+    energy = parse_formula(
+        "-20*exp(-0.2*sqrt(mean(x[i]**2 for i in range(d)))) - exp(mean(cos(2*pi*x[i]) for i in range(d)))"
+        " + 20 + e",
+        coordinates(dim),
+    )
     start = (3.2, -2.4) if dim == 2 else tuple(3.2 if i % 2 == 0 else -2.4 for i in range(dim))
     return Landscape(
         name="ackley",
         dim=dim,
         energy=energy,
-        grad_fn=grad,
         bounds=_cube(-5.0, 5.0, dim),
         critical_points=(CriticalPoint("global", "global_min", (0.0,) * dim, 0.0, smooth=False),),
         default_start=start,
         default_lr=0.01,
         description="Ackley: many shallow local minima on a plateau, one deep cusp-shaped funnel at 0",
         params={"dim": dim},
-        formula="-20*exp(-0.2*sqrt((x**2 + y**2)/2)) - exp((cos(2*pi*x) + cos(2*pi*y))/2) + 20 + e"
-        if dim == 2
-        else "-20*exp(-0.2*sqrt(mean(x_i**2))) - exp(mean(cos(2*pi*x_i))) + 20 + e",
     )
 
 
@@ -241,11 +193,7 @@ def styblinski_tang(dim: int = 2) -> Landscape:
     dim = _check_dim("styblinski-tang", dim)
     low, high = _styblinski_tang_roots()
 
-    def energy(x: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (x**4 - 16 * x**2 + 5 * x).sum(dim=1)
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        return 2 * x**3 - 16 * x + 2.5
+    energy = parse_formula("sum(x[i]**4 - 16*x[i]**2 + 5*x[i] for i in range(d))/2", coordinates(dim))
 
     points = [_exact(energy, "global", "global_min", (low,) * dim)]
     if dim <= 4:
@@ -258,27 +206,28 @@ def styblinski_tang(dim: int = 2) -> Landscape:
         name="styblinski-tang",
         dim=dim,
         energy=energy,
-        grad_fn=grad,
         bounds=_cube(-5.0, 5.0, dim),
         critical_points=tuple(points),
         default_start=start,
         default_lr=0.01,
         description="Styblinski-Tang: separable double wells, one deeper side per coordinate",
         params={"dim": dim},
-        formula="(x**4 - 16*x**2 + 5*x + y**4 - 16*y**2 + 5*y)/2"
-        if dim == 2
-        else "sum(x_i**4 - 16*x_i**2 + 5*x_i)/2",
     )
 
 
 # --- two-dimensional functions ----------------------------------------------------------------
-def _himmelblau_energy(x: torch.Tensor) -> torch.Tensor:
-    return (x[:, 0] ** 2 + x[:, 1] - 11) ** 2 + (x[:, 0] + x[:, 1] ** 2 - 7) ** 2
+HIMMELBLAU = "(x**2 + y - 11)**2 + (x + y**2 - 7)**2"
+SIX_HUMP_CAMEL = "(4 - 2.1*x**2 + x**4/3)*x**2 + x*y + (-4 + 4*y**2)*y**2"
+GOLDSTEIN_PRICE = (
+    "(1 + (x + y + 1)**2*(19 - 14*x + 3*x**2 - 14*y + 6*x*y + 3*y**2))"
+    "*(30 + (2*x - 3*y)**2*(18 - 32*x + 12*x**2 + 48*y - 36*x*y + 27*y**2))"
+)
+EGGHOLDER = "-(y + 47)*sin(sqrt(abs(x/2 + y + 47))) - x*sin(sqrt(abs(x - (y + 47))))"
 
 
 @functools.cache
 def _himmelblau_points() -> tuple[CriticalPoint, ...]:
-    e = _himmelblau_energy
+    e = parse_formula(HIMMELBLAU)
     return (
         _exact(e, "ne", "global_min", (3.0, 2.0)),
         _refined(e, "nw", "global_min", (-2.805118, 3.131312)),
@@ -300,23 +249,15 @@ def himmelblau() -> Landscape:
     (3.584428, -1.848126); a local maximum 181.617 at (-0.270845, -0.923039) and four saddles.
     Which minimum GD reaches depends on the start: the basins meet at the saddles.
     """
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        a = x[:, 0] ** 2 + x[:, 1] - 11
-        b = x[:, 0] + x[:, 1] ** 2 - 7
-        return _stack(4 * x[:, 0] * a + 2 * b, 2 * a + 4 * x[:, 1] * b)
-
     return Landscape(
         name="himmelblau",
         dim=2,
-        energy=_himmelblau_energy,
-        grad_fn=grad,
+        energy=parse_formula(HIMMELBLAU),
         bounds=((-5.0, 5.0), (-5.0, 5.0)),
         critical_points=_himmelblau_points(),
         default_start=(-0.5, 0.5),
         default_lr=0.01,
         description="Himmelblau: four equally deep minima; the start decides which one GD finds",
-        formula="(x**2 + y - 11)**2 + (x + y**2 - 7)**2",
     )
 
 
@@ -327,29 +268,16 @@ def beale() -> Landscape:
     Global minimum 0 at (3, 0.5), at the end of a long flat valley; values reach ~1.8e5 in the
     corners, so GD needs a small step.
     """
-
-    def energy(x: torch.Tensor) -> torch.Tensor:
-        u, v = x[:, 0], x[:, 1]
-        return (1.5 - u + u * v) ** 2 + (2.25 - u + u * v**2) ** 2 + (2.625 - u + u * v**3) ** 2
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        u, v = x[:, 0], x[:, 1]
-        t1, t2, t3 = 1.5 - u + u * v, 2.25 - u + u * v**2, 2.625 - u + u * v**3
-        gx = 2 * t1 * (v - 1) + 2 * t2 * (v**2 - 1) + 2 * t3 * (v**3 - 1)
-        gy = 2 * t1 * u + 4 * t2 * u * v + 6 * t3 * u * v**2
-        return _stack(gx, gy)
-
+    energy = parse_formula("(1.5 - x + x*y)**2 + (2.25 - x + x*y**2)**2 + (2.625 - x + x*y**3)**2")
     return Landscape(
         name="beale",
         dim=2,
         energy=energy,
-        grad_fn=grad,
         bounds=((-4.5, 4.5), (-4.5, 4.5)),
         critical_points=(_exact(energy, "global", "global_min", (3.0, 0.5)),),
         default_start=(1.0, 1.4),
         default_lr=1e-3,
         description="Beale: a narrow, flat-bottomed valley leading to (3, 0.5), steep walls elsewhere",
-        formula="(1.5 - x + x*y)**2 + (2.25 - x + x*y**2)**2 + (2.625 - x + x*y**3)**2",
     )
 
 
@@ -360,26 +288,15 @@ def booth() -> Landscape:
     A quadratic with Hessian [[10, 8], [8, 10]] (eigenvalues 18 and 2): GD is stable for lr < 1/9.
     Global minimum 0 at (1, 3).
     """
-
-    def energy(x: torch.Tensor) -> torch.Tensor:
-        return (x[:, 0] + 2 * x[:, 1] - 7) ** 2 + (2 * x[:, 0] + x[:, 1] - 5) ** 2
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        p = x[:, 0] + 2 * x[:, 1] - 7
-        q = 2 * x[:, 0] + x[:, 1] - 5
-        return _stack(2 * p + 4 * q, 4 * p + 2 * q)
-
     return Landscape(
         name="booth",
         dim=2,
-        energy=energy,
-        grad_fn=grad,
+        energy=parse_formula("(x + 2*y - 7)**2 + (2*x + y - 5)**2"),
         bounds=((-10.0, 10.0), (-10.0, 10.0)),
         critical_points=(CriticalPoint("global", "global_min", (1.0, 3.0), 0.0),),
         default_start=(-6.0, -4.0),
         default_lr=0.05,
         description="Booth: an elongated, rotated quadratic bowl",
-        formula="(x + 2*y - 7)**2 + (2*x + y - 5)**2",
     )
 
 
@@ -390,35 +307,21 @@ def matyas() -> Landscape:
     Hessian eigenvalues 1 (across the diagonal) and 0.04 (along it): GD is stable for lr < 2 and
     slow along the diagonal. Global minimum 0 at the origin.
     """
-
-    def energy(x: torch.Tensor) -> torch.Tensor:
-        return 0.26 * (x[:, 0] ** 2 + x[:, 1] ** 2) - 0.48 * x[:, 0] * x[:, 1]
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        return _stack(0.52 * x[:, 0] - 0.48 * x[:, 1], 0.52 * x[:, 1] - 0.48 * x[:, 0])
-
     return Landscape(
         name="matyas",
         dim=2,
-        energy=energy,
-        grad_fn=grad,
+        energy=parse_formula("0.26*(x**2 + y**2) - 0.48*x*y"),
         bounds=((-10.0, 10.0), (-10.0, 10.0)),
         critical_points=(CriticalPoint("global", "global_min", (0.0, 0.0), 0.0),),
         default_start=(-7.0, 9.0),
         default_lr=0.5,
         description="Matyas: a shallow, ill-conditioned plate; progress along the diagonal is slow",
-        formula="0.26*(x**2 + y**2) - 0.48*x*y",
     )
-
-
-def _six_hump_energy(x: torch.Tensor) -> torch.Tensor:
-    u, v = x[:, 0], x[:, 1]
-    return (4 - 2.1 * u**2 + u**4 / 3) * u**2 + u * v + (-4 + 4 * v**2) * v**2
 
 
 @functools.cache
 def _six_hump_points() -> tuple[CriticalPoint, ...]:
-    e = _six_hump_energy
+    e = parse_formula(SIX_HUMP_CAMEL)
     return (
         _refined(e, "centre-e", "global_min", (0.08984201368301331, -0.7126564032704135)),
         _refined(e, "centre-w", "global_min", (-0.08984201368301331, 0.7126564032704135)),
@@ -436,22 +339,15 @@ def six_hump_camel() -> Landscape:
     Global minima -1.031628453489877 at +-(0.08984201368301331, -0.7126564032704135); four local
     minima, -0.2155 at +-(-1.7036, 0.7961) and 2.1043 at +-(1.6071, 0.5687).
     """
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        u, v = x[:, 0], x[:, 1]
-        return _stack(8 * u - 8.4 * u**3 + 2 * u**5 + v, u - 8 * v + 16 * v**3)
-
     return Landscape(
         name="six-hump-camel",
         dim=2,
-        energy=_six_hump_energy,
-        grad_fn=grad,
+        energy=parse_formula(SIX_HUMP_CAMEL),
         bounds=((-3.0, 3.0), (-2.0, 2.0)),
         critical_points=_six_hump_points(),
         default_start=(-1.2, 1.2),
         default_lr=0.01,
         description="six-hump camel: two symmetric global minima in the middle, four local ones outside",
-        formula="(4 - 2.1*x**2 + x**4/3)*x**2 + x*y + (-4 + 4*y**2)*y**2",
     )
 
 
@@ -462,15 +358,7 @@ def three_hump_camel() -> Landscape:
     Global minimum 0 at the origin; local minima 0.2986 at +-(1.7476, -0.8738), where
     x^2 = (4.2 + sqrt(3.64))/2 and y = -x/2 (closed form).
     """
-
-    def energy(x: torch.Tensor) -> torch.Tensor:
-        u, v = x[:, 0], x[:, 1]
-        return 2 * u**2 - 1.05 * u**4 + u**6 / 6 + u * v + v**2
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        u, v = x[:, 0], x[:, 1]
-        return _stack(4 * u - 4.2 * u**3 + u**5 + v, u + 2 * v)
-
+    energy = parse_formula("2*x**2 - 1.05*x**4 + x**6/6 + x*y + y**2")
     side = math.sqrt((4.2 + math.sqrt(4.2**2 - 14)) / 2)
     points = (
         CriticalPoint("global", "global_min", (0.0, 0.0), 0.0),
@@ -481,27 +369,18 @@ def three_hump_camel() -> Landscape:
         name="three-hump-camel",
         dim=2,
         energy=energy,
-        grad_fn=grad,
         bounds=((-5.0, 5.0), (-5.0, 5.0)),
         critical_points=points,
         default_start=(-2.2, 2.0),
         default_lr=0.01,
         description="three-hump camel: a global minimum at the centre flanked by two shallow local ones",
-        formula="2*x**2 - 1.05*x**4 + x**6/6 + x*y + y**2",
     )
-
-
-def _goldstein_price_energy(x: torch.Tensor) -> torch.Tensor:
-    u, v = x[:, 0], x[:, 1]
-    first = 1 + (u + v + 1) ** 2 * (19 - 14 * u + 3 * u**2 - 14 * v + 6 * u * v + 3 * v**2)
-    second = 30 + (2 * u - 3 * v) ** 2 * (18 - 32 * u + 12 * u**2 + 48 * v - 36 * u * v + 27 * v**2)
-    return first * second
 
 
 @functools.cache
 def _goldstein_price_points() -> tuple[CriticalPoint, ...]:
     # All four are exact: at each, x + y + 1 = 0 or 2x - 3y = 0 or both quadratic factors' gradients cancel.
-    e = _goldstein_price_energy
+    e = parse_formula(GOLDSTEIN_PRICE)
     return (
         _exact(e, "global", "global_min", (0.0, -1.0)),
         _exact(e, "sw", "local_min", (-0.6, -0.4)),
@@ -521,14 +400,12 @@ def goldstein_price() -> Landscape:
     return Landscape(
         name="goldstein-price",
         dim=2,
-        energy=_goldstein_price_energy,
+        energy=parse_formula(GOLDSTEIN_PRICE),
         bounds=((-2.0, 2.0), (-2.0, 2.0)),
         critical_points=_goldstein_price_points(),
         default_start=(-0.4, -0.9),
         default_lr=1e-4,
         description="Goldstein-Price: a badly scaled polynomial with one global and three local minima",
-        formula="(1 + (x + y + 1)**2*(19 - 14*x + 3*x**2 - 14*y + 6*x*y + 3*y**2))"
-        "*(30 + (2*x - 3*y)**2*(18 - 32*x + 12*x**2 + 48*y - 36*x*y + 27*y**2))",
     )
 
 
@@ -539,37 +416,17 @@ def levi_13() -> Landscape:
     Global minimum 0 at (1, 1) among many local minima. The ripples' curvature grows like
     18 pi^2 (x - 1)^2 away from it, so GD's stable step shrinks with distance (lr 1e-3 near the start).
     """
-    three_pi = 3 * math.pi
-
-    def energy(x: torch.Tensor) -> torch.Tensor:
-        u, v = x[:, 0], x[:, 1]
-        return (
-            torch.sin(three_pi * u) ** 2
-            + (u - 1) ** 2 * (1 + torch.sin(three_pi * v) ** 2)
-            + (v - 1) ** 2 * (1 + torch.sin(TWO_PI * v) ** 2)
-        )
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        u, v = x[:, 0], x[:, 1]
-        gx = three_pi * torch.sin(2 * three_pi * u) + 2 * (u - 1) * (1 + torch.sin(three_pi * v) ** 2)
-        gy = (
-            (u - 1) ** 2 * three_pi * torch.sin(2 * three_pi * v)
-            + 2 * (v - 1) * (1 + torch.sin(TWO_PI * v) ** 2)
-            + (v - 1) ** 2 * TWO_PI * torch.sin(2 * TWO_PI * v)
-        )
-        return _stack(gx, gy)
-
     return Landscape(
         name="levi-13",
         dim=2,
-        energy=energy,
-        grad_fn=grad,
+        energy=parse_formula(
+            "sin(3*pi*x)**2 + (x - 1)**2*(1 + sin(3*pi*y)**2) + (y - 1)**2*(1 + sin(2*pi*y)**2)"
+        ),
         bounds=((-10.0, 10.0), (-10.0, 10.0)),
         critical_points=(CriticalPoint("global", "global_min", (1.0, 1.0), 0.0),),
         default_start=(-1.5, 2.5),
         default_lr=1e-3,
         description="Levi N.13: a valley with sinusoidal ripples; GD stops in the nearest ripple",
-        formula="sin(3*pi*x)**2 + (x - 1)**2*(1 + sin(3*pi*y)**2) + (y - 1)**2*(1 + sin(2*pi*y)**2)",
     )
 
 
@@ -586,15 +443,7 @@ def mccormick() -> Landscape:
     -1.9133 at (-0.54719, -1.54719)); a saddle at x + y = 2 pi/3 and a local minimum 1.2284 at
     x + y = 4 pi/3, (2.5943951, 1.5943951), also inside the domain.
     """
-
-    def energy(x: torch.Tensor) -> torch.Tensor:
-        u, v = x[:, 0], x[:, 1]
-        return torch.sin(u + v) + (u - v) ** 2 - 1.5 * u + 2.5 * v + 1
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        u, v = x[:, 0], x[:, 1]
-        c = torch.cos(u + v)
-        return _stack(c + 2 * (u - v) - 1.5, c - 2 * (u - v) + 2.5)
+    energy = parse_formula("sin(x + y) + (x - y)**2 - 1.5*x + 2.5*y + 1")
 
     def at(total: float) -> tuple[float, float]:  # the point with x + y = total, x - y = 1
         return (total / 2 + 0.5, total / 2 - 0.5)
@@ -608,34 +457,25 @@ def mccormick() -> Landscape:
         name="mccormick",
         dim=2,
         energy=energy,
-        grad_fn=grad,
         bounds=((-1.5, 4.0), (-3.0, 4.0)),
         critical_points=points,
         default_start=(3.0, 3.0),
         default_lr=0.1,
         description="McCormick: a tilted valley bent by a sine into a global and a local minimum",
-        formula="sin(x + y) + (x - y)**2 - 1.5*x + 2.5*y + 1",
     )
-
-
-def _eggholder_energy(x: torch.Tensor) -> torch.Tensor:
-    u, v = x[:, 0], x[:, 1] + 47
-    return -v * torch.sin(_safe_sqrt(torch.abs(u / 2 + v))) - u * torch.sin(_safe_sqrt(torch.abs(u - v)))
 
 
 @functools.cache
 def _eggholder_points() -> tuple[CriticalPoint, ...]:
     # The minimum sits on the edge x = 512: refine y alone (dU/dy = 0 there, dU/dx < 0).
+    energy = parse_formula(EGGHOLDER)
+
     def along_edge(y: torch.Tensor) -> torch.Tensor:
-        return _eggholder_energy(torch.cat([torch.full_like(y, 512.0), y], dim=1))
+        return energy(torch.cat([torch.full_like(y, 512.0), y], dim=1))
 
     (y,) = refine_critical_point(along_edge, (404.2319,))
     position = (512.0, y)
-    return (
-        CriticalPoint(
-            "global", "global_min", position, _value(_eggholder_energy, position), on_boundary=True
-        ),
-    )
+    return (CriticalPoint("global", "global_min", position, _value(energy, position), on_boundary=True),)
 
 
 @register("eggholder", "classic", "Eggholder: a rugged egg crate; global -959.64 on the edge x = 512")
@@ -643,18 +483,17 @@ def eggholder() -> Landscape:
     """U(x, y) = -(y + 47) sin(sqrt|x/2 + y + 47|) - x sin(sqrt|x - (y + 47)|) on [-512, 512]^2.
 
     Global minimum -959.6407 at (512, 404.2319), on the boundary of the domain (``on_boundary``):
-    the gradient there is not zero but points out of the box. The sqrt|.| creases are cusps; the
-    safe square root gives them a zero subgradient instead of NaN.
+    the gradient there is not zero but points out of the box. The sqrt|.| creases are cusps; with
+    sqrt'(0) = 0 and abs'(0) = 0 the gradient there is a zero subgradient instead of NaN.
     """
     return Landscape(
         name="eggholder",
         dim=2,
-        energy=_eggholder_energy,
+        energy=parse_formula(EGGHOLDER),
         bounds=((-512.0, 512.0), (-512.0, 512.0)),
         critical_points=_eggholder_points(),
         default_start=(400.0, 300.0),
         default_lr=0.5,
         capture_radius=5.0,
         description="Eggholder: deep, irregular wells everywhere; the best one lies on the domain's edge",
-        formula="-(y + 47)*sin(sqrt(abs(x/2 + y + 47))) - x*sin(sqrt(abs(x - (y + 47))))",
     )

@@ -1,35 +1,48 @@
-"""User formulas as landscapes: a safe parser (an AST whitelist, never ``eval``) and numeric critical points.
+"""User formulas as landscapes: a safe parser (an AST whitelist, never ``eval``) into an expression tree.
 
 ``parse_formula("(x**2 - 1)**2 + y**2")`` parses the text with :func:`ast.parse` (parsing never runs
-code), checks every node against a whitelist and turns the tree into a closure over torch operations:
-``energy(x: Tensor[N, d]) -> Tensor[N]``, any dtype and device, differentiable by autograd.
-``formula_landscape`` wraps it in a :class:`~descent.landscapes.Landscape` and finds its minima
-(and saddles) numerically; ``resolve_landscape`` accepts either a registered name or a formula.
+code), checks every node against a whitelist and builds an expression tree
+(:mod:`descent.landscapes.expr`): one tree gives the value ``U(x: Tensor[N, d]) -> Tensor[N]`` in
+plain torch (any dtype and device, differentiable by autograd) and the gradient by reverse mode
+(:mod:`descent.landscapes.evaluate`). The built-in landscapes are formulas too.
+
+Sums over the coordinates: ``sum(body for i in range(a, b))`` and ``mean(...)``, where ``d`` is the
+dimension and the body uses the coordinates ``x[i]``, ``x[i + k]``, ``x[i - k]`` (k a whole number):
+
+    sum(100*(x[i+1] - x[i]**2)**2 + (1 - x[i])**2 for i in range(d - 1))     (Rosenbrock)
+
+A quadratic form ``x @ A @ x`` (x^T A x) is allowed for a symmetric matrix ``A`` given with the
+formula (``parse_formula(text, variables, matrices={"A": a})``).
+
+``formula_landscape`` wraps a formula in a :class:`~descent.landscapes.Landscape` and finds its
+minima (and saddles) numerically; ``resolve_landscape`` accepts either a registered name or a formula.
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import math
-import operator
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
 from descent._errors import DescentError, check_number, invalid
-from descent.landscapes._base import CriticalPoint, Landscape
+from descent.landscapes._base import Landscape
 from descent.landscapes._registry import LANDSCAPES, get_landscape
+from descent.landscapes.evaluate import Program
+from descent.landscapes.expr import Block, Builder, Column, Const, Expr, QuadForm, walk
+from descent.landscapes.functions import UNARY, binary_forward
+from descent.landscapes.search import find_critical_points
 
 MAX_LENGTH = 500
 MAX_DEPTH = 50
 MAX_EXPONENT = 100.0
 MAX_DIM = 10
-
-_Fn = Callable[[torch.Tensor], torch.Tensor]
 
 
 class FormulaError(DescentError):
@@ -40,40 +53,30 @@ class FormulaError(DescentError):
 
 
 def _clip(value: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-    return torch.minimum(torch.maximum(value, low), high)
+    return binary_forward("min", binary_forward("max", value, low), high)
 
 
 #: name -> (number of arguments, torch implementation)
 FUNCTIONS: dict[str, tuple[int, Callable[..., torch.Tensor]]] = {
-    "sin": (1, torch.sin),
-    "cos": (1, torch.cos),
-    "tan": (1, torch.tan),
-    "exp": (1, torch.exp),
-    "log": (1, torch.log),
-    "sqrt": (1, torch.sqrt),
-    "abs": (1, torch.abs),
-    "tanh": (1, torch.tanh),
-    "sinh": (1, torch.sinh),
-    "cosh": (1, torch.cosh),
-    "atan": (1, torch.atan),
-    "arctan": (1, torch.atan),
-    "sigmoid": (1, torch.sigmoid),
-    "softplus": (1, torch.nn.functional.softplus),
-    "min": (2, torch.minimum),
-    "max": (2, torch.maximum),
+    **{name: (1, UNARY[name].forward) for name in ("sin", "cos", "tan", "exp", "log", "sqrt", "abs")},
+    **{name: (1, UNARY[name].forward) for name in ("tanh", "sinh", "cosh", "atan")},
+    "arctan": (1, UNARY["atan"].forward),
+    "sigmoid": (1, UNARY["sigmoid"].forward),
+    "softplus": (1, UNARY["softplus"].forward),
+    "min": (2, functools.partial(binary_forward, "min")),
+    "max": (2, functools.partial(binary_forward, "max")),
     "clip": (3, _clip),
 }
+_ALIASES = {"arctan": "atan"}
 
 #: named constants
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
+DIMENSION = "d"  # the number of coordinates, a constant in every formula
+VECTOR = "x"  # the position as a vector: x[i] in a sum, x @ A @ x
+REDUCTIONS = ("sum", "mean")
+SUM_EXAMPLE = "sum(x[i]**2 for i in range(d))"
 
-_BINARY: dict[type, tuple[str, Callable]] = {
-    ast.Add: ("+", operator.add),
-    ast.Sub: ("-", operator.sub),
-    ast.Mult: ("*", operator.mul),
-    ast.Div: ("/", operator.truediv),
-    ast.Pow: ("**", operator.pow),
-}
+_BINARY: dict[type, str] = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 _OP_SYMBOLS: dict[type, str] = {
     ast.FloorDiv: "//",
     ast.Mod: "%",
@@ -214,22 +217,29 @@ def _check_depth(source: _Source, tree: ast.Expression) -> None:
             stack.append((child, depth + 1 if isinstance(child, ast.expr) else depth))
 
 
-def _materialize(value: float | _Fn) -> _Fn:
-    """A closure returning a [N] tensor; constants become ``0 * nothing + c``, still in x's graph."""
-    if callable(value):
-        return value
-    constant = float(value)
-    return lambda x: x[:, :0].sum(dim=1) + constant
+@dataclass(frozen=True)
+class _Index:
+    """The sum being compiled: ``for name in range(start, stop)``."""
+
+    name: str
+    start: int
+    stop: int
+    call: str  # "sum" or "mean"
 
 
 class _Compiler:
-    def __init__(self, source: _Source, variables: tuple[str, ...]) -> None:
+    """Checks an AST node by node against the whitelist and builds the expression tree."""
+
+    def __init__(self, source: _Source, variables: tuple[str, ...], matrices: Mapping[str, torch.Tensor]):
         self.source = source
         self.variables = {name: i for i, name in enumerate(variables)}
-        self.used: set[str] = set()
+        self.dim = len(variables)
+        self.matrices = matrices
+        self.build = Builder()
+        self.index: _Index | None = None  # inside sum(... for i in range(...)): that index
 
     def allowed_names(self) -> str:
-        return ", ".join([*self.variables, *CONSTANTS])
+        return ", ".join(dict.fromkeys([*self.variables, *CONSTANTS, DIMENSION]))
 
     def fail(self, problem: str, node: ast.AST | int | None, hint: str = "") -> FormulaError:
         offset = node if isinstance(node, int) or node is None else getattr(node, "col_offset", None)
@@ -267,10 +277,10 @@ class _Compiler:
             return sign * self.number(node)
         return None
 
-    def compile(self, node: ast.AST) -> float | _Fn:
-        """A Python float for a constant subtree, else a closure x -> Tensor[N]."""
+    def compile(self, node: ast.AST) -> Expr:
+        """The expression tree of ``node`` (constant subtrees folded into one :class:`Const`)."""
         if isinstance(node, ast.Constant):
-            return self.number(node)
+            return self.build.const(self.number(node))
         if isinstance(node, ast.Name):
             return self.name(node)
         if isinstance(node, ast.BinOp):
@@ -279,33 +289,51 @@ class _Compiler:
             return self.unary(node)
         if isinstance(node, ast.Call):
             return self.call(node)
+        if isinstance(node, ast.Subscript):
+            return self.subscript(node)
         if isinstance(node, ast.Attribute):
             raise self.fail(f"attribute access '.{node.attr}' is not allowed", self.source.after(node.value))
-        if isinstance(node, ast.Subscript):
-            raise self.fail("subscripts '[...]' are not allowed", self.source.after(node.value))
         if isinstance(node, ast.Compare):
             symbol = _OP_SYMBOLS.get(type(node.ops[0]), "comparison")
             raise self.fail(f"comparison '{symbol}' is not allowed", self.source.after(node.left))
         if isinstance(node, ast.BoolOp):
             symbol = _OP_SYMBOLS.get(type(node.op), "boolean operator")
             raise self.fail(f"'{symbol}' is not allowed", self.source.after(node.values[0]))
+        if isinstance(node, ast.GeneratorExp):
+            raise self.fail(
+                "generator expressions are not allowed", node, f"except inside sum(), e.g. {SUM_EXAMPLE}"
+            )
         what = _NODE_NAMES.get(type(node), f"the syntax {type(node).__name__} is")
         raise self.fail(f"{what} not allowed", node)
 
-    def name(self, node: ast.Name) -> float | _Fn:
+    def name(self, node: ast.Name) -> Expr:
         if not isinstance(node.ctx, ast.Load):
             raise self.fail(f"assignment to {node.id!r} is not allowed", node)
+        if self.index is not None and node.id == self.index.name:
+            raise self.fail(f"the index {node.id!r} can only be a subscript, as in x[{node.id}]", node)
         if node.id in self.variables:
-            self.used.add(node.id)
-            column = self.variables[node.id]
-            return lambda x: x[:, column]
+            if self.index is not None:
+                raise self.fail(
+                    f"the variable {node.id!r} cannot be used inside {self.index.call}(...)",
+                    node,
+                    f"use x[{self.index.name}], x[{self.index.name} + k] or x[{self.index.name} - k]",
+                )
+            return self.build.column(self.variables[node.id])
         if node.id in CONSTANTS:
-            return CONSTANTS[node.id]
+            return self.build.const(CONSTANTS[node.id])
+        if node.id == DIMENSION:
+            return self.build.const(self.dim)
         if node.id in FUNCTIONS:
             raise self.fail(f"the function {node.id!r} must be called", node, f"e.g. {node.id}(x)")
+        if node.id in REDUCTIONS:
+            raise self.fail(f"the function {node.id!r} must be called", node, f"e.g. {SUM_EXAMPLE}")
+        if node.id in self.matrices:
+            raise self.fail(f"the matrix {node.id!r} can only be used as x @ {node.id} @ x", node)
         raise self.fail(f"unknown variable {node.id!r}", node, f"allowed names: {self.allowed_names()}")
 
-    def binary(self, node: ast.BinOp) -> float | _Fn:
+    def binary(self, node: ast.BinOp) -> Expr:
+        if isinstance(node.op, ast.MatMult) and self.matrices:
+            return self.quad_form(node)
         if type(node.op) not in _BINARY:
             symbol = _OP_SYMBOLS.get(type(node.op), type(node.op).__name__)
             raise self.fail(
@@ -313,7 +341,7 @@ class _Compiler:
                 self.source.after(node.left),
                 f"allowed operators: {_ALLOWED_OPERATORS}",
             )
-        _, op = _BINARY[type(node.op)]
+        op = _BINARY[type(node.op)]
         left = self.compile(node.left)
         if isinstance(node.op, ast.Pow):
             exponent = self.literal(node.right)
@@ -323,35 +351,36 @@ class _Compiler:
                     node.right,
                     f"literal exponents must satisfy |p| <= {MAX_EXPONENT:g}",
                 )
-        right = self.compile(node.right)
-        if not callable(left) and not callable(right):
-            left = _materialize(left)
-        if not callable(left):
-            a = left
-            b_fn = right
-            return lambda x: op(a, b_fn(x))
-        if not callable(right):
-            a_fn = left
-            b = right
-            return lambda x: op(a_fn(x), b)
-        a_fn, b_fn = left, right
-        return lambda x: op(a_fn(x), b_fn(x))
+        return self.build.binary(op, left, self.compile(node.right))
 
-    def unary(self, node: ast.UnaryOp) -> float | _Fn:
+    def quad_form(self, node: ast.BinOp) -> Expr:
+        """``x @ A @ x``: the quadratic form x^T A x of a given matrix (the only use of ``@``)."""
+        inner = node.left
+        if not (
+            isinstance(inner, ast.BinOp)
+            and isinstance(inner.op, ast.MatMult)
+            and _is_name(inner.left, VECTOR)
+            and isinstance(inner.right, ast.Name)
+            and inner.right.id in self.matrices
+            and _is_name(node.right, VECTOR)
+        ):
+            names = " or ".join(f"x @ {m} @ x" for m in self.matrices)
+            raise self.fail("operator '@' is not allowed here", self.source.after(node.left), f"only {names}")
+        if self.index is not None:
+            raise self.fail(f"x @ A @ x cannot be used inside {self.index.call}(...)", node)
+        return self.build.quad_form(self.matrices[inner.right.id])
+
+    def unary(self, node: ast.UnaryOp) -> Expr:
         if isinstance(node.op, ast.UAdd):
             return self.compile(node.operand)
         if isinstance(node.op, ast.USub):
-            operand = self.compile(node.operand)
-            if not callable(operand):
-                return -operand
-            fn = operand
-            return lambda x: -fn(x)
+            return self.build.call("neg", self.compile(node.operand))
         symbol = _OP_SYMBOLS.get(type(node.op), type(node.op).__name__)
         raise self.fail(
             f"operator '{symbol}' is not allowed", node, f"allowed operators: {_ALLOWED_OPERATORS}"
         )
 
-    def call(self, node: ast.Call) -> _Fn:
+    def call(self, node: ast.Call) -> Expr:
         if not isinstance(node.func, ast.Name):
             if isinstance(node.func, (ast.Attribute, ast.Subscript, ast.Lambda)):
                 self.compile(node.func)  # raises with the more precise message
@@ -359,53 +388,180 @@ class _Compiler:
                 "only named functions can be called", node, f"allowed functions: {', '.join(FUNCTIONS)}"
             )
         name = node.func.id
+        if name in REDUCTIONS:
+            return self.reduction(node, name)
         if name not in FUNCTIONS:
             raise self.fail(
-                f"unknown function {name!r}", node.func, f"allowed functions: {', '.join(FUNCTIONS)}"
+                f"unknown function {name!r}",
+                node.func,
+                f"allowed functions: {', '.join(FUNCTIONS)}; sums: {SUM_EXAMPLE}, mean(...)",
             )
         if node.keywords:
             raise self.fail("keyword arguments are not allowed", node.keywords[0])
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 raise self.fail("starred arguments are not allowed", arg)
-        arity, fn = FUNCTIONS[name]
+        arity, _ = FUNCTIONS[name]
         if len(node.args) != arity:
             plural = "" if arity == 1 else "s"
             raise self.fail(f"{name}() takes {arity} argument{plural}, got {len(node.args)}", node.func)
-        args = [_materialize(self.compile(arg)) for arg in node.args]
-        if arity == 1:
-            (g,) = args
-            return lambda x: fn(g(x))
-        if arity == 2:
-            g, h = args
-            return lambda x: fn(g(x), h(x))
-        return lambda x: fn(*[a(x) for a in args])
+        args = [self.compile(arg) for arg in node.args]
+        if name in ("min", "max"):
+            return self.build.binary(name, args[0], args[1])
+        if name == "clip":  # min(max(v, low), high)
+            return self.build.binary("min", self.build.binary("max", args[0], args[1]), args[2])
+        return self.build.call(_ALIASES.get(name, name), args[0])
+
+    # --- sums over an index -----------------------------------------------------------------------
+    def reduction(self, node: ast.Call, name: str) -> Expr:
+        """``sum(body for i in range(a, b))`` or ``mean(...)``: the body over the columns i, folded."""
+        form = f"{name}() takes one generator, as in {name}(x[i]**2 for i in range(d))"
+        if node.keywords or len(node.args) != 1 or not isinstance(node.args[0], ast.GeneratorExp):
+            raise self.fail(form, node.func)
+        if self.index is not None:
+            raise self.fail(f"sums cannot be nested ({name}() inside {self.index.call}(...))", node.func)
+        generator = node.args[0]
+        if len(generator.generators) != 1:
+            raise self.fail(f"{name}() takes one 'for' clause", generator.generators[1].target)
+        clause = generator.generators[0]
+        if clause.ifs:
+            raise self.fail(f"'if' is not allowed in {name}()", clause.ifs[0])
+        if clause.is_async:
+            raise self.fail(f"'async for' is not allowed in {name}()", clause.target)
+        index = self.index_name(clause.target)
+        start, stop = self.index_range(clause.iter)
+        count = stop - start
+        if count <= 0:
+            if name == "mean":
+                raise self.fail(f"mean() over an empty range ({start} to {stop})", clause.iter)
+            return self.build.const(0.0)
+        self.index = _Index(index, start, stop, name)
+        try:
+            body = self.compile(generator.elt)
+        finally:
+            self.index = None
+        return self.build.fold(body, count, mean=name == "mean")
+
+    def index_name(self, target: ast.AST) -> str:
+        if not isinstance(target, ast.Name):
+            raise self.fail("the index of a sum must be a plain name, as in 'for i in range(d)'", target)
+        taken = {*self.variables, *CONSTANTS, *FUNCTIONS, *REDUCTIONS, *self.matrices, DIMENSION, VECTOR}
+        if target.id in taken:
+            raise self.fail(f"the index {target.id!r} is already a name in formulas", target, "use i or j")
+        return target.id
+
+    def index_range(self, node: ast.AST) -> tuple[int, int]:
+        """The bounds of ``range(stop)`` or ``range(start, stop)``: whole numbers, made of d and numbers."""
+        if not (
+            isinstance(node, ast.Call)
+            and _is_name(node.func, "range")
+            and not node.keywords
+            and 1 <= len(node.args) <= 2
+        ):
+            raise self.fail("a sum runs over range(stop) or range(start, stop)", node, "e.g. range(d - 1)")
+        bounds = []
+        for arg in node.args:
+            value = self.compile(arg)
+            if not (
+                isinstance(value, Const) and math.isfinite(value.value) and value.value == int(value.value)
+            ):
+                raise self.fail("range() bounds must be whole numbers made of d and integers", arg)
+            bounds.append(int(value.value))
+        return (0, bounds[0]) if len(bounds) == 1 else (bounds[0], bounds[1])
+
+    def subscript(self, node: ast.Subscript) -> Expr:
+        """``x[i + k]`` inside a sum: the columns i + k for every i of its range at once."""
+        if self.index is None:
+            raise self.fail(
+                "subscripts '[...]' are not allowed",
+                self.source.after(node.value),
+                f"except x[i] inside a sum, e.g. {SUM_EXAMPLE}",
+            )
+        i = self.index.name
+        shape = f"only x[{i}], x[{i} + k] or x[{i} - k] with k a whole number"
+        if not _is_name(node.value, VECTOR) or not isinstance(node.ctx, ast.Load):
+            raise self.fail(f"subscripts are not allowed here: {shape}", node)
+        offset = self.offset(node.slice, i)
+        if offset is None:
+            raise self.fail(f"this subscript is not allowed: {shape}", node.slice)
+        start, stop = self.index.start + offset, self.index.stop + offset
+        if start < 0 or stop > self.dim:
+            raise self.fail(
+                f"x[{ast.unparse(node.slice)}] reaches column {start if start < 0 else stop - 1} "
+                f"for {i} in range({self.index.start}, {self.index.stop}); the columns are 0 to "
+                f"d - 1 = {self.dim - 1}",
+                node,
+            )
+        return self.build.block(start, stop)
+
+    def offset(self, node: ast.AST, index: str) -> int | None:
+        """k for ``i``, ``i + k``, ``k + i`` or ``i - k`` (k a whole-number literal), else None."""
+        if _is_name(node, index):
+            return 0
+        if not isinstance(node, ast.BinOp) or not isinstance(node.op, (ast.Add, ast.Sub)):
+            return None
+        if _is_name(node.left, index) and _is_whole(node.right):
+            return node.right.value if isinstance(node.op, ast.Add) else -node.right.value  # type: ignore[attr-defined]
+        if isinstance(node.op, ast.Add) and _is_whole(node.left) and _is_name(node.right, index):
+            return node.left.value  # type: ignore[attr-defined]
+        return None
+
+
+def _is_name(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _is_whole(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and type(node.value) is int
 
 
 @dataclass(frozen=True, eq=False)
-class CompiledFormula:
+class Formula:
     """A parsed formula: call it on ``x`` of shape ``[N, len(variables)]`` to get ``U(x)`` of shape ``[N]``.
 
-    ``used`` holds the variables that occur in the text. Pickles by re-parsing its text.
+    ``tree`` is its expression tree; ``value_and_grad(x)`` gives U and grad U by reverse mode,
+    ``gradient(x)`` grad U alone. ``used`` holds the variables that occur in the text. Pickles by
+    re-parsing its text.
     """
 
     text: str
     variables: tuple[str, ...]
     used: tuple[str, ...]
-    _fn: _Fn = field(repr=False)
+    tree: Expr = field(repr=False)
+    matrices: Mapping[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    program: Program = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "program", Program(self.tree))
 
     @property
     def dim(self) -> int:
         return len(self.variables)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def _check(self, x: object) -> None:
         if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != self.dim:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise invalid("x", shape, f"a tensor of shape [N, {self.dim}]")
-        return self._fn(x)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        return self.program.value(x)
+
+    def value_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(U(x) ``[N]``, grad U(x) ``[N, d]``) by reverse-mode accumulation over the tree."""
+        self._check(x)
+        return self.program.value_and_grad(x)
+
+    def gradient(self, x: torch.Tensor) -> torch.Tensor:
+        """grad U(x) ``[N, d]`` by reverse mode."""
+        return self.value_and_grad(x)[1]
 
     def __reduce__(self):
-        return (parse_formula, (self.text, self.variables))
+        return (_reparse, (self.text, self.variables, dict(self.matrices)))
+
+
+def _reparse(text: str, variables: tuple[str, ...], matrices: dict[str, torch.Tensor]) -> Formula:
+    return parse_formula(text, variables, matrices=matrices)
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -417,34 +573,76 @@ def _check_variables(variables: Sequence[str]) -> tuple[str, ...]:
     if not names or len(set(names)) != len(names):
         raise invalid("variables", variables, allowed)
     for name in names:
-        if not isinstance(name, str) or not _IDENTIFIER.match(name) or name in FUNCTIONS or name in CONSTANTS:
+        if (
+            not isinstance(name, str)
+            or not _IDENTIFIER.match(name)
+            or name in (*FUNCTIONS, *CONSTANTS, *REDUCTIONS)
+        ):
             raise invalid("variables", variables, allowed)
     return names
 
 
-def parse_formula(text: str, variables: Sequence[str] = ("x", "y")) -> CompiledFormula:
-    """Parse ``text`` into ``energy(x: Tensor[N, d]) -> Tensor[N]`` without ever executing it.
+def _check_matrices(matrices: Mapping[str, object] | None, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    dim = len(names)
+    checked: dict[str, torch.Tensor] = {}
+    for name, matrix in (matrices or {}).items():
+        taken = (*names, *CONSTANTS, *FUNCTIONS, *REDUCTIONS, DIMENSION, VECTOR)
+        if not isinstance(name, str) or not _IDENTIFIER.match(name) or name in taken:
+            raise invalid("matrix name", name, "an identifier that is not already a name in the formula")
+        allowed = f"a symmetric {dim} x {dim} matrix of finite numbers"
+        try:
+            a = torch.as_tensor(matrix, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise invalid(f"matrix {name}", matrix, allowed) from None
+        if a.shape != (dim, dim) or not bool(torch.isfinite(a).all()) or not torch.equal(a, a.T):
+            raise invalid(f"matrix {name}", matrix, allowed)
+        checked[name] = a
+    return checked
+
+
+def parse_formula(
+    text: str, variables: Sequence[str] = ("x", "y"), matrices: Mapping[str, object] | None = None
+) -> Formula:
+    """Parse ``text`` into a :class:`Formula` (its expression tree) without ever executing it.
 
     The text is parsed by :func:`ast.parse` in ``"eval"`` mode and every node is checked against a
-    whitelist; the tree is then turned into closures over torch operations (no ``eval``/``exec``).
-    Allowed: int/float literals, the ``variables`` (column ``i`` of ``x`` is ``variables[i]``), the
-    constants ``pi`` and ``e``, ``+ - * / **``, unary ``+ -`` and calls of the functions in
-    :data:`FUNCTIONS` (``min``/``max`` take two arguments, ``clip(v, lo, hi)`` three). ``^`` means
-    power: it is rewritten to ``**`` before parsing (columns in messages refer to the original text).
+    whitelist while the tree is built (no ``eval``/``exec``). Allowed: int/float literals, the
+    ``variables`` (column ``i`` of ``x`` is ``variables[i]``), the constants ``pi``, ``e`` and ``d``
+    (the number of variables), ``+ - * / **``, unary ``+ -``, calls of the functions in
+    :data:`FUNCTIONS` (``min``/``max`` take two arguments, ``clip(v, lo, hi)`` three), sums
+    ``sum(... for i in range(a, b))`` and ``mean(...)`` whose body uses ``x[i]``, ``x[i + k]``,
+    ``x[i - k]``, and ``x @ A @ x`` for a symmetric matrix in ``matrices``. ``^`` means power: it
+    is rewritten to ``**`` before parsing (columns in messages refer to the original text).
     Limits: at most 500 characters, nesting depth 50, literal exponents ``|p| <= 100``.
     Anything else raises :class:`FormulaError` naming the problem and its column.
 
     >>> f = parse_formula("x^2 + 3*sin(y)")
     >>> f(torch.zeros(4, 2)).shape
     torch.Size([4])
+    >>> g = parse_formula("sum(x[i]**2 for i in range(d))", ("x1", "x2", "x3"))
+    >>> g.value_and_grad(torch.tensor([[1.0, 2.0, 3.0]]))
+    (tensor([14.]), tensor([[2., 4., 6.]]))
     """
     names = _check_variables(variables)
+    known = _check_matrices(matrices, names)
     source, tree = _prepare(text)
     _check_depth(source, tree)
-    compiler = _Compiler(source, names)
-    fn = _materialize(compiler.compile(tree.body))
-    used = tuple(n for n in names if n in compiler.used)
-    return CompiledFormula(text, names, used, fn)
+    root = _Compiler(source, names, known).compile(tree.body)
+    columns: set[int] = set()
+    for node in walk(root):
+        if isinstance(node, Column):
+            columns.add(node.index)
+        elif isinstance(node, Block):
+            columns.update(range(node.start, node.stop))
+        elif isinstance(node, QuadForm):
+            columns.update(range(len(names)))
+    used = tuple(n for i, n in enumerate(names) if i in columns)
+    return Formula(text, names, used, root, known)
+
+
+def coordinates(dim: int) -> tuple[str, ...]:
+    """Variable names for ``dim`` coordinates: ``x`` (1-D), ``x, y`` (2-D), else ``x1 ... xd``."""
+    return ("x", "y")[:dim] if dim <= 2 else tuple(f"x{i}" for i in range(1, dim + 1))
 
 
 def _formula_variables(text: str) -> tuple[str, ...]:
@@ -465,226 +663,6 @@ def _formula_variables(text: str) -> tuple[str, ...]:
     if n > MAX_DIM:
         raise source.error(f"too many dimensions (x{n}; at most x{MAX_DIM})", indexed[n].col_offset)
     return tuple(f"x{i}" for i in range(1, max(n, 2) + 1))
-
-
-# --- critical points -----------------------------------------------------------------------------
-
-
-def _value_grad_hess(energy: _Fn, x: torch.Tensor, h: torch.Tensor):
-    """U [N], grad U [N, d] (autograd) and the Hessian [N, d, d] by central differences of the
-    gradient (steps ``h`` per axis), all from one first-order pass over the N (1 + 2d) points.
-
-    Differences rather than double backward: the second backward of sqrt/log/pow makes torch
-    import its compiler stack on first use (seconds). Non-finite Hessian entries are clamped.
-    """
-    n, d = x.shape
-    eye = torch.diag(h)
-    shifted = torch.cat([x, (x[None] + eye[:, None]).reshape(-1, d), (x[None] - eye[:, None]).reshape(-1, d)])
-    with torch.enable_grad():
-        xg = shifted.detach().requires_grad_(True)
-        value = energy(xg)
-        (grad,) = torch.autograd.grad(value.sum(), xg)
-    plus = grad[n : n + n * d].reshape(d, n, d)
-    minus = grad[n + n * d :].reshape(d, n, d)
-    hess = ((plus - minus) / (2 * h[:, None, None])).transpose(0, 1)
-    hess = torch.nan_to_num(0.5 * (hess + hess.transpose(1, 2)), nan=0.0, posinf=1e150, neginf=-1e150)
-    return value[:n].detach(), grad[:n], hess.clamp(-1e150, 1e150)
-
-
-def _starts(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-    d = low.numel()
-    generator = torch.Generator().manual_seed(0)
-    if d <= 2:
-        k = 12
-        centres = (torch.arange(k, dtype=torch.float64) + 0.5) / k
-        jitter = 0.2 / k * (torch.rand((k**d, d), generator=generator, dtype=torch.float64) - 0.5)
-        grid = torch.cartesian_prod(*[centres] * d).reshape(-1, d) + jitter
-    else:
-        grid = torch.quasirandom.SobolEngine(d, scramble=True, seed=0).draw(256, dtype=torch.float64)
-    return low + (high - low) * grid
-
-
-def _step(grad: torch.Tensor, hess: torch.Tensor, damping: torch.Tensor, newton: bool) -> torch.Tensor:
-    """Levenberg-Marquardt step ``-(H + lambda I)^-1 g`` (shifted to be a descent direction), or a
-    Newton step on grad U = 0 with eigenvalues kept away from zero."""
-    w, v = torch.linalg.eigh(hess)
-    scale = 1e-10 * (1 + w.abs().amax(dim=1, keepdim=True))
-    if newton:
-        w = torch.where(w >= 0, w.clamp_min(scale), w.clamp_max(-scale))
-    else:
-        w = w + damping[:, None] + (-w.amin(dim=1, keepdim=True)).clamp_min(0) + scale
-    coeff = (v.transpose(1, 2) @ grad[:, :, None]).squeeze(2) / w
-    return -(v @ coeff[:, :, None]).squeeze(2)
-
-
-def _descend(energy: _Fn, starts: torch.Tensor, low, high, h, newton: bool, iters: int):
-    """Batched damped Newton from ``starts`` inside the box; iterates only on still-active points.
-
-    ``newton=False``: Levenberg-Marquardt with monotone descent (steps that do not lower U are
-    rejected and the damping raised). ``newton=True``: plain Newton on grad U = 0 (any critical point).
-    A point stops when converged (tiny gradient, no more movement), stuck (damping huge, or Newton
-    no longer moving) or held against the box for three iterations in a row.
-    """
-    x = starts.clone()
-    value, grad, hess = _value_grad_hess(energy, x, h)
-    alive = torch.isfinite(value) & torch.isfinite(grad).all(dim=1)
-    damping = 1e-3 * (1 + hess.flatten(1).norm(dim=1))
-    trust = 0.25 * float((high - low).min())
-    gscale = float(grad[alive].norm(dim=1).median()) if alive.any() else 1.0
-    gtol = 1e-9 * (1 + gscale)
-    active = alive.clone()
-    walled = torch.zeros(x.shape[0], dtype=torch.long)
-    for _ in range(iters):
-        idx = active.nonzero().squeeze(1)
-        if idx.numel() == 0:
-            break
-        xa, va, la = x[idx], value[idx], damping[idx]
-        step = _step(grad[idx], hess[idx], la, newton)
-        length = step.norm(dim=1, keepdim=True)
-        step = step * torch.where(length > trust, trust / length, torch.ones_like(length))
-        x_new = torch.minimum(torch.maximum(xa + step, low), high)
-        v_new, g_new, h_new = _value_grad_hess(energy, x_new, h)
-        finite = torch.isfinite(v_new) & torch.isfinite(g_new).all(dim=1)
-        accept = finite if newton else finite & (v_new < va)
-        x[idx] = torch.where(accept[:, None], x_new, xa)
-        value[idx] = torch.where(accept, v_new, va)
-        grad[idx] = torch.where(accept[:, None], g_new, grad[idx])
-        hess[idx] = torch.where(accept[:, None, None], h_new, hess[idx])
-        damping[idx] = torch.where(accept, la / 3, la * 4).clamp(1e-12, 1e20)
-        moved = torch.where(accept, (x_new - xa).norm(dim=1), torch.zeros_like(va))
-        still = moved <= 1e-12 * trust
-        walled[idx] = torch.where(_interior(x[idx], low, high), 0, walled[idx] + 1)
-        if newton:
-            alive[idx] = alive[idx] & finite
-            stop = ~finite | still
-        else:
-            stop = (still & (grad[idx].norm(dim=1) <= gtol * 1e-3)) | (damping[idx] >= 1e16)
-        active[idx] = ~stop & (walled[idx] < 3)
-    return x, value, grad, alive, gscale
-
-
-def _interior(x: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-    margin = 1e-6 * (high - low)
-    return ((x > low + margin) & (x < high - margin)).all(dim=1)
-
-
-def _ring(energy: _Fn, x: torch.Tensor, radius: float) -> torch.Tensor:
-    """U on a ring of directions around each point, minus U at the point: [M, K]."""
-    d = x.shape[1]
-    if d == 2:
-        angles = torch.arange(16, dtype=torch.float64) * (2 * math.pi / 16)
-        dirs = torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
-    else:
-        generator = torch.Generator().manual_seed(1)
-        rand = torch.randn((32, d), generator=generator, dtype=torch.float64)
-        eye = torch.eye(d, dtype=torch.float64)
-        dirs = torch.cat([eye, -eye, rand / rand.norm(dim=1, keepdim=True)])
-    around = (x[:, None, :] + radius * dirs[None]).reshape(-1, d)
-    with torch.no_grad():
-        values = energy(around).reshape(x.shape[0], -1)
-        centre = energy(x)
-    return values - centre[:, None]
-
-
-def _cluster(x: torch.Tensor, value: torch.Tensor, radius: float) -> list[int]:
-    """Indices of cluster representatives (the lowest point of each group closer than ``radius``)."""
-    order = torch.argsort(value)
-    close = (torch.cdist(x[order], x[order]) <= radius).tolist()
-    chosen: list[int] = []
-    for i in range(len(close)):
-        if not any(close[i][j] for j in chosen):
-            chosen.append(i)
-    return order[chosen].tolist()
-
-
-@dataclass(frozen=True)
-class _Search:
-    points: tuple[CriticalPoint, ...]
-    bounded_below: bool
-    curvature: float | None
-
-
-def find_critical_points(energy: _Fn, bounds: Sequence[tuple[float, float]], max_points: int = 16) -> _Search:
-    """Minima (and saddles) of ``energy`` strictly inside ``bounds``, found numerically.
-
-    Damped Newton (Levenberg-Marquardt, monotone descent) from a jittered grid of starts; converged
-    interior points where U rises on a small ring around them are minima (``smooth=False`` when the
-    gradient does not vanish there: a cusp); smooth ones must also have no negative Hessian
-    eigenvalue. Lowest -> ``global_min`` (ties included), the others ``local_min``. A plain Newton
-    pass on grad U = 0 then collects saddles (indefinite Hessian). Points on the boundary are not
-    minima, nor are points where the slope is still steep (the rim of a pole, 1/x near 0).
-    ``bounded_below`` is False when no interior point is even a weak (non-isolated) local minimum.
-    """
-    low = torch.tensor([b[0] for b in bounds], dtype=torch.float64)
-    high = torch.tensor([b[1] for b in bounds], dtype=torch.float64)
-    span = float((high - low).min())
-    h = 1e-7 * (high - low)
-    starts = _starts(low, high)
-    with torch.no_grad():
-        ok = torch.isfinite(energy(starts))
-    starts = starts[ok]
-    if starts.shape[0] == 0:
-        return _Search((), False, None)
-
-    x, value, grad, alive, gscale = _descend(energy, starts, low, high, h, newton=False, iters=100)
-    gtol = 1e-9 * (1 + gscale)
-    # a minimum is interior, with a bounded slope (a cusp may have one; a pole's grows without end)
-    steep = grad.norm(dim=1) > 1e3 * (1 + gscale)
-    keep = alive & _interior(x, low, high) & torch.isfinite(value) & ~steep
-    x, value, grad = x[keep], value[keep], grad[keep]
-    minima: list[CriticalPoint] = []
-    bounded_below = False
-    curvature: float | None = None
-    if x.shape[0]:
-        tol = 1e-12 * (1 + value.abs())
-        near = _ring(energy, x, 1e-3 * span)
-        far = _ring(energy, x, 1e-2 * span)
-        weak = (near >= -tol[:, None]).all(dim=1)
-        strict = weak & ((near > tol[:, None]).all(dim=1) | (far > tol[:, None]).all(dim=1))
-        bounded_below = bool(weak.any())
-        x, value, grad = x[strict], value[strict], grad[strict]
-        reps = _cluster(x, value, 2e-3 * span)
-        x, value, grad = x[reps], value[reps], grad[reps]
-        smooth = grad.norm(dim=1) <= gtol * 1e3
-        if x.shape[0]:
-            eig = torch.linalg.eigvalsh(torch.nan_to_num(_value_grad_hess(energy, x, h)[2]))
-            bad = smooth & (eig[:, 0] < -1e-6 * (1 + eig.abs().amax(dim=1)))
-            tops = eig[smooth & ~bad, -1]
-            curvature = float(tops.max()) if tops.numel() else None
-            x, value, smooth = x[~bad], value[~bad], smooth[~bad]
-        if x.shape[0]:
-            best = float(value.min())
-            tie = 1e-8 * (1 + abs(best))
-            found = []
-            for i in range(x.shape[0]):
-                position = tuple(float(c) for c in x[i])
-                is_global = float(value[i]) <= best + tie
-                # globals first, ordered by position (deterministic ids for symmetric minima)
-                key = (0, 0.0, position) if is_global else (1, float(value[i]), position)
-                found.append((key, position, float(value[i]), bool(smooth[i])))
-            found.sort(key=lambda item: item[0])
-            for rank, (key, position, val, is_smooth) in enumerate(found[:max_points], start=1):
-                kind = "global_min" if key[0] == 0 else "local_min"
-                minima.append(CriticalPoint(f"min{rank}", kind, position, val, smooth=is_smooth))  # type: ignore[arg-type]
-
-    saddles: list[CriticalPoint] = []
-    xs, vs, gs, alive_s, _ = _descend(energy, starts, low, high, h, newton=True, iters=40)
-    keep = alive_s & _interior(xs, low, high) & (gs.norm(dim=1) <= gtol * 1e3)
-    xs, vs = xs[keep], vs[keep]
-    if xs.shape[0]:
-        reps = _cluster(xs, vs, 2e-3 * span)
-        xs, vs = xs[reps], vs[reps]
-        eig = torch.linalg.eigvalsh(torch.nan_to_num(_value_grad_hess(energy, xs, h)[2]))
-        eps = 1e-6 * (1 + eig.abs().amax(dim=1))
-        indefinite = (eig[:, 0] < -eps) & (eig[:, -1] > eps)
-        xs, vs = xs[indefinite], vs[indefinite]
-        for rank in range(min(xs.shape[0], max_points)):
-            saddles.append(
-                CriticalPoint(
-                    f"saddle{rank + 1}", "saddle", tuple(float(c) for c in xs[rank]), float(vs[rank])
-                )
-            )
-    return _Search(tuple(minima) + tuple(saddles), bounded_below or bool(minima), curvature)
 
 
 # --- landscapes ----------------------------------------------------------------------------------
@@ -712,10 +690,11 @@ def formula_landscape(
     """A :class:`Landscape` named ``"formula"`` from a formula in ``x, y`` (or ``x1 ... xn``, n <= 10).
 
     Always at least 2-D (a formula in ``x`` alone ignores ``y``). ``bounds``: one ``(low, high)``
-    pair for every axis or one pair per axis (default ``(-3, 3)``). The gradient is by autograd.
-    Critical points come from :func:`find_critical_points`; the default start is 20% of the way
-    from the low corner (away from the centre, often a symmetric critical point); the default lr
-    is ``0.2 / L`` (L: the largest curvature at the minima) clipped to [1e-4, 0.1], else 0.01.
+    pair for every axis or one pair per axis (default ``(-3, 3)``). The gradient is the formula's,
+    by reverse mode. Critical points come from :func:`find_critical_points`; the default start is
+    20% of the way from the low corner (away from the centre, often a symmetric critical point);
+    the default lr is ``0.2 / L`` (L: the largest curvature at the minima) clipped to [1e-4, 0.1],
+    else 0.01. It pickles as its text, box, start and lr.
 
     >>> well = formula_landscape("(x**2 - 1)**2 + y**2")
     >>> sorted(p.kind for p in well.minima)
@@ -741,7 +720,7 @@ def formula_landscape(
         default_lr = min(0.1, max(1e-4, 0.2 / search.curvature))
     else:
         default_lr = 0.01
-    return Landscape(
+    landscape = Landscape(
         name="formula",
         dim=dim,
         energy=energy,
@@ -750,10 +729,10 @@ def formula_landscape(
         default_start=default_start,
         default_lr=default_lr,
         description=text,
-        grad_fn=None,
         bounded_below=search.bounded_below,
         formula=text,
     )
+    return landscape.with_recipe(formula_landscape, text, box, default_start, default_lr)
 
 
 _NAME_LIKE = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_-]*\s*\Z")

@@ -1,4 +1,8 @@
-"""The seeds' landscapes (double well, plateau, saddle) and the quadratic bowl used for theory."""
+"""The seeds' landscapes (double well, plateau, saddle) and the quadratic bowl used for theory.
+
+Each is a formula (:func:`~descent.landscapes.formula.parse_formula`) with its parameters written in:
+the text is the landscape's source, its value and its gradient.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import torch
 from descent._errors import invalid
 from descent.landscapes._base import CriticalPoint, Landscape, refine_critical_point
 from descent.landscapes._registry import register
+from descent.landscapes.formula import coordinates, parse_formula
 
 
 def _points(energy, guesses: list[tuple[str, str, tuple[float, ...]]]) -> tuple[CriticalPoint, ...]:
@@ -31,20 +36,7 @@ def double_well(tilt: float = 0.3) -> Landscape:
     if not 0 < tilt < 8 / (3 * math.sqrt(3)):
         raise invalid("double-well.tilt", tilt, "a number in (0, 1.5396) so both minima exist")
 
-    def energy(x: torch.Tensor) -> torch.Tensor:
-        return (x[:, 0] ** 2 - 1) ** 2 - tilt * x[:, 0] + x[:, 1] ** 2
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        gx = 4 * x[:, 0] * (x[:, 0] ** 2 - 1) - tilt
-        return torch.stack([gx, 2 * x[:, 1]], dim=1)
-
-    def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # the same operations in the same order as energy and grad (t*t is t**2 exactly), x^2 - 1 once
-        x0, x1 = x.unbind(1)
-        well = x0 * x0 - 1
-        value = well * well - tilt * x0 + x1 * x1
-        return value, torch.stack([4 * x0 * well - tilt, 2 * x1], dim=1)
-
+    energy = parse_formula(f"(x**2 - 1)**2 - {tilt}*x + y**2")
     points = _points(
         energy,
         [
@@ -57,7 +49,6 @@ def double_well(tilt: float = 0.3) -> Landscape:
         name="double-well",
         dim=2,
         energy=energy,
-        grad_fn=grad,
         bounds=((-2.0, 2.0), (-1.5, 1.5)),
         critical_points=points,
         default_start=(-1.7, 0.0),
@@ -65,9 +56,7 @@ def double_well(tilt: float = 0.3) -> Landscape:
         description="asymmetric double well: plain GD stays in the left (local) minimum, momentum 0.9 "
         "carries the ball to the right (global) one",
         params={"tilt": tilt},
-        formula=f"(x**2 - 1)**2 - {tilt}*x + y**2",
         capture_radius=0.25,
-        value_and_grad_fn=value_and_grad,
     )
 
 
@@ -81,7 +70,7 @@ def double_well(tilt: float = 0.3) -> Landscape:
     width=0.5,
 )
 def plateau(slope: float = 0.05, length: float = 8.0, depth: float = 1.0, width: float = 0.5) -> Landscape:
-    """U(x, y) = -slope*x - depth*exp(-(x - c)^2 / (2 width^2)) + relu(x - c - width)^3 + y^2.
+    """U(x, y) = -slope*x - depth*exp(-(x - c)^2 / (2 width^2)) + max(x - c - width, 0)^3 + y^2.
 
     c = length + 6*width. For 0 <= x <= length the force is the constant ``slope`` (to 1e-6): GD
     crawls at speed lr*slope per step, heavy ball reaches the terminal speed lr*slope/(1 - beta).
@@ -92,40 +81,14 @@ def plateau(slope: float = 0.05, length: float = 8.0, depth: float = 1.0, width:
             raise invalid(f"plateau.{key}", val, "a number > 0")
     c = length + 6 * width
 
-    def energy(x: torch.Tensor) -> torch.Tensor:
-        u = x[:, 0] - c
-        return (
-            -slope * x[:, 0]
-            - depth * torch.exp(-(u**2) / (2 * width**2))
-            + torch.relu(u - width) ** 3
-            + x[:, 1] ** 2
-        )
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        u = x[:, 0] - c
-        gx = (
-            -slope
-            + depth * u / width**2 * torch.exp(-(u**2) / (2 * width**2))
-            + 3 * torch.relu(u - width) ** 2
-        )
-        return torch.stack([gx, 2 * x[:, 1]], dim=1)
-
-    def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # energy's and grad's operations, the Gaussian and the wall's ramp computed once
-        x0, x1 = x.unbind(1)
-        u = x0 - c
-        bump = torch.exp(-(u**2) / (2 * width**2))
-        ramp = torch.relu(u - width)
-        value = -slope * x0 - depth * bump + ramp**3 + x1**2
-        gx = -slope + depth * u / width**2 * bump + 3 * ramp**2
-        return value, torch.stack([gx, 2 * x1], dim=1)
-
+    energy = parse_formula(
+        f"-{slope}*x - {depth}*exp(-(x - {c})**2/(2*{width}**2)) + max(x - {c} - {width}, 0)**3 + y**2"
+    )
     points = _points(energy, [("well", "global_min", (c + 0.05 * width, 0.0))])
     return Landscape(
         name="plateau",
         dim=2,
         energy=energy,
-        grad_fn=grad,
         bounds=((-1.0, c + 4 * width), (-1.5, 1.5)),
         critical_points=points,
         default_start=(0.0, 0.0),
@@ -133,10 +96,7 @@ def plateau(slope: float = 0.05, length: float = 8.0, depth: float = 1.0, width:
         description="a long gentle slope (constant force) before a well: GD crawls, momentum speeds "
         "the crossing by about 1/(1 - beta)",
         params={"slope": slope, "length": length, "depth": depth, "width": width},
-        formula=f"-{slope}*x - {depth}*exp(-(x - {c})**2/(2*{width}**2)) "
-        f"+ max(x - {c} - {width}, 0)**3 + y**2",
         capture_radius=0.25 * width,
-        value_and_grad_fn=value_and_grad,
     )
 
 
@@ -150,21 +110,11 @@ def saddle(curvature: float = 1.0) -> Landscape:
     if curvature <= 0:
         raise invalid("saddle.curvature", curvature, "a number > 0")
 
-    def energy(x: torch.Tensor) -> torch.Tensor:
-        return x[:, 0] ** 2 - curvature * x[:, 1] ** 2
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([2 * x[:, 0], -2 * curvature * x[:, 1]], dim=1)
-
-    def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x0, x1 = x.unbind(1)
-        return x0**2 - curvature * x1**2, torch.stack([2 * x0, -2 * curvature * x1], dim=1)
-
+    energy = parse_formula(f"x**2 - {curvature}*y**2")
     return Landscape(
         name="saddle",
         dim=2,
         energy=energy,
-        grad_fn=grad,
         bounds=((-2.0, 2.0), (-2.0, 2.0)),
         critical_points=(CriticalPoint("origin", "saddle", (0.0, 0.0), 0.0),),
         default_start=(1.5, 1e-3),
@@ -173,8 +123,6 @@ def saddle(curvature: float = 1.0) -> Landscape:
         capture_radius=0.05,
         description="saddle x^2 - y^2: GD slows near the origin and leaves along y unless y = 0",
         params={"curvature": curvature},
-        formula=f"x**2 - {curvature}*y**2",
-        value_and_grad_fn=value_and_grad,
     )
 
 
@@ -187,23 +135,12 @@ def saddle_bounded(curvature: float = 1.0) -> Landscape:
         raise invalid("saddle-bounded.curvature", curvature, "a number > 0")
     y_min = math.sqrt(2 * curvature)
 
-    def energy(x: torch.Tensor) -> torch.Tensor:
-        return x[:, 0] ** 2 - curvature * x[:, 1] ** 2 + x[:, 1] ** 4 / 4
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([2 * x[:, 0], -2 * curvature * x[:, 1] + x[:, 1] ** 3], dim=1)
-
-    def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x0, x1 = x.unbind(1)
-        value = x0**2 - curvature * x1**2 + x1**4 / 4
-        return value, torch.stack([2 * x0, -2 * curvature * x1 + x1**3], dim=1)
-
+    energy = parse_formula(f"x**2 - {curvature}*y**2 + y**4/4")
     value = -(curvature**2)
     return Landscape(
         name="saddle-bounded",
         dim=2,
         energy=energy,
-        grad_fn=grad,
         bounds=((-2.0, 2.0), (-2.5, 2.5)),
         critical_points=(
             CriticalPoint("origin", "saddle", (0.0, 0.0), 0.0),
@@ -214,8 +151,6 @@ def saddle_bounded(curvature: float = 1.0) -> Landscape:
         default_lr=0.05,
         description="bounded saddle: the ball stalls near the origin, then falls to y = +-sqrt 2",
         params={"curvature": curvature},
-        formula=f"x**2 - {curvature}*y**2 + y**4/4",
-        value_and_grad_fn=value_and_grad,
     )
 
 
@@ -229,7 +164,8 @@ def saddle_bounded(curvature: float = 1.0) -> Landscape:
     dim=2,
 )
 def quadratic(kappa: float = 10.0, mu: float = 1.0, angle: float = 0.0, dim: int = 2) -> Landscape:
-    """U(x) = x^T A x / 2, A = R diag(lambda) R^T, eigenvalues geometric from mu to L = kappa*mu.
+    """U(x) = x^T A x / 2 (the formula ``x @ A @ x / 2``), A = R diag(lambda) R^T, eigenvalues
+    geometric from mu to L = kappa*mu; the gradient is A x.
 
     In 2-D, R rotates by ``angle`` (radians). Minimum 0 at the origin. GD is stable for
     lr < 2/L; its optimal rate (kappa - 1)/(kappa + 1) is reached at lr = 2/(L + mu).
@@ -248,36 +184,24 @@ def quadratic(kappa: float = 10.0, mu: float = 1.0, angle: float = 0.0, dim: int
         c, s = math.cos(angle), math.sin(angle)
         rotation[:2, :2] = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
     matrix = rotation @ torch.diag(eigenvalues) @ rotation.T
-
-    def energy(x: torch.Tensor) -> torch.Tensor:
-        a = matrix.to(dtype=x.dtype, device=x.device)
-        return 0.5 * ((x @ a) * x).sum(dim=1)
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        return x @ matrix.to(dtype=x.dtype, device=x.device)
-
-    def value_and_grad(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        g = x @ matrix.to(dtype=x.dtype, device=x.device)  # x A, shared by U = (x A).x/2 and grad U
-        return 0.5 * (g * x).sum(dim=1), g
+    matrix = (matrix + matrix.T) / 2  # symmetric to the last bit
+    energy = parse_formula("x @ A @ x / 2", coordinates(dim), matrices={"A": matrix})
 
     start = tuple([1.0] * dim) if dim != 2 else (1.5, 1.0)
     return Landscape(
         name="quadratic",
         dim=dim,
         energy=energy,
-        grad_fn=grad,
         bounds=tuple([(-2.0, 2.0)] * dim),
         critical_points=(CriticalPoint("origin", "global_min", tuple([0.0] * dim), 0.0),),
         default_start=start,
         default_lr=1.0 / float(eigenvalues.max()),
         description=f"quadratic bowl, eigenvalues {mu:g}..{kappa * mu:g} (kappa {kappa:g})",
         params={"kappa": kappa, "mu": mu, "angle": angle, "dim": dim},
-        formula="x^T A x / 2",
         capture_radius=0.05,
-        value_and_grad_fn=value_and_grad,
     )
 
 
 def quadratic_matrix(landscape: Landscape) -> torch.Tensor:
-    """The matrix A of a quadratic landscape (its exact Hessian)."""
+    """The matrix A of a quadratic landscape (its exact Hessian, by autograd)."""
     return landscape.hessian(torch.zeros(1, landscape.dim, dtype=torch.float64))[0]

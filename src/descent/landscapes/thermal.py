@@ -15,14 +15,14 @@ the Arena draws) adds ``y^2``; ``dim=1`` is the bare x part.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 
 from descent._errors import invalid
-from descent.landscapes._base import CriticalPoint, Landscape, refine_critical_point
+from descent.landscapes._base import CriticalPoint, Landscape
 from descent.landscapes._registry import register
+from descent.landscapes.formula import coordinates, parse_formula
 
 TILT_MAX = 8 / (3 * math.sqrt(3))
 
@@ -69,13 +69,8 @@ def quartic_well(tilt: float = 0.0, dim: int = 2) -> Landscape:
     dim = _with_y(dim, "quartic-well")
     left, top, right = quartic_roots(tilt)
 
-    def energy(x: torch.Tensor) -> torch.Tensor:
-        u = (x[:, 0] ** 2 - 1) ** 2 - tilt * x[:, 0]
-        return u + x[:, 1] ** 2 if dim == 2 else u
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        gx = 4 * x[:, 0] * (x[:, 0] ** 2 - 1) - tilt
-        return torch.stack([gx, 2 * x[:, 1]], dim=1) if dim == 2 else gx.unsqueeze(1)
+    formula = f"(x**2 - 1)**2 - {tilt}*x" + (" + y**2" if dim == 2 else "")
+    energy = parse_formula(formula, coordinates(dim))
 
     pad = (0.0,) if dim == 2 else ()
     left_kind = "local_min" if tilt > 0 else "global_min"
@@ -85,12 +80,10 @@ def quartic_well(tilt: float = 0.0, dim: int = 2) -> Landscape:
         _point(energy, "barrier", "saddle" if dim == 2 else "max", (top, *pad)),
     )
     bounds = ((-2.0, 2.0), (-1.5, 1.5))[:dim]
-    formula = f"(x**2 - 1)**2 - {tilt}*x" + (" + y**2" if dim == 2 else "")
     return Landscape(
         name="quartic-well",
         dim=dim,
         energy=energy,
-        grad_fn=grad,
         bounds=bounds,
         critical_points=points,
         default_start=(-1.7, *pad),
@@ -98,18 +91,10 @@ def quartic_well(tilt: float = 0.0, dim: int = 2) -> Landscape:
         capture_radius=0.25,
         params={"tilt": tilt, "dim": dim},
         description="quartic double well: with temperature the ball hops the barrier at the Kramers rate",
-        formula=formula,
     )
 
 
 # --- sharp and flat minima of equal depth -------------------------------------------------------
-def _sharp_flat_s(x: torch.Tensor, skew: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """s(x) = (exp(skew x) - 1)/skew and s'(x) = exp(skew x) (s = x when skew = 0)."""
-    if skew == 0:
-        return x, torch.ones_like(x)
-    return torch.expm1(skew * x) / skew, torch.exp(skew * x)
-
-
 def sharp_flat_points(height: float, skew: float) -> dict[str, float]:
     """Positions and curvatures of the sharp-flat landscape: the flat minimum at ``log(1 - c)/c``
     (U'' = 8H(1 - c)^2), the sharp one at ``log(1 + c)/c`` (U'' = 8H(1 + c)^2), the barrier at 0
@@ -150,15 +135,10 @@ def sharp_flat(height: float = 1.0, skew: float = 0.5, dim: int = 2) -> Landscap
         raise invalid("sharp-flat.skew", skew, "a number in [0, 1): 0 gives two equal wells")
     geo = sharp_flat_points(height, skew)
 
-    def energy(x: torch.Tensor) -> torch.Tensor:
-        s, _ = _sharp_flat_s(x[:, 0], skew)
-        u = height * (s**2 - 1) ** 2
-        return u + x[:, 1] ** 2 if dim == 2 else u
-
-    def grad(x: torch.Tensor) -> torch.Tensor:
-        s, ds = _sharp_flat_s(x[:, 0], skew)
-        gx = 4 * height * s * (s**2 - 1) * ds
-        return torch.stack([gx, 2 * x[:, 1]], dim=1) if dim == 2 else gx.unsqueeze(1)
+    formula = (
+        f"{height}*(((exp({skew}*x) - 1)/{skew})**2 - 1)**2" if skew else f"{height}*(x**2 - 1)**2"
+    ) + (" + y**2" if dim == 2 else "")
+    energy = parse_formula(formula, coordinates(dim))
 
     pad = (0.0,) if dim == 2 else ()
     points = (
@@ -168,41 +148,27 @@ def sharp_flat(height: float = 1.0, skew: float = 0.5, dim: int = 2) -> Landscap
     )
     low = geo["flat"] - 2.5
     high = geo["sharp"] + 1.0
-    formula = (
-        f"{height}*(((exp({skew}*x) - 1)/{skew})**2 - 1)**2" if skew else f"{height}*(x**2 - 1)**2"
-    ) + (" + y**2" if dim == 2 else "")
     return Landscape(
         name="sharp-flat",
         dim=dim,
         energy=energy,
-        grad_fn=grad,
         bounds=((low, high), (-1.5, 1.5))[:dim],
         critical_points=points,
         default_start=(0.3, *pad),
         default_lr=0.01,
         capture_radius=0.2,
         params={"height": height, "skew": skew, "dim": dim},
-        formula=formula,
         description="a sharp and a flat minimum of equal depth: where does noisy descent end up?",
     )
 
 
-# --- a real empirical risk with two weights -------------------------------------------------------
-@functools.lru_cache(maxsize=1)
-def _breast_cancer() -> tuple[torch.Tensor, torch.Tensor]:
-    from sklearn.datasets import load_breast_cancer
-
-    data = load_breast_cancer()
-    features = torch.tensor(data.data[:, [0, 1]], dtype=torch.float64)  # mean radius, mean texture
-    features = (features - features.mean(0)) / features.std(0, unbiased=False)
-    labels = torch.tensor(2 * data.target - 1, dtype=torch.float64)  # benign +1, malignant -1
-    return features, labels
-
-
+# --- a real empirical risk with two weights: `descent.objectives.risk` (registered there) ----------------
 def breast_cancer_features() -> tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's breast-cancer data (569 tumours): standardised 'mean radius' and 'mean texture'
-    ``[569, 2]`` and labels ``+-1`` ``[569]`` (float64 copies)."""
-    features, labels = _breast_cancer()
+    ``[569, 2]`` and labels ``+-1`` ``[569]`` (float64 copies), the data of ``logistic-risk``."""
+    from descent.objectives.risk import breast_cancer
+
+    features, labels = breast_cancer()
     return features.clone(), labels.clone()
 
 
@@ -214,47 +180,3 @@ def logistic_per_example_gradients(
     ``-y x sigmoid(-y w.x) + l2 w``)."""
     margin = labels * (features * w.unsqueeze(-2)).sum(-1)
     return -(labels * torch.sigmoid(-margin)).unsqueeze(-1) * features + l2 * w.unsqueeze(-2)
-
-
-@register(
-    "logistic-risk",
-    "theory",
-    "logistic regression, 2 weights, on the breast-cancer data: a real loss",
-    l2=0.0,
-)
-def logistic_risk(l2: float = 0.0) -> Landscape:
-    """U(w) = (1/N) sum_i log(1 + exp(-y_i w.x_i)) + l2 |w|^2/2 over scikit-learn's breast-cancer
-    tumours (N = 569; x = standardised mean radius and mean texture, no intercept; y = +-1).
-
-    The full-batch empirical risk of a two-weight model, so the loss surface can be drawn; a mini-batch
-    of B examples gives its gradient plus noise of covariance ~ C/B (C: per-example covariance).
-    """
-    if not l2 >= 0:
-        raise invalid("logistic-risk.l2", l2, "a number >= 0")
-    features, labels = _breast_cancer()
-
-    def energy(w: torch.Tensor) -> torch.Tensor:
-        x, y = features.to(w.dtype), labels.to(w.dtype)
-        margin = y * (w @ x.T)
-        return torch.nn.functional.softplus(-margin).mean(1) + 0.5 * l2 * (w**2).sum(1)
-
-    def grad(w: torch.Tensor) -> torch.Tensor:
-        x, y = features.to(w.dtype), labels.to(w.dtype)
-        weight = -y * torch.sigmoid(-y * (w @ x.T))  # [N_particles, N_data]
-        return weight @ x / x.shape[0] + l2 * w
-
-    minimum = refine_critical_point(energy, (-4.0, -0.9))
-    return Landscape(
-        name="logistic-risk",
-        dim=2,
-        energy=energy,
-        grad_fn=grad,
-        bounds=((minimum[0] - 4.0, minimum[0] + 4.0), (minimum[1] - 3.0, minimum[1] + 3.0)),
-        critical_points=(_point(energy, "fit", "global_min", minimum),),
-        default_start=(minimum[0] + 3.0, minimum[1] + 2.0),
-        default_lr=2.0,
-        capture_radius=0.3,
-        params={"l2": l2},
-        formula="mean(log(1 + exp(-y*(x1*w1 + x2*w2))))",
-        description="a real empirical risk: logistic regression with two weights on 569 tumours",
-    )

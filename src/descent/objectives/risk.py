@@ -28,6 +28,7 @@ import torch
 
 from descent._errors import invalid
 from descent.landscapes._base import CriticalPoint, Landscape, refine_critical_point
+from descent.landscapes._registry import register
 
 LOSSES = ("logistic", "squared")
 
@@ -79,6 +80,14 @@ class EmpiricalRisk(Landscape):
             value = value + 0.5 * self.l2 * (x * x).sum(dim=-1)
             grad = grad + self.l2 * x
         return value, grad
+
+    def value(self, x: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """U on the full data (or ``batch``), from the same closed form as :meth:`value_and_grad`."""
+        return self.value_and_grad(self._check_batch(x), batch)[0]
+
+    def gradient(self, x: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """grad U in closed form (the energy's autograd gradient agrees to rounding; tested)."""
+        return self.value_and_grad(self._check_batch(x), batch)[1]
 
     def __reduce__(self):
         if self.recipe:
@@ -147,7 +156,9 @@ def empirical_risk(
 
 
 @functools.lru_cache(maxsize=1)
-def _breast_cancer() -> tuple[torch.Tensor, torch.Tensor]:
+def breast_cancer() -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's breast-cancer tumours: standardised mean radius and mean texture ``[569, 2]``,
+    labels +1 (benign) / -1 (malignant) ``[569]`` (cached: do not modify)."""
     from sklearn.datasets import load_breast_cancer
 
     data = load_breast_cancer()
@@ -157,6 +168,12 @@ def _breast_cancer() -> tuple[torch.Tensor, torch.Tensor]:
     return features, labels
 
 
+@register(
+    "logistic-risk",
+    "theory",
+    "logistic regression, 2 weights, on the breast-cancer data: a real loss with data",
+    l2=0.0,
+)
 def logistic_risk(l2: float = 0.0) -> EmpiricalRisk:
     """U(w) = (1/N) sum_i log(1 + exp(-y_i w.x_i)) + l2 |w|^2/2 over scikit-learn's breast-cancer
     tumours (N = 569; x = standardised mean radius and mean texture, no intercept; y = +-1): the
@@ -164,7 +181,7 @@ def logistic_risk(l2: float = 0.0) -> EmpiricalRisk:
     examples gives its gradient plus noise of covariance ~ C/B (C: the per-example covariance)."""
     if not l2 >= 0:
         raise invalid("logistic-risk.l2", l2, "a number >= 0")
-    features, labels = _breast_cancer()
+    features, labels = breast_cancer()
     risk = empirical_risk(
         features,
         labels,
