@@ -20,6 +20,7 @@ import torch
 
 from descent._errors import check_number, invalid
 from descent.dynamics import Batching, Events, SaveAt, Trajectory, probe_from_dict, simulate
+from descent.dynamics.simulate import check_memory
 from descent.landscapes import LANDSCAPES, Landscape, get_landscape
 from descent.optim import Optimizer, get_rule, transform_from_dict
 
@@ -182,6 +183,18 @@ class RunSpec:
             raise invalid("starts", f"{points.shape[0]} points", f"1 or {n} (one per hyper-parameter value)")
         return points
 
+    def starts_count(self, landscape: Landscape) -> int:
+        """How many particles the spec runs, known before any start is made."""
+        n = self.particle_count()
+        if n:
+            return n
+        if isinstance(self.starts, str):
+            kind, _, count = self.starts.partition(":")
+            if count.isdigit():
+                return int(count) ** 2 if kind == "grid" else int(count)
+            return 1
+        return max(len(self.starts) // (1 if isinstance(self.starts[0], list) else landscape.dim), 1)
+
     def particle_count(self) -> int:
         """N implied by per-particle lists (0 when all are scalars)."""
         lists = [v for v in self.hyper.values() if isinstance(v, list)]
@@ -257,6 +270,11 @@ def run_spec(
     if landscape is None:
         landscape = spec.build_landscape()
     optimizer = spec.build_optimizer(landscape)
+    probes = [probe_from_dict(p) for p in spec.probes]
+    save = spec.save_at()
+    # refuse a run that would not fit before its starts are made (a billion of them would not either)
+    count = spec.starts_count(landscape)
+    check_memory(optimizer, count, landscape.dim, DTYPES[spec.dtype], spec.steps, save, probes, memory_budget)
     starts = spec.build_starts(landscape)
     batching = Batching.build(
         spec.batch_size, spec.batch_mode, starts.shape[0], getattr(landscape, "data_size", None)
@@ -266,9 +284,9 @@ def run_spec(
         optimizer,
         starts,
         spec.steps,
-        save=spec.save_at(),
+        save=save,
         events=spec.build_events(),
-        probes=[probe_from_dict(p) for p in spec.probes],
+        probes=probes,
         seed=spec.seed,
         batching=batching,
         memory_budget=memory_budget,

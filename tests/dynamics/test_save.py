@@ -67,3 +67,12 @@ def test_json_of_a_small_run_keeps_everything(tmp_path):
     assert [labels[c] for c in data["particles"]["outcome"]] == traj.outcomes
     csv_lines = traj.write_csv(tmp_path / "trajectory.csv").read_text().strip().splitlines()
     assert len(csv_lines) == 1 + 301 * 5
+
+
+def test_a_swarm_too_large_for_memory_is_refused_before_its_starts_are_made():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DescentError, match=r"invalid starts=200000000 particles: .* expected at most about"):
+        run_spec(RunSpec(starts="random:200000000", steps=10, save="summary"), memory_budget=2**30)
+    with pytest.raises(DescentError, match=r"invalid starts=10000000000 particles"):
+        run_spec(RunSpec(starts="grid:100000", steps=10, save="summary"), memory_budget=2**30)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # kB

@@ -3,7 +3,16 @@ mini-batches and the trajectory it returns."""
 
 from descent.dynamics.batches import MODES, Batching
 from descent.dynamics.events import Events, outcome_labels
-from descent.dynamics.probes import PROBES, EnergyLedger, GradNorm, Kinetic, Probe, StepView, UpdateParts, probe_from_dict
+from descent.dynamics.probes import (
+    PROBES,
+    EnergyLedger,
+    GradNorm,
+    Kinetic,
+    Probe,
+    StepView,
+    UpdateParts,
+    probe_from_dict,
+)
 from descent.dynamics.save import SaveAt
 from descent.dynamics.simulate import simulate
 from descent.dynamics.trajectory import SCHEMA, Trajectory, nearest_minimum

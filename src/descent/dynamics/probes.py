@@ -105,10 +105,18 @@ class UpdateParts(Probe):
         rule = view.optimizer.rule
         if view.k == 0:
             nan = torch.full_like(view.x, math.nan)
-            return {"force": nan, "coast": nan, "update": torch.zeros_like(view.x), "scale": nan, "lookahead": nan}
+            return {
+                "force": nan,
+                "coast": nan,
+                "update": torch.zeros_like(view.x),
+                "scale": nan,
+                "lookahead": nan,
+            }
         lr = per_particle(view.hp["lr"], view.x)
         force = -lr * view.grad_used
-        coast, _ = rule.update(torch.zeros_like(view.grad_used), view.state_before, view.x_before, view.hp, view.draw)
+        coast, _ = rule.update(
+            torch.zeros_like(view.grad_used), view.state_before, view.x_before, view.hp, view.draw
+        )
         moved = view.active.unsqueeze(1) if view.active is not None else True
         update = torch.where(moved, view.update, torch.zeros_like(view.update))
         safe = torch.where(force == 0, torch.ones_like(force), force)
@@ -133,7 +141,9 @@ class EnergyLedger(Probe):
 
     def check(self, optimizer) -> None:
         if optimizer.rule.physics != "inertial":
-            raise invalid("probe", self.name, "an optimizer with inertia (momentum or nesterov) for the ledger")
+            raise invalid(
+                "probe", self.name, "an optimizer with inertia (momentum or nesterov) for the ledger"
+            )
         if self.every != 1:
             raise invalid("energy_ledger.every", self.every, "1 (the ledger sums every step's friction)")
 

@@ -58,7 +58,9 @@ def reference_run(
     sizes = batch_size if isinstance(batch_size, list) else [batch_size] * n
     modes = batch_mode if isinstance(batch_mode, list) else [batch_mode] * n
     return [
-        _one_particle(objective, optimizer.select(i), starts[i : i + 1], steps, events, seed, i, sizes[i], modes[i])
+        _one_particle(
+            objective, optimizer.select(i), starts[i : i + 1], steps, events, seed, i, sizes[i], modes[i]
+        )
         for i in range(n)
     ]
 

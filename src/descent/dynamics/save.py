@@ -70,7 +70,9 @@ class SaveAt:
         """len(frame_steps(total)), without building the list."""
         count = total // self.every + 1 if self.every is not None else 1
         extra = {k for k in self.steps if k <= total and (self.every is None or k % self.every)}
-        last = 0 if total == 0 or (self.every is not None and total % self.every == 0) or total in extra else 1
+        last = (
+            0 if total == 0 or (self.every is not None and total % self.every == 0) or total in extra else 1
+        )
         return count + len(extra) + last
 
     # --- text and JSON forms --------------------------------------------------------------------------
@@ -127,20 +129,30 @@ def working_bytes(n: int, dim: int, itemsize: int, state_tensors: int) -> int:
     return (12 + state_tensors) * n * dim * itemsize + 12 * n * 8
 
 
-def check_budget(save: SaveAt, steps: int, frames: int, per_frame: int, fixed: int, budget: int) -> int:
+def check_budget(
+    save: SaveAt, steps: int, frames: int, per_frame: int, fixed: int, budget: int, particles: int
+) -> int:
     """The run's estimate in bytes (``frames * per_frame + fixed``); refuse it, naming the option
     that fixes it, when it exceeds ``budget``."""
     estimate = frames * per_frame + fixed
     if estimate <= budget:
         return estimate
+    over = f"this run would hold about {_size(estimate)}"
+    limit = f"over the memory budget of {_size(budget)}"
+    if save.is_summary or frames * per_frame <= fixed:  # the particles themselves do not fit
+        fits = max(int(particles * budget / estimate), 1)
+        raise DescentError(
+            f"invalid starts={particles} particles: {over} ({frames} saved frames of {_size(per_frame)} "
+            f"and {_size(fixed)} of working state), {limit}; expected at most about {fits} particles "
+            "or a larger --memory-budget"
+        )
     room = (budget - fixed) // max(per_frame, 1)
     hint = "--save summary, fewer particles, or a larger --memory-budget"
     if room >= 3 and steps > 0:
         hint = f"--save every:{-(-steps // (room - 2))} or coarser, " + hint
     raise DescentError(
-        f"invalid save={save.to_text()!r}: this run would hold about {_size(estimate)} "
-        f"({frames} saved frames of {_size(per_frame)}), over the memory budget of {_size(budget)}; "
-        f"expected {hint}"
+        f"invalid save={save.to_text()!r}: {over} ({frames} saved frames of {_size(per_frame)}), "
+        f"{limit}; expected {hint}"
     )
 
 

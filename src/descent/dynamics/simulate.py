@@ -67,17 +67,7 @@ def simulate(
     device, dtype = starts.device, starts.dtype
     for probe in probes:
         probe.check(optimizer)
-    state_tensors = sum(1 for v in optimizer.init(starts[:1]).values() if v.ndim == 2)
-    frames = save.frame_count(steps)
-    probe_numbers = sum((steps // p.every + 2) * n * p.width(dim) for p in probes)
-    check_budget(
-        save,
-        steps,
-        frames,
-        frame_bytes(n, dim, starts.element_size()),
-        working_bytes(n, dim, starts.element_size(), state_tensors) + probe_numbers * starts.element_size(),
-        default_budget() if memory_budget is None else int(memory_budget),
-    )
+    check_memory(optimizer, n, dim, dtype, steps, save, probes, memory_budget)
 
     ids = torch.arange(n, dtype=torch.int64, device=device)
     opt = optimizer.on(starts)
@@ -147,7 +137,19 @@ def simulate(
             if records.due(done):
                 step_update = torch.where(moved.unsqueeze(1), update, torch.zeros_like(update))
                 view = StepView(
-                    done, x, value, grad, step_update, state, opt, hp, x_before, grad_used, state_before, draw, moving
+                    done,
+                    x,
+                    value,
+                    grad,
+                    step_update,
+                    state,
+                    opt,
+                    hp,
+                    x_before,
+                    grad_used,
+                    state_before,
+                    draw,
+                    moving,
                 )
                 records.add(view)
             if progress is not None and (done % report_every == 0 or done == steps):
@@ -185,10 +187,30 @@ def simulate(
     )
 
 
+def check_memory(optimizer, n, dim, dtype, steps, save, probes=(), budget=None) -> int:
+    """Estimate the bytes a run of ``n`` particles holds and refuse it, before anything is allocated,
+    when that exceeds ``budget`` (default: half the machine's memory); returns the estimate."""
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    state_tensors = sum(1 for v in optimizer.init(torch.zeros(1, dim, dtype=dtype)).values() if v.ndim == 2)
+    frames = save.frame_count(steps)
+    probe_numbers = sum((steps // p.every + 2) * n * p.width(dim) for p in probes)
+    return check_budget(
+        save,
+        steps,
+        frames,
+        frame_bytes(n, dim, itemsize),
+        working_bytes(n, dim, itemsize, state_tensors) + probe_numbers * itemsize,
+        default_budget() if budget is None else int(budget),
+        n,
+    )
+
+
 def _masked_state(rows: torch.Tensor, new: dict, old: dict) -> dict:
     """The rule's new state for the particles that moved, the old one for the rest (the step counter,
     shared by all particles, always advances)."""
-    return {name: torch.where(rows, value, old[name]) if value.ndim == 2 else value for name, value in new.items()}
+    return {
+        name: torch.where(rows, value, old[name]) if value.ndim == 2 else value for name, value in new.items()
+    }
 
 
 class _Frames:

@@ -73,14 +73,16 @@ class Trajectory:
     # --- physics ----------------------------------------------------------------------------
     def _time_steps(self) -> torch.Tensor:
         """``[T, N]``: the rule's time step for the step that led to each frame (the first: step 0)."""
-        rule, n = self.optimizer.rule, len(self.outcomes)
+        rule, n, t = self.optimizer.rule, len(self.outcomes), len(self.steps)
 
         def at(k: int) -> torch.Tensor:
             h = rule.time_step(self.optimizer.hp_at(max(k - 1, 0)))
-            h = torch.as_tensor(h, dtype=self.positions.dtype).reshape(-1)
+            h = torch.as_tensor(h, dtype=self.positions.dtype, device="cpu").reshape(-1)
             return h.expand(n) if h.numel() == 1 else h
 
-        return torch.stack([at(k) for k in self.steps.tolist()]) if len(self.steps) else torch.empty(0, n)
+        if self.optimizer.schedule.__class__.__name__ == "Constant":  # one time step for every frame
+            return at(0).expand(t, n)
+        return torch.stack([at(k) for k in self.steps.tolist()]) if t else torch.empty(0, n)
 
     @property
     def velocity(self) -> torch.Tensor:
