@@ -41,7 +41,15 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "swarm"
-        common = ["run", "--starts", f"random:{args.particles}", "--steps", str(args.steps), "--out", str(out)]
+        common = [
+            "run",
+            "--starts",
+            f"random:{args.particles}",
+            "--steps",
+            str(args.steps),
+            "--out",
+            str(out),
+        ]
         refused_s, _, refused = run(common)
         seconds, peak_kb, done = run([*common, "--save", "summary"])
         if done.returncode != 0:

@@ -1,5 +1,5 @@
 """Adaptive methods at the quick size: the fair race (same lr grid, budget and starts), its verdict,
-and Adam's effective step rebuilt from the trajectory."""
+and Adam's effective step read from the engine's update_parts probe."""
 
 import json
 import math
@@ -61,7 +61,7 @@ def test_adam_inside_matches_theory(result):
     assert n[key] == pytest.approx(1.0, rel=1e-3)
     assert n["plateau: adam step / lr along x on the well's walls"] < 0.5
     for race in adaptive.Config.quick().races:
-        assert n[f"{race}: adam rebuilt-update mismatch (relative)"] < 1e-9
+        assert n[f"{race}: adam probe's update vs the saved displacement (max relative mismatch)"] < 1e-12
         assert n[f"{race}: adam first step / lr (median over coordinates)"] == pytest.approx(1.0, rel=1e-6)
         assert n[f"{race}: adam effective lr flat / steep (flattest vs steepest quarter of |g|)"] > 1.0
 
@@ -70,6 +70,16 @@ def test_quantile_counts_failures_as_infinite():
     assert adaptive.quantile(np.array([1.0, 2.0, 3.0, math.inf]), 0.5) == 2.5
     assert adaptive.quantile(np.array([1.0, math.inf, math.inf]), 0.5) == math.inf
     assert adaptive.quantile(np.array([4.0]), 0.25) == 4.0
+
+
+def test_every_race_is_one_spec_per_optimizer_plus_adams_probe(result):
+    config = adaptive.Config.quick()
+    assert len(result.specs) == len(config.races) * (len(config.optimizers) + 1)
+    probed = [s for s in result.specs if s["probes"]]
+    assert len(probed) == len(config.races)
+    assert all(s["optimizer"] == "adam" and s["probes"] == [{"name": "update_parts"}] for s in probed)
+    for spec in result.specs:
+        assert spec["events"]["stop_on"] == ["target"] and spec["steps"] == config.budget
 
 
 def test_unknown_race_raises():
@@ -81,3 +91,7 @@ def test_result_json(result):
     data = json.loads(json.dumps(result.to_dict()))
     assert data["verdict"] == "partly held"
     assert "protocol" in data["config"]
+
+
+def test_the_specs_of_its_runs_are_stored(result, specs_round_trip):
+    specs_round_trip(result)

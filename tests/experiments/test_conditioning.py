@@ -71,3 +71,7 @@ def test_result_is_serialisable_with_a_figure(result, tmp_path):
     assert data["verdict"] == "held"
     assert paths["png"].stat().st_size > 10_000
     assert all(math.isfinite(v) for v in result.numbers.values())
+
+
+def test_the_specs_of_its_runs_are_stored(result, specs_round_trip):
+    specs_round_trip(result)

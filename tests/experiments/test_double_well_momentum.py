@@ -3,10 +3,12 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from descent.experiments import double_well_momentum as dwm
+from descent.spec import RunSpec, run_spec
 
 torch.set_num_threads(1)
 
@@ -73,3 +75,26 @@ def test_outputs(result, tmp_path):
     paths = result.save(tmp_path)
     assert paths["png"].stat().st_size > 10_000
     assert "gamma_c" in result.explanation
+
+
+def test_the_specs_of_its_runs_are_stored(result, specs_round_trip):
+    specs_round_trip(result)
+
+
+def test_a_stored_spec_replays_to_the_same_runs(result, tmp_path):
+    """The seed's two settings and GD's basins, replayed from the specs in the saved JSON."""
+    stored = json.loads(result.save(tmp_path)["json"].read_text())["specs"]
+    assert stored == result.specs
+    seed = run_spec(RunSpec.from_dict(stored[0]))
+    assert seed.outcomes == [
+        result.numbers["seed setting, momentum 0 (lr 0.02): outcome"],
+        result.numbers["seed setting, momentum 0.9 (lr 0.02): outcome"],
+    ]
+    numbers = result.numbers
+    assert seed.outcome_step.tolist() == numbers["seed setting: settling steps (momentum 0, momentum 0.9)"]
+    assert seed.final_position.tolist() == numbers["seed setting: final position (momentum 0, momentum 0.9)"]
+    assert seed.final_position[:, 0].tolist() == pytest.approx([-0.9601, 1.0356], abs=1e-3)
+    gd = next(s for s in stored if s["optimizer"] == "gd" and s["starts"].startswith("grid"))
+    basins = run_spec(RunSpec.from_dict(gd))
+    share = result.numbers["basins, gd: share of starts reaching right (global)"]["share"]
+    assert np.mean([o == dwm.RIGHT for o in basins.outcomes]) == share

@@ -74,3 +74,7 @@ def test_stability_edges_within_one_percent(result, label, method, beta):
 def test_outputs(result, tmp_path):
     json.dumps(result.to_dict())
     assert result.save(tmp_path)["png"].stat().st_size > 10_000
+
+
+def test_the_specs_of_its_runs_are_stored(result, specs_round_trip):
+    specs_round_trip(result)

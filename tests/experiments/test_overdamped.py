@@ -55,3 +55,7 @@ def test_result_files(result, tmp_path):
     assert json.loads(paths["json"].read_text())["verdict"] == "held"
     assert paths["png"].stat().st_size > 10_000
     assert len(od.Config().gd_steps) > len(CONFIG.gd_steps)
+
+
+def test_the_specs_of_its_runs_are_stored(result, specs_round_trip):
+    specs_round_trip(result)

@@ -53,3 +53,7 @@ def test_beta_099_is_dominated_by_the_transient(result):
 def test_outputs(result, tmp_path):
     json.dumps(result.to_dict())
     assert result.save(tmp_path)["png"].stat().st_size > 10_000
+
+
+def test_the_specs_of_its_runs_are_stored(result, specs_round_trip):
+    specs_round_trip(result)

@@ -12,6 +12,7 @@ import torch
 
 from descent import experiments
 from descent.experiments import Result, report
+from descent.spec import RunSpec
 
 torch.set_num_threads(1)
 FAILURE = "boom: the fake experiment failed on purpose"
@@ -96,6 +97,10 @@ def test_report_from_two_quick_experiments_and_a_failure(fakes, tmp_path):
     broken = json.loads((data / "fake-broken.json").read_text())
     assert broken["verdict"] == "error" and FAILURE in broken["error"] and "Traceback" in broken["traceback"]
     assert (data / "conditioning.png").stat().st_size > 10_000
+    # the runs behind each result: every stored spec's digest is on the page
+    assert "Runs" in page and "spec digest" in page
+    for spec in cond["specs"]:
+        assert RunSpec.from_dict(spec).digest in page
 
 
 def test_report_defaults_to_the_registry_and_escapes(fakes, monkeypatch, tmp_path):

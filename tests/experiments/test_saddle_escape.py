@@ -81,3 +81,7 @@ def test_bounded_saddle_runs_end(result):
 def test_outputs(result, tmp_path):
     json.dumps(result.to_dict())
     assert result.save(tmp_path)["png"].stat().st_size > 10_000
+
+
+def test_the_specs_of_its_runs_are_stored(result, specs_round_trip):
+    specs_round_trip(result)

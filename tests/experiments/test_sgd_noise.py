@@ -1,19 +1,19 @@
 """sgd-noise at its quick size: mini-batch noise covariance C/B (x (N - B)/(N - 1) without
-replacement) on the breast-cancer logistic risk, SGD's equipartition temperature through the engine,
-and the flat-minimum share on sharp-flat against the Fokker-Planck prediction.
+replacement) on the breast-cancer logistic risk with the engine's batches, SGD's equipartition
+temperature from one run holding every batch size, and the flat-minimum share on sharp-flat against
+the Fokker-Planck prediction.
 
 The noise is 7x anisotropic (C ~ H), so the 'one scalar temperature' check fails on purpose: the
 verdict is 'partly held'."""
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from descent.experiments import sgd_noise as sn
-from descent.landscapes import get_landscape
-from descent.landscapes.thermal import breast_cancer_features, logistic_per_example_gradients
+from descent.objectives import logistic_risk
+from descent.spec import RunSpec
 from descent.theory.noise import without_replacement_factor
 
 torch.set_num_threads(1)
@@ -71,29 +71,39 @@ def test_flat_share(result):
 
 
 @pytest.mark.parametrize("replacement", [True, False])
-def test_minibatch_view_gives_the_full_gradient_plus_c_over_b(replacement):
-    land = get_landscape("logistic-risk")
-    features, labels = breast_cancer_features()
-    w = torch.tensor([[-3.0, -0.5]], dtype=torch.float64).expand(6000, -1).contiguous()
-    batch = np.full(6000, 64)
-    view = sn._minibatch_view(
-        land,
-        features,
-        labels,
-        batch,
-        np.full(6000, replacement),
-        torch.Generator().manual_seed(5),
-        torch.float64,
-    )
-    grads = view.gradient(w)
-    full = land.gradient(w[:1])[0]
-    per = logistic_per_example_gradients(w[0], features, labels)
+def test_engine_batches_give_the_full_gradient_plus_c_over_b(replacement):
+    risk = logistic_risk()
+    w = torch.tensor([-3.0, -0.5], dtype=torch.float64)
+    per = sn.per_example_gradients(risk, w)
+    grads = sn.batch_gradients(per, 64, replacement, 6000, seed=5)
+    full = risk.value_and_grad(w.unsqueeze(0))[1][0]
     cov = torch.cov((per - per.mean(0)).T, correction=0) / 64
     if not replacement:
         cov = cov * without_replacement_factor(569, 64)
     assert torch.allclose(grads.mean(0), full, atol=4 * float(cov.diagonal().max().sqrt()) / 6000**0.5)
     assert torch.allclose(torch.cov(grads.T), cov, rtol=0.1, atol=1e-6)
-    assert view.value(w[:1]) == pytest.approx(float(land.value(w[:1])))
+
+
+def test_batch_gradients_are_the_risks_own_on_the_engines_batches():
+    """The measured batch gradient is what the risk returns for the batch the engine draws."""
+    from descent.dynamics.batches import draw_indices
+
+    risk = logistic_risk()
+    w = torch.tensor([-3.0, -0.5], dtype=torch.float64)
+    mine = sn.batch_gradients(sn.per_example_gradients(risk, w), 16, False, 50, seed=3, first=7)
+    indices = draw_indices(3, "without", 16, 569, torch.arange(7, 57), 0)
+    _, theirs = risk.value_and_grad(w.expand(50, -1), indices)
+    assert torch.allclose(mine, theirs, rtol=1e-12, atol=1e-15)
+
+
+def test_one_spec_holds_every_batch_size_and_mode(result):
+    sgd = [RunSpec.from_dict(s) for s in result.specs if s["landscape"] == "logistic-risk"]
+    assert len(sgd) == 1
+    cells = [(b, True) for b in CONFIG.sgd_with] + [(b, False) for b in CONFIG.sgd_without]
+    assert sgd[0].batch_size == [b for b, _ in cells for _ in range(CONFIG.sgd_particles)]
+    assert set(sgd[0].batch_mode) == {"replacement", "without"}
+    sgd_like = [s for s in result.specs if s["landscape"] == "sharp-flat-risk"]
+    assert len(sgd_like) == len(CONFIG.lrs) and all(s["batch_size"] for s in sgd_like)
 
 
 def test_result_files(result, tmp_path):
@@ -101,3 +111,7 @@ def test_result_files(result, tmp_path):
     data = json.loads(paths["json"].read_text())
     assert data["verdict"] == "partly held" and data["name"] == "sgd-noise"
     assert paths["png"].stat().st_size > 10_000
+
+
+def test_the_specs_of_its_runs_are_stored(result, specs_round_trip):
+    specs_round_trip(result)

@@ -107,3 +107,7 @@ def test_config_sizes_and_validation():
         tp.run(tp.Config(target_energy=0.5))
     with pytest.raises(DescentError, match="barriers"):
         tp.Config(barriers=(3.0,), escape_particles=(10,))
+
+
+def test_the_specs_of_its_runs_are_stored(result, specs_round_trip):
+    specs_round_trip(result)

@@ -14,7 +14,7 @@ from descent.landscapes.formula import Formula, parse_formula
 
 torch.set_num_threads(1)
 
-DATA_BASED = ("logistic-risk",)  # an empirical risk, not a formula
+DATA_BASED = ("logistic-risk", "sharp-flat-risk")  # objectives with data (descent.objectives)
 FORMULAS = [name for name in landscape_names() if name not in DATA_BASED]
 N_DIM = ("sphere", "rosenbrock", "rastrigin", "ackley", "styblinski-tang")
 CASES = (

@@ -1,6 +1,7 @@
 """Adaptive methods: AdaGrad, RMSProp and Adam raced against GD and momentum on flat ground (the
 plateau) and in ill-conditioned valleys (a rotated quadratic with kappa = 100, Rosenbrock), plus a
-look inside Adam: its per-coordinate effective step ``lr / (sqrt(v_hat) + eps)`` on flat and steep ground.
+look inside Adam: its per-coordinate effective learning rate (its step per unit of gradient) on flat
+and steep ground.
 
 The race (a fair one). For each landscape every optimizer gets the same log grid of learning rates,
 the same budget of steps (one gradient per step for every rule, so the same gradient budget) and the
@@ -9,12 +10,16 @@ reaches the landscape's target; the step at which it does is its time, failures 
 the budget, or diverged) count as infinite. Each optimizer's learning rate is tuned on ``n_tune``
 starts (lowest median time, then highest success rate, then lowest mean time, failures counted as
 ``budget + 1``) and reported on ``n_eval`` fresh starts drawn with another seed: median time with its
-interquartile range and success rate. All learning rates of one optimizer run as one batch.
+interquartile range and success rate. All learning rates of one optimizer run as one `RunSpec` (a
+per-particle lr).
 
-Inside Adam. At each race's tuned lr, Adam's moments are rebuilt from the recorded trajectory (the
-gradients at the recorded positions, the rule's own recursions; the rebuilt update is checked against
-the recorded displacement). Every (step, particle, coordinate) sample is ranked by its gradient size;
-the flattest quarter is "flat ground", the steepest quarter "steep slope".
+Inside Adam. At each race's tuned lr, Adam runs from the fresh starts with the engine's
+``update_parts`` probe, which records every step's parts: the force step ``-lr g`` and the update
+``u`` itself. Adam's effective learning rate per coordinate is its step per unit of gradient,
+``|u| / |g|`` (GD's is lr), so the probe's scale ``u / (-lr g)`` is the effective lr over lr: for Adam
+``(m_hat / g) / (sqrt(v_hat) + eps)``, which is ``1/|g|`` where the gradient is steady. Every (step,
+particle, coordinate) sample is ranked by its gradient size; the flattest quarter is "flat ground",
+the steepest quarter "steep slope".
 """
 
 from __future__ import annotations
@@ -26,10 +31,9 @@ import numpy as np
 import torch
 
 from descent._errors import invalid
-from descent.dynamics import simulate
-from descent.experiments._base import Progress, Result, verdict_from
+from descent.experiments._base import Progress, Result, Runs, verdict_from
 from descent.landscapes import Landscape, get_landscape, quadratic_matrix
-from descent.optim import Optimizer
+from descent.spec import RunSpec
 from descent.theory.rates import gd_parameters
 
 NAME = "adaptive"
@@ -84,22 +88,47 @@ class Config:
 
 
 # --- the races ---------------------------------------------------------------------------------
+def race_landscape(race: str) -> tuple[str, dict]:
+    """The registered landscape of a race and its parameters."""
+    if race == "plateau":
+        return "plateau", {}
+    if race in ("valley-rotated", "valley-aligned"):
+        angle = math.pi / 6 if race == "valley-rotated" else 0.0
+        return "quadratic", {"kappa": 100.0, "mu": 1.0, "angle": angle, "dim": 2}
+    if race == "rosenbrock":
+        return "rosenbrock", {}
+    raise invalid("race", race, f"one of {list(RACES)}")
+
+
 def race_setup(race: str, n: int, seed: int) -> tuple[Landscape, torch.Tensor, float]:
     """(landscape, starts [n, 2], target loss) of one race; starts drawn with ``seed``."""
+    name, params = race_landscape(race)
+    landscape = get_landscape(name, **params)
     generator = torch.Generator().manual_seed(seed)
     if race == "plateau":
-        landscape = get_landscape("plateau")
         u = torch.rand((n, 2), generator=generator, dtype=torch.float64)
         starts = torch.stack([u[:, 0], 2 * u[:, 1] - 1], dim=1)
         return landscape, starts, float(landscape.global_minima[0].value) + 1e-3
-    if race in ("valley-rotated", "valley-aligned"):
-        angle = math.pi / 6 if race == "valley-rotated" else 0.0
-        landscape = get_landscape("quadratic", kappa=100.0, mu=1.0, angle=angle, dim=2)
-        return landscape, landscape.random_starts(n, generator), 1e-6
-    if race == "rosenbrock":
-        landscape = get_landscape("rosenbrock")
-        return landscape, landscape.random_starts(n, generator), 1e-4
-    raise invalid("race", race, f"one of {list(RACES)}")
+    target = 1e-6 if race.startswith("valley") else 1e-4
+    return landscape, landscape.random_starts(n, generator), target
+
+
+def race_spec(
+    race: str, optimizer: str, lr: list[float], starts: torch.Tensor, target: float, config: Config
+) -> RunSpec:
+    """``optimizer`` on the race's landscape from ``starts`` (one per lr), stopped at the target loss."""
+    name, params = race_landscape(race)
+    return RunSpec(
+        landscape=name,
+        landscape_params=params,
+        optimizer=optimizer,
+        hyper={"lr": lr},
+        starts=starts.tolist(),
+        steps=config.budget,
+        save="summary",
+        events={"target_loss": target, "stop_on": ["target"]},
+        seed=config.seed,
+    )
 
 
 def _times(trajectory, target: float) -> np.ndarray:
@@ -131,24 +160,15 @@ def _selection_key(times: np.ndarray, budget: int) -> tuple[float, float, float]
     )
 
 
-def race(race_name: str, optimizer: str, config: Config) -> dict:
+def race(race_name: str, optimizer: str, config: Config, runs: Runs) -> dict:
     """Tune ``optimizer``'s lr on the grid with the tuning starts, time it on the fresh starts."""
     grid = config.lr_grid()
-    landscape, tune, target = race_setup(race_name, config.n_tune, config.seed)
+    _, tune, target = race_setup(race_name, config.n_tune, config.seed)
     _, fresh, _ = race_setup(race_name, config.n_eval, config.seed + 1)
     per_lr = config.n_tune + config.n_eval
     starts = torch.cat([tune, fresh]).repeat(len(grid), 1)
-    lr = torch.tensor(np.repeat(grid, per_lr), dtype=torch.float64)
-    trajectory = simulate(
-        landscape,
-        Optimizer.build(optimizer, lr=lr),
-        starts,
-        config.budget,
-        record_every=0,
-        target_loss=target,
-        check_every=config.budget,
-        seed=config.seed,
-    )
+    lr = np.repeat(grid, per_lr).tolist()
+    trajectory = runs(race_spec(race_name, optimizer, lr, starts, target, config))
     times = _times(trajectory, target).reshape(len(grid), per_lr)
     tune_times, eval_times = times[:, : config.n_tune], times[:, config.n_tune :]
     keys = [_selection_key(t, config.budget) for t in tune_times]
@@ -170,46 +190,32 @@ def race(race_name: str, optimizer: str, config: Config) -> dict:
 
 
 # --- inside Adam -------------------------------------------------------------------------------
-def adam_probe(race_name: str, lr: float, config: Config) -> dict:
-    """Adam at ``lr`` from the fresh starts, recorded every step; its moments rebuilt from the record."""
+def adam_probe(race_name: str, lr: float, config: Config, runs: Runs) -> dict:
+    """Adam at ``lr`` from the fresh starts, every step's parts recorded by the ``update_parts`` probe."""
     landscape, starts, target = race_setup(race_name, config.n_eval, config.seed + 1)
-    optimizer = Optimizer.build("adam", lr=lr)
-    hp = optimizer.hp
-    beta1, beta2, eps = float(hp["beta1"]), float(hp["beta2"]), float(hp["eps"])
-    trajectory = simulate(
-        landscape,
-        optimizer,
-        starts,
-        config.budget,
-        record_every=1,
-        target_loss=target,
-        check_every=config.budget,
-        seed=config.seed,
-    )
-    positions = trajectory.positions  # [T, N, d], frame t = step t
-    steps = positions.shape[0] - 1
-    grads = landscape.gradient(positions[:-1].reshape(-1, landscape.dim)).reshape(steps, *positions.shape[1:])
-    m = torch.zeros_like(grads[0])
-    v = torch.zeros_like(grads[0])
-    gain, update = torch.empty_like(grads), torch.empty_like(grads)
-    for k in range(steps):
-        m = beta1 * m + (1 - beta1) * grads[k]
-        v = beta2 * v + (1 - beta2) * grads[k] ** 2
-        denom = torch.sqrt(v / (1 - beta2 ** (k + 1))) + eps
-        gain[k] = 1.0 / denom  # the effective step is lr * gain
-        update[k] = -(lr / (1 - beta1 ** (k + 1))) * m / denom
+    spec = race_spec(race_name, "adam", [lr] * config.n_eval, starts, target, config)
+    trajectory = runs(spec.with_(save="every:1", probes=[{"name": "update_parts"}]))
+    parts = trajectory.probes["update_parts"]
+    steps = int(parts["steps"][-1])  # record k: step k, from frame k - 1 to frame k (k = 0: the start)
+    force, update = parts["force"][1:], parts["update"][1:]  # [steps, N, d]
+    grads = -force / lr  # the force step is -lr g
+    scale = parts["scale"][1:].abs()  # |u| / (lr |g|): the effective lr over lr
+    k = torch.arange(1, steps + 1).unsqueeze(1)
     stop = trajectory.stop_step.clone()
     stop[stop < 0] = steps
-    active = (torch.arange(steps).unsqueeze(1) < stop.unsqueeze(0)).unsqueeze(-1).expand_as(grads)
-    recorded = trajectory.displacement[1:]
-    mismatch = float(((update - recorded).abs() * active).max() / recorded.abs().max().clamp(min=1e-300))
-    g, eff, step = grads[active].abs(), lr * gain[active], (update[active]).abs()
+    moved = k <= stop.unsqueeze(0)  # a step up to the one that reached the target
+    diverged = trajectory.events["diverged"]
+    moved &= (diverged < 0).unsqueeze(0) | (k < diverged.unsqueeze(0))  # a diverging step is undone
+    active = moved.unsqueeze(-1).expand_as(grads)
+    saved = trajectory.displacement[1 : steps + 1]
+    mismatch = float(((update - saved).abs() * active).max() / saved.abs().max().clamp(min=1e-300))
+    g, eff, step = grads[active].abs(), scale[active], update[active].abs()
     flat_cut, steep_cut = float(torch.quantile(g, 0.25)), float(torch.quantile(g, 0.75))
     flat, steep = g <= flat_cut, g >= steep_cut
     out = {
         "lr": lr,
         "samples": int(g.numel()),
-        "rebuild_mismatch": mismatch,
+        "probe_mismatch": mismatch,
         "first_step": float(update[0].abs().median() / lr),
         "flat_grad": float(g[flat].median()),
         "steep_grad": float(g[steep].median()),
@@ -217,16 +223,17 @@ def adam_probe(race_name: str, lr: float, config: Config) -> dict:
         "steep_eff": float(eff[steep].median()),
         "flat_step": float(step[flat].median()),
         "steep_step": float(step[steep].median()),
-        "scatter": (g.numpy(), eff.numpy() / lr, step.numpy() / lr),
+        "scatter": (g.numpy(), eff.numpy(), step.numpy() / lr),
     }
     if race_name == "plateau":  # along x: the flat part (force = slope) against the well's walls
         slope, length = landscape.params["slope"], landscape.params["length"]
-        on_flat = active[..., 0] & (positions[:-1, :, 0] < length)
+        before = trajectory.positions[:steps, :, 0]  # the position each step starts from
+        on_flat = active[..., 0] & (before < length)
         on_wall = active[..., 0] & (grads[..., 0].abs() >= 10 * slope)
         out["plateau_slope"] = slope
         for part, mask in (("flat", on_flat), ("wall", on_wall)):
             if bool(mask.any()):
-                out[f"plateau_{part}_gain_x"] = float(gain[..., 0][mask].median())
+                out[f"plateau_{part}_gain_x"] = float(scale[..., 0][mask].median())
                 out[f"plateau_{part}_step_x"] = float(update[..., 0][mask].abs().median() / lr)
     return out
 
@@ -236,17 +243,18 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
     config = config or Config()
     units = len(config.races) * (len(config.optimizers) + 1)
     done = 0
+    runs = Runs()
     results: dict[str, dict[str, dict]] = {}
     probes: dict[str, dict] = {}
     for race_name in config.races:
         results[race_name] = {}
         for optimizer in config.optimizers:
-            results[race_name][optimizer] = race(race_name, optimizer, config)
+            results[race_name][optimizer] = race(race_name, optimizer, config, runs)
             done += 1
             if progress is not None:
                 progress(done, units)
         if "adam" in config.optimizers:
-            probes[race_name] = adam_probe(race_name, results[race_name]["adam"]["lr"], config)
+            probes[race_name] = adam_probe(race_name, results[race_name]["adam"]["lr"], config, runs)
         done += 1
         if progress is not None:
             progress(done, units)
@@ -280,7 +288,9 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
             probe["flat_step"] / probe["lr"],
             probe["steep_step"] / probe["lr"],
         ]
-        numbers[f"{key} rebuilt-update mismatch (relative)"] = probe["rebuild_mismatch"]
+        numbers[f"{key} probe's update vs the saved displacement (max relative mismatch)"] = probe[
+            "probe_mismatch"
+        ]
         numbers[f"{key} first step / lr (median over coordinates)"] = probe["first_step"]
         if "plateau_flat_gain_x" in probe:
             numbers["plateau: adam effective lr / lr along x on the flat part"] = probe["plateau_flat_gain_x"]
@@ -356,7 +366,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         ),
     }
     figure = _figure(config, results, probes)
-    return Result(NAME, CLAIM, verdict, explanation, numbers, theory, config_dict, figure, checks)
+    return Result(NAME, CLAIM, verdict, explanation, numbers, theory, config_dict, figure, checks, runs.specs)
 
 
 PROTOCOL = (
@@ -404,8 +414,9 @@ def _explain(verdict, checks, results, probes, comparisons, config) -> str:
         first = np.median([p["first_step"] for p in probes.values()])
         parts.append(
             "Over all the gradients Adam meets (flattest vs steepest quarter, per coordinate), its effective "
-            f"lr flat / steep is {eff}, while the gradients differ by {grad}: v_hat follows the gradient's "
-            "history over about 1/(1 - beta2) = 1000 steps, not the slope underfoot. Its step length flat / "
+            f"lr (its step per unit of gradient, |u|/|g|, read from the update_parts probe) flat / steep is "
+            f"{eff}, while the gradients differ by {grad}: v_hat follows the gradient's history over about "
+            "1/(1 - beta2) = 1000 steps, not the slope underfoot. Its step length flat / "
             f"steep is {step}. Adam's stride, lr*|m_hat|/(sqrt(v_hat) + eps), is about lr only where the "
             f"gradient has been steady and no smaller than before (its first step is lr on every coordinate, "
             f"median {first:.3g} lr; the plateau's flat part gives 1 lr); where small gradients follow large "
@@ -481,7 +492,7 @@ def _figure(config: Config, results, probes):
         color = marker_colors[i % len(marker_colors)]
         axes[0, n].loglog(g[pick], gain[pick], ".", ms=2, alpha=0.4, color=color, label=race_name)
         axes[1, n].loglog(g[pick], step[pick], ".", ms=2, alpha=0.4, color=color, label=race_name)
-    axes[0, n].set_title("Adam: effective lr / lr = 1/(sqrt(v_hat)+eps)", fontsize=9)
+    axes[0, n].set_title("Adam: effective lr / lr = |step| / (lr |g|)", fontsize=9)
     axes[1, n].set_title("Adam: |step| / lr per coordinate", fontsize=9)
     for ax in axes[:, n]:
         ax.set_xlabel("|gradient| of the coordinate")

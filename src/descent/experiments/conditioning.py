@@ -27,10 +27,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from descent.dynamics import simulate
-from descent.experiments._base import Progress, Result, verdict_from
+from descent.experiments._base import Progress, Result, Runs, verdict_from
 from descent.landscapes import get_landscape, quadratic_matrix
-from descent.optim import Optimizer
+from descent.spec import RunSpec
 from descent.theory.rates import optimal_parameters, optimal_rate
 
 NAME = "conditioning"
@@ -87,8 +86,10 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
     checks: dict[str, bool] = {}
     curves: dict[tuple[float, str], tuple[np.ndarray, np.ndarray]] = {}
     measured: dict[tuple[float, str], float] = {}
+    runs = Runs()
     for index, (kappa, method) in enumerate(units):
-        landscape = get_landscape("quadratic", kappa=kappa, mu=1.0, angle=config.angle, dim=2)
+        params = {"kappa": kappa, "mu": 1.0, "angle": config.angle, "dim": 2}
+        landscape = get_landscape("quadratic", **params)
         eigenvalues, eigenvectors = torch.linalg.eigh(quadratic_matrix(landscape))
         mu, L = float(eigenvalues[0]), float(eigenvalues[-1])
         slow, stiff = eigenvectors[:, 0], eigenvectors[:, -1]
@@ -97,10 +98,17 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         starts = torch.cat([starts, stiff.unsqueeze(0)])  # the last start: stiff mode only
         rho_theory = optimal_rate(method, L / mu)
         steps = int(min(config.max_steps, math.ceil(config.efolds / (1.0 - rho_theory))))
-        optimizer = Optimizer.build(method, **optimal_parameters(method, L, mu))
-        trajectory = simulate(
-            landscape, optimizer, starts, steps, record_every=1, check_every=max(steps, 1), seed=config.seed
+        spec = RunSpec(
+            landscape="quadratic",
+            landscape_params=params,
+            optimizer=method,
+            hyper={k: float(v) for k, v in optimal_parameters(method, L, mu).items()},
+            starts=starts.tolist(),
+            steps=steps,
+            save="every:1",
+            seed=config.seed,
         )
+        trajectory = runs(spec)
         k = trajectory.steps.numpy()
         error = (trajectory.positions.norm(dim=-1) / trajectory.positions[0].norm(dim=-1)).numpy()  # [T, N]
         window = k >= FIT_FROM * k[-1]
@@ -189,6 +197,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         config_dict,
         _figure(config, curves, measured),
         checks,
+        runs.specs,
     )
 
 

@@ -25,13 +25,11 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
 
-from descent.dynamics import simulate
-from descent.experiments._base import Progress, Result, verdict_from
+from descent.experiments._base import Progress, Result, Runs, verdict_from
 from descent.landscapes import get_landscape
-from descent.optim import Optimizer
-from descent.spec import grid_starts
+from descent.optim import RULES
+from descent.spec import RunSpec
 
 NAME = "double-well-momentum"
 CLAIM = (
@@ -92,19 +90,21 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
     checks: dict[str, bool] = {}
     stages = 4
 
-    seed = _seed_runs(config, landscape)
+    runs = Runs()
+    seed = _seed_runs(config, runs)
     _tick(progress, 1, stages)
-    scan, grid = _scan_and_map(config, landscape)
+    scan, grid = _scan_and_map(config, runs)
     _tick(progress, 2, stages)
-    friction = _critical_friction(config, landscape)
+    friction = _critical_friction(config, landscape, runs)
     _tick(progress, 3, stages)
-    basins = _basins(config, landscape)
+    basins = _basins(config, runs)
 
     # 1. the seed's settings
     gd_out, hb_out = seed["outcomes"]
     numbers[f"seed setting, momentum 0 (lr {config.lr_seed:g}): outcome"] = gd_out
     numbers[f"seed setting, momentum {config.beta_seed:g} (lr {config.lr_seed:g}): outcome"] = hb_out
     numbers["seed setting: settling steps (momentum 0, momentum 0.9)"] = seed["steps"]
+    numbers["seed setting: final position (momentum 0, momentum 0.9)"] = seed["final"]
     checks[f"momentum 0 at lr {config.lr_seed:g} stays in the left (local) minimum"] = gd_out == LEFT
     checks[f"momentum {config.beta_seed:g} at lr {config.lr_seed:g} reaches the right (global) minimum"] = (
         hb_out == RIGHT
@@ -198,7 +198,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         },
     }
     figure = _figure(config, landscape, seed, scan, grid, friction, basins, gamma_limit)
-    return Result(NAME, CLAIM, verdict, explanation, numbers, theory, config_dict, figure, checks)
+    return Result(NAME, CLAIM, verdict, explanation, numbers, theory, config_dict, figure, checks, runs.specs)
 
 
 # --- runs -------------------------------------------------------------------------------------
@@ -212,15 +212,24 @@ def _share(p: float, n: int) -> dict[str, float]:
     return {"share": p, "se": math.sqrt(max(p * (1.0 - p), 0.0) / max(n, 1))}
 
 
-def _seed_runs(config: Config, landscape) -> dict:
-    optimizer = Optimizer.build(
-        "momentum",
-        lr=config.lr_seed,
-        momentum=torch.tensor([0.0, config.beta_seed], dtype=torch.float64),
+def _spec(config: Config, **fields) -> RunSpec:
+    """A run on the double well of ``config`` from its default start."""
+    params = {"tilt": config.tilt}
+    return RunSpec(landscape="double-well", landscape_params=params, seed=config.seed, **fields)
+
+
+def _seed_runs(config: Config, runs: Runs) -> dict:
+    """The seed's two settings, one run: the heavy ball at lr_seed with momentum 0 and beta_seed."""
+    spec = _spec(
+        config,
+        optimizer="momentum",
+        hyper={"lr": config.lr_seed, "momentum": [0.0, config.beta_seed]},
+        steps=config.seed_steps,
+        save="every:1",
     )
-    starts = landscape.start().expand(2, -1).clone()
-    traj = simulate(landscape, optimizer, starts, config.seed_steps, record_every=1, seed=config.seed)
-    return {"traj": traj, "outcomes": traj.outcomes, "steps": traj.outcome_step.tolist()}
+    traj = runs(spec)
+    final = traj.final_position.tolist()
+    return {"traj": traj, "outcomes": traj.outcomes, "steps": traj.outcome_step.tolist(), "final": final}
 
 
 def _lr_grid(config: Config, n: int) -> np.ndarray:
@@ -228,7 +237,7 @@ def _lr_grid(config: Config, n: int) -> np.ndarray:
     return np.unique(np.append(lrs, config.lr_seed))
 
 
-def _scan_and_map(config: Config, landscape) -> tuple[dict, dict]:
+def _scan_and_map(config: Config, runs: Runs) -> tuple[dict, dict]:
     """One batched run: the fine lr scans (beta 0 and beta_seed) and the (lr, beta) map."""
     scan_lrs = _lr_grid(config, config.scan_lrs)
     map_lrs = _lr_grid(config, config.map_lrs)
@@ -238,11 +247,14 @@ def _scan_and_map(config: Config, landscape) -> tuple[dict, dict]:
     betas = np.concatenate(
         [np.zeros_like(scan_lrs), np.full_like(scan_lrs, config.beta_seed), grid_beta.ravel()]
     )
-    optimizer = Optimizer.build("momentum", lr=torch.tensor(lrs), momentum=torch.tensor(betas))
-    starts = landscape.start().expand(len(lrs), -1).clone()
-    traj = simulate(
-        landscape, optimizer, starts, config.map_steps, record_every=0, check_every=250, seed=config.seed
+    spec = _spec(
+        config,
+        optimizer="momentum",
+        hyper={"lr": lrs.tolist(), "momentum": betas.tolist()},
+        steps=config.map_steps,
+        save="summary",
     )
+    traj = runs(spec)
     outcomes = np.array(traj.outcomes, dtype=object)
     n = len(scan_lrs)
     scan = {0.0: (scan_lrs, outcomes[:n]), config.beta_seed: (scan_lrs, outcomes[n : 2 * n])}
@@ -264,8 +276,9 @@ def _band(lrs: np.ndarray, outcomes: np.ndarray, wanted: str, lr0: float) -> tup
     return float(lrs[lo]), float(lrs[hi])
 
 
-def _critical_friction(config: Config, landscape) -> dict:
-    """Batched bisection, per beta, on the smallest lr at which the ball passes the barrier's x."""
+def _critical_friction(config: Config, landscape, runs: Runs) -> dict:
+    """Batched bisection, per beta, on the smallest lr at which the ball passes the barrier's x (read
+    from the saved frames: the largest x reached)."""
     barrier_x = landscape.point("barrier").position[0]
     betas = np.array(config.friction_betas)
     # bracket: gamma between 0.3 and 3 covers the edge for every beta
@@ -277,52 +290,49 @@ def _critical_friction(config: Config, landscape) -> dict:
         lrs = np.exp(
             np.log(low)[:, None] + (np.log(high) - np.log(low))[:, None] * fractions[None, :]
         )  # [B, k]
-        optimizer = Optimizer.build(
-            "momentum", lr=torch.tensor(lrs.ravel()), momentum=torch.tensor(np.repeat(betas, k))
+        spec = _spec(
+            config,
+            optimizer="momentum",
+            hyper={"lr": lrs.ravel().tolist(), "momentum": np.repeat(betas, k).tolist()},
+            steps=config.friction_steps,
+            save="every:1",
         )
-        starts = landscape.start().expand(lrs.size, -1).clone()
-        traj = simulate(
-            landscape,
-            optimizer,
-            starts,
-            config.friction_steps,
-            record_every=1,
-            check_every=config.friction_steps,
-            seed=config.seed,
-        )
+        traj = runs(spec)
         passed = (traj.positions[:, :, 0].max(dim=0).values > barrier_x).numpy().reshape(lrs.shape)
         for b in range(len(betas)):
             first = np.nonzero(passed[b])[0]
             j = int(first[0]) if first.size else k - 1
             low[b], high[b] = lrs[b, max(j - 1, 0)], lrs[b, j]
     edges = {float(beta): float(math.sqrt(low[b] * high[b])) for b, beta in enumerate(betas)}
-    gamma_c = {beta: (1.0 - beta) / math.sqrt(lr) for beta, lr in edges.items()}
+    heavy_ball = RULES["momentum"]  # its friction (1 - beta)/sqrt(lr): the rule's own physics
+    gamma_c = {beta: float(heavy_ball.friction({"lr": lr, "momentum": beta})) for beta, lr in edges.items()}
     resolution = float(
         np.max(np.sqrt(high / low)) - 1.0
     )  # relative half-width of the final brackets in gamma
     return {"edges": edges, "gamma_c": gamma_c, "barrier_x": barrier_x, "resolution": resolution}
 
 
-def _basins(config: Config, landscape) -> dict:
-    starts = grid_starts(landscape, config.basin_grid)
+def _basins(config: Config, runs: Runs) -> dict:
+    """One run per rule from a grid of starts over the box (cell centres, rows in y)."""
     out = {}
     for rule in BASIN_RULES:
         hyper = {"lr": config.adam_lr} if rule == "adam" else {"lr": config.lr_seed}
         if rule in ("momentum", "nesterov"):
             hyper["momentum"] = config.beta_seed
-        traj = simulate(
-            landscape,
-            Optimizer.build(rule, **hyper),
-            starts,
-            config.basin_steps,
-            record_every=0,
-            check_every=100,
-            seed=config.seed,
+        spec = _spec(
+            config,
+            optimizer=rule,
+            hyper=hyper,
+            starts=f"grid:{config.basin_grid}",
+            steps=config.basin_steps,
+            save="summary",
         )
+        traj = runs(spec)
         outcomes = np.array(traj.outcomes, dtype=object)
         image = outcomes.reshape(config.basin_grid, config.basin_grid)  # rows: y, columns: x
         stripes = float(np.mean([len(set(image[:, j])) == 1 for j in range(config.basin_grid)]))
-        out[rule] = {"outcomes": outcomes, "image": image, "x0": starts[:, 0].numpy(), "stripes": stripes}
+        x0 = traj.positions[0, :, 0].numpy()
+        out[rule] = {"outcomes": outcomes, "image": image, "x0": x0, "stripes": stripes}
     return out
 
 

@@ -15,8 +15,10 @@ Protocol. The landscape is ``quadratic`` (2-D, eigenvalues ``mu`` and ``L = kapp
 2. Stability edges by batched bisection on lr: every round runs a whole grid of lrs per method and
    momentum (one batched simulation per method), calls a lr unstable when the engine marks it diverged
    or ``|x|`` grew from step ``edge_steps/2`` to ``edge_steps``, and narrows each bracket to the cell
-   where stability is lost. Compared with ``2/lambda_max`` (GD), ``2(1 + beta)/lambda_max`` (heavy ball)
-   and ``2(1 + beta)/((1 + 2 beta) lambda_max)`` (Nesterov).
+   where stability is lost. Compared with each rule's own stability edge (``RULES[name].edge`` at the
+   landscape's Hessian: ``2/lambda_max`` for GD, ``2(1 + beta)/lambda_max`` for the heavy ball,
+   ``2(1 + beta)/((1 + 2 beta) lambda_max)`` for Nesterov) and, independently, with the edge found from
+   the characteristic roots (`descent.theory.quadratic.edge_by_roots`).
 """
 
 from __future__ import annotations
@@ -27,18 +29,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from descent.dynamics import simulate
-from descent.experiments._base import Progress, Result, verdict_from
+from descent.experiments._base import Progress, Result, Runs, verdict_from
 from descent.landscapes import get_landscape, quadratic_matrix
-from descent.optim import Optimizer
-from descent.theory.quadratic import (
-    REGIMES,
-    edge_by_roots,
-    gd_rate,
-    gd_regime,
-    gd_regime_bounds,
-    stability_edge,
-)
+from descent.optim import RULES
+from descent.spec import RunSpec
+from descent.theory.quadratic import REGIMES, edge_by_roots, gd_rate, gd_regime, gd_regime_bounds
 
 NAME = "learning-rate"
 CLAIM = (
@@ -83,10 +78,12 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
     theory: dict = {}
     checks: dict[str, bool] = {}
 
-    sweep = _sweep(config, landscape, eigenvalues.numpy(), eigenvectors.numpy())
+    runs = Runs()
+    sweep = _sweep(config, runs, eigenvalues.numpy(), eigenvectors.numpy())
     _tick(progress, 1, 2)
-    edges = _edges(config, landscape, L)
+    edges = _edges(config, runs)
     _tick(progress, 2, 2)
+    predicted_edge = _rule_edges(landscape, edges["edges"])
 
     # 1. the four regimes at their representatives
     bounds = gd_regime_bounds(mu, L, config.steps, config.shrink, sweep["shares"])
@@ -138,7 +135,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
     # 2. stability edges
     worst = 0.0
     for (method, beta), measured in edges["edges"].items():
-        predicted = stability_edge(method, L, beta)
+        predicted = predicted_edge[(method, beta)]
         rel = measured / predicted - 1.0
         worst = max(worst, abs(rel))
         key = f"stability edge, {LABELS[method]}" + (f" beta={beta:g}" if method != "gd" else "")
@@ -153,7 +150,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         ("nesterov", "2(1 + beta)/((1 + 2 beta) lambda_max)"),
     ):
         ok = all(
-            abs(value / stability_edge(m, L, b) - 1.0) <= config.edge_tolerance
+            abs(value / predicted_edge[(m, b)] - 1.0) <= config.edge_tolerance
             for (m, b), value in edges["edges"].items()
             if m == method
         )
@@ -168,8 +165,8 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         "landscape": f"quadratic 2-D, eigenvalues {mu:g} and {L:g}, rotated by {config.angle:g} rad",
         "representatives (units of 1/L)": REPRESENTATIVE,
     }
-    figure = _figure(config, mu, L, sweep, edges)
-    return Result(NAME, CLAIM, verdict, explanation, numbers, theory, config_dict, figure, checks)
+    figure = _figure(config, mu, L, sweep, edges, predicted_edge)
+    return Result(NAME, CLAIM, verdict, explanation, numbers, theory, config_dict, figure, checks, runs.specs)
 
 
 def _tick(progress: Progress | None, k: int, total: int) -> None:
@@ -177,24 +174,34 @@ def _tick(progress: Progress | None, k: int, total: int) -> None:
         progress(k, total)
 
 
+def _spec(config: Config, **fields) -> RunSpec:
+    """A run on the quadratic of ``config`` from its default start."""
+    params = {"kappa": config.kappa, "mu": config.mu, "angle": config.angle, "dim": 2}
+    return RunSpec(landscape="quadratic", landscape_params=params, seed=config.seed, **fields)
+
+
+def _rule_edges(landscape, groups) -> dict:
+    """Each (method, beta)'s stability edge from the rule itself: ``edge(H, state, hp)`` at the
+    landscape's Hessian (exact for a quadratic) with the rule's fresh state."""
+    minimum = torch.tensor([landscape.minima[0].position], dtype=torch.float64)
+    hessian = landscape.hessian(minimum)
+    edges = {}
+    for method, beta in groups:
+        rule = RULES[method]
+        hp = rule.resolve({"momentum": beta} if method != "gd" else {})
+        edges[(method, beta)] = float(rule.edge(hessian, rule.init(minimum), hp)[0])
+    return edges
+
+
 # --- 1. the regimes -------------------------------------------------------------------------
-def _sweep(config: Config, landscape, eigenvalues: np.ndarray, eigenvectors: np.ndarray) -> dict:
+def _sweep(config: Config, runs: Runs, eigenvalues: np.ndarray, eigenvectors: np.ndarray) -> dict:
     mu, L = float(eigenvalues[0]), float(eigenvalues[-1])
     lo, hi = config.sweep_range
     sweep_lrs = np.geomspace(lo / L, hi / L, config.sweep)
     rep_lrs = np.array([REPRESENTATIVE[name] / L for name in REGIMES])
     lrs = np.concatenate([sweep_lrs, rep_lrs])
     n = len(lrs)
-    starts = landscape.start().expand(n, -1).clone()
-    traj = simulate(
-        landscape,
-        Optimizer.build("gd", lr=torch.tensor(lrs)),
-        starts,
-        config.steps,
-        record_every=1,
-        check_every=config.steps,
-        seed=config.seed,
-    )
+    traj = runs(_spec(config, optimizer="gd", hyper={"lr": lrs.tolist()}, steps=config.steps, save="every:1"))
     norm = traj.positions.norm(dim=-1).numpy()  # [T, N]
     modes = np.abs(traj.positions.numpy() @ eigenvectors)  # [T, N, d]: |amplitude| of each eigen-mode
     start_modes = modes[0, 0]
@@ -263,7 +270,7 @@ def _sweep(config: Config, landscape, eigenvalues: np.ndarray, eigenvectors: np.
 
 
 # --- 2. stability edges by batched bisection --------------------------------------------------
-def _edges(config: Config, landscape, L: float) -> dict:
+def _edges(config: Config, runs: Runs) -> dict:
     groups = [("gd", 0.0)] + [(m, b) for m in ("momentum", "nesterov") for b in config.momenta]
     low = np.full(len(groups), config.edge_range[0])
     high = np.full(len(groups), config.edge_range[1])
@@ -278,18 +285,12 @@ def _edges(config: Config, landscape, L: float) -> dict:
             rows = [g for g, (m, _) in enumerate(groups) if m == method]
             lrs = grid[rows].ravel()
             betas = np.repeat([groups[g][1] for g in rows], k)
-            hyper = {"lr": torch.tensor(lrs)}
+            hyper = {"lr": lrs.tolist()}
             if method != "gd":
-                hyper["momentum"] = torch.tensor(betas)
-            traj = simulate(
-                landscape,
-                Optimizer.build(method, **hyper),
-                landscape.start().expand(len(lrs), -1).clone(),
-                config.edge_steps,
-                record_every=half,
-                check_every=config.edge_steps,
-                seed=config.seed,
-            )
+                hyper["momentum"] = betas.tolist()
+            # saved: the start, step edge_steps/2 and the last step
+            spec = _spec(config, optimizer=method, hyper=hyper, steps=config.edge_steps, save=f"steps:{half}")
+            traj = runs(spec)
             norm = traj.positions.norm(dim=-1)
             unstable = (np.array(traj.outcomes) == "diverged") | (norm[-1] > norm[1]).numpy()
             unstable = unstable.reshape(len(rows), k)
@@ -330,7 +331,7 @@ def _explain(config, mu, L, rep, agreement, edges, worst, checks) -> str:
     return "".join(parts)
 
 
-def _figure(config, mu, L, sweep, edges):
+def _figure(config, mu, L, sweep, edges, predicted_edge):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -385,7 +386,7 @@ def _figure(config, mu, L, sweep, edges):
     for (method, beta), value in edges["edges"].items():
         labels.append(LABELS[method] + (f"\nbeta {beta:g}" if method != "gd" else ""))
         measured.append(value)
-        predicted.append(stability_edge(method, L, beta))
+        predicted.append(predicted_edge[(method, beta)])
     pos = np.arange(len(labels))
     ax.bar(pos - 0.2, measured, 0.4, label="bisection")
     ax.bar(pos + 0.2, predicted, 0.4, label="closed form")

@@ -19,8 +19,9 @@ order fitted on log error against log lr.
   half-size first step (a ``warmup`` schedule of 2 steps: factors 1/2, 1, 1, ...) the error is O(h^2)
   = O(lr): order 1 in lr. The two single fixes are run too, to show each O(h) source on its own.
 
-All rungs of a ladder (and all starts) run as one batch with per-particle lr and beta tensors; each
-particle's frame at its own step count ``K = t / time_step`` is read from the recorded trajectory.
+All rungs of a ladder (and all starts) run as one spec with per-particle lr and beta lists; each
+particle's frame at its own step count ``K = t / time_step`` is read from the frames saved at exactly
+those step counts.
 """
 
 from __future__ import annotations
@@ -32,11 +33,10 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
-from descent.dynamics import simulate
-from descent.experiments._base import Progress, Result, checks_line, verdict_from
+from descent.experiments._base import Progress, Result, Runs, checks_line, verdict_from
 from descent.landscapes import get_landscape
-from descent.optim import Optimizer
-from descent.optim.schedules import Warmup
+from descent.optim import Warmup, schedule_to_dict
+from descent.spec import RunSpec
 
 torch.set_num_threads(1)
 
@@ -80,20 +80,19 @@ class Config:
 
 
 def _numpy_field(landscape):
-    """grad U and the Hessian-vector product H v as numpy functions of one point (H v by a central
-    difference of the analytic gradient along v: relative error ~1e-10)."""
+    """The vector field of the reference ODEs as numpy functions of one point: grad U, the objective's
+    own gradient (handed to solve_ivp as the field, not derived here), and H v with H the objective's
+    Hessian."""
+    field = landscape.gradient  # the objective's grad U, the right-hand side of the reference ODEs
+
+    def point(x: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(x, dtype=torch.float64).reshape(1, -1)
 
     def grad(x: np.ndarray) -> np.ndarray:
-        return landscape.gradient(torch.as_tensor(x, dtype=torch.float64).reshape(1, -1))[0].numpy()
+        return field(point(x))[0].numpy()
 
     def hvp(x: np.ndarray, v: np.ndarray) -> np.ndarray:
-        norm = float(np.linalg.norm(v))
-        if norm == 0:
-            return np.zeros_like(v)
-        step = 1e-5 * v / norm
-        pair = torch.as_tensor(np.stack([x + step, x - step]), dtype=torch.float64)
-        g = landscape.gradient(pair).numpy()
-        return (g[0] - g[1]) / 2e-5 * norm
+        return landscape.hessian(point(x))[0].numpy() @ v
 
     return grad, hvp
 
@@ -129,21 +128,26 @@ def _fit_order(lr: np.ndarray, err: np.ndarray, rungs: int) -> tuple[float, floa
     return float(coef[0]), float(math.sqrt(max(cov[0, 0], 0.0)))
 
 
-def _ladder(landscape, optimizer, starts: np.ndarray, counts: np.ndarray, tick) -> np.ndarray:
-    """Positions [rungs, starts, d] of each (rung, start) particle at its own step count."""
-    n = len(starts)
-    x0 = torch.tensor(np.tile(starts, (len(counts), 1)), dtype=torch.float64)
-    traj = simulate(
-        landscape,
-        optimizer,
-        x0,
-        int(counts.max()),
-        record_every=1,
-        check_every=int(counts.max()),
-        progress=tick,
+def _ladder(
+    config: Config, runs: Runs, optimizer: str, hyper: dict, counts: np.ndarray, schedule=None, tick=None
+) -> np.ndarray:
+    """Positions [rungs, starts, d] of each (rung, start) particle at its own step count: one run with
+    per-particle hyper-parameters (``hyper``: a list per rung, repeated for each start), saving the
+    frames at the rungs' step counts."""
+    n = len(config.starts)
+    spec = RunSpec(
+        landscape=config.landscape,
+        optimizer=optimizer,
+        hyper={key: np.repeat(values, n).tolist() for key, values in hyper.items()},
+        schedule=schedule,
+        starts=[list(s) for s in config.starts] * len(counts),
+        steps=int(counts.max()),
+        save="steps:" + ",".join(str(int(k)) for k in counts),
     )
+    traj = runs(spec, tick)
+    frame = {int(k): i for i, k in enumerate(traj.steps.tolist())}
     positions = traj.positions.numpy()
-    return np.stack([positions[k, j * n : (j + 1) * n] for j, k in enumerate(counts)])
+    return np.stack([positions[frame[int(k)], j * n : (j + 1) * n] for j, k in enumerate(counts)])
 
 
 def run(config: Config | None = None, progress: Progress | None = None) -> Result:
@@ -151,7 +155,6 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
     landscape = get_landscape(config.landscape)
     grad, hvp = _numpy_field(landscape)
     starts = np.array(config.starts, dtype=float)
-    n = len(starts)
     gd_k = np.array(config.gd_steps)
     hb_k = np.array(config.hb_steps)
     total = int(gd_k.max() + len(VARIANTS) * hb_k.max())
@@ -161,13 +164,13 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         if progress is not None:
             progress(offset[0] + k, total)
 
+    runs = Runs()
     # --- GD against gradient flow -----------------------------------------------------------------------
     gd_lr = config.gd_time / gd_k
     flows = [_gradient_flow(grad, hvp, s, config.gd_time) for s in starts]
     exact = np.stack([f[0] for f in flows])
     coef = np.stack([f[1] for f in flows])  # E(t) per start
-    opt = Optimizer.build("gd", lr=torch.tensor(np.repeat(gd_lr, n)))
-    gd_x = _ladder(landscape, opt, starts, gd_k, tick)
+    gd_x = _ladder(config, runs, "gd", {"lr": gd_lr}, gd_k, tick=tick)
     offset[0] += int(gd_k.max())
     gd_err = np.sqrt(((gd_x - exact) ** 2).sum(-1).mean(-1))  # RMS over starts
     gd_pred = np.sqrt((coef**2).sum(-1).mean()) * gd_lr  # lr |E(t)|
@@ -190,14 +193,8 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         else:
             a = gamma * h / 2
             lr, beta = h**2 / (1 + a), (1 - a) / (1 + a)
-        schedule = Warmup(steps=2) if "half" in name else None
-        opt = Optimizer.build(
-            "momentum",
-            lr=torch.tensor(np.repeat(lr, n)),
-            momentum=torch.tensor(np.repeat(beta, n)),
-            schedule=schedule,
-        )
-        x = _ladder(landscape, opt, starts, hb_k, tick)
+        schedule = schedule_to_dict(Warmup(steps=2)) if "half" in name else None
+        x = _ladder(config, runs, "momentum", {"lr": lr, "momentum": beta}, hb_k, schedule, tick)
         offset[0] += int(hb_k.max())
         err = np.sqrt(((x - newton) ** 2).sum(-1).mean(-1))
         order, order_se = _fit_order(lr, err, config.fit_rungs)
@@ -273,6 +270,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         config_dict,
         figure,
         checks,
+        runs.specs,
     )
 
 

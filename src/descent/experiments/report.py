@@ -8,7 +8,9 @@ external resources, so it can be mailed or archived as one file.
 Beside the page, in ``out.parent / "report-data"``, each experiment leaves ``NAME.json`` (the full
 `Result.to_dict()` plus ``runtime_s`` and ``quick``; for a failure ``error`` and ``traceback``) and
 ``NAME.png`` (its figure). Non-finite numbers are written as the strings ``"inf"``, ``"-inf"``,
-``"nan"`` so the JSON stays standard.
+``"nan"`` so the JSON stays standard. Each section lists the runs behind its numbers: one row per
+stored spec with its digest (``RunSpec.from_dict(d).digest``), so any run can be found in
+``NAME.json`` and replayed.
 
 An experiment module may define ``KEY_NUMBERS``, a tuple of keys of ``Result.numbers`` to show in the
 summary table; otherwise the first numbers that have a theory counterpart are shown.
@@ -32,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from descent.experiments._base import Result
+from descent.experiments._base import Result, dumps
+from descent.spec import RunSpec
 
 Progress = Callable[[int, int], None]
 DATA_DIR = "report-data"
@@ -126,7 +129,7 @@ def _write_data(entry: Entry, data_dir: Path, quick: bool) -> None:
             (data_dir / f"{entry.name}.png").write_bytes(entry.png)
     else:
         payload.update({"verdict": "error", "error": entry.error, "traceback": entry.trace})
-    (data_dir / f"{entry.name}.json").write_text(json.dumps(_clean(payload), indent=2), encoding="utf-8")
+    (data_dir / f"{entry.name}.json").write_text(dumps(_clean(payload)), encoding="utf-8")
 
 
 def _clean(value: Any) -> Any:
@@ -280,6 +283,8 @@ def _section(entry: Entry) -> str:
         ]
     elif entry.figure_error:
         parts += ["<h3>Figure</h3>", f'<pre class="error">the figure failed: {_e(entry.figure_error)}</pre>']
+    if r.specs:
+        parts += ["<h3>Runs</h3>", _runs_table(r.specs)]
     parts += [
         "<h3>Configuration</h3>",
         f"<pre>{_e(json.dumps(_clean(r.config), indent=2))}</pre>",
@@ -302,6 +307,35 @@ def _numbers_table(r: Result) -> str:
         )
     rows.append("</table>")
     return "\n".join(rows)
+
+
+def _runs_table(specs: list[dict]) -> str:
+    """One row per stored spec: its digest, objective, optimizer, particles, steps and what it saved."""
+    rows = [
+        "<table><tr><th>spec digest</th><th>objective</th><th>optimizer</th><th>particles</th>"
+        "<th>steps</th><th>saved</th></tr>"
+    ]
+    for data in specs:
+        try:
+            spec = RunSpec.from_dict(data)
+            cells = [spec.digest, spec.landscape, spec.optimizer, _particles(spec), spec.steps, spec.save]
+        except Exception as error:  # noqa: BLE001 - a spec that does not load still shows
+            cells = [f"(not a valid spec: {type(error).__name__}: {error})", "", "", "", "", ""]
+        first = f'<td class="num">{_e(cells[0])}</td>'
+        rows.append("<tr>" + first + "".join(f"<td>{_e(c)}</td>" for c in cells[1:]) + "</tr>")
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def _particles(spec: RunSpec) -> str:
+    """The number of particles of a run, as its spec gives them."""
+    count = spec.particle_count()
+    if count:
+        return str(count)
+    if isinstance(spec.starts, list):
+        return str(len(spec.starts))
+    kind, _, n = spec.starts.partition(":")
+    return str(int(n) ** 2) if kind == "grid" else (n or "1")
 
 
 def _flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """Saddle escape: how long gradient descent lingers near a saddle, and what kicks it off.
 
 Protocol. The landscape is ``saddle`` ``U = x^2 - c y^2``, unbounded below along ``y``: a particle that
-leaves the box ``|y| <= R = 2`` is frozen as ``escaped`` and the engine records that step
-(``stop_step``), so one batched run measures every exit step exactly. The unstable curvature is
-``lambda = |U_yy| = 2c`` (`descent.theory.saddle`).
+leaves the box ``|y| <= R = 2`` is frozen as ``escaped`` and the engine records that step (the
+``left_box`` event, its ``stop_step``), so one run (one `RunSpec`) measures every exit step exactly.
+The unstable curvature is ``lambda = |U_yy| = 2c`` (`descent.theory.saddle`).
 
 1. Deterministic escape. Starts ``(x0, eps)`` for ``eps`` over many decades (one batched run), GD at
    ``lr`` against ``ceil(ln(R/eps)/ln(1 + lr lambda))``, and the heavy ball (``momentum``) at the same
@@ -12,13 +12,13 @@ leaves the box ``|y| <= R = 2`` is frozen as ``escaped`` and the engine records 
 2. Noisy escape from the saddle point itself: Langevin at temperature ``T``, GD with Gaussian gradient
    noise ``sigma = sqrt(2T/lr)`` (mini-batch-like noise at the same temperature ``T = lr sigma^2/2``)
    and the heavy ball with gradient noise at the same ``T = lr sigma^2/(2(1 - beta))``; several ``T``
-   in one batched run each. Mean exit times carry standard errors and are compared with REFERENCE.md's
-   ``(ln(lambda R^2/T) + 0.5772 + ln 2)/(2 lambda)`` under both readings of ``lambda`` (``2c`` and
-   ``c``), with the exact continuous mean first-passage time (quadrature), and with the discrete
-   chain's own prediction (which removes the known time-step bias).
+   in one run each (per-particle temperatures). Mean exit times carry standard errors and are
+   compared with REFERENCE.md's ``(ln(lambda R^2/T) + 0.5772 + ln 2)/(2 lambda)`` under both readings
+   of ``lambda`` (``2c`` and ``c``), with the exact continuous mean first-passage time (quadrature),
+   and with the discrete chain's own prediction (which removes the known time-step bias).
 3. The bounded saddle ``saddle-bounded`` (``U = x^2 - c y^2 + y^4/4``), where runs end: from the same
-   ``eps`` GD and the heavy ball fall into a minimum (``grad_tol`` stops them), and from ``eps = 0``
-   GD converges to the saddle and stalls there (outcome ``saddle:origin``).
+   ``eps`` GD and the heavy ball fall into a minimum (the ``converged`` event with ``grad_tol`` 1e-8 stops
+   them), and from ``eps = 0`` GD converges to the saddle and stalls there (outcome ``saddle:origin``).
 """
 
 from __future__ import annotations
@@ -27,12 +27,10 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
 
-from descent.dynamics import simulate
-from descent.experiments._base import Progress, Result, verdict_from
+from descent.experiments._base import Progress, Result, Runs, verdict_from
 from descent.landscapes import get_landscape
-from descent.optim import Optimizer
+from descent.spec import RunSpec
 from descent.theory.saddle import (
     discrete_exit_steps,
     discrete_exit_steps_sd,
@@ -85,13 +83,14 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
     checks: dict[str, bool] = {}
     stages = 4
 
-    det = _deterministic(config, landscape, lam, radius, numbers, theory, checks)
+    runs = Runs()
+    det = _deterministic(config, runs, lam, radius, numbers, theory, checks)
     if progress is not None:
         progress(1, stages)
-    noisy = _noisy(config, landscape, lam, radius, numbers, theory, checks)
+    noisy = _noisy(config, runs, lam, radius, numbers, theory, checks)
     if progress is not None:
         progress(2, stages)
-    bounded = _bounded(config, lam, numbers, checks)
+    bounded = _bounded(config, runs, lam, numbers, checks)
     if progress is not None:
         progress(3, stages)
 
@@ -105,37 +104,43 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
     figure = _figure(config, lam, radius, det, noisy, bounded)
     if progress is not None:
         progress(4, stages)
-    return Result(NAME, CLAIM, verdict, explanation, numbers, theory, config_dict, figure, checks)
+    return Result(NAME, CLAIM, verdict, explanation, numbers, theory, config_dict, figure, checks, runs.specs)
+
+
+def _saddle(config: Config, **fields) -> RunSpec:
+    """A run on the saddle x^2 - c y^2 (unbounded below: leaving the box stops a particle)."""
+    params = {"curvature": config.curvature}
+    return RunSpec(landscape="saddle", landscape_params=params, save="summary", **fields)
 
 
 # --- 1. deterministic escape from eps --------------------------------------------------------
-def _deterministic(config, landscape, lam, radius, numbers, theory, checks) -> dict:
+def _deterministic(config, runs, lam, radius, numbers, theory, checks) -> dict:
     lr, beta = config.lr, config.momentum
     lr_eff = lr / (1.0 - beta)
     eps = np.concatenate([np.logspace(-config.eps_decades[0], -config.eps_decades[1], config.n_eps), [0.0]])
     n = len(eps)
-    starts = torch.tensor(np.stack([np.full(n, config.x0), eps], axis=1), dtype=torch.float64)
+    starts = [[config.x0, float(e)] for e in eps]
     budget = int(1.5 * gd_escape_steps(eps[-2], radius, lr, lam)) + 50
     # GD at lr (every eps, and eps = 0) and GD at the heavy ball's effective step lr/(1 - beta) (eps > 0)
-    gd_starts = torch.cat([starts, starts[:-1]])
-    gd_lr = torch.tensor([lr] * n + [lr_eff] * (n - 1), dtype=torch.float64)
-    gd = simulate(
-        landscape,
-        Optimizer.build("gd", lr=gd_lr),
-        gd_starts,
-        budget,
-        record_every=0,
-        check_every=budget,
-        seed=config.seed,
+    gd = runs(
+        _saddle(
+            config,
+            optimizer="gd",
+            hyper={"lr": [lr] * n + [lr_eff] * (n - 1)},
+            starts=starts + starts[:-1],
+            steps=budget,
+            seed=config.seed,
+        )
     )
-    hb = simulate(
-        landscape,
-        Optimizer.build("momentum", lr=lr, momentum=beta),
-        starts,
-        budget,
-        record_every=0,
-        check_every=budget,
-        seed=config.seed,
+    hb = runs(
+        _saddle(
+            config,
+            optimizer="momentum",
+            hyper={"lr": lr, "momentum": beta},
+            starts=starts,
+            steps=budget,
+            seed=config.seed,
+        )
     )
     gd_steps = gd.stop_step[:n].numpy()
     gd_eff_steps = gd.stop_step[n:].numpy()
@@ -204,35 +209,35 @@ def _deterministic(config, landscape, lam, radius, numbers, theory, checks) -> d
 
 
 # --- 2. noisy escape from the saddle point --------------------------------------------------
-def _noisy(config, landscape, lam, radius, numbers, theory, checks) -> dict:
+def _noisy(config, runs, lam, radius, numbers, theory, checks) -> dict:
     lr, beta, n = config.noise_lr, config.momentum, config.particles
     temps = np.repeat(np.array(config.temperatures, dtype=np.float64), n)
-    t_tensor = torch.tensor(temps, dtype=torch.float64)
-    starts = torch.zeros(len(temps), 2, dtype=torch.float64)
     slowest = max(
         discrete_exit_steps(lr, lam, radius, t) + 15 * discrete_exit_steps_sd(lr, lam, t)
         for t in config.temperatures
     )
     budget = int(slowest) + 1
-    optimizers = {
-        "langevin": Optimizer.build("langevin", lr=lr, temperature=t_tensor),
-        "gradient noise": Optimizer.build("gd", lr=lr, grad_noise=torch.sqrt(2.0 * t_tensor / lr)),
-        "heavy ball + gradient noise": Optimizer.build(
-            "momentum", lr=lr, momentum=beta, grad_noise=torch.sqrt(2.0 * (1.0 - beta) * t_tensor / lr)
-        ),
+    # one run per kind of noise, every temperature in it (per-particle T), all from the saddle point
+    gd_sigma = np.sqrt(2.0 * temps / lr)  # T = lr sigma^2 / 2
+    hb_sigma = np.sqrt(2.0 * (1.0 - beta) * temps / lr)  # T = lr sigma^2 / (2 (1 - beta))
+    setups = {
+        "langevin": {"optimizer": "langevin", "hyper": {"lr": lr, "temperature": temps.tolist()}},
+        "gradient noise": {
+            "optimizer": "gd",
+            "hyper": {"lr": lr},
+            "transforms": [{"kind": "grad_noise", "sigma": gd_sigma.tolist()}],
+        },
+        "heavy ball + gradient noise": {
+            "optimizer": "momentum",
+            "hyper": {"lr": lr, "momentum": beta},
+            "transforms": [{"kind": "grad_noise", "sigma": hb_sigma.tolist()}],
+        },
     }
     out: dict = {"temperatures": list(config.temperatures), "lr": lr}
     within_discrete, within_reference, reading_c_rejected, faster = [], [], [], []
-    for index, (kind, optimizer) in enumerate(optimizers.items()):
-        traj = simulate(
-            landscape,
-            optimizer,
-            starts,
-            budget,
-            record_every=0,
-            check_every=budget,
-            seed=config.seed + 1 + index,
-        )
+    for index, (kind, setup) in enumerate(setups.items()):
+        spec = _saddle(config, starts=[[0.0, 0.0]], steps=budget, seed=config.seed + 1 + index, **setup)
+        traj = runs(spec)
         steps = traj.stop_step.numpy().astype(np.float64)
         censored = int((steps < 0).sum())
         steps = np.where(steps < 0, budget, steps)
@@ -297,28 +302,29 @@ def _noisy(config, landscape, lam, radius, numbers, theory, checks) -> dict:
 
 
 # --- 3. the bounded saddle: runs that end ----------------------------------------------------
-def _bounded(config, lam, numbers, checks) -> dict:
+def _bounded(config, runs, lam, numbers, checks) -> dict:
     landscape = get_landscape("saddle-bounded", curvature=config.curvature)
     lr, beta = config.lr, config.momentum
     eps = np.array([*config.bounded_eps, 0.0])
-    starts = torch.tensor(np.stack([np.full(len(eps), config.x0), eps], axis=1), dtype=torch.float64)
     budget = 4 * int(gd_escape_steps(min(config.bounded_eps), config.bounded_radius, lr, lam)) + 2000
     out: dict = {"eps": eps, "landscape": landscape}
     ends = []
-    for kind, optimizer in (
-        ("GD", Optimizer.build("gd", lr=lr)),
-        ("heavy ball", Optimizer.build("momentum", lr=lr, momentum=beta)),
+    for kind, optimizer, hyper in (
+        ("GD", "gd", {"lr": lr}),
+        ("heavy ball", "momentum", {"lr": lr, "momentum": beta}),
     ):
-        traj = simulate(
-            landscape,
-            optimizer,
-            starts,
-            budget,
-            record_every=1,
-            grad_tol=1e-8,
-            check_every=budget,
+        spec = RunSpec(
+            landscape="saddle-bounded",
+            landscape_params={"curvature": config.curvature},
+            optimizer=optimizer,
+            hyper=hyper,
+            starts=[[config.x0, float(e)] for e in eps],
+            steps=budget,
+            save="every:1",
+            events={"grad_tol": 1e-8, "stop_on": ["converged"]},  # |grad| and |step| < 1e-8 stop it
             seed=config.seed,
         )
+        traj = runs(spec)
         y = traj.positions[:, :, 1].abs().numpy()
         leave = [
             int(np.argmax(y[:, i] >= config.bounded_radius))

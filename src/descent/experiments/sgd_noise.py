@@ -1,52 +1,52 @@
 """SGD noise: mini-batch gradient noise measured on a real empirical risk, its temperature, and where
 noisy descent ends up when a sharp and a flat minimum have equal depth.
 
-1. The noise. The landscape ``logistic-risk`` is the full-batch loss of logistic regression with two
-   weights on scikit-learn's breast-cancer data (N = 569, standardised mean radius and mean texture).
-   At the fitted weights w* the per-example gradients (closed form) give the per-example covariance C.
-   For each batch size B, many mini-batches are drawn with and without replacement and the covariance
-   of their mean gradient is measured (a 2 x 2 matrix, standard errors from blocks of draws) and
-   compared with ``C/B`` and ``C/B * (N - B)/(N - 1)``.
-2. Its temperature. Mini-batch SGD runs through the engine's ``simulate`` from w* with every batch
-   size in one batched run. ``simulate`` draws gradient noise only as Gaussian ``grad_noise``, so the
-   minimum is implemented here: a view of the landscape whose gradient is a fresh mini-batch gradient
-   per particle and step (a seeded generator; per-particle batch sizes and sampling modes). The
-   stationary covariance S of the iterates gives the equipartition temperature ``tr(H S)/d`` (the
-   mean excess loss is ``d T/2``), compared with ``lr s^2/(2B)`` [times ``(N - B)/(N - 1)``],
-   ``s^2 = tr(C)/d``, and with the exact discrete Lyapunov solution of linearised SGD. Because C is
-   far from isotropic the per-direction temperatures (in the Hessian's eigenbasis) differ: the noise is
-   a temperature *matrix*, ``lr C_B / 2``, not one number.
+1. The noise. The objective is ``descent.objectives.logistic_risk()``, an `EmpiricalRisk`: logistic
+   regression with two weights on scikit-learn's breast-cancer data (N = 569, standardised mean radius
+   and mean texture). At the fitted weights w* the per-example gradients (the landscape package's
+   closed form) give the per-example covariance C. For each batch size B, many mini-batches are drawn
+   by the engine's own sampler (``descent.dynamics.batches.draw_indices``: the indices a run would use,
+   with and without replacement), the covariance of their mean gradient is measured (a 2 x 2 matrix,
+   standard errors from blocks of draws) and compared with ``C/B`` and ``C/B * (N - B)/(N - 1)``.
+2. Its temperature. Mini-batch SGD from w*, one `RunSpec` on the risk holding every batch size and
+   sampling mode (per-particle ``batch_size`` and ``batch_mode``): the engine draws each particle's
+   batches. The stationary covariance S of the iterates (the saved frames) gives the equipartition
+   temperature ``tr(H S)/d`` (the mean excess loss is ``d T/2``), compared with ``lr s^2/(2B)`` [times
+   ``(N - B)/(N - 1)``], ``s^2 = tr(C)/d``, and with the exact discrete Lyapunov solution of linearised
+   SGD. Because C is far from isotropic the per-direction temperatures (in the Hessian's eigenbasis)
+   differ: the noise is a temperature *matrix*, ``lr C_B / 2``, not one number.
 3. Sharp or flat. On ``sharp-flat`` (1-D: ``U = H (s(x)^2 - 1)^2``, ``s = (e^{cx} - 1)/c``; two minima of
    depth 0, curvatures in ratio ((1 + c)/(1 - c))^2 = 9, starts uniform between them), gradient descent
    with noise of variance ``sigma^2/B`` runs for the same physical time ``t = steps * lr`` on a grid of
-   (lr, B). Two noise models: isotropic (the engine's ``grad_noise = sigma/sqrt(B)``, a pure
-   temperature ``T = lr sigma^2/(2B)``) and SGD-like (mini-batches of a synthetic data set whose
-   per-example losses ``U + xi_i s(x)`` average to U; their gradient noise ``xi s'(x)`` has variance
+   (lr, B), one run per lr and noise model. Two noise models: isotropic (the ``grad_noise`` transform
+   with ``sigma/sqrt(B)``, a pure temperature ``T = lr sigma^2/(2B)``) and SGD-like (the objective
+   ``sharp_flat_risk``: a synthetic data set whose per-example losses ``U + xi_i s(x)`` average to U,
+   mini-batches of B examples drawn by the engine; their gradient noise ``xi_B s'(x)`` has variance
    proportional to the curvature at the minima, as measured C ~ H on the real risk, and equal to the
    isotropic one at the barrier top). The share ending in the flat basin (x < 0, the barrier top) is
    compared with the exact solution of the 1-D Fokker-Planck (Smoluchowski) equation with the local
    temperature ``T(x) = lr Var(noise)(x)/2``, and explained by the two-state picture: the Boltzmann
    (stationary) share and the Kramers/MFPT rates.
+
+The runs on objectives with data pass the objective, built once, to `run_spec` with their spec
+(``sharp-flat-risk``, from `descent.objectives.perturbed`, is not in the landscape registry).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from descent.dynamics import simulate
-from descent.experiments._base import Progress, Result, checks_line, verdict_from
-from descent.landscapes import Landscape, get_landscape
-from descent.landscapes.thermal import (
-    breast_cancer_features,
-    logistic_per_example_gradients,
-    sharp_flat_points,
-)
-from descent.optim import Optimizer
+from descent.dynamics.batches import draw_indices
+from descent.experiments._base import Progress, Result, Runs, checks_line, verdict_from
+from descent.landscapes import get_landscape
+from descent.landscapes.thermal import logistic_per_example_gradients, sharp_flat_points
+from descent.objectives import EmpiricalRisk, logistic_risk
+from descent.objectives.perturbed import sharp_flat_risk
+from descent.spec import RunSpec
 from descent.theory.escape import (
     mfpt_local,
     smoluchowski_propagate,
@@ -77,7 +77,7 @@ class Config:
     draws: int = 40000
     blocks: int = 20
     isotropy_tolerance: float = 2.0  # C is "near isotropic" when its eigenvalue ratio is below this
-    # 2. SGD temperature through simulate
+    # 2. SGD temperature: one run with every batch size
     sgd_lr: float = 1.0
     # lr = 1: at B = 16 the stationary T is already ~3 % above the linear theory (non-quadratic loss on
     # the scale of the fluctuations), ~10 % at B = 4, ~2 % at B = 32; ~1 % from B = 64 on
@@ -123,65 +123,62 @@ class Config:
 
 
 # --- 1. noise covariance ------------------------------------------------------------------------
-def _minibatch_weights(
-    count: int,
-    n: int,
-    batch: int,
-    replacement: bool,
-    generator: torch.Generator,
-    dtype: torch.dtype = torch.float64,
+MODES = {True: "replacement", False: "without"}  # replacement? -> the engine's batch_mode
+
+
+def per_example_gradients(risk: EmpiricalRisk, w: torch.Tensor) -> torch.Tensor:
+    """Every example's gradient of the logistic loss at ``w`` ``[2]``: ``[n, 2]`` (closed form, from the
+    landscape package)."""
+    return logistic_per_example_gradients(w, risk.features, risk.targets, risk.l2)
+
+
+def batch_gradients(
+    per_example: torch.Tensor, batch: int, replacement: bool, draws: int, seed: int, first: int = 0
 ) -> torch.Tensor:
-    """[count, n] weights whose row-products with per-example rows give batch means: counts/B (with
-    replacement) or a 0/1 mask of exactly B examples / B (without: the B smallest of n uniform keys;
-    in float32 a tie at the threshold, probability ~n 2^-24 per row, adds one example)."""
-    if replacement:
-        idx = torch.randint(0, n, (count, batch), generator=generator)
-        weights = torch.zeros(count, n, dtype=dtype)
-        weights.scatter_add_(1, idx, torch.ones(count, batch, dtype=dtype))
-    else:
-        keys = torch.rand(count, n, generator=generator, dtype=dtype)
-        threshold = keys.kthvalue(batch, dim=1, keepdim=True).values
-        weights = (keys <= threshold).to(dtype)
-    return weights / batch
+    """The mean gradient of ``draws`` mini-batches of ``batch`` examples, ``[draws, 2]``: the batches
+    the engine draws (``draw_indices``, step 0) for particles ``first .. first + draws - 1``."""
+    n = per_example.shape[0]
+    particles = torch.arange(first, first + draws, dtype=torch.int64)
+    indices = draw_indices(seed, MODES[replacement], batch, n, particles, 0)  # [draws, batch]
+    return per_example[indices].mean(dim=1)
 
 
-def _noise(config: Config, features: torch.Tensor, labels: torch.Tensor, w_star: torch.Tensor) -> dict:
-    n = len(labels)
-    grads = logistic_per_example_gradients(w_star, features, labels)  # [n, 2]
+def _noise(config: Config, risk: EmpiricalRisk, w_star: torch.Tensor) -> dict:
+    grads = per_example_gradients(risk, w_star)  # [n, 2]
+    n = grads.shape[0]
     mean = grads.mean(0)
     centred = grads - mean
     cov = (centred.T @ centred / n).numpy()
-    generator = torch.Generator().manual_seed(config.seed)
     rows = []
-    for batch in config.batches:
-        for replacement in (True, False):
-            if batch > n:
-                continue
-            per_block = config.draws // config.blocks
-            block_cov = []
-            for _ in range(config.blocks):
-                weights = _minibatch_weights(per_block, n, batch, replacement, generator)
-                noise = weights @ grads - mean  # [draws, 2]
-                block_cov.append((noise.T @ noise / per_block).numpy())
-            block_cov = np.stack(block_cov)
-            measured = block_cov.mean(0)
-            theory = minibatch_covariance(cov, batch, n, replacement)
-            traces = np.trace(block_cov, axis1=1, axis2=2)
-            ratio = float(np.trace(measured) / np.trace(theory))
-            ratio_se = float(traces.std(ddof=1) / math.sqrt(config.blocks) / np.trace(theory))
-            rows.append(
-                {
-                    "batch": batch,
-                    "replacement": replacement,
-                    "measured": measured,
-                    "theory": theory,
-                    "trace_ratio": ratio,
-                    "trace_ratio_se": ratio_se,
-                    "matrix_error": float(np.linalg.norm(measured - theory) / np.linalg.norm(theory)),
-                    "factor": 1.0 if replacement else without_replacement_factor(n, batch),
-                    "measured_factor": ratio * (1.0 if replacement else without_replacement_factor(n, batch)),
-                }
-            )
+    per_block = config.draws // config.blocks
+    for index, (batch, replacement) in enumerate((b, m) for b in config.batches for m in (True, False)):
+        if batch > n:
+            continue
+        block_cov = []
+        for block in range(config.blocks):
+            first = block * per_block
+            draws = batch_gradients(grads, batch, replacement, per_block, config.seed + index, first)
+            noise = draws - mean  # [draws, 2]
+            block_cov.append((noise.T @ noise / per_block).numpy())
+        block_cov = np.stack(block_cov)
+        measured = block_cov.mean(0)
+        theory = minibatch_covariance(cov, batch, n, replacement)
+        traces = np.trace(block_cov, axis1=1, axis2=2)
+        ratio = float(np.trace(measured) / np.trace(theory))
+        ratio_se = float(traces.std(ddof=1) / math.sqrt(config.blocks) / np.trace(theory))
+        rows.append(
+            {
+                "batch": batch,
+                "replacement": replacement,
+                "measured": measured,
+                "theory": theory,
+                "trace_ratio": ratio,
+                "trace_ratio_se": ratio_se,
+                "matrix_error": float(np.linalg.norm(measured - theory) / np.linalg.norm(theory)),
+                "factor": 1.0 if replacement else without_replacement_factor(n, batch),
+                "measured_factor": ratio * (1.0 if replacement else without_replacement_factor(n, batch)),
+            }
+        )
     eig = np.linalg.eigvalsh(cov)
     return {
         "C": cov,
@@ -193,58 +190,24 @@ def _noise(config: Config, features: torch.Tensor, labels: torch.Tensor, w_star:
     }
 
 
-# --- 2. the temperature of mini-batch SGD, through simulate ---------------------------------------------
-def _minibatch_view(
-    landscape: Landscape,
-    features: torch.Tensor,
-    labels: torch.Tensor,
-    batch: np.ndarray,
-    replacement: np.ndarray,
-    generator: torch.Generator,
-    dtype: torch.dtype,
-) -> Landscape:
-    """``landscape`` with a stochastic gradient: per particle (row) and call, the mean gradient of a fresh
-    mini-batch of ``batch[i]`` examples, drawn with or without replacement (``replacement[i]``)."""
-    n = len(labels)
-    x_data, y_data = features.to(dtype), labels.to(dtype)
-    groups = []
-    for b in np.unique(batch):
-        for mode in (True, False):
-            rows = np.flatnonzero((batch == b) & (replacement == mode))
-            if len(rows):
-                groups.append((torch.as_tensor(rows), int(b), mode))
-
-    def grad(w: torch.Tensor) -> torch.Tensor:
-        residual = -y_data * torch.sigmoid(-y_data * (w @ x_data.T))  # [particles, n]: d loss_i / d margin
-        weights = torch.empty_like(residual)
-        for rows, b, mode in groups:
-            weights[rows] = _minibatch_weights(len(rows), n, b, mode, generator, dtype)
-        return (weights * residual) @ x_data
-
-    return dataclasses.replace(landscape, grad_fn=grad, name=f"{landscape.name} (mini-batch gradient)")
-
-
-def _sgd(config: Config, landscape: Landscape, features, labels, w_star, hessian, noise, tick) -> dict:
-    dtype = torch.float32
+# --- 2. the temperature of mini-batch SGD, one run with every batch size ---------------------------------
+def _sgd(config: Config, risk: EmpiricalRisk, w_star, hessian, noise, runs: Runs, tick) -> dict:
     cells = [(b, True) for b in config.sgd_with] + [(b, False) for b in config.sgd_without]
     per = config.sgd_particles
-    batch = np.repeat([b for b, _ in cells], per)
-    replacement = np.repeat([m for _, m in cells], per)
-    generator = torch.Generator().manual_seed(config.seed + 11)
-    view = _minibatch_view(landscape, features, labels, batch, replacement, generator, dtype)
-    starts = w_star.to(dtype).expand(len(batch), -1).clone()
     steps = config.sgd_burn_in + config.sgd_frames * config.sgd_frame_every
-    optimizer = Optimizer.build("gd", lr=config.sgd_lr)
-    traj = simulate(
-        view,
-        optimizer,
-        starts,
-        steps,
-        record_every=config.sgd_frame_every,
-        check_every=steps,
+    spec = RunSpec(
+        landscape="logistic-risk",
+        optimizer="gd",
+        hyper={"lr": config.sgd_lr},
+        starts=[w_star.tolist()],
+        steps=steps,
+        save=f"every:{config.sgd_frame_every}",
+        batch_size=[b for b, _ in cells for _ in range(per)],
+        batch_mode=[MODES[m] for _, m in cells for _ in range(per)],
+        dtype="float32",
         seed=config.seed + 12,
-        progress=tick,
     )
+    traj = runs(spec, tick, objective=risk)
     frames = traj.steps.numpy() > config.sgd_burn_in
     positions = traj.positions[frames].double().numpy()  # [F, particles, 2]
     evals, evecs = np.linalg.eigh(hessian)
@@ -356,70 +319,66 @@ def _share_theory(config: Config, geo: dict, lr_over_b: float, model: str) -> di
     }
 
 
-def _flat(config: Config, tick) -> dict:
+def _flat(config: Config, runs: Runs, tick) -> dict:
     landscape = get_landscape("sharp-flat", height=config.height, skew=config.skew, dim=1)
     geo = sharp_flat_points(config.height, config.skew)
     geo["lower"], geo["upper"] = landscape.bounds[0]
     models = ("isotropic", "SGD-like")
     cells = [(m, lr, b) for m in models for lr in config.lrs for b in config.flat_batches]
     per = config.flat_particles
-    lr = np.repeat([c[1] for c in cells], per)
-    batch = np.repeat([c[2] for c in cells], per)
-    sgd_like = np.repeat([c[0] == "SGD-like" for c in cells], per)
-    n = len(lr)
-    generator = torch.Generator().manual_seed(config.seed + 21)
-    dtype = torch.float32
+    batches = np.repeat(config.flat_batches, per)  # the batch size of each particle of a run
     flat, sharp = geo["flat"], geo["sharp"]
-    x = (flat + (sharp - flat) * torch.rand((n, 1), generator=generator, dtype=torch.float64)).to(dtype)
-    data = torch.randn(config.data_size, generator=generator, dtype=torch.float64)
-    data = ((data - data.mean()) / data.std(unbiased=False) * config.sigma).to(dtype)  # Var = sigma^2 exactly
-    batch_generator = torch.Generator().manual_seed(config.seed + 22)
-    skew = config.skew
-    base = landscape.grad_fn
-
-    def view(rows: np.ndarray) -> Landscape:
-        b = torch.as_tensor(batch[rows])
-        bmax = int(b.max())
-        weights = (torch.arange(bmax)[None, :] < b[:, None]).to(dtype) / b[:, None].to(dtype)
-        weights = weights * torch.as_tensor(sgd_like[rows]).to(dtype)[:, None]
-
-        def grad(w: torch.Tensor) -> torch.Tensor:
-            idx = torch.randint(0, config.data_size, (w.shape[0], bmax), generator=batch_generator)
-            xi = (data[idx] * weights).sum(1)  # mean of B examples' xi (0 for the isotropic particles)
-            return base(w) + (xi * torch.exp(skew * w[:, 0])).unsqueeze(1)
-
-        return dataclasses.replace(landscape, grad_fn=grad, name="sharp-flat (mini-batch gradient)")
-
-    steps = np.round(config.run_time / lr).astype(int)
-    final = np.zeros(n)
-    alive = np.arange(n)
+    generator = torch.Generator().manual_seed(config.seed + 21)
+    risk_params = {
+        "height": config.height,
+        "skew": config.skew,
+        "sigma": config.sigma,
+        "size": config.data_size,
+        "seed": config.seed + 22,
+    }
+    risk = sharp_flat_risk(**risk_params)
+    total = len(models) * sum(int(round(config.run_time / lr)) for lr in config.lrs)
     done = 0
-    total = int(steps.max())
-    for target in sorted(set(steps.tolist())):
-        chunk = target - done
-        rows = alive
-        iso_noise = np.where(sgd_like[rows], 0.0, config.sigma / np.sqrt(batch[rows]))
-        optimizer = Optimizer.build("gd", lr=torch.tensor(lr[rows]), grad_noise=torch.tensor(iso_noise))
-        traj = simulate(
-            view(rows),
-            optimizer,
-            x[rows],
-            chunk,
-            record_every=0,
-            check_every=chunk,
-            seed=config.seed + 23 + done,
-            progress=None if tick is None else (lambda k, _t, o=done: tick(o + k, total)),
-        )
-        x[rows] = traj.final_position
-        finished = steps[rows] == target
-        final[rows[finished]] = x[rows[finished], 0].double().numpy()
-        alive = rows[~finished]
-        done = target
+    final: dict[tuple, np.ndarray] = {}
+    for index, lr in enumerate(config.lrs):
+        steps = int(round(config.run_time / lr))  # the same physical time t = steps * lr for every lr
+        for model in models:
+            u = torch.rand(len(batches), generator=generator, dtype=torch.float64)
+            starts = (flat + (sharp - flat) * u).unsqueeze(1).tolist()  # uniform between the minima
+            common = {
+                "optimizer": "gd",
+                "hyper": {"lr": lr},
+                "starts": starts,
+                "steps": steps,
+                "save": "summary",
+                "dtype": "float32",
+                "seed": config.seed + 23 + 2 * index + models.index(model),
+            }
+            if model == "isotropic":  # Gaussian gradient noise of variance sigma^2 / B
+                params = {"height": config.height, "skew": config.skew, "dim": 1}
+                noise = [{"kind": "grad_noise", "sigma": (config.sigma / np.sqrt(batches)).tolist()}]
+                spec = RunSpec(landscape="sharp-flat", landscape_params=params, transforms=noise, **common)
+                objective = None
+            else:  # mini-batches of B examples of the synthetic data set, drawn by the engine
+                spec = RunSpec(
+                    landscape="sharp-flat-risk",
+                    landscape_params=risk_params,
+                    batch_size=batches.tolist(),
+                    batch_mode="replacement",
+                    **common,
+                )
+                objective = risk
+            progress = None if tick is None else (lambda k, _t, o=done: tick(o + k, total))
+            traj = runs(spec, progress, objective=objective)
+            x = traj.final_position[:, 0].double().numpy()
+            for j, b in enumerate(config.flat_batches):
+                final[(model, lr, b)] = x[j * per : (j + 1) * per]
+            done += steps
 
     out_cells = []
     theory_cache: dict = {}
-    for k, (model, step, b) in enumerate(cells):
-        part = final[k * per : (k + 1) * per]
+    for model, step, b in cells:
+        part = final[(model, step, b)]
         key = (model, round(step / b, 12))
         if key not in theory_cache:
             theory_cache[key] = _share_theory(config, geo, step / b, model)
@@ -454,28 +413,29 @@ def _flat(config: Config, tick) -> dict:
 # --- run ---------------------------------------------------------------------------------------------
 def run(config: Config | None = None, progress: Progress | None = None) -> Result:
     config = config or Config()
-    landscape = get_landscape("logistic-risk")
-    features, labels = breast_cancer_features()
-    w_star = torch.tensor(landscape.point("fit").position, dtype=torch.float64)
-    hessian = landscape.hessian(w_star.unsqueeze(0))[0].numpy()
+    risk = logistic_risk()
+    w_star = torch.tensor(risk.point("fit").position, dtype=torch.float64)
+    hessian = risk.hessian(w_star.unsqueeze(0))[0].numpy()
     sgd_steps = config.sgd_burn_in + config.sgd_frames * config.sgd_frame_every
-    flat_steps = int(round(config.run_time / min(config.lrs)))
+    flat_steps = 2 * sum(int(round(config.run_time / lr)) for lr in config.lrs)
     total = 1 + sgd_steps + flat_steps
+    runs = Runs()
 
-    noise = _noise(config, features, labels, w_star)
+    noise = _noise(config, risk, w_star)
     if progress is not None:
         progress(1, total)
     sgd = _sgd(
         config,
-        landscape,
-        features,
-        labels,
+        risk,
         w_star,
         hessian,
         noise,
+        runs,
         None if progress is None else (lambda k, _t: progress(1 + k, total)),
     )
-    flat = _flat(config, None if progress is None else (lambda k, _t: progress(1 + sgd_steps + k, total)))
+    flat = _flat(
+        config, runs, None if progress is None else (lambda k, _t: progress(1 + sgd_steps + k, total))
+    )
     if progress is not None:
         progress(total, total)
 
@@ -487,9 +447,9 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         **asdict(config),
         "risk": "logistic regression, weights (mean radius, mean texture), no intercept, N = 569 tumours",
         "flat basin": "x < 0 (the barrier top) at time run_time",
-        "SGD-like noise": "per-example losses U(x) + xi_i s(x), xi standardised to variance sigma^2",
+        "SGD-like noise": "sharp_flat_risk: per-example losses U(x) + xi_i s(x), xi of variance sigma^2",
     }
-    figure = _figure(config, landscape, noise, sgd, flat, hessian)
+    figure = _figure(config, risk, noise, sgd, flat, hessian)
     return Result(
         NAME,
         CLAIM,
@@ -500,6 +460,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         config_dict,
         figure,
         checks,
+        runs.specs,
     )
 
 

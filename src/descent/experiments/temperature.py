@@ -1,27 +1,28 @@
 """Temperature: the Langevin rule ``w <- w - lr U'(w) + sqrt(2 lr T) z`` on the seeds' double well.
 
-All dynamics run through the engine's ``simulate`` on the double well's x part,
+All dynamics are `RunSpec`s run by the engine (`run_spec`) on the double well's x part,
 ``U(x) = (x^2 - 1)^2 - tilt x`` (tilt 0.3: local minimum a ~ -0.96, barrier top b ~ -0.075, global
 minimum ~ 1.04; barrier dU = U(b) - U(a) ~ 0.717). In the seeds' 2-D well ``+ y^2`` is an
 independent Ornstein-Uhlenbeck coordinate, so the 1-D landscape ``quartic-well`` (dim=1) is the x
 marginal exactly, at half the cost. Particles are float32 (the thermal noise per step, ~1e-2, dwarfs
 float32 rounding, ~1e-7); the theory is float64.
 
-1. Stationary histogram. Thousands of particles start uniform in [-2, 2], burn in for several
-   inter-well relaxation times at a temperature that mixes the wells, and their pooled positions over a
-   later window are binned and compared with the Boltzmann bin probabilities (exact bin integrals of
-   ``exp(-U/T)/Z``) by total-variation distance. The Euler step's own O(lr) bias is computed exactly
-   (``theory.escape.chain_bin_probabilities``: the chain's stationary law on a fine grid) and shown
-   with a second group of particles at a large lr in the same batched run. The noise floor of the TV
-   comes from the spread between independent groups of particles.
+1. Stationary histogram. Thousands of particles start uniform in [-2, 2] (the box: ``random:N``),
+   burn in for several inter-well relaxation times at a temperature that mixes the wells, and their
+   pooled positions over a later window (the saved frames) are binned and compared with the Boltzmann
+   bin probabilities (exact bin integrals of ``exp(-U/T)/Z``) by total-variation distance. The Euler
+   step's own O(lr) bias is computed exactly (``theory.escape.chain_bin_probabilities``: the chain's
+   stationary law on a fine grid) and shown with a second group of particles at a large lr in the same
+   run (a per-particle lr). The noise floor of the TV comes from the spread between independent groups
+   of particles.
 2. Escape times. Escape is defined once: the first step at which the energy drops to ``U <= 0``,
    i.e. the first passage to ``c ~ 0.73`` past the barrier (reached only by crossing it; 4-8 T below
    the barrier top, so the time is Kramers' 1/k, not the half of it spent reaching the top, and
-   discrete-time monitoring misses nothing). That is the engine's per-particle ``target_loss`` stop,
-   so each particle's passage step is exact. One batched run holds every temperature (a per-particle
-   temperature tensor); it is called in chunks so escaped particles leave the batch (simulate freezes
-   them but keeps computing them; the Langevin state is only the position, so a chunked run is
-   the same Markov chain). Runs stop at ``escape_time``; the mean is the exponential
+   discrete-time monitoring misses nothing). That is the engine's ``target`` event with
+   ``target_loss`` = that level, which also stops the particle (``stop_on``), so each particle's
+   passage step is exact: ``trajectory.events["target"]``. One run holds every temperature (a
+   per-particle temperature), all particles from the local minimum a; it ends when every particle has
+   escaped, or at ``escape_time`` (censoring). The mean is the exponential
    maximum-likelihood estimate with censoring, ``(sum of times at risk) / (escapes)``, standard error
    ``tau / sqrt(escapes)``. Compared with the exact 1-D mean first-passage integral from ``a`` to
    ``c``, with the chain's own MFPT at this lr (the discretisation bias), with Kramers' over-damped
@@ -29,9 +30,9 @@ float32 rounding, ~1e-7); the theory is float64.
    log tau against 1/T with the barrier dU.
 3. With momentum: the heavy ball ``v <- beta v - lr (g + s z)``, ``w <- w + v`` is the step-h
    discretisation of ``x'' + gamma x' = -U' + noise`` (unit mass) with ``h = sqrt(lr)``,
-   ``gamma = (1 - beta)/h`` and temperature ``T = lr s^2 / (2 (1 - beta))``. At fixed h and T, a
-   per-particle beta and s give several frictions in one run; the escape times are compared with
-   Kramers' moderate-friction rate.
+   ``gamma = (1 - beta)/h`` and temperature ``T = lr s^2 / (2 (1 - beta))`` (the ``grad_noise``
+   transform). At fixed h and T, a per-particle beta and s give several frictions in one run; the
+   escape times are compared with Kramers' moderate-friction rate.
 """
 
 from __future__ import annotations
@@ -44,11 +45,9 @@ import torch
 from scipy import optimize, special
 
 from descent._errors import invalid
-from descent.dynamics import simulate
-from descent.experiments._base import Progress, Result, checks_line, verdict_from
-from descent.landscapes import get_landscape
+from descent.experiments._base import Progress, Result, Runs, checks_line, verdict_from
 from descent.landscapes.thermal import quartic_roots
-from descent.optim import Optimizer
+from descent.spec import RunSpec
 from descent.theory.escape import (
     boltzmann_probabilities,
     chain_bin_probabilities,
@@ -66,7 +65,7 @@ CLAIM = (
     "Langevin descent samples the Boltzmann density exp(-U/T)/Z, and the time to escape a local minimum "
     "follows Kramers' law (Arrhenius: log time grows like barrier/T)."
 )
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+DTYPES = ("float32", "float64")
 
 
 @dataclass(frozen=True)
@@ -128,7 +127,7 @@ class Config:
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
-            raise invalid("dtype", self.dtype, f"one of {sorted(DTYPES)}")
+            raise invalid("dtype", self.dtype, f"one of {list(DTYPES)}")
         if len(self.barriers) != len(self.escape_particles) or len(self.barriers) < 2:
             raise invalid("barriers", self.barriers, "two or more, one particle count each")
 
@@ -179,27 +178,28 @@ def _histograms(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 # --- 1. stationary histogram ------------------------------------------------------------------------
-def _stationary(config: Config, geo: dict, landscape, tick) -> dict:
-    dtype = DTYPES[config.dtype]
+def _well(config: Config, **fields) -> RunSpec:
+    """A run on the x part of the seeds' double well (``quartic-well``, 1-D) in the config's dtype."""
+    params = {"tilt": config.tilt, "dim": 1}
+    return RunSpec(landscape="quartic-well", landscape_params=params, dtype=config.dtype, **fields)
+
+
+def _stationary(config: Config, geo: dict, runs: Runs, tick) -> dict:
     temp = config.hist_temperature
     n_small, n_big = config.hist_particles, config.bias_particles
     n = n_small + n_big
-    lr = torch.cat([torch.full((n_small,), config.hist_lr), torch.full((n_big,), config.bias_lr)]).double()
-    generator = torch.Generator().manual_seed(config.seed)
-    starts = (4 * torch.rand((n, 1), generator=generator, dtype=torch.float64) - 2).to(dtype)
     steps = round((config.hist_burn_in + config.hist_window) / config.hist_lr)
     every = max(1, round(config.hist_frame / config.hist_lr))
-    optimizer = Optimizer.build("langevin", lr=lr, temperature=temp)
-    traj = simulate(
-        landscape,
-        optimizer,
-        starts,
-        steps,
-        record_every=every,
-        check_every=steps,
+    spec = _well(
+        config,
+        optimizer="langevin",
+        hyper={"lr": [config.hist_lr] * n_small + [config.bias_lr] * n_big, "temperature": temp},
+        starts=f"random:{n}",  # uniform in the box [-2, 2]
+        steps=steps,
+        save=f"every:{every}",
         seed=config.seed + 1,
-        progress=tick,
     )
+    traj = runs(spec, tick)
     x = traj.positions[:, :, 0].double().numpy()  # [frames, particles]
     times = traj.steps.numpy() * config.hist_lr
     window = times > config.hist_burn_in + 1e-9
@@ -245,40 +245,25 @@ def _stationary(config: Config, geo: dict, landscape, tick) -> dict:
 
 
 # --- 2. over-damped escape times ------------------------------------------------------------------
-def _escape(config: Config, geo: dict, landscape, tick) -> dict:
-    dtype = DTYPES[config.dtype]
+def _escape(config: Config, geo: dict, runs: Runs, tick) -> dict:
     dU = geo["barrier"]
     temps = np.concatenate([np.full(n, dU / r) for r, n in zip(config.barriers, config.escape_particles)])
     which = np.concatenate([np.full(n, i) for i, n in enumerate(config.escape_particles)])
-    n = len(temps)
     lr = config.escape_lr
     total = int(math.ceil(config.escape_time / lr))
-    passage = np.full(n, np.nan)
-    alive = np.arange(n)
-    x = torch.full((n, 1), geo["a"], dtype=dtype)
-    done, chunk_id = 0, 0
-    while done < total and len(alive):
-        chunk = int(min(total - done, max(250, min(4000, done // 4))))
-        optimizer = Optimizer.build("langevin", lr=lr, temperature=torch.tensor(temps[alive]))
-        offset = done
-        traj = simulate(
-            landscape,
-            optimizer,
-            x[alive],
-            chunk,
-            record_every=0,
-            check_every=chunk,
-            target_loss=config.target_energy,
-            seed=config.seed + 100 + chunk_id,
-            progress=None if tick is None else (lambda k, _t, o=offset: tick(o + k, total)),
-        )
-        stop = traj.stop_step.numpy()
-        hit = stop > 0
-        passage[alive[hit]] = (done + stop[hit]) * lr
-        x[alive[~hit]] = traj.final_position[~hit]
-        alive = alive[~hit]
-        done += chunk
-        chunk_id += 1
+    spec = _well(
+        config,
+        optimizer="langevin",
+        hyper={"lr": lr, "temperature": temps.tolist()},
+        starts=[[geo["a"]]],  # every particle at the local minimum a
+        steps=total,
+        save="summary",
+        events={"target_loss": config.target_energy, "stop_on": ["target"]},
+        seed=config.seed + 100,
+    )
+    traj = runs(spec, tick)
+    reached = traj.events["target"].numpy()  # the first step with U <= target_energy; -1: never
+    passage = np.where(reached >= 0, reached * lr, np.nan)
 
     rows = []
     for i, ratio in enumerate(config.barriers):
@@ -314,7 +299,7 @@ def _escape(config: Config, geo: dict, landscape, tick) -> dict:
     weights = np.array([max(r["escaped"], 1) for r in rows], dtype=float)  # var(log tau) = 1/escapes
     slope, slope_se = _weighted_slope(inv_t, log_tau, weights)
     theory_slope, _ = _weighted_slope(inv_t, np.log([r["tau_mfpt"] for r in rows]), weights)
-    return {"rows": rows, "slope": slope, "slope_se": slope_se, "slope_mfpt": theory_slope, "steps": done}
+    return {"rows": rows, "slope": slope, "slope_se": slope_se, "slope_mfpt": theory_slope, "steps": total}
 
 
 def _weighted_slope(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
@@ -326,8 +311,7 @@ def _weighted_slope(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float,
 
 
 # --- 3. escape with momentum --------------------------------------------------------------------------
-def _momentum(config: Config, geo: dict, landscape, tick) -> dict:
-    dtype = DTYPES[config.dtype]
+def _momentum(config: Config, geo: dict, runs: Runs, tick) -> dict:
     dU = geo["barrier"]
     temp = dU / config.momentum_barrier
     h = config.momentum_h
@@ -338,30 +322,28 @@ def _momentum(config: Config, geo: dict, landscape, tick) -> dict:
         raise invalid("frictions", config.frictions, f"gamma < 1/h = {1 / h:g} so beta = 1 - gamma h > 0")
     sigma = np.sqrt(2 * temp * (1 - beta) / lr)  # T = lr s^2 / (2 (1 - beta))
     steps = int(math.ceil(config.momentum_time / h))
-    optimizer = Optimizer.build(
-        "momentum", lr=lr, momentum=torch.tensor(beta), grad_noise=torch.tensor(sigma)
-    )
-    starts = torch.full((len(gammas), 1), geo["a"], dtype=dtype)
-    traj = simulate(
-        landscape,
-        optimizer,
-        starts,
-        steps,
-        record_every=0,
-        check_every=steps,
-        target_loss=config.target_energy,
+    spec = _well(
+        config,
+        optimizer="momentum",
+        hyper={"lr": lr, "momentum": beta.tolist()},
+        transforms=[{"kind": "grad_noise", "sigma": sigma.tolist()}],
+        starts=[[geo["a"]]],
+        steps=steps,
+        save="summary",
+        events={"target_loss": config.target_energy, "stop_on": ["target"]},
         seed=config.seed + 7,
-        progress=tick,
     )
-    stop = traj.stop_step.numpy()
+    traj = runs(spec, tick)
+    stop = traj.events["target"].numpy()
     rows = []
     exact_od = mfpt(geo["u"], geo["a"], geo["c"], temp)
     rate_od = kramers_rate(geo["curv_a"], geo["curv_b"], dU, temp)
     for gamma in config.frictions:
         mask = gammas == gamma
-        hit = stop[mask] > 0
+        reached = stop[mask]
+        hit = reached >= 0
         n_esc = int(hit.sum())
-        at_risk = stop[mask][hit].sum() * h + (~hit).sum() * steps * h
+        at_risk = reached[hit].sum() * h + (~hit).sum() * steps * h
         tau = at_risk / max(n_esc, 1)
         rate = kramers_rate_moderate(geo["curv_a"], geo["curv_b"], dU, temp, gamma)
         rows.append(
@@ -393,21 +375,21 @@ def _momentum(config: Config, geo: dict, landscape, tick) -> dict:
 def run(config: Config | None = None, progress: Progress | None = None) -> Result:
     config = config or Config()
     geo = _geometry(config)
-    landscape = get_landscape("quartic-well", tilt=config.tilt, dim=1)
     hist_steps = round((config.hist_burn_in + config.hist_window) / config.hist_lr)
     esc_steps = int(math.ceil(config.escape_time / config.escape_lr))
     mom_steps = int(math.ceil(config.momentum_time / config.momentum_h))
     total = hist_steps + esc_steps + mom_steps
 
     def tick_at(offset: int):
+        """progress(offset + k, total) for a run's step k (None without progress)."""
         if progress is None:
             return None
-        return lambda k, _t: progress(offset + k, total)
+        return lambda k, *_: progress(offset + k, total)
 
-    hist = _stationary(config, geo, landscape, tick_at(0))
-    esc_tick = None if progress is None else (lambda k, _t: progress(hist_steps + k, total))
-    esc = _escape(config, geo, landscape, esc_tick)
-    mom = _momentum(config, geo, landscape, tick_at(hist_steps + esc_steps))
+    runs = Runs()
+    hist = _stationary(config, geo, runs, tick_at(0))
+    esc = _escape(config, geo, runs, tick_at(hist_steps))
+    mom = _momentum(config, geo, runs, tick_at(hist_steps + esc_steps))
     if progress is not None:
         progress(total, total)
 
@@ -432,6 +414,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         config_dict,
         figure,
         checks,
+        runs.specs,
     )
 
 

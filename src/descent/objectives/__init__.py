@@ -8,6 +8,7 @@ over particles, bounds, known critical points, a default start and a default lea
 """
 
 from descent.landscapes import Landscape, get_landscape, resolve_landscape
+from descent.objectives.perturbed import PerturbedLandscape, perturbed_landscape, sharp_flat_risk
 from descent.objectives.risk import EmpiricalRisk, empirical_risk, logistic_risk
 
 Objective = Landscape  # the common base: geometry, Hessians and value_and_grad
@@ -16,8 +17,11 @@ __all__ = [
     "EmpiricalRisk",
     "Landscape",
     "Objective",
+    "PerturbedLandscape",
     "empirical_risk",
     "get_landscape",
     "logistic_risk",
+    "perturbed_landscape",
+    "sharp_flat_risk",
     "resolve_landscape",
 ]

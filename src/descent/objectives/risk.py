@@ -28,7 +28,7 @@ import torch
 
 from descent._errors import invalid
 from descent.landscapes._base import CriticalPoint, Landscape, refine_critical_point
-from descent.landscapes._registry import register
+from descent.landscapes._registry import rebuild_landscape, register
 
 LOSSES = ("logistic", "squared")
 
@@ -56,7 +56,6 @@ class EmpiricalRisk(Landscape):
     targets: torch.Tensor = field(default_factory=lambda: torch.zeros(1))
     loss: str = "logistic"
     l2: float = 0.0
-    recipe: tuple = ()
 
     @property
     def data_size(self) -> int:
@@ -88,12 +87,6 @@ class EmpiricalRisk(Landscape):
     def gradient(self, x: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
         """grad U in closed form (the energy's autograd gradient agrees to rounding; tested)."""
         return self.value_and_grad(self._check_batch(x), batch)[1]
-
-    def __reduce__(self):
-        if self.recipe:
-            function, args = self.recipe
-            return function, args
-        return super().__reduce__()
 
 
 def _full_energy(risk_args: tuple) -> object:
@@ -194,16 +187,10 @@ def logistic_risk(l2: float = 0.0) -> EmpiricalRisk:
     fit = risk.critical_points[0].position
     from dataclasses import replace
 
-    return replace(
+    risk = replace(
         risk,
         bounds=((fit[0] - 4.0, fit[0] + 4.0), (fit[1] - 3.0, fit[1] + 3.0)),
         default_start=(fit[0] + 3.0, fit[1] + 2.0),
         formula="mean(log(1 + exp(-y*(x1*w1 + x2*w2))))",
-        recipe=(_registered, ("logistic-risk", l2)),
     )
-
-
-def _registered(name: str, l2: float) -> EmpiricalRisk:
-    from descent.landscapes import get_landscape
-
-    return get_landscape(name, l2=l2)  # type: ignore[return-value]
+    return risk.with_recipe(rebuild_landscape, "logistic-risk", {"l2": float(l2)})

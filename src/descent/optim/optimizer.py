@@ -154,7 +154,9 @@ class Optimizer:
         chain = []
         for t in self.transforms:
             name = {"grad_noise": "sigma", "l2": "l2"}.get(t.kind)
-            chain.append(t if name is None else dataclasses.replace(t, **{name: moved(getattr(t, name), False)}))
+            chain.append(
+                t if name is None else dataclasses.replace(t, **{name: moved(getattr(t, name), False)})
+            )
         return dataclasses.replace(self, hp=hp, transforms=tuple(chain))
 
     def select(self, index: int) -> Optimizer:

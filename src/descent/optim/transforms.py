@@ -39,11 +39,15 @@ class GradNoise:
     kind = "grad_noise"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sigma", HyperParam("sigma", 0.0, 0.0, None).validate(self.sigma, "grad_noise"))
+        object.__setattr__(
+            self, "sigma", HyperParam("sigma", 0.0, 0.0, None).validate(self.sigma, "grad_noise")
+        )
 
     def __call__(self, grads: torch.Tensor, params: torch.Tensor, draw: Draw | None) -> torch.Tensor:
         if draw is None:
-            raise invalid("draw", None, "a descent.random.Draw: gradient noise needs the step's random numbers")
+            raise invalid(
+                "draw", None, "a descent.random.Draw: gradient noise needs the step's random numbers"
+            )
         noise = draw.normal("grad_noise", grads.shape[-1]).to(grads.device)
         return grads + _column(self.sigma, grads) * noise
 
