@@ -105,18 +105,44 @@ def measure_latency(page, url: str, trials: int) -> list[float]:
     return out[1:]
 
 
-def server_share(trials: int) -> list[float]:
-    """The server's part for the same kind of change: run (not cached) + readouts + figures."""
+def server_share(trials: int) -> dict[str, list[float]]:
+    """The server's part for the same kind of change, in ms per trial, and its breakdown:
+
+    - ``server``: the runner callback's work, uncached (`run_views`: run_spec + readouts + figures);
+    - ``engine``: `run_spec` of the ball's spec as the Arena builds it (with the ``update_parts`` probe
+      its arrows read), and ``engine_no_probe``: the same spec without the probe (the probe's cost is
+      the difference);
+    - ``arena``: the Arena's own work on the finished run (readouts, figures, the player's data and the
+      arrows of the later callback), with the trajectory cached.
+    """
     from descent.arena.callbacks import run_views
+    from descent.arena.runner import get_landscape, run_state
+    from descent.arena.state import state_specs
+    from descent.arena.views import build_arrows, build_views
+    from descent.spec import run_spec
 
     state = one_ball_state()
-    out = []
+    landscape = get_landscape(state["landscape"], state["params"])
+    out: dict[str, list[float]] = {"server": [], "engine": [], "engine_no_probe": [], "arena": []}
+
+    def timed(key: str, work, *args, **kwargs) -> object:
+        start = time.perf_counter()
+        result = work(*args, **kwargs)
+        out[key].append(1000 * (time.perf_counter() - start))
+        return result
+
+    def arena_work(run) -> None:
+        build_views(run, "bench", ghost=True)
+        build_arrows(run, "bench")
+
     for k in range(trials):
         state["racers"][0]["hyper"]["lr"] = round(0.02 * (1 + 0.003 * (k + 1)), 6)
-        start = time.perf_counter()
-        result = run_views(state, 0, ["ghost", "autoplay"])
-        out.append(1000 * (time.perf_counter() - start))
+        result = timed("server", run_views, state, 0, ["ghost", "autoplay"])
         assert "views" in result, result
+        (spec,) = state_specs(state, [-1.7, 0.0])
+        timed("engine", run_spec, spec, landscape=landscape)
+        timed("engine_no_probe", run_spec, spec.with_(probes=[]), landscape=landscape)
+        timed("arena", arena_work, run_state(state))  # the run is cached by run_views
     return out
 
 
@@ -180,14 +206,24 @@ def main() -> None:
             browser.close()
     finally:
         server.shutdown()
-    server_ms = server_share(args.trials)
-    lat, srv, rate = summary(latency), summary(server_ms), summary(fps)
+    shares = server_share(args.trials)
+    lat, srv, rate = summary(latency), summary(shares["server"]), summary(fps)
+    engine, bare, arena = (summary(shares[k]) for k in ("engine", "engine_no_probe", "arena"))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"latency slider -> redrawn trajectory (1 ball, 1000 steps): median {lat['median']:.0f} ms "
         f"(p10 {lat['p10']:.0f}, p90 {lat['p90']:.0f}; target < {LATENCY_TARGET_MS:.0f})"
     )
     print(f"  of which the server (run_spec + readouts + figures): median {srv['median']:.0f} ms")
+    print(
+        f"    engine, run_spec of the Arena's spec: median {engine['median']:.0f} ms "
+        f"(p10 {engine['p10']:.0f}, p90 {engine['p90']:.0f}); without the update_parts probe "
+        f"{bare['median']:.0f} ms (the probe: {engine['median'] - bare['median']:.0f} ms)"
+    )
+    print(
+        f"    Arena (readouts, figures, player data, arrows): median {arena['median']:.1f} ms "
+        f"(p10 {arena['p10']:.1f}, p90 {arena['p90']:.1f})"
+    )
     print(
         f"frame rate, 1000-ball swarm: median {rate['median']:.1f} fps over {len(fps)} plays "
         f"(min {rate['min']:.1f}; target >= {FPS_TARGET:.0f})"
@@ -216,6 +252,9 @@ def main() -> None:
                 "yes" if lat["median"] < LATENCY_TARGET_MS else "no",
             ),
             row("of which the server: run_spec + readouts + figures (ms)", srv, "", ""),
+            row("of which the engine: run_spec with the update_parts probe (ms)", engine, "", ""),
+            row("the engine without the probe (ms)", bare, "", ""),
+            row("the Arena: readouts, figures, player data, arrows (ms)", arena, "", "", 1),
             row(
                 "playback of a 1000-ball swarm (frames/s)",
                 rate,

@@ -12,9 +12,9 @@ import torch
 
 from descent.arena import readout
 from descent.arena.runner import get_landscape, run_state
-from descent.arena.state import PRESETS, default_state, normalize
-from descent.arena.views import build_arrows, build_views
-from descent.optim import stability_edge
+from descent.arena.state import PRESETS, default_state, normalize, state_specs
+from descent.arena.views import _edge_note, build_arrows, build_views
+from descent.optim import RULES, Optimizer, stability_edge
 from descent.spec import RunSpec, run_spec
 
 torch.set_num_threads(1)
@@ -74,36 +74,103 @@ def test_theory_at_the_ball_matches_the_hessian():
     for (x, _), (low, high) in zip(points.tolist(), eig.tolist()):
         uxx = 12 * x**2 - 4
         assert sorted([uxx, 2.0]) == pytest.approx([low, high], rel=1e-9)
-    theory = readout.ball_theory(well, "nesterov", {"lr": 0.02, "momentum": 0.9}, points)
+    nesterov = Optimizer.build("nesterov", lr=0.02, momentum=0.9)
+    theory = readout.ball_theory(well, nesterov, points)
     assert theory["edge"][0] == pytest.approx(stability_edge("nesterov", theory["lamMax"][0], 0.9))
+    assert theory["formula"] == "2(1+β)/((1+2β) λmax)" and theory["state"] is None
     assert theory["lamMin"][2] < 0  # the barrier is a saddle
-    assert readout.ball_theory(well, "adam", {"lr": 0.1}, points)["edge"] is None
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+def test_every_rule_has_the_rules_own_edge(rule):
+    """The edge is the rule's ``edge(H, state, hp)``: for adaptive rules on a fresh state (no probe
+    records the running scale), which the page says."""
+    well = get_landscape("double-well")
+    points = well.start().expand(3, -1).clone()
+    optimizer = Optimizer.build(rule, lr=0.05)
+    theory = readout.ball_theory(well, optimizer, points)
+    expected = RULES[rule].edge(well.hessian(points), RULES[rule].init(points), optimizer.hp)
+    assert theory["edge"] == pytest.approx(expected.tolist(), rel=1e-12)
+    assert all(e is not None and e > 0 for e in theory["edge"])
+    adaptive = RULES[rule].physics == "adaptive"
+    assert theory["state"] == ("fresh" if adaptive else None)
+    note, level, marker = _edge_note(theory)
+    if adaptive:
+        assert "fresh" in note and level == "info" and marker == {"display": "none"}
+    else:
+        assert "stability edge" in note and marker["display"] == "block"
+
+
+def _ball(rule: str, hyper: dict, steps: int = 300, **changes):
+    """The ball's trajectory as the Arena runs it (its spec asks for the update_parts probe)."""
+    state = default_state()
+    state.update(steps=steps, racers=[{"optimizer": rule, "hyper": hyper}], **changes)
+    (spec,) = state_specs(normalize(state), [-1.7, 0.0])
+    return run_spec(spec)
 
 
 @pytest.mark.parametrize(
     ("rule", "hyper"),
     [
+        ("gd", {"lr": 0.02}),
         ("momentum", {"momentum": 0.9}),
         ("nesterov", {"momentum": 0.9}),
         ("adam", {"lr": 0.05}),
         ("rmsprop", {"lr": 0.01, "momentum": 0.5}),
     ],
 )
-def test_decomposition_replays_the_rule_exactly(rule, hyper):
-    traj = run_spec(RunSpec(optimizer=rule, hyper=hyper, steps=300))
-    parts = readout.decompose(traj)
-    assert parts["exact"]
+def test_arrows_are_the_engines_probe(rule, hyper):
+    traj = _ball(rule, hyper)
+    parts = readout.update_parts(traj)
     x = traj.positions[:, 0]
-    assert torch.allclose(parts["update"][:-1], x[1:] - x[:-1], atol=1e-12)
     lr = float(traj.optimizer.hp["lr"])
-    assert torch.allclose(parts["force"], -lr * traj.landscape.gradient(x))
+    assert bool(parts["seen"].all())  # the probe saw every saved frame
+    assert torch.isnan(parts["force"][0]).all() and not parts["update"][0].any()  # the start: no step
+    # at frame k, the step k-1 -> k: from where it started, the force at that point
+    assert torch.allclose(parts["update"][1:], x[1:] - x[:-1], atol=1e-12)
+    assert torch.allclose(parts["origin"][1:], x[:-1], atol=1e-12)
+    assert torch.allclose(parts["force"][1:], -lr * traj.landscape.gradient(x[:-1]), atol=1e-12)
     if rule == "momentum":  # the seeds' form: update = beta*v - lr*g, the coast is beta*v
-        assert torch.allclose(parts["coast"][1:], 0.9 * (x[1:] - x[:-1]), atol=1e-12)
-        assert torch.allclose(parts["update"], parts["coast"] + parts["force"], atol=1e-12)
+        assert torch.allclose(parts["coast"][2:], 0.9 * (x[1:-1] - x[:-2]), atol=1e-12)
+        assert torch.allclose(parts["update"][1:], parts["coast"][1:] + parts["force"][1:], atol=1e-12)
     if rule == "nesterov":
-        assert torch.allclose(parts["lookahead"], x + parts["coast"])
+        assert torch.allclose(parts["lookahead"][1:], parts["origin"][1:] + parts["coast"][1:])
     if rule == "adam":
-        assert "scale" in parts
+        ratio = parts["update"][1:] / parts["force"][1:]
+        assert torch.allclose(parts["scale"][1:], ratio, equal_nan=True)
+    kinds = readout.arrow_kinds(parts)
+    assert kinds[0] == "force" and "update" in kinds
+    assert ("coast" in kinds) == (rule != "gd") and ("lookahead" in kinds) == (rule == "nesterov")
+
+
+def test_arrows_are_exact_when_not_every_step_is_saved():
+    """5000 steps save every 2nd: the arrows at a saved frame are those of the run that saves all."""
+    every_second = _ball("momentum", {"lr": 0.02, "momentum": 0.9}, steps=5000)
+    assert every_second.spec["save"] == "every:2"
+    parts = readout.update_parts(every_second)
+    full = readout.update_parts(_ball("momentum", {"lr": 0.02, "momentum": 0.9}, steps=3000))
+    steps = every_second.steps[every_second.steps <= 3000]
+    assert len(steps) == 1501
+    for name in ("force", "coast", "update", "origin"):
+        assert torch.equal(parts[name][: len(steps)][1:], full[name][steps][1:]), name
+
+
+def test_arrows_are_exact_with_gradient_noise():
+    """With gradient noise a replay of the rule on the positions would be wrong; the probe is not."""
+    spec = RunSpec(
+        optimizer="momentum",
+        hyper={"lr": 0.02, "momentum": 0.9},
+        transforms=[{"kind": "grad_noise", "sigma": 2.0}],
+        steps=200,
+        probes=[{"name": "update_parts"}],
+    )
+    traj = run_spec(spec)
+    parts = readout.update_parts(traj)
+    x = traj.positions[:, 0]
+    assert torch.allclose(parts["update"][1:], x[1:] - x[:-1], atol=1e-12)
+    assert torch.allclose(parts["update"][1:], parts["coast"][1:] + parts["force"][1:], atol=1e-12)
+    noiseless = -0.02 * traj.landscape.gradient(x[:-1])
+    assert not torch.allclose(parts["force"][1:], noiseless, atol=1e-3)  # the noise is in the force
 
 
 def test_temperature_and_boltzmann():
@@ -131,7 +198,10 @@ def test_views_are_json_and_consistent():
     final = run.trajectories[1].positions[-1, 0].tolist()
     assert [ball["x"][0], ball["y"][0]] == final
     arrows = build_arrows(run, "abc")
-    assert arrows["scale"] > 0 and "force" in arrows and "update" in arrows
+    assert arrows["scale"] > 0 and {"origin", "force", "update"} <= set(arrows) and "coast" not in arrows
+    assert "update_parts probe" in arrows["note"]
+    names = [t["name"] for t in views.map["data"] if t.get("legendgroup") == "arrows"]
+    assert names == ["−lr·∇U (force step)", "update taken"]  # the ball is plain GD: no inertia
 
 
 def test_swarm_views():

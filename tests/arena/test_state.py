@@ -107,15 +107,25 @@ def test_specs_of_a_race_share_start_budget_and_seed():
     assert all(isinstance(s, RunSpec) for s in specs)
     assert {(tuple(map(tuple, s.starts)), s.steps, s.seed) for s in specs} == {(((-1.25, 0.5),), 321, 7)}
     assert specs[1].hyper == {"lr": 0.05, "beta2": 0.99}
+    assert all(s.version == 2 and s.save == "every:1" and s.transforms == [] for s in specs)
+    # the ball's arrows come from the engine's probe, at the frames it saves
+    assert specs[0].probes == [{"name": "update_parts", "every": 1}] and specs[1].probes == []
+    long = normalize(state | {"steps": 5000, "racers": state["racers"][:1]})
+    (spec,) = state_specs(long, [0.0, 0.0])
+    assert spec.save == "every:2" and spec.probes == [{"name": "update_parts", "every": 2}]
 
 
 def test_swarm_specs():
     state = default_state()
     state["swarm"].update(on=True, n=50, noise="gradient", level=2.0, spread="start")
     (spec,) = state_specs(normalize(state), [-1.7, 0.0])
-    assert spec.grad_noise == 2.0 and spec.optimizer == "momentum"
+    assert spec.transforms == [{"kind": "grad_noise", "sigma": 2.0}] and spec.optimizer == "momentum"
     assert spec.starts == [[-1.7, 0.0]] * 50
-    assert spec.record_every == 10  # 2000 steps in at most 200 frames
+    assert spec.save == "every:10"  # 2000 steps in at most 200 frames
+    assert spec.probes == []  # no arrows in a swarm
+    state["swarm"].update(noise="none")
+    (spec,) = state_specs(normalize(state), [-1.7, 0.0])
+    assert spec.transforms == []
     state["swarm"].update(noise="langevin", level=0.3, spread="random")
     (spec,) = state_specs(normalize(state), [-1.7, 0.0])
     assert spec.optimizer == "langevin" and spec.hyper == {"temperature": 0.3, "lr": 0.02}
@@ -130,3 +140,51 @@ def test_racer_label():
     assert (
         racer_label({"optimizer": "adam", "hyper": {"lr": 0.05, "beta2": 0.99}}) == "adam lr=0.05 beta2=0.99"
     )
+
+
+# Links made by the Arena before the engine's spec version 2 (the state format did not change).
+OLD_RACE_LINK = (
+    "?s=eyJsYW5kc2NhcGUiOiJkb3VibGUtd2VsbCIsInBhcmFtcyI6e30sInJhY2VycyI6W3siaHlwZXIiOnsibHIiOjAuMDIsIm1vbW"
+    "VudHVtIjowLjh9LCJvcHRpbWl6ZXIiOiJuZXN0ZXJvdiJ9LHsiaHlwZXIiOnsibHIiOjAuMDV9LCJvcHRpbWl6ZXIiOiJhZGFtIn1d"
+    "LCJzZWVkIjozLCJzdGFydCI6Wy0xLjUsMC40XSwic3RlcHMiOjYwMCwic3dhcm0iOnsibGV2ZWwiOjEuMCwibiI6NTAwLCJub2lzZS"
+    "I6ImdyYWRpZW50Iiwib24iOmZhbHNlLCJzcHJlYWQiOiJzdGFydCJ9LCJ0YXJnZXQiOm51bGwsInYiOjF9"
+)
+OLD_SWARM_LINK = (
+    "?s=eyJsYW5kc2NhcGUiOiJkb3VibGUtd2VsbCIsInBhcmFtcyI6e30sInJhY2VycyI6W3siaHlwZXIiOnsibHIiOjAuMDIsIm1vbW"
+    "VudHVtIjowLjl9LCJvcHRpbWl6ZXIiOiJtb21lbnR1bSJ9XSwic2VlZCI6MCwic3RhcnQiOm51bGwsInN0ZXBzIjozMDAsInN3YXJt"
+    "Ijp7ImxldmVsIjoxLjUsIm4iOjQwLCJub2lzZSI6ImdyYWRpZW50Iiwib24iOnRydWUsInNwcmVhZCI6InN0YXJ0In0sInRhcmdldC"
+    "I6bnVsbCwidiI6MX0"
+)
+# The version-1 specs the Arena of that time built from them (as its JSON export stored them).
+V1 = {"landscape": "double-well", "landscape_params": {}, "schedule": None, "clip_norm": None, "l2": 0.0}
+V1 |= {"record_every": 1, "grad_tol": None, "target_loss": None, "dtype": "float64", "device": "cpu"}
+OLD_RACE_SPECS = [
+    V1 | {"optimizer": "nesterov", "hyper": {"lr": 0.02, "momentum": 0.8}, "grad_noise": 0.0},
+    V1 | {"optimizer": "adam", "hyper": {"lr": 0.05}, "grad_noise": 0.0},
+]
+OLD_RACE_SPECS = [s | {"starts": [[-1.5, 0.4]], "steps": 600, "seed": 3} for s in OLD_RACE_SPECS]
+OLD_SWARM_SPEC = V1 | {
+    "optimizer": "momentum",
+    "hyper": {"lr": 0.02, "momentum": 0.9},
+    "grad_noise": 1.5,
+    "starts": [[-1.7, 0.0]] * 40,
+    "steps": 300,
+    "seed": 0,
+    "record_every": 2,
+}
+
+
+def test_links_made_before_spec_v2_still_open_as_the_same_runs():
+    race, message = state_from_search(OLD_RACE_LINK)
+    assert message is None
+    assert race["start"] == [-1.5, 0.4] and [r["optimizer"] for r in race["racers"]] == ["nesterov", "adam"]
+    specs = state_specs(race, [-1.7, 0.0])
+    assert all(s.version == 2 for s in specs)
+    old = [RunSpec.from_dict(s) for s in OLD_RACE_SPECS]  # the engine upgrades the old specs
+    assert specs[0] == old[0].with_(probes=[{"name": "update_parts", "every": 1}])  # + the arrows' probe
+    assert specs[1] == old[1]
+    swarm, message = state_from_search(OLD_SWARM_LINK)
+    assert message is None and swarm["swarm"]["on"] and swarm["swarm"]["level"] == 1.5
+    (spec,) = state_specs(swarm, [-1.7, 0.0])
+    assert spec == RunSpec.from_dict(OLD_SWARM_SPEC)
+    assert spec.transforms == [{"kind": "grad_noise", "sigma": 1.5}] and spec.save == "every:2"

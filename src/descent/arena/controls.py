@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from descent._errors import DescentError, check_number, invalid
-from descent.arena.runner import default_lr, get_landscape
+from descent.arena.runner import get_landscape
 from descent.arena.state import (
     FORMULA,
     LR_LOG_RANGE,
@@ -24,6 +24,7 @@ from descent.arena.state import (
 )
 from descent.landscapes import LANDSCAPES
 from descent.optim import RULES
+from descent.spec import default_lr
 
 #: Controls whose value the reducer reads (Dash component ids).
 CONTROLS = (

@@ -214,9 +214,11 @@ def map_figure(
     start: list[float],
     ghost: bool = True,
     background: str | None = None,
+    arrow_labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The 2-D contour map with, per racer, its full path (faint), its trail and its ball; the update
-    arrows of racer 0; a swarm's balls. ``racers``: dicts with ``label``, ``color``, ``x``, ``y``."""
+    arrows of racer 0 (``arrow_labels``: legend texts other than `ARROWS`'); a swarm's balls.
+    ``racers``: dicts with ``label``, ``color``, ``x``, ``y``."""
     data: list[dict[str, Any]] = [_hover_layer(landscape)]
     points = _points_trace(landscape)
     if points:
@@ -303,6 +305,7 @@ def map_figure(
                 )
                 continue
             label, colour = ARROWS[kind]
+            label = (arrow_labels or {}).get(kind, label)
             data.append(
                 {
                     "type": "scatter",

@@ -1,9 +1,10 @@
 """What the Arena reads off a run, all from the engine: the Hessian at the ball (`Landscape.hessian`),
-the stability edge (`descent.optim.stability_edge`), the update decomposed by replaying the rule's own
-``update`` on the recorded positions, outcomes and basins (`descent.dynamics.Classifier`), and the
-Boltzmann density exp(-U/T) of the landscape on a grid.
+the rule's own stability edge (`UpdateRule.edge`, `edge_math`), the update decomposed as the engine's
+``update_parts`` probe recorded it inside the loop, the nearest basin
+(`descent.dynamics.nearest_minimum`), and the Boltzmann density exp(-U/T) of the landscape on a grid.
 
-Nothing here steps a ball: positions come from `run_spec`'s trajectory.
+Nothing here steps a ball, replays a rule or takes a gradient: positions and arrows come from
+`run_spec`'s trajectory.
 """
 
 from __future__ import annotations
@@ -14,67 +15,90 @@ from typing import Any
 import numpy as np
 import torch
 
-from descent.dynamics import Classifier, Trajectory
+from descent.dynamics import Trajectory, nearest_minimum
 from descent.landscapes import Landscape
-from descent.optim import stability_edge
+from descent.optim import Optimizer
 from descent.plots.static import landscape_grid
 
-EDGE_RULES = ("gd", "momentum", "nesterov", "langevin")
+PARTS = ("force", "coast", "update", "scale", "lookahead")  # the outputs of the update_parts probe
+_MATH_SYMBOLS = (
+    ("sqrt(v_hat)", "√v̂"),
+    ("sqrt(s~)", "√s̃"),
+    ("sqrt(s)", "√s"),
+    ("lambda_max", "λmax"),
+    ("beta1", "β1"),
+    ("beta", "β"),
+    ("mu", "μ"),
+    ("P^-1 H", "P⁻¹H"),
+)
 
 
 # --- theory at the ball ------------------------------------------------------------------------------
-def hessian_eigenvalues(landscape: Landscape, points: torch.Tensor) -> torch.Tensor:
-    """Eigenvalues (ascending) of the Hessian at each of ``points`` ``[M, d] -> [M, d]``; NaN where the
-    Hessian is not finite (e.g. a diverged ball)."""
+def hessians(landscape: Landscape, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Hessian at each of ``points`` ``[M, d] -> [M, d, d]`` (zero where it is not finite, e.g. a
+    diverged ball) and which of them are finite ``[M]``."""
     points = points.to(torch.float64)
     finite = torch.isfinite(points).all(dim=1)
     safe = torch.where(finite.unsqueeze(1), points, torch.zeros_like(points))
     hess = landscape.hessian(safe)
     ok = finite & torch.isfinite(hess).flatten(1).all(dim=1)
-    hess = torch.where(ok.view(-1, 1, 1), hess, torch.zeros_like(hess))
+    return torch.where(ok.view(-1, 1, 1), hess, torch.zeros_like(hess)), ok
+
+
+def hessian_eigenvalues(landscape: Landscape, points: torch.Tensor) -> torch.Tensor:
+    """Eigenvalues (ascending) of the Hessian at each of ``points`` ``[M, d] -> [M, d]``; NaN where the
+    Hessian is not finite."""
+    hess, ok = hessians(landscape, points)
+    return _eigenvalues(hess, ok)
+
+
+def _eigenvalues(hess: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
     eig = torch.linalg.eigvalsh(0.5 * (hess + hess.transpose(1, 2)))
     return torch.where(ok.unsqueeze(1), eig, torch.full_like(eig, math.nan))
 
 
-def edge_for(rule: str, lambda_max: float, momentum: float) -> float | None:
-    """The local stability edge of ``rule`` (None for rules without a closed-form edge)."""
-    if rule not in EDGE_RULES or not math.isfinite(lambda_max):
-        return None
-    return stability_edge("gd" if rule == "langevin" else rule, lambda_max, momentum)
+def edge_formula(optimizer: Optimizer) -> tuple[str, str]:
+    """The rule's own ``edge_math`` with Greek letters for the page, as (the formula, what its symbols
+    are): ``("2/λmax(P⁻¹H)", "P = √s + eps")``; the second is empty where there is nothing to say."""
+    text = optimizer.rule.edge_math
+    for plain, symbol in _MATH_SYMBOLS:
+        text = text.replace(plain, symbol)
+    formula, _, where = text.partition(", ")
+    return formula, where
 
 
-def edge_formula(rule: str) -> str:
+def ball_theory(landscape: Landscape, optimizer: Optimizer, positions: torch.Tensor) -> dict:
+    """Per frame, for positions ``[T, d]``: Hessian eigenvalues and the rule's local stability edge
+    ``rule.edge(H, state, hp)`` against the learning rate.
+
+    The edge of an adaptive rule is on the preconditioned sharpness, so it needs the optimizer's state
+    at the frame. No probe records that state, so the Arena evaluates every rule's edge with a fresh
+    state (``optimizer.init``), and says so (``state: "fresh"``) for the rules whose edge reads it: for
+    them (an empty second moment, P = eps) the number is a formal lower bound, not the edge of the run.
+    """
+    hess, ok = hessians(landscape, positions)
+    eig = _eigenvalues(hess, ok)
+    points = torch.nan_to_num(positions.to(torch.float64))
+    hp = {**optimizer.hp, "lr": optimizer.lr_at(0)}
+    edge = optimizer.rule.edge(hess, optimizer.init(points), hp)
+    edge = torch.where(ok, edge, torch.full_like(edge, math.nan))
+    adaptive = optimizer.rule.physics == "adaptive"
+    formula, where = edge_formula(optimizer)
     return {
-        "gd": "2/λmax",
-        "langevin": "2/λmax",
-        "momentum": "2(1+β)/λmax",
-        "nesterov": "2(1+β)/((1+2β)λmax)",
-    }.get(rule, "")
-
-
-def ball_theory(landscape: Landscape, rule: str, hyper: dict[str, float], positions: torch.Tensor) -> dict:
-    """Per frame, for positions ``[T, d]``: Hessian eigenvalues, condition number, saddle flag and the
-    local stability edge against the learning rate."""
-    eig = hessian_eigenvalues(landscape, positions)
-    lam_min, lam_max = eig[:, 0], eig[:, -1]
-    momentum = float(hyper.get("momentum", 0.0))
-    lr = float(hyper.get("lr", landscape.default_lr))
-    edges = [edge_for(rule, float(v), momentum) for v in lam_max.tolist()]
-    return {
-        "rule": rule,
-        "lr": lr,
-        "formula": edge_formula(rule),
-        "lamMin": _clean(lam_min.tolist()),
-        "lamMax": _clean(lam_max.tolist()),
-        "edge": None if rule not in EDGE_RULES else [_finite_or_none(e) for e in edges],
+        "rule": optimizer.name,
+        "lr": float(hp["lr"]),
+        "formula": formula,
+        "where": where,
+        "state": "fresh" if adaptive else None,
+        "lamMin": _clean(eig[:, 0].tolist()),
+        "lamMax": _clean(eig[:, -1].tolist()),
+        "edge": _clean(edge.tolist()),
     }
 
 
 def typed_theory(theory: dict) -> dict:
     """`ball_theory` with its per-frame arrays as float32 typed-array specs (NaN for "none")."""
     import base64
-
-    import numpy as np
 
     def pack(values: list | None) -> dict | None:
         if values is None:
@@ -91,76 +115,58 @@ def typed_theory(theory: dict) -> dict:
 
 
 # --- the update, decomposed ---------------------------------------------------------------------------
-def decompose(trajectory: Trajectory, particle: int = 0) -> dict[str, Any]:
-    """For each recorded frame k of one particle: the force step ``-lr*grad U(w_k)``, the coast
-    ``u(0, s_k)`` (what the rule does with no force: the inertia), the actual update ``u(g_k, s_k)`` and,
-    for adaptive rules, the per-coordinate scale ``u / (-lr*g)``; the rule's state ``s_k`` is rebuilt by
-    replaying the rule's ``update`` on the recorded positions (exact when every step is recorded and
-    there is no gradient noise). Otherwise only the force and the recorded displacement are given.
+def update_parts(trajectory: Trajectory, particle: int = 0) -> dict[str, Any]:
+    """The ``update_parts`` probe of one particle at each saved frame ``[T, d]``: the step k-1 -> k that
+    led to frame k, as the engine took it (exact with gradient noise, and when not every step is saved):
+
+    - ``force``: the force step -lr g~ (g~: the gradient after the transforms, noise included),
+    - ``coast``: what the rule does with no force (inertia; Langevin's kick),
+    - ``update``: the step itself, x_k - x_{k-1},
+    - ``scale``: the adaptive scale update / force per coordinate,
+    - ``lookahead``: Nesterov's look-ahead point x_{k-1} + coast,
+    - ``origin``: where the step started, x_{k-1} = x_k - update.
+
+    NaN at frames the probe did not see (the start, and a last frame off the probe's period).
+    Raises KeyError when the run did not request the probe.
     """
-    optimizer = trajectory.optimizer
-    landscape = trajectory.landscape
-    x = trajectory.positions[:, particle, :].to(torch.float64)  # [T, d]
-    steps = trajectory.steps.tolist()
-    lr = torch.as_tensor([float(optimizer.lr_at(max(k, 0))) for k in steps], dtype=torch.float64)
-    grads = landscape.gradient(torch.nan_to_num(x))
-    force = -lr.unsqueeze(1) * grads
-    noisy = _nonzero(optimizer.grad_noise)
-    exact = not noisy and steps == list(range(len(steps)))
-    out: dict[str, Any] = {
-        "rule": optimizer.name,
-        "physics": optimizer.rule.physics,
-        "exact": exact,
-        "force": force,
-    }
-    if not exact:
-        nxt = torch.cat([x[1:] - x[:-1], torch.zeros_like(x[:1])])
-        out["update"] = nxt
-        return out
-    rule = optimizer.rule
-    state = optimizer.init(x[:1])
-    coasts, updates = [], []
-    zero = torch.zeros_like(x[:1])
-    for k in range(x.shape[0]):
-        point = x[k : k + 1]
-        hp = optimizer.hp_at(k)
-        g = optimizer.process_gradient(grads[k : k + 1], point, None)
-        coast, _ = rule.update(zero, state, point, hp, None)
-        update, state = rule.update(g, state, point, hp, None)
-        coasts.append(coast)
-        updates.append(update)
-    out["coast"] = torch.cat(coasts)
-    out["update"] = torch.cat(updates)
-    if rule.physics == "adaptive":
-        denom = force
-        ratio = torch.where(
-            denom.abs() > 1e-300,
-            out["update"] / torch.where(denom == 0, 1.0, denom),
-            torch.full_like(denom, math.nan),
-        )
-        out["scale"] = ratio
-    if rule.name == "nesterov":
-        out["lookahead"] = x + out["coast"]
+    record = trajectory.probes["update_parts"]
+    probe_steps = {int(k): i for i, k in enumerate(record["steps"].tolist())}
+    rows = [probe_steps.get(int(k), -1) for k in trajectory.steps.tolist()]
+    index = torch.tensor(rows, dtype=torch.int64)
+    seen = (index >= 0).unsqueeze(1)
+    out: dict[str, Any] = {"rule": trajectory.optimizer.name, "steps": trajectory.steps}
+    for name in PARTS:
+        values = record[name][:, particle, :].to(torch.float64)[index.clamp(min=0)]
+        out[name] = torch.where(seen, values, torch.full_like(values, math.nan))
+    out["origin"] = trajectory.positions[:, particle, :].to(torch.float64) - out["update"]
+    out["seen"] = seen.squeeze(1)
     return out
 
 
-def arrow_kinds(optimizer) -> list[str]:
-    """Which arrows the decomposition draws for this optimizer: the force step and the update always,
-    the coast where the rule carries inertia, the look-ahead point for Nesterov."""
+def arrow_kinds(parts: dict[str, Any]) -> list[str]:
+    """The arrows to draw: the force step and the update always, the coast where the rule has one
+    (inertia, Langevin's kick: not zero somewhere), Nesterov's look-ahead point."""
     kinds = ["force", "update"]
-    name = optimizer.name
-    inertia = name in ("momentum", "nesterov", "adam", "adamw", "amsgrad") or (
-        name == "rmsprop" and _nonzero(optimizer.hp.get("momentum", 0.0))
-    )
-    if inertia:
+    coast = parts["coast"]
+    if bool((torch.isfinite(coast) & (coast != 0)).any()):
         kinds.insert(1, "coast")
-    if name == "nesterov":
+    if parts["rule"] == "nesterov":
         kinds.append("lookahead")
     return kinds
 
 
 # --- noise, temperature, Boltzmann ---------------------------------------------------------------------
-def temperature(rule: str, hyper: dict[str, float], grad_noise: float) -> float | None:
+def grad_noise(transforms: list[dict]) -> float:
+    """The gradient-noise level sigma of a spec's ``transforms`` (0 without noise; a per-particle list
+    has no single level and gives 0)."""
+    for transform in transforms:
+        if transform.get("kind") == "grad_noise":
+            sigma = transform.get("sigma", 0.0)
+            return 0.0 if isinstance(sigma, list) else float(sigma)
+    return 0.0
+
+
+def temperature(rule: str, hyper: dict[str, float], noise: float) -> float | None:
     """The temperature of a noisy run: Langevin's T; gradient noise of std sigma per coordinate is
     `descent.theory.noise.sgd_temperature` (lr sigma^2/2 for GD, lr sigma^2/(2(1 - beta)) for the heavy
     ball); None where no formula is known (Nesterov, adaptive rules)."""
@@ -169,10 +175,17 @@ def temperature(rule: str, hyper: dict[str, float], grad_noise: float) -> float 
     lr = float(hyper.get("lr", math.nan))
     if rule == "langevin":
         return float(hyper.get("temperature", 0.0)) or None
-    if grad_noise <= 0 or not math.isfinite(lr) or rule not in ("gd", "momentum"):
+    if noise <= 0 or not math.isfinite(lr) or rule not in ("gd", "momentum"):
         return None
     beta = float(hyper.get("momentum", 0.9)) if rule == "momentum" else 0.0
-    return sgd_temperature(lr, grad_noise**2, momentum=beta)
+    return sgd_temperature(lr, noise**2, momentum=beta)
+
+
+def _in_global_basin(landscape: Landscape, points: torch.Tensor) -> torch.Tensor:
+    """For each of ``points`` ``[M, d]``: is its nearest known minimum a global one? ``[M]`` of 0/1."""
+    global_ids = {p.id for p in landscape.global_minima}
+    nearest = nearest_minimum(landscape, points.to(torch.float64))
+    return torch.tensor([m in global_ids for m in nearest], dtype=torch.float64)
 
 
 def boltzmann(landscape: Landscape, temp: float, resolution: int = 160) -> dict[str, Any] | None:
@@ -193,9 +206,7 @@ def boltzmann(landscape: Landscape, temp: float, resolution: int = 160) -> dict[
     if landscape.global_minima:
         gy, gx = np.meshgrid(ys, xs, indexing="ij")
         points = torch.tensor(np.stack([gx.ravel(), gy.ravel()], axis=1))
-        nearest = Classifier(landscape).nearest_minimum(points)
-        global_ids = {p.id for p in landscape.global_minima}
-        in_global = np.array([m in global_ids for m in nearest]).reshape(weight.shape)
+        in_global = _in_global_basin(landscape, points).numpy().reshape(weight.shape)
         share = float((weight * in_global).sum() / weight.sum())
     return {"x": xs.tolist(), "density": marginal.tolist(), "globalShare": share, "temperature": temp}
 
@@ -205,9 +216,7 @@ def global_basin_share(landscape: Landscape, positions: torch.Tensor) -> list[fl
     if not landscape.global_minima:
         return None
     t, n, d = positions.shape
-    nearest = Classifier(landscape).nearest_minimum(positions.reshape(-1, d).to(torch.float64))
-    global_ids = {p.id for p in landscape.global_minima}
-    flags = torch.tensor([m in global_ids for m in nearest], dtype=torch.float64).reshape(t, n)
+    flags = _in_global_basin(landscape, positions.reshape(-1, d)).reshape(t, n)
     return flags.mean(dim=1).tolist()
 
 
@@ -247,15 +256,5 @@ def auto_target(landscape: Landscape) -> float | None:
 
 
 # --- helpers ------------------------------------------------------------------------------------------
-def _nonzero(value: object) -> bool:
-    if isinstance(value, torch.Tensor):
-        return bool((value != 0).any())
-    return bool(value)
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
-
-
 def _clean(values: list[float]) -> list[float | None]:
     return [v if math.isfinite(v) else None for v in values]

@@ -10,17 +10,15 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from descent.arena.state import is_swarm, state_specs
 from descent.dynamics import Trajectory
 from descent.landscapes import Landscape
-from descent.optim import RULES
 from descent.spec import RunSpec, resolve_landscape, run_spec
 
 T = TypeVar("T")
-ADAPTIVE_LR_PER_SPAN = 0.0125  # the Arena's default lr for adaptive rules: 1/80 of the box per step
 
 
 class _LRU:
@@ -60,19 +58,10 @@ def get_landscape(text: str, params: dict[str, float] | None = None) -> Landscap
     return LANDSCAPE_CACHE.get(landscape_key(text, params), lambda: resolve_landscape(text, **params))
 
 
-def default_lr(landscape: Landscape, optimizer: str) -> float:
-    """The landscape's own lr for GD-like rules; for adaptive rules (whose step is about lr per
-    coordinate) a fixed share of the box."""
-    if RULES[optimizer].physics == "adaptive":
-        return float(f"{ADAPTIVE_LR_PER_SPAN * landscape.span:.3g}")
-    return float(landscape.default_lr)
-
-
 def run_cached(spec: RunSpec, landscape: Landscape | None = None) -> Trajectory:
-    """``run_spec(spec)``, cached by the spec's JSON; ``landscape``: the spec's, from `get_landscape`."""
-    return RUN_CACHE.get(
-        json.dumps(asdict(spec), sort_keys=True), lambda: run_spec(spec, landscape=landscape)
-    )
+    """``run_spec(spec)``, cached by the spec's canonical JSON; ``landscape``: the spec's, from
+    `get_landscape`."""
+    return RUN_CACHE.get(spec.to_json(), lambda: run_spec(spec, landscape=landscape))
 
 
 @dataclass

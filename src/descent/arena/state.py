@@ -10,8 +10,13 @@ The state (schema ``STATE_VERSION``) holds everything a run depends on::
 
 In the URL it is base64url-encoded compact JSON in ``?s=``, so a link reproduces the run. Racer 0 is
 "the ball" (the seeds' single ball); the others race it from the same start with the same budget. In
-swarm mode racer 0's optimizer drives ``n`` balls with gradient noise (``grad_noise = level``) or at
-Langevin temperature ``level`` (the ``langevin`` rule at racer 0's learning rate).
+swarm mode racer 0's optimizer drives ``n`` balls with gradient noise (the transform
+``{"kind": "grad_noise", "sigma": level}``) or at Langevin temperature ``level`` (the ``langevin`` rule
+at racer 0's learning rate).
+
+The state is not a spec: :func:`state_specs` builds the engine's `RunSpec` (version 2) from it, so a link
+made for an older spec format still opens. The ball's spec asks for the ``update_parts`` probe at the
+frames it saves: the Arena draws its update arrows from it.
 
 Every value is checked here with the package's one message format; decoding a URL never raises.
 """
@@ -240,7 +245,9 @@ def is_swarm(state: dict[str, Any]) -> bool:
     return bool(state["swarm"]["on"])
 
 
-def record_every(state: dict[str, Any]) -> int:
+def save_every(state: dict[str, Any]) -> int:
+    """Save every k-th step, so that a racer keeps at most ``MAX_FRAMES_RACE`` frames (a swarm
+    ``MAX_FRAMES_SWARM``)."""
     frames = MAX_FRAMES_SWARM if is_swarm(state) else MAX_FRAMES_RACE
     return max(1, math.ceil(state["steps"] / frames))
 
@@ -248,21 +255,30 @@ def record_every(state: dict[str, Any]) -> int:
 def state_specs(state: dict[str, Any], default_start: list[float]) -> list[RunSpec]:
     """One `RunSpec` per racer (a single one, of ``n`` balls, in swarm mode).
 
-    ``default_start`` is the landscape's own start, used for a swarm spread at the ball's start.
+    The ball's spec (racer 0, not in swarm mode) requests the ``update_parts`` probe at its saved
+    frames. ``default_start`` is the landscape's own start, used for a swarm spread at the ball's start.
     """
     start = state["start"]
+    every = save_every(state)
     common = dict(
         landscape=state["landscape"],
         landscape_params=dict(state["params"]),
         steps=state["steps"],
         seed=state["seed"],
-        record_every=record_every(state),
+        save=f"every:{every}",
     )
     if not is_swarm(state):
         starts = [list(start)] if start is not None else "default"
+        arrows = [{"name": "update_parts", "every": every}]
         return [
-            RunSpec(optimizer=r["optimizer"], hyper=dict(r["hyper"]), starts=starts, **common)
-            for r in state["racers"]
+            RunSpec(
+                optimizer=r["optimizer"],
+                hyper=dict(r["hyper"]),
+                starts=starts,
+                probes=arrows if i == 0 else [],
+                **common,
+            )
+            for i, r in enumerate(state["racers"])
         ]
     swarm = state["swarm"]
     ball = state["racers"][0]
@@ -276,10 +292,15 @@ def state_specs(state: dict[str, Any], default_start: list[float]) -> list[RunSp
         lr = ball["hyper"].get("lr")
         hyper = {"temperature": swarm["level"], **({"lr": lr} if lr is not None else {})}
         return [RunSpec(optimizer="langevin", hyper=hyper, starts=starts, **common)]
-    noise = swarm["level"] if swarm["noise"] == "gradient" else 0.0
+    noisy = swarm["noise"] == "gradient" and swarm["level"] > 0
+    transforms = [{"kind": "grad_noise", "sigma": swarm["level"]}] if noisy else []
     return [
         RunSpec(
-            optimizer=ball["optimizer"], hyper=dict(ball["hyper"]), grad_noise=noise, starts=starts, **common
+            optimizer=ball["optimizer"],
+            hyper=dict(ball["hyper"]),
+            transforms=transforms,
+            starts=starts,
+            **common,
         )
     ]
 

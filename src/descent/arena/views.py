@@ -51,23 +51,17 @@ def build_views(run: ArenaRun, run_id: str, ghost: bool = True) -> Views:
         for i, (racer_state, traj) in enumerate(zip(state["racers"], run.trajectories)):
             racers.append(_racer_data(i, racer_state, traj, target))
     ball_traj = run.trajectories[0]
-    ball_state = state["racers"][0]
     rule = run.specs[0].optimizer
-    hyper = {
-        "lr": float(ball_traj.optimizer.hp["lr"]),
-        **{k: _scalar(v) for k, v in ball_traj.optimizer.hp.items()},
-    }
+    hyper = {k: _scalar(v) for k, v in ball_traj.optimizer.hp.items()}
     ball_frames = racers[0]["frames"] if racers else slice(None)
-    theory = readout.ball_theory(landscape, rule, hyper, ball_traj.positions[ball_frames, 0, :])
-    arrow_kinds = None if run.swarm else readout.arrow_kinds(ball_traj.optimizer)
+    theory = readout.ball_theory(landscape, ball_traj.optimizer, ball_traj.positions[ball_frames, 0, :])
+    arrow_kinds = None if run.swarm else readout.arrow_kinds(readout.update_parts(ball_traj))
     swarm_fig = figures.empty_figure(
         "turn the swarm on<br>to compare where the balls are<br>with the Boltzmann density"
     )
     density = None
     if swarm is not None:
-        spec = run.specs[0]
-        noise = float(spec.grad_noise) if not isinstance(spec.grad_noise, list) else 0.0
-        temp = readout.temperature(rule, hyper, noise)
+        temp = readout.temperature(rule, hyper, readout.grad_noise(run.specs[0].transforms))
         density = readout.boltzmann(landscape, temp) if temp else None
         swarm["temperature"] = temp
         swarm["boltzShare"] = density["globalShare"] if density else None
@@ -76,8 +70,17 @@ def build_views(run: ArenaRun, run_id: str, ghost: bool = True) -> Views:
     max_step = int(max([r["steps"][-1] for r in racers] + ([swarm["steps"][-1]] if swarm else [0])))
     view_end = _play_end(racers, max_step)
     background = f"{BACKGROUND_ROUTE}?k={figures.landscape_token(state['landscape'], state['params'])}"
+    kick = {"coast": "thermal kick (Langevin, no force)"} if rule == "langevin" else None
     map_fig = figures.map_figure(
-        landscape, racers, run_id, arrow_kinds, swarm, start, ghost=ghost, background=background
+        landscape,
+        racers,
+        run_id,
+        arrow_kinds,
+        swarm,
+        start,
+        ghost=ghost,
+        background=background,
+        arrow_labels=kick,
     )
     map_fig["layout"]["meta"]["key"] = figures.map_key(map_fig)
     surface_fig = figures.surface_figure(landscape, racers, run_id, swarm)
@@ -100,7 +103,7 @@ def build_views(run: ArenaRun, run_id: str, ghost: bool = True) -> Views:
     }
     outcome = _outcome_lines(run, racers, swarm)
     board = _leaderboard(racers, target) if racers else _swarm_board(swarm)
-    lr_note, level, marker = _edge_note(theory, rule, ball_state)
+    lr_note, level, marker = _edge_note(theory)
     static = f"{rule}: {RULES[rule].math}"
     return Views(
         run_id,
@@ -204,36 +207,43 @@ def _nice(value: float) -> float:
 
 
 def build_arrows(run: ArenaRun, run_id: str) -> dict[str, Any] | None:
-    """The update arrows of the ball, per frame, for the player (a second, later callback: replaying
-    the rule costs about as much as a short run)."""
+    """The ball's update arrows at the player's frames, read from the engine's ``update_parts`` probe:
+    at frame k the step k-1 -> k (force step, coast, update; Nesterov's look-ahead point; the adaptive
+    scale), drawn from where that step started (``origin``). Sent by a second, later callback."""
     if run.swarm:
         return None
     traj = run.trajectories[0]
-    landscape = run.landscape
-    parts = readout.decompose(traj)
-    vectors = {k: figures.to_numpy(parts[k]) for k in ("force", "coast", "update") if k in parts}
-    if "coast" in vectors and not np.any(np.abs(vectors["coast"]) > 1e-15):
-        del vectors["coast"]  # the rule has no inertia (adagrad, rmsprop without momentum)
+    parts = readout.update_parts(traj)
+    kinds = readout.arrow_kinds(parts)
+    vectors = {k: figures.to_numpy(parts[k]) for k in kinds if k != "lookahead"}
     # one scale per run, so lengths compare across frames: a typical arrow (the 75th percentile of the
     # longest arrow per frame while the ball still moves) is drawn about a tenth of the box long
-    longest = np.nanmax(np.stack([np.linalg.norm(v, axis=1) for v in vectors.values()]), axis=0)
-    settled = int(traj.outcome_step[0]) if traj.outcomes[0] != "moving" else len(longest)
-    moving = longest[: max(settled, 1)]
+    lengths = np.stack([np.linalg.norm(v, axis=1) for v in vectors.values()])
+    longest = np.nan_to_num(lengths, nan=0.0, posinf=np.inf).max(axis=0)  # NaN: no arrow at that frame
+    settled = _frame_of(traj, int(traj.outcome_step[0])) if traj.outcomes[0] != "moving" else len(longest)
+    moving = longest[: max(settled, 1) + 1]
     moving = moving[np.isfinite(moving) & (moving > 0)]
     typical = float(np.quantile(moving, 0.75)) if moving.size else 0.0
-    scale = _nice(0.1 * landscape.span / typical) if typical > 0 else 1.0
-    anim: dict[str, Any] = {"run": run_id, "scale": scale, "exact": parts["exact"]}
-    frames = player_frames(traj)  # the player's frames: each arrow still exact at its own frame
+    scale = _nice(0.1 * run.landscape.span / typical) if typical > 0 else 1.0
+    frames = player_frames(traj)
+    anim: dict[str, Any] = {"run": run_id, "scale": scale}
+    anim["origin"] = figures.typed(figures.to_numpy(parts["origin"])[frames])
     for kind, vec in vectors.items():
-        anim[kind] = figures.typed(np.nan_to_num(vec[frames] * scale))
-    if "lookahead" in parts:
+        anim[kind] = figures.typed(vec[frames] * scale)  # NaN: no arrow at that frame
+    if "lookahead" in kinds:
         anim["lookahead"] = figures.typed(figures.to_numpy(parts["lookahead"])[frames])
-    if "scale" in parts:
+    if traj.optimizer.rule.physics == "adaptive":
         anim["adaptive"] = figures.typed(figures.to_numpy(parts["scale"])[frames])
-    anim["note"] = f"update arrows on the map: ×{scale:g} their true length" + (
-        "" if parts["exact"] else " (force and recorded step only: not every step was recorded)"
+    anim["note"] = (
+        f"update arrows on the map: the step that led to the frame, from where it started, ×{scale:g} "
+        "their true length (recorded by the engine's update_parts probe)"
     )
     return anim
+
+
+def _frame_of(traj, step: int) -> int:
+    """The index of the first saved frame at or after ``step``."""
+    return int(np.searchsorted(traj.steps.numpy(), step))
 
 
 # --- swarm -------------------------------------------------------------------------------------------
@@ -367,24 +377,27 @@ def _swarm_board(swarm: dict[str, Any]) -> html.Div:
     return html.Div(items, className="swarm-board")
 
 
-def _edge_note(theory: dict, rule: str, ball_state: dict) -> tuple[str, str, dict]:
-    """The warning under the lr slider and where the local stability edge sits on it (at the start)."""
-    lr = theory["lr"]
+def _edge_note(theory: dict) -> tuple[str, str, dict]:
+    """The note under the lr slider and where the rule's stability edge at the start sits on it."""
+    lr, rule, formula = theory["lr"], theory["rule"], theory["formula"]
+    edge = theory["edge"][0]
     hidden = {"display": "none"}
-    if theory["edge"] is None:
+    if not formula:
+        return f"{rule} declares no stability edge", "info", hidden
+    if theory["state"] == "fresh":
+        shown = "none (no positive curvature)" if edge is None else f"{edge:.3g}"
         return (
-            f"{rule} is adaptive: its stability edge depends on its running scale (no simple mark)",
+            f"{rule}'s edge {formula} reads its running scale ({theory['where']}), which no probe records; "
+            f"with a fresh state (P = eps) it is {shown} at the start: a formal bound, not a warning",
             "info",
             hidden,
         )
-    edge = theory["edge"][0]
     if edge is None:
         return "no stability edge here (no positive curvature at the start)", "info", hidden
     low, high = LR_LOG_RANGE
     position = (math.log10(edge) - low) / (high - low)
     percent = 100 * min(max(position, 0.0), 1.0)
     marker = {"display": "block", "left": f"calc({percent:.2f}% + {8 - 0.16 * percent:.2f}px)"}
-    formula = theory["formula"]
     if lr > edge:
         return (
             f"lr {lr:.4g} is above the stability edge at the start ({formula} = {edge:.4g}): "

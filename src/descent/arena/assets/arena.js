@@ -128,7 +128,8 @@
       var th = anim.theory;
       var a = { run: anim.run, mapKey: anim.mapKey, maxStep: anim.maxStep, playEnd: anim.playEnd || anim.maxStep,
                 target: anim.target, lrLog: anim.lrLog, racers: [], swarm: null, arrows: null,
-                theory: th ? { rule: th.rule, lr: th.lr, formula: th.formula, lamMin: decode(th.lamMin),
+                theory: th ? { rule: th.rule, lr: th.lr, formula: th.formula, where: th.where, state: th.state,
+                               lamMin: decode(th.lamMin),
                                lamMax: decode(th.lamMax), edge: th.edge ? decode(th.edge) : null } : null };
       anim.racers.forEach(function (r) {
         a.racers.push({ label: r.label, color: r.color, steps: r.steps, x: decode(r.x), y: decode(r.y),
@@ -142,6 +143,7 @@
       }
       a.ballSteps = a.racers.length ? a.racers[0].steps : (a.swarm ? a.swarm.steps : [0]);
       this.anim = a;
+      setText("arrow-note", "");  // until this run's arrows come (never, for a swarm)
       if (this.pendingArrows && this.pendingArrows.run === a.run) this.setArrows(a, this.pendingArrows);
       this.step = 0;
       this.overlayOn = false;
@@ -161,7 +163,7 @@
 
     setArrows: function (a, ar) {
       a.arrows = { scale: ar.scale, note: ar.note };
-      ["force", "coast", "update", "lookahead", "adaptive"].forEach(function (k) {
+      ["origin", "force", "coast", "update", "lookahead", "adaptive"].forEach(function (k) {
         if (ar[k]) a.arrows[k] = decode(ar[k]);
       });
       setText("arrow-note", ar.note || "");
@@ -378,16 +380,20 @@
       this.updateMap(gd, update, idx);
     },
 
-    // the ball's arrows at step s: {kind: [x0, y0, x1, y1]} and lookahead [x, y]
+    // the ball's arrows at step s: {kind: [x0, y0, x1, y1]} and lookahead [x, y]: the step that led to
+    // the frame (the engine's update_parts probe), drawn from where it started; none where not finite
     arrowsAt: function (s) {
       var a = this.anim;
       if (!a.arrows || !a.racers.length) return null;
-      var r0 = a.racers[0], i = frameAt(r0.steps, s), x0 = r0.x[i], y0 = r0.y[i], out = {};
+      var r0 = a.racers[0], i = frameAt(r0.steps, s), out = {};
+      var o = a.arrows.origin, x0 = o ? o[2 * i] : r0.x[i], y0 = o ? o[2 * i + 1] : r0.y[i];
+      if (!isFinite(x0) || !isFinite(y0)) return out;
       ["force", "coast", "update"].forEach(function (k) {
         var v = a.arrows[k];
-        if (v) out[k] = [x0, y0, x0 + v[2 * i], y0 + v[2 * i + 1]];
+        if (v && isFinite(v[2 * i]) && isFinite(v[2 * i + 1])) out[k] = [x0, y0, x0 + v[2 * i], y0 + v[2 * i + 1]];
       });
-      if (a.arrows.lookahead) out.lookahead = [a.arrows.lookahead[2 * i], a.arrows.lookahead[2 * i + 1]];
+      var la = a.arrows.lookahead;
+      if (la && isFinite(la[2 * i]) && isFinite(la[2 * i + 1])) out.lookahead = [la[2 * i], la[2 * i + 1]];
       return out;
     },
 
@@ -597,7 +603,14 @@
       }
       var warn = "";
       var marker = document.getElementById("edge-marker");
-      if (th.edge) {
+      if (th.edge && th.state === "fresh") {
+        // an adaptive rule's edge reads its running scale, which no probe records: a fresh state's
+        var ef = isFinite(th.edge[i]) ? th.edge[i] : null;
+        setText("theory-edge", th.formula + " = " + (ef === null ? "none (no positive curvature here)" : fmt(ef)) +
+          "  with a fresh state (" + th.where + " = eps: no probe records the running scale; " +
+          "not this run's edge)");
+        if (marker) marker.style.display = "none";
+      } else if (th.edge && th.formula) {
         var e = isFinite(th.edge[i]) ? th.edge[i] : null;
         setText("theory-edge", e === null ? "none (no positive curvature here)"
           : th.formula + " = " + fmt(e) + "  (lr " + fmt(th.lr) + ")");
@@ -617,7 +630,7 @@
           }
         }
       } else {
-        setText("theory-edge", "no closed form for " + th.rule + " (adaptive step)");
+        setText("theory-edge", th.rule + " declares no stability edge");
         if (marker) marker.style.display = "none";
       }
       setText("edge-warning", warn);
