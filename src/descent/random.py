@@ -148,8 +148,16 @@ class Draw:
     particle the same numbers.
     """
 
-    def __init__(self, seed: int, particle: torch.Tensor, step: int, dtype: torch.dtype) -> None:
-        self.seed, self.particle, self.step, self.dtype = int(seed), particle, int(step), dtype
+    def __init__(self, seed: int, particle: torch.Tensor, step: Step, dtype: torch.dtype) -> None:
+        self.seed, self.particle, self.dtype = int(seed), particle, dtype
+        self.step = step if isinstance(step, torch.Tensor) else int(step)
+
+    @classmethod
+    def stacked(cls, draws: list[Draw]) -> Draw:
+        """The draws of several steps as one set of particles (a step per row): what each step drew."""
+        particle = torch.cat([d.particle for d in draws])
+        step = torch.cat([torch.full_like(d.particle, d.step) for d in draws])
+        return cls(draws[0].seed, particle, step, draws[0].dtype)
 
     def normal(self, purpose: str, count: int) -> torch.Tensor:
         return normal(self.seed, purpose, self.particle, self.step, count, self.dtype)

@@ -24,6 +24,7 @@ import torch
 
 from descent._errors import invalid
 from descent.optim._base import per_particle
+from descent.random import Draw
 
 
 @dataclass
@@ -51,7 +52,13 @@ class StepView:
 
 
 class Probe:
-    """Base: ``name``, ``every`` and ``__call__(view) -> {output: tensor [N, ...]}``."""
+    """Base: ``name``, ``every`` and ``__call__(view) -> {output: tensor [N, ...]}``.
+
+    The loop calls ``collect(view)`` at each of the probe's steps and ``finish(collected)`` once at the
+    end; by default they are ``__call__`` and stacking its outputs over the calls. A probe may instead
+    keep references in ``collect`` (the loop never writes into a tensor) and compute everything at once
+    in ``finish``: one batched call instead of one per step.
+    """
 
     name = "probe"
     every = 1
@@ -61,6 +68,14 @@ class Probe:
 
     def __call__(self, view: StepView) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def collect(self, view: StepView) -> object:
+        return {key: value.detach() for key, value in self(view).items()}
+
+    def finish(self, collected: list) -> dict[str, torch.Tensor]:
+        """``{output: [calls, N, ...]}`` on the host."""
+        keys = collected[0].keys() if collected else ()
+        return {key: torch.stack([c[key] for c in collected]).cpu() for key in keys}
 
     def width(self, dim: int) -> int:
         """Numbers recorded per particle per call (for the memory estimate)."""
@@ -102,32 +117,54 @@ class UpdateParts(Probe):
         return 5 * dim
 
     def __call__(self, view: StepView) -> dict[str, torch.Tensor]:
-        rule = view.optimizer.rule
+        return {key: value[0] for key, value in self.finish([self.collect(view)]).items()}
+
+    def collect(self, view: StepView) -> object:
+        """The step's inputs, by reference: the parts of all calls are computed at once in finish."""
         if view.k == 0:
-            nan = torch.full_like(view.x, math.nan)
-            return {
-                "force": nan,
-                "coast": nan,
-                "update": torch.zeros_like(view.x),
-                "scale": nan,
-                "lookahead": nan,
-            }
-        lr = per_particle(view.hp["lr"], view.x)
-        force = -lr * view.grad_used
-        coast, _ = rule.update(
-            torch.zeros_like(view.grad_used), view.state_before, view.x_before, view.hp, view.draw
+            return view.x
+        return (
+            view.optimizer,
+            view.x_before,
+            view.grad_used,
+            view.state_before,
+            view.hp,
+            view.draw,
+            view.update,
         )
-        moved = view.active.unsqueeze(1) if view.active is not None else True
-        update = torch.where(moved, view.update, torch.zeros_like(view.update))
+
+    def finish(self, collected: list) -> dict[str, torch.Tensor]:
+        """The parts of every recorded step from one call of the rule on all of them: ``[calls, N, d]``
+        (NaN at the start, which no step led to)."""
+        steps = [c for c in collected if isinstance(c, tuple)]
+        like = collected[0] if not isinstance(collected[0], tuple) else collected[0][1]
+        calls, (n, d) = len(collected), like.shape
+        out = {key: torch.full((calls, n, d), math.nan, dtype=like.dtype) for key in UPDATE_PARTS}
+        out["update"] = torch.zeros((calls, n, d), dtype=like.dtype)
+        if not steps:
+            return out
+        rows = torch.tensor([i for i, c in enumerate(collected) if isinstance(c, tuple)])
+        optimizer = steps[0][0]
+        x_before = torch.cat([c[1] for c in steps])  # [S * N, d]
+        grad_used = torch.cat([c[2] for c in steps])
+        update = torch.cat([c[6] for c in steps])
+        state = _stacked_states([c[3] for c in steps], n)
+        hp = _stacked_hyper([c[4] for c in steps], n, like)
+        draws = [c[5] for c in steps]
+        draw = None if draws[0] is None else Draw.stacked(draws)
+        force = -per_particle(hp["lr"], x_before) * grad_used
+        coast, _ = optimizer.rule.update(torch.zeros_like(grad_used), state, x_before, hp, draw)
         safe = torch.where(force == 0, torch.ones_like(force), force)
-        scale = torch.where(force == 0, torch.full_like(force, math.nan), update / safe)
-        return {
+        parts = {
             "force": force,
             "coast": coast,
             "update": update,
-            "scale": scale,
-            "lookahead": view.x_before + coast,
+            "scale": torch.where(force == 0, torch.full_like(force, math.nan), update / safe),
+            "lookahead": x_before + coast,
         }
+        for key, value in parts.items():
+            out[key][rows] = value.reshape(len(steps), n, d).detach().to("cpu", like.dtype)
+        return out
 
 
 @dataclass
@@ -172,6 +209,35 @@ class EnergyLedger(Probe):
             "dissipated": self.dissipated,
             "imbalance": total + self.dissipated - self.initial,
         }
+
+
+UPDATE_PARTS = ("force", "coast", "update", "scale", "lookahead")
+
+
+def _stacked_states(states: list[dict], n: int) -> dict:
+    """The rule states of S steps as one state of S * N particles (the step count per row)."""
+    out = {}
+    for name, value in states[0].items():
+        if value.ndim == 0:
+            out[name] = torch.stack([s[name] for s in states]).repeat_interleave(n).unsqueeze(1)
+        else:
+            out[name] = torch.cat([s[name] for s in states])
+    return out
+
+
+def _stacked_hyper(hps: list[dict], n: int, like: torch.Tensor) -> dict:
+    """The hyper-parameters of S steps for S * N particles: a number the same at every step stays that
+    number (flags stay flags); anything else (a scheduled lr, per-particle tensors) becomes a column
+    ``[S * N, 1]``."""
+    out = {}
+    for name, first in hps[0].items():
+        values = [hp[name] for hp in hps]
+        if not isinstance(first, torch.Tensor) and all(v == first for v in values):
+            out[name] = first
+            continue
+        columns = [torch.as_tensor(v, dtype=like.dtype, device=like.device).reshape(-1, 1) for v in values]
+        out[name] = torch.cat([c.expand(n, 1) for c in columns])
+    return out
 
 
 PROBES: dict[str, type] = {p.name: p for p in (GradNorm, Kinetic, UpdateParts, EnergyLedger)}

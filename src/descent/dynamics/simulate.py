@@ -250,7 +250,7 @@ class _ProbeRecords:
     def __init__(self, probes: Sequence[Probe]) -> None:
         self.probes = list(probes)
         self.steps: dict[str, list[int]] = {p.name: [] for p in self.probes}
-        self.values: dict[str, dict[str, list[torch.Tensor]]] = {p.name: {} for p in self.probes}
+        self.collected: dict[str, list] = {p.name: [] for p in self.probes}
 
     def due(self, k: int) -> bool:
         return any(k % p.every == 0 for p in self.probes)
@@ -260,13 +260,12 @@ class _ProbeRecords:
             if view.k % probe.every:
                 continue
             self.steps[probe.name].append(view.k)
-            for key, value in probe(view).items():
-                self.values[probe.name].setdefault(key, []).append(value.detach().cpu().clone())
+            self.collected[probe.name].append(probe.collect(view))
 
     def finish(self) -> dict[str, dict[str, torch.Tensor]]:
         out = {}
         for probe in self.probes:
-            record = {key: torch.stack(values) for key, values in self.values[probe.name].items()}
+            record = probe.finish(self.collected[probe.name])
             record["steps"] = torch.tensor(self.steps[probe.name], dtype=torch.int64)
             out[probe.name] = record
         return out
