@@ -42,6 +42,7 @@ class AdamState(GDState):
     exp_avg_sq: torch.Tensor  # v, second moment
     max_exp_avg_sq: torch.Tensor  # running maximum of v (AMSGrad)
 
+
 LR = "learning rate (step size; time step lr for GD, sqrt(lr) for the heavy ball)"
 
 
