@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+import torch
 
 from descent._errors import DescentError
 from descent.arena.state import (
@@ -109,10 +110,12 @@ def test_specs_of_a_race_share_start_budget_and_seed():
     assert specs[1].hyper == {"lr": 0.05, "beta2": 0.99}
     assert all(s.version == 2 and s.save == "every:1" and s.transforms == [] for s in specs)
     # the ball's arrows come from the engine's probe, at the frames it saves
-    assert specs[0].probes == [{"name": "update_parts", "every": 1}] and specs[1].probes == []
+    ball_probes = [{"name": "update_parts", "every": 1}, {"name": "optimizer_state", "every": 1}]
+    assert specs[0].probes == ball_probes and specs[1].probes == []
     long = normalize(state | {"steps": 5000, "racers": state["racers"][:1]})
     (spec,) = state_specs(long, [0.0, 0.0])
-    assert spec.save == "every:2" and spec.probes == [{"name": "update_parts", "every": 2}]
+    assert spec.save == "every:2"
+    assert spec.probes == [{"name": "update_parts", "every": 2}, {"name": "optimizer_state", "every": 2}]
 
 
 def test_swarm_specs():
@@ -181,10 +184,37 @@ def test_links_made_before_spec_v2_still_open_as_the_same_runs():
     specs = state_specs(race, [-1.7, 0.0])
     assert all(s.version == 2 for s in specs)
     old = [RunSpec.from_dict(s) for s in OLD_RACE_SPECS]  # the engine upgrades the old specs
-    assert specs[0] == old[0].with_(probes=[{"name": "update_parts", "every": 1}])  # + the arrows' probe
+    ball_probes = [{"name": "update_parts", "every": 1}, {"name": "optimizer_state", "every": 1}]
+    assert specs[0] == old[0].with_(probes=ball_probes)  # + the arrows' and the edge's probes
     assert specs[1] == old[1]
     swarm, message = state_from_search(OLD_SWARM_LINK)
     assert message is None and swarm["swarm"]["on"] and swarm["swarm"]["level"] == 1.5
     (spec,) = state_specs(swarm, [-1.7, 0.0])
     assert spec == RunSpec.from_dict(OLD_SWARM_SPEC)
     assert spec.transforms == [{"kind": "grad_noise", "sigma": 1.5}] and spec.save == "every:2"
+
+
+def test_an_adaptive_balls_edge_is_on_its_running_scale():
+    """The Arena's edge for Adam comes from the rule with the run's own state at each frame (the
+    optimizer_state probe): defined from the first step on, and far above a fresh state's eps-bound."""
+    from descent.arena import readout
+    from descent.spec import run_spec
+
+    racers = [{"optimizer": "adam", "hyper": {"lr": 0.05}}]
+    state = normalize({**default_state(), "racers": racers, "start": [-1.7, 0.5]})  # a slope along x and y
+    spec = state_specs(state, [-1.7, 0.0])[0]
+    traj = run_spec(spec)
+    frames = torch.arange(len(traj.steps))
+    running = readout.ball_theory(
+        traj.landscape, traj.optimizer, traj.positions[:, 0], readout.frame_states(traj, frames)
+    )
+    fresh = readout.ball_theory(traj.landscape, traj.optimizer, traj.positions[:, 0])
+    assert running["state"] == "running" and fresh["state"] == "fresh"
+    assert running["edge"][0] is None  # no running scale before the first step
+    # on the way down the gradient is large, so is the running scale: the edge is far above eps's bound
+    assert running["edge"][1] > 1e3 * fresh["edge"][1]
+    # it is the rule's edge with that state: recompute it for frame 1 directly
+    one = {name: value[1:2] for name, value in readout.frame_states(traj, frames).items()}
+    hessian = traj.landscape.hessian(traj.positions[1:2, 0])
+    expected = traj.optimizer.rule.edge(hessian, one, traj.optimizer.hp)
+    assert running["edge"][1] == pytest.approx(float(expected[0]), rel=1e-12)

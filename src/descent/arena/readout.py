@@ -67,32 +67,59 @@ def edge_formula(optimizer: Optimizer) -> tuple[str, str]:
     return formula, where
 
 
-def ball_theory(landscape: Landscape, optimizer: Optimizer, positions: torch.Tensor) -> dict:
+def ball_theory(
+    landscape: Landscape, optimizer: Optimizer, positions: torch.Tensor, states: dict | None = None
+) -> dict:
     """Per frame, for positions ``[T, d]``: Hessian eigenvalues and the rule's local stability edge
     ``rule.edge(H, state, hp)`` against the learning rate.
 
-    The edge of an adaptive rule is on the preconditioned sharpness, so it needs the optimizer's state
-    at the frame. No probe records that state, so the Arena evaluates every rule's edge with a fresh
-    state (``optimizer.init``), and says so (``state: "fresh"``) for the rules whose edge reads it: for
-    them (an empty second moment, P = eps) the number is a formal lower bound, not the edge of the run.
+    ``states``: the rule's state at each frame (``{name: [T, d]}``, ``step`` ``[T]``, from the
+    ``optimizer_state`` probe). The edge of an adaptive rule is on the sharpness preconditioned by its
+    running scale, so it is only defined once a step has formed that scale: NaN at the start
+    (``state: "running"``). Without ``states`` every rule is evaluated with a fresh state and said so
+    (``state: "fresh"``) for the rules whose edge reads it.
     """
     hess, ok = hessians(landscape, positions)
     eig = _eigenvalues(hess, ok)
     points = torch.nan_to_num(positions.to(torch.float64))
     hp = {**optimizer.hp, "lr": optimizer.lr_at(0)}
-    edge = optimizer.rule.edge(hess, optimizer.init(points), hp)
-    edge = torch.where(ok, edge, torch.full_like(edge, math.nan))
     adaptive = optimizer.rule.physics == "adaptive"
+    if states is not None:
+        state = {name: value.to(torch.float64) for name, value in states.items()}
+        edge = optimizer.rule.edge(hess, state, hp)
+        if adaptive:
+            edge = torch.where(states["step"] > 0, edge, torch.full_like(edge, math.nan))
+    else:
+        edge = optimizer.rule.edge(hess, optimizer.init(points), hp)
+    edge = torch.where(ok, edge, torch.full_like(edge, math.nan))
     formula, where = edge_formula(optimizer)
     return {
         "rule": optimizer.name,
         "lr": float(hp["lr"]),
         "formula": formula,
         "where": where,
-        "state": "fresh" if adaptive else None,
+        "state": ("running" if states is not None else "fresh") if adaptive else None,
         "lamMin": _clean(eig[:, 0].tolist()),
         "lamMax": _clean(eig[:, -1].tolist()),
         "edge": _clean(edge.tolist()),
+    }
+
+
+def frame_states(trajectory: Trajectory, frames, particle: int = 0) -> dict | None:
+    """The ``optimizer_state`` probe of one particle at the saved frames ``frames`` (indices), or None
+    when the run did not record it at exactly those steps."""
+    record = trajectory.probes.get("optimizer_state")
+    if record is None:
+        return None
+    wanted = trajectory.steps[frames].reshape(-1)
+    index = {int(k): i for i, k in enumerate(record["steps"].tolist())}
+    if any(int(k) not in index for k in wanted):
+        return None
+    rows = torch.tensor([index[int(k)] for k in wanted])
+    return {
+        name: value[rows] if name == "step" else value[rows, particle]
+        for name, value in record.items()
+        if name != "steps"
     }
 
 

@@ -255,8 +255,9 @@ def save_every(state: dict[str, Any]) -> int:
 def state_specs(state: dict[str, Any], default_start: list[float]) -> list[RunSpec]:
     """One `RunSpec` per racer (a single one, of ``n`` balls, in swarm mode).
 
-    The ball's spec (racer 0, not in swarm mode) requests the ``update_parts`` probe at its saved
-    frames. ``default_start`` is the landscape's own start, used for a swarm spread at the ball's start.
+    The ball's spec (racer 0, not in swarm mode) requests the ``update_parts`` and ``optimizer_state``
+    probes at its saved frames. ``default_start`` is the landscape's own start, used for a swarm spread
+    at the ball's start.
     """
     start = state["start"]
     every = save_every(state)
@@ -269,7 +270,8 @@ def state_specs(state: dict[str, Any], default_start: list[float]) -> list[RunSp
     )
     if not is_swarm(state):
         starts = [list(start)] if start is not None else "default"
-        arrows = [{"name": "update_parts", "every": every}]
+        # the ball's arrows, and its optimizer's state for the stability edge of adaptive rules
+        arrows = [{"name": "update_parts", "every": every}, {"name": "optimizer_state", "every": every}]
         return [
             RunSpec(
                 optimizer=r["optimizer"],

@@ -54,7 +54,12 @@ def build_views(run: ArenaRun, run_id: str, ghost: bool = True) -> Views:
     rule = run.specs[0].optimizer
     hyper = {k: _scalar(v) for k, v in ball_traj.optimizer.hp.items()}
     ball_frames = racers[0]["frames"] if racers else slice(None)
-    theory = readout.ball_theory(landscape, ball_traj.optimizer, ball_traj.positions[ball_frames, 0, :])
+    theory = readout.ball_theory(
+        landscape,
+        ball_traj.optimizer,
+        ball_traj.positions[ball_frames, 0, :],
+        readout.frame_states(ball_traj, ball_frames),
+    )
     arrow_kinds = None if run.swarm else readout.arrow_kinds(readout.update_parts(ball_traj))
     swarm_fig = figures.empty_figure(
         "turn the swarm on<br>to compare where the balls are<br>with the Boltzmann density"
@@ -384,6 +389,14 @@ def _edge_note(theory: dict) -> tuple[str, str, dict]:
     hidden = {"display": "none"}
     if not formula:
         return f"{rule} declares no stability edge", "info", hidden
+    if theory["state"] == "running":
+        return (
+            f"{rule}'s edge {formula} reads its running scale ({theory['where']}): it is shown at the "
+            "ball, frame by frame, from the run's own state (none before the first step; along a "
+            "direction with no gradient yet the scale is eps and the edge tiny)",
+            "info",
+            hidden,
+        )
     if theory["state"] == "fresh":
         shown = "none (no positive curvature)" if edge is None else f"{edge:.3g}"
         return (

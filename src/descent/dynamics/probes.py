@@ -9,6 +9,7 @@ Built in (``PROBES``, by name in a spec: ``{"name": "energy_ledger"}``):
 - ``update_parts``: the update decomposed: the force step -lr g, the coast u(0, s) (what the rule
                     does with no force: inertia, or Langevin's kick), the update itself, the adaptive
                     scale u / (-lr g) and Nesterov's look-ahead point x + coast
+- ``optimizer_state``: the rule's state after the step (for ``rule.edge`` on the running preconditioner)
 - ``energy_ledger``: for the heavy-ball family, E_k = |V_k|^2/2 + U(x_k) and the energy dissipated by
                     friction, D_k = gamma h |V_{k+1}|^2 (its own formula, not a residual), summed:
                     E_k + sum_{j<k} D_j - E_0 is the ledger's imbalance, O(h) over a fixed time.
@@ -211,6 +212,25 @@ class EnergyLedger(Probe):
         }
 
 
+@dataclass
+class OptimizerState(Probe):
+    """The rule's state after the step (its velocity, running averages, step count): what a face needs
+    to evaluate ``rule.edge`` where an adaptive rule's preconditioner matters. ``[calls, N, d]`` per
+    state tensor, ``step`` ``[calls]``."""
+
+    every: int = 1
+    name = "optimizer_state"
+
+    def width(self, dim: int) -> int:
+        return 4 * dim
+
+    def __call__(self, view: StepView) -> dict[str, torch.Tensor]:
+        return dict(view.state)
+
+    def collect(self, view: StepView) -> object:
+        return view.state  # by reference: the loop makes a new state every step
+
+
 UPDATE_PARTS = ("force", "coast", "update", "scale", "lookahead")
 
 
@@ -240,7 +260,7 @@ def _stacked_hyper(hps: list[dict], n: int, like: torch.Tensor) -> dict:
     return out
 
 
-PROBES: dict[str, type] = {p.name: p for p in (GradNorm, Kinetic, UpdateParts, EnergyLedger)}
+PROBES: dict[str, type] = {p.name: p for p in (GradNorm, Kinetic, UpdateParts, EnergyLedger, OptimizerState)}
 
 
 def probe_from_dict(spec: dict | str) -> Probe:

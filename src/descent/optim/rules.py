@@ -134,17 +134,23 @@ def _rmsprop_edge(hessian, state, hp):
     return _edge_over(2 * (1 + mu), _sharpness(hessian, torch.sqrt(square) + eps))
 
 
-def _adam_edge(hessian, state, hp):
+def _adam_edge(hessian, state, hp, second_moment: str = "exp_avg_sq"):
     """(2 + 2 beta1) / ((1 - beta1) lambda_max(P^-1 H)), P = sqrt(v / (1 - beta2^t)) + eps: Adam with
-    a frozen preconditioner is a heavy ball of step lr (1 - beta1) (REFERENCE.md)."""
+    a frozen preconditioner is a heavy ball of step lr (1 - beta1) (REFERENCE.md). ``state["step"]``
+    is one count or one per row of ``hessian``."""
     n = hessian.shape[0]
     beta1 = _column_of(hp["beta1"], n, hessian)
     beta2 = _column_of(hp["beta2"], n, hessian).unsqueeze(1)
     eps = _column_of(hp["eps"], n, hessian).unsqueeze(1)
-    t = torch.clamp(state["step"].to(hessian.dtype), min=1)
-    second = _state_row(state, "exp_avg_sq", hessian)
+    t = torch.clamp(state["step"].to(hessian.dtype), min=1).reshape(-1, 1)
+    second = _state_row(state, second_moment, hessian)
     scale = torch.sqrt(second / (1 - _power(beta2, t))) + eps
     return _edge_over((2 + 2 * beta1) / (1 - beta1), _sharpness(hessian, scale))
+
+
+def _amsgrad_edge(hessian, state, hp):
+    """Adam's edge with the running maximum of the second moment, which AMSGrad divides by."""
+    return _adam_edge(hessian, state, hp, "max_exp_avg_sq")
 
 
 # --- gd -------------------------------------------------------------------------------------
@@ -390,8 +396,8 @@ AMSGRAD = UpdateRule(
     physics="adaptive",
     torch_name="Adam",
     math=ADAM_MATH.replace("sqrt(s)", "sqrt(max_s)") + ";  max_s <- max(max_s, s)",
-    edge_fn=_adam_edge,
-    edge_math="(2+2beta1)/((1-beta1) lambda_max(P^-1 H)), P = sqrt(v_hat) + eps",
+    edge_fn=_amsgrad_edge,
+    edge_math="(2+2beta1)/((1-beta1) lambda_max(P^-1 H)), P = sqrt(max v_hat) + eps",
 )
 ADAMW = UpdateRule(
     "adamw",

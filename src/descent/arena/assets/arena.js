@@ -612,9 +612,15 @@
         if (marker) marker.style.display = "none";
       } else if (th.edge && th.formula) {
         var e = isFinite(th.edge[i]) ? th.edge[i] : null;
-        setText("theory-edge", e === null ? "none (no positive curvature here)"
+        var none = th.state === "running" && i === 0 ? "— (the running scale forms with the first step)"
+          : "none (no positive curvature here)";
+        setText("theory-edge", e === null ? none
           : th.formula + " = " + fmt(e) + "  (lr " + fmt(th.lr) + ")");
-        if (e !== null && th.lr > e) {
+        if (th.state === "running") {
+          // an adaptive rule's edge on its running scale: along a direction that has had no gradient
+          // yet the scale is eps and the edge tiny; shown, not warned about
+          warn = "";
+        } else if (e !== null && th.lr > e) {
           warn = "⚠ lr " + fmt(th.lr) + " > local edge " + fmt(e) + ": each step overshoots here";
         } else if (e !== null && th.lr > 0.8 * e) {
           warn = "lr is within 20% of the local stability edge";
