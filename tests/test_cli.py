@@ -66,6 +66,13 @@ def test_formula_landscape_and_schedule_options(tmp_path):
     assert spec["transforms"] == [{"kind": "clip_norm", "max_norm": 1.0}]
 
 
+@pytest.mark.parametrize("formula", ["1", "x**2", "exp(exp(exp(x)))", "0*x + 3"])
+def test_flat_and_wild_formulas_run_and_plot_without_a_traceback(tmp_path, formula):
+    result = invoke("run", "--landscape", formula, "--steps", "50", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "trajectory.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_a_stored_trajectory_replays_with_spec(tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
     result = invoke(

@@ -102,6 +102,8 @@ def test_trajectories_and_objectives_pickle():
         ({"transforms": [{"kind": "noise"}]}, "invalid transform="),
         ({"probes": ["nope"]}, "invalid probe='nope'"),
         ({"batch_size": 8}, "invalid batch_size=8: expected None: this objective has no data"),
+        ({"batch_mode": "nope"}, "invalid batch_mode='nope'"),
+        ({"starts": "grid:100000"}, "invalid starts=10000000000 particles"),
     ],
 )
 def test_bad_specs_fail_before_any_step_with_a_clear_message(bad, message):

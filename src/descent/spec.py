@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import torch
 
 from descent._errors import check_number, invalid
-from descent.dynamics import Batching, Events, SaveAt, Trajectory, probe_from_dict, simulate
+from descent.dynamics import MODES, Batching, Events, SaveAt, Trajectory, probe_from_dict, simulate
 from descent.dynamics.simulate import check_memory
 from descent.landscapes import LANDSCAPES, Landscape, get_landscape
 from descent.optim import Optimizer, get_rule, transform_from_dict
@@ -87,6 +87,9 @@ class RunSpec:
         get_rule(self.optimizer)
         self.save_at()
         self.build_events()
+        for mode in self.batch_mode if isinstance(self.batch_mode, list) else [self.batch_mode]:
+            if mode not in MODES:
+                raise invalid("batch_mode", mode, f"one of {MODES}")
         for probe in self.probes:
             probe_from_dict(probe)
         for transform in self.transforms:

@@ -139,8 +139,8 @@ def check_budget(
         return estimate
     over = f"this run would hold about {_size(estimate)}"
     limit = f"over the memory budget of {_size(budget)}"
-    if save.is_summary or frames * per_frame <= fixed:  # the particles themselves do not fit
-        fits = max(int(particles * budget / estimate), 1)
+    if fixed + 2 * per_frame > budget:  # even a summary (start and end) would not fit: too many particles
+        fits = max(int(particles * budget / (fixed + 2 * per_frame)), 1)
         raise DescentError(
             f"invalid starts={particles} particles: {over} ({frames} saved frames of {_size(per_frame)} "
             f"and {_size(fixed)} of working state), {limit}; expected at most about {fits} particles "

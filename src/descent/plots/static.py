@@ -30,9 +30,9 @@ def landscape_grid(landscape: Landscape, resolution: int = 200, bounds=None):
     points[:, 0] = gx.reshape(-1)
     if landscape.dim > 1:
         points[:, 1] = gy.reshape(-1)
-    with torch.no_grad():
-        values = landscape.value(points).reshape(resolution, resolution)
-    return xs.numpy(), ys.numpy(), values.numpy()
+    with torch.no_grad():  # in blocks: an objective with data holds [block, examples] at once
+        values = torch.cat([landscape.value(block) for block in points.split(2048)])
+    return xs.numpy(), ys.numpy(), values.reshape(resolution, resolution).numpy()
 
 
 def draw_landscape(ax, landscape: Landscape, resolution: int = 200, bounds=None) -> None:
@@ -41,7 +41,10 @@ def draw_landscape(ax, landscape: Landscape, resolution: int = 200, bounds=None)
 
     xs, ys, values = landscape_grid(landscape, resolution, bounds)
     finite = values[np.isfinite(values)]
-    levels = np.unique(np.quantile(finite, np.linspace(0, 1, 30)))
+    levels = np.unique(np.quantile(finite, np.linspace(0, 1, 30))) if finite.size else np.zeros(0)
+    if levels.size < 2:  # a flat landscape (a constant formula) or nothing finite: one band
+        middle = float(levels[0]) if levels.size else 0.0
+        levels = np.array([middle - 0.5, middle + 0.5])
     ax.contourf(xs, ys, values, levels=levels, cmap="viridis")
     ax.contour(xs, ys, values, levels=levels, colors="k", linewidths=0.3, alpha=0.4)
     for point in landscape.critical_points:
