@@ -95,6 +95,37 @@ def test_a_stored_trajectory_replays_with_spec(tmp_path):
     assert a["positions"] == b["positions"] and a["particles"] == b["particles"]
 
 
+def test_spec_refuses_other_run_settings(tmp_path):
+    first = tmp_path / "first"
+    assert invoke("run", "--steps", "20", "--no-plot", "--out", str(first)).exit_code == 0
+    result = invoke(
+        "run", "--spec", str(first / "trajectory.json"), "--momentum", "0", "--out", str(tmp_path)
+    )
+    assert result.exit_code == 2
+    assert "invalid --momentum=0.0: expected no other run settings with --spec" in result.output.replace(
+        "\n", ""
+    )
+
+
+def test_an_interrupted_run_writes_what_it_finished_and_exits_130(tmp_path, monkeypatch):
+    import descent.spec
+
+    real = descent.spec.simulate
+
+    def interrupted(*args, progress=None, **kwargs):
+        def stop(k, total):
+            if k >= 100:
+                raise KeyboardInterrupt
+
+        return real(*args, progress=stop, **kwargs)
+
+    monkeypatch.setattr(descent.spec, "simulate", interrupted)
+    result = invoke("run", "--steps", "1000", "--no-plot", "--out", str(tmp_path))
+    assert result.exit_code == 130
+    data = json.loads((tmp_path / "trajectory.json").read_text())
+    assert data["interrupted"] and data["steps_run"] == 100
+
+
 def test_a_swarm_too_big_to_save_every_step_is_refused_and_the_summary_runs(tmp_path):
     result = invoke(
         "run",

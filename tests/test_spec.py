@@ -101,7 +101,7 @@ def test_trajectories_and_objectives_pickle():
         ({"version": 1}, "invalid version=1"),
         ({"transforms": [{"kind": "noise"}]}, "invalid transform="),
         ({"probes": ["nope"]}, "invalid probe='nope'"),
-        ({"batch_size": 8}, "invalid batch_size=8: expected None: this objective has no data"),
+        ({"batch_size": 8}, "invalid batch_size=8: expected no batch size: this objective has no data"),
         ({"batch_mode": "nope"}, "invalid batch_mode='nope'"),
         ({"starts": "grid:100000"}, "invalid starts=10000000000 particles"),
     ],

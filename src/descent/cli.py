@@ -136,19 +136,29 @@ def run(
         None, "--spec", help="replay a stored spec (a spec .json or a trajectory.json); other flags ignored"
     ),
     out: Path = typer.Option(Path("out/run"), help="folder for trajectory.json/.csv/.png"),
-    no_plot: bool = typer.Option(False, help="skip trajectory.png"),
+    no_plot: bool = typer.Option(False, "--no-plot", help="skip trajectory.png"),
 ) -> None:
     """Simulate an optimizer on a landscape; write trajectory.json, trajectory.csv, trajectory.png."""
     from descent.spec import RunSpec, run_spec
 
+    flags = dict(locals())  # the arguments by name
     try:
         budget = parse_bytes(memory_budget)
         if spec_file is not None:
+            given = [flag for flag, default in SPEC_FLAGS.items() if flags[flag] != default]
+            if given:
+                option = "--" + given[0].replace("_", "-")
+                raise invalid(
+                    option,
+                    flags[given[0]],
+                    "no other run settings with --spec (a stored spec "
+                    "replays as it is: edit the spec file, or run without --spec)",
+                )
             if not spec_file.is_file():
                 raise invalid("--spec", str(spec_file), "an existing spec or trajectory.json file")
             spec = RunSpec.from_json(spec_file.read_text())
         else:
-            spec = _spec_from_flags(dict(locals()))
+            spec = _spec_from_flags(flags)
             spec = spec.with_(device=device)
         if spec.device.startswith("cuda"):
             import torch
@@ -170,6 +180,36 @@ def run(
         figure.savefig(out / "trajectory.png", dpi=110)
         paths.append(out / "trajectory.png")
     _print_summary(trajectory, paths)
+    if trajectory.interrupted:
+        raise typer.Exit(code=130)  # interrupted (Ctrl-C): what finished was written
+
+
+# the run flags that shape a spec, with their defaults (given together with --spec, they are refused)
+SPEC_FLAGS = {
+    "landscape": "double-well",
+    "optimizer": "momentum",
+    "lr": None,
+    "momentum": None,
+    "temperature": None,
+    "hp": [],
+    "param": [],
+    "schedule": None,
+    "grad_noise": 0.0,
+    "clip": None,
+    "l2": 0.0,
+    "start": None,
+    "starts": None,
+    "steps": 2000,
+    "save": "every:1",
+    "record_every": None,
+    "grad_tol": None,
+    "target_loss": None,
+    "batch_size": None,
+    "batch_mode": "replacement",
+    "seed": 0,
+    "dtype": "float64",
+    "device": "cpu",
+}
 
 
 def _spec_from_flags(flags: dict):

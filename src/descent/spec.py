@@ -157,7 +157,7 @@ class RunSpec:
     def build_starts(self, landscape: Landscape) -> torch.Tensor:
         dtype, device = DTYPES[self.dtype], self.device
         starts = self.starts
-        allowed = "'default', 'default:N', 'random:N', 'grid:K' or a list of points"
+        allowed = "'default', 'default:N', 'random:N' or 'grid:K' with N, K >= 1, or a list of points"
         if isinstance(starts, str):
             kind, _, count = starts.partition(":")
             if kind == "default" and not count:

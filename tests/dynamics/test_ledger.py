@@ -57,3 +57,21 @@ def test_the_slope_check_rejects_a_residual_or_a_missing_friction_term():
     # D = 0: the imbalance is the energy lost to friction, which does not shrink with h
     zero = [float((r["total"] - r["total"][0]).abs().max()) for r in records]
     assert not first_order(zero)
+
+
+def test_the_ledger_takes_per_particle_learning_rates_and_momenta():
+    """A grid of (lr, beta) in one run: each particle's ledger equals its own run's ledger."""
+    well = get_landscape("double-well")
+    lrs = torch.tensor([0.004, 0.01, 0.02], dtype=torch.float64)
+    betas = torch.tensor([0.5, 0.8, 0.95], dtype=torch.float64)
+    start = well.start().expand(3, -1)
+    grid = simulate(
+        well, Optimizer.build("momentum", lr=lrs, momentum=betas), start, 300, probes=[EnergyLedger()]
+    )
+    for i in range(3):
+        opt = Optimizer.build("momentum", lr=float(lrs[i]), momentum=float(betas[i]))
+        alone = simulate(well, opt, start[:1], 300, probes=[EnergyLedger()]).probes["energy_ledger"]
+        for key in ("kinetic", "dissipated", "imbalance"):
+            torch.testing.assert_close(
+                grid.probes["energy_ledger"][key][:, i], alone[key][:, 0], rtol=1e-12, atol=1e-15
+            )

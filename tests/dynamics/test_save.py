@@ -10,6 +10,8 @@ import torch
 from descent import Optimizer, get_landscape, simulate
 from descent._errors import DescentError
 from descent.dynamics import SaveAt
+from descent.dynamics.save import resident_bytes
+from descent.dynamics.simulate import check_memory
 from descent.spec import RunSpec, run_spec
 
 torch.set_num_threads(1)
@@ -18,28 +20,32 @@ torch.set_num_threads(1)
 def test_a_run_over_the_budget_is_refused_at_once_with_the_estimate_and_the_fix():
     land = get_landscape("double-well")
     starts = land.random_starts(200_000, torch.Generator().manual_seed(0))
+    gd = Optimizer.build("gd", lr=0.01)
+    budget = resident_bytes() + 500 * 2**20  # what the process holds already, plus 500 MB
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(DescentError) as info:
-        simulate(land, Optimizer.build("gd", lr=0.01), starts, 1000, memory_budget=500 * 2**20)
+        simulate(land, gd, starts, 1000, memory_budget=budget)
     message = str(info.value)
     assert "invalid save='every:1'" in message and "1001 saved frames" in message
-    assert "--save every:" in message and "--save summary" in message and "500.0 MB" in message
+    assert "--save every:" in message and "--save summary" in message
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown < 100_000  # kB: nothing was allocated for the frames
-    # the suggested setting fits
+    # the suggested setting fits the same budget, one coarser step would not be needed
     every = int(message.split("--save every:")[1].split()[0])
-    traj = simulate(land, Optimizer.build("gd", lr=0.01), starts[:1000], 20, save=SaveAt(every=every))
-    assert traj.steps[0] == 0 and traj.steps[-1] == 20
+    check_memory(gd, 200_000, 2, torch.float64, 1000, SaveAt(every=every), budget=budget)
+    with pytest.raises(DescentError):
+        check_memory(gd, 200_000, 2, torch.float64, 1000, SaveAt(every=max(every // 3, 1)), budget=budget)
 
 
 def test_the_estimate_counts_what_is_saved_not_the_steps():
     land = get_landscape("double-well")
     starts = land.random_starts(1000, torch.Generator().manual_seed(0))
-    # a million steps saving a summary fits a tiny budget; saving every step does not
+    # a million steps saving a summary fits a small budget; saving every step does not
+    budget = resident_bytes() + 4 * 2**20
     with pytest.raises(DescentError):
-        simulate(land, Optimizer.build("gd", lr=0.01), starts, 1_000_000, memory_budget=4 * 2**20)
+        simulate(land, Optimizer.build("gd", lr=0.01), starts, 1_000_000, memory_budget=budget)
     traj = simulate(
-        land, Optimizer.build("gd", lr=0.01), starts, 10, save=SaveAt.summary(), memory_budget=4 * 2**20
+        land, Optimizer.build("gd", lr=0.01), starts, 10, save=SaveAt.summary(), memory_budget=budget
     )
     assert traj.positions.shape == (2, 1000, 2)
 

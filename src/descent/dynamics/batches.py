@@ -37,14 +37,16 @@ class Batching:
         if size is None:
             return None
         if data_size is None:
-            raise invalid("batch_size", size, "None: this objective has no data to draw mini-batches from")
+            allowed = "no batch size: this objective has no data to draw mini-batches from"
+            raise invalid("batch_size", size, allowed)
         sizes = list(size) if isinstance(size, (list, tuple)) else [size] * n_particles
         modes = list(mode) if isinstance(mode, (list, tuple)) else [mode] * n_particles
         if len(sizes) != n_particles or len(modes) != n_particles:
             raise invalid("batch_size", size, f"one size (and mode) or {n_particles}, one per particle")
         for b in sizes:
             if isinstance(b, bool) or not isinstance(b, (int, float)) or b != int(b) or b < 1:
-                raise invalid("batch_size", b, f"an integer in [1, {data_size}] (or None: the full data)")
+                allowed = f"an integer in [1, {data_size}] (or no batch size: the full data)"
+                raise invalid("batch_size", b, allowed)
         for m in modes:
             if m not in MODES:
                 raise invalid("batch_mode", m, f"one of {MODES}")

@@ -194,11 +194,11 @@ class EnergyLedger(Probe):
             kinetic = torch.zeros_like(view.value)
             self.dissipated = torch.zeros_like(view.value)
         else:
-            h = per_particle(rule.time_step(view.hp), view.value)
+            h = _per_row(rule.time_step(view.hp), view.value)  # [N] (or a number)
             velocity = view.update / per_particle(h, view.update)
             speed2 = (velocity * velocity).sum(dim=1)
             kinetic = 0.5 * speed2
-            gamma = per_particle(rule.friction(view.hp), view.value)
+            gamma = _per_row(rule.friction(view.hp), view.value)
             self.dissipated = self.dissipated + gamma * h * speed2
         total = kinetic + view.value
         if view.k == 0:
@@ -210,6 +210,11 @@ class EnergyLedger(Probe):
             "dissipated": self.dissipated,
             "imbalance": total + self.dissipated - self.initial,
         }
+
+
+def _per_row(value, like: torch.Tensor):
+    """A hyper-parameter (a number, ``[N]`` or ``[N, 1]``) as a number or a ``[N]`` tensor."""
+    return value.to(like.dtype).reshape(-1) if isinstance(value, torch.Tensor) else value
 
 
 @dataclass

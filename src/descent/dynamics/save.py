@@ -5,9 +5,9 @@
 - ``SaveAt.summary()``: only the start and the final state, the event steps and the running minimum
   of the loss.
 
-Before a run starts, the bytes it will hold (saved frames, probe records, working state) are
-estimated; a request over the budget (half of the machine's memory unless given) is refused with
-the estimate and the option that fixes it.
+Before a run starts, the bytes it will hold (saved frames, probe records, working state, and what the
+process holds already) are estimated; a request over the budget (half of the machine's memory unless
+given) is refused with the estimate and the option that fixes it.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class SaveAt:
             object.__setattr__(self, "every", None if self.steps else 1)
         if self.every is not None:
             if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
-                raise invalid("save.every", self.every, "an integer >= 1 (or None: no periodic frames)")
+                raise invalid("save.every", self.every, "an integer >= 1")
         steps = tuple(self.steps)
         for k in steps:
             if isinstance(k, bool) or not isinstance(k, int) or k < 0:
@@ -111,6 +111,15 @@ class SaveAt:
 def machine_memory() -> int:
     """Total physical memory in bytes."""
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (the interpreter, torch and what is already loaded)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):  # not Linux: count nothing
+        return 0
 
 
 def default_budget() -> int:

@@ -25,7 +25,14 @@ from descent._errors import invalid
 from descent.dynamics.batches import Batching, batched_value_and_grad
 from descent.dynamics.events import Events, EventTracker, outcomes
 from descent.dynamics.probes import Probe, StepView
-from descent.dynamics.save import SaveAt, check_budget, default_budget, frame_bytes, working_bytes
+from descent.dynamics.save import (
+    SaveAt,
+    check_budget,
+    default_budget,
+    frame_bytes,
+    resident_bytes,
+    working_bytes,
+)
 from descent.dynamics.trajectory import Trajectory, nearest_minimum
 from descent.optim import Optimizer
 from descent.random import Draw
@@ -199,7 +206,7 @@ def check_memory(optimizer, n, dim, dtype, steps, save, probes=(), budget=None) 
         steps,
         frames,
         frame_bytes(n, dim, itemsize),
-        working_bytes(n, dim, itemsize, state_tensors) + probe_numbers * itemsize,
+        working_bytes(n, dim, itemsize, state_tensors) + probe_numbers * itemsize + resident_bytes(),
         default_budget() if budget is None else int(budget),
         n,
     )

@@ -89,6 +89,16 @@ class Trajectory:
         """Displacement over the physical time step: dx/dt at each frame, ``[T, N, d]``."""
         return self.displacement / self.time_step.unsqueeze(-1)
 
+    def _velocity_at(self, frames: torch.Tensor, particles: torch.Tensor) -> torch.Tensor:
+        """:attr:`velocity` at some frames and particles only ``[F, P, d]``."""
+        displacement = _kept(self.displacement, frames, particles)
+        step = self.time_step
+        if step.shape[1] and step.stride(1) == 0:  # one time step for all particles (a broadcast view)
+            step = step[:, :1].index_select(0, frames).expand(-1, len(particles))
+        else:
+            step = _kept(step, frames, particles)
+        return displacement / step.unsqueeze(-1)
+
     @property
     def has_inertia(self) -> bool:
         return self.optimizer.rule.physics == "inertial"
@@ -145,10 +155,12 @@ class Trajectory:
 
         keep_p, keep_t, everyone = self._decimation(max_bytes)
         n, t = len(self.outcomes), len(self.steps)
-        kinetic = self.kinetic_energy
+        velocity = self._velocity_at(keep_t, keep_p)  # only the kept frames: no copy of the whole run
+        loss = _kept(self.loss, keep_t, keep_p)
+        kinetic = 0.5 * (velocity**2).sum(dim=-1) if self.has_inertia else None
 
         def pick(tensor: torch.Tensor) -> list:
-            return _finite_list(tensor[keep_t][:, keep_p])
+            return _finite_list(_kept(tensor, keep_t, keep_p))
 
         labels = sorted(set(self.outcomes))
         codes = {label: i for i, label in enumerate(labels)}
@@ -173,11 +185,11 @@ class Trajectory:
             },
             "steps": self.steps[keep_t].tolist(),
             "positions": pick(self.positions),
-            "loss": pick(self.loss),
-            "velocity": pick(self.velocity),
-            "kinetic_energy": None if kinetic is None else pick(kinetic),
-            "potential_energy": pick(self.loss),
-            "total_energy": None if kinetic is None else pick(kinetic + self.loss),
+            "loss": _finite_list(loss),
+            "velocity": _finite_list(velocity),
+            "kinetic_energy": None if kinetic is None else _finite_list(kinetic),
+            "potential_energy": _finite_list(loss),
+            "total_energy": None if kinetic is None else _finite_list(kinetic + loss),
             "outcome_labels": labels,
             "particles": {
                 "index": list(rows),
@@ -202,20 +214,20 @@ class Trajectory:
         path = Path(path)
         keep_p, keep_t, _ = self._decimation(max_bytes)
         dim = self.positions.shape[-1]
-        speed = self.velocity.norm(dim=-1)
+        speed = self._velocity_at(keep_t, keep_p).norm(dim=-1)  # [kept frames, kept particles]
         with path.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["step", "particle", *[f"x{i}" for i in range(dim)], "loss", "speed", "outcome"])
-            for ti in keep_t.tolist():
+            for a, ti in enumerate(keep_t.tolist()):
                 step = int(self.steps[ti])
-                for pi in keep_p.tolist():
+                for b, pi in enumerate(keep_p.tolist()):
                     writer.writerow(
                         [
                             step,
                             pi,
                             *self.positions[ti, pi].tolist(),
                             float(self.loss[ti, pi]),
-                            float(speed[ti, pi]),
+                            float(speed[a, b]),
                             self.outcomes[pi],
                         ]
                     )
@@ -230,6 +242,11 @@ def nearest_minimum(objective, x: torch.Tensor) -> list[str | None]:
     centers = torch.tensor([p.position for p in minima], dtype=x.dtype, device=x.device)
     index = torch.cdist(torch.nan_to_num(x), centers).argmin(dim=1).tolist()
     return [minima[i].id for i in index]
+
+
+def _kept(tensor: torch.Tensor, frames: torch.Tensor, particles: torch.Tensor) -> torch.Tensor:
+    """``tensor[frames][:, particles]`` without copying every particle of the kept frames first."""
+    return tensor.index_select(1, particles).index_select(0, frames)
 
 
 def _even_indices(total: int, limit: int) -> torch.Tensor:

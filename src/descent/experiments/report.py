@@ -150,13 +150,14 @@ def _clean(value: Any) -> Any:
 # --- HTML --------------------------------------------------------------------------------------
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
-       max-width: 1200px; padding: 0 1em; color: #1f2328; line-height: 1.45; }
+       max-width: 1200px; padding: 0 1em; color: #1f2328; line-height: 1.45; overflow-wrap: anywhere; }
 h1 { margin-bottom: 0.2em; } h2 { margin-top: 2.2em; border-bottom: 1px solid #d0d7de; padding-bottom: .2em; }
 .meta { color: #57606a; font-size: 0.9em; }
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
-th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; max-width: 100%; }
+th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top;
+         overflow-wrap: anywhere; }
 th { background: #f6f8fa; }
-td.num { font-family: ui-monospace, Menlo, Consolas, monospace; white-space: nowrap; }
+td.num { font-family: ui-monospace, Menlo, Consolas, monospace; max-width: 28em; }
 .verdict { display: inline-block; padding: 1px 8px; border-radius: 10px; color: white; font-weight: 600;
            font-size: 0.85em; white-space: nowrap; }
 .pass { color: #1a7f37; font-weight: 600; } .fail { color: #c53030; font-weight: 600; }
@@ -350,8 +351,9 @@ def _flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _fmt(value: Any) -> str:
+    """A value for a table cell: numbers to 4 digits, containers shortened, long text cut at 300."""
     if isinstance(value, str):
-        return value
+        return value if len(value) <= 300 else value[:297] + "..."
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
@@ -362,10 +364,15 @@ def _fmt(value: Any) -> str:
         return f"{value:.4g}"
     if hasattr(value, "tolist"):
         value = value.tolist()
+    if isinstance(value, dict):
+        items = list(value.items())
+        shown = ", ".join(f"{k}: {_fmt(v)}" for k, v in items[:8])
+        return "{" + shown + (", ..." if len(items) > 8 else "") + "}"
     if isinstance(value, (list, tuple)):
         shown = ", ".join(_fmt(v) for v in list(value)[:12])
         return f"[{shown}{', ...' if len(value) > 12 else ''}]"
-    return str(value)
+    text = str(value)
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _relative(measured: Any, expected: Any) -> str:
