@@ -95,6 +95,26 @@ def test_a_stored_trajectory_replays_with_spec(tmp_path):
     assert a["positions"] == b["positions"] and a["particles"] == b["particles"]
 
 
+def test_files_stay_under_the_size_asked_for(tmp_path):
+    result = invoke(
+        "run",
+        "--starts",
+        "random:2000",
+        "--steps",
+        "500",
+        "--max-file-size",
+        "300KB",
+        "--no-plot",
+        "--out",
+        str(tmp_path),
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "trajectory.json").stat().st_size < 300 * 1024
+    assert (tmp_path / "trajectory.csv").stat().st_size < 300 * 1024
+    bad = invoke("run", "--max-file-size", "huge", "--out", str(tmp_path / "x"))
+    assert bad.exit_code == 2 and "invalid --max-file-size" in bad.output
+
+
 def test_spec_refuses_other_run_settings(tmp_path):
     first = tmp_path / "first"
     assert invoke("run", "--steps", "20", "--no-plot", "--out", str(first)).exit_code == 0

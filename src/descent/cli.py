@@ -74,7 +74,7 @@ def parse_params(items: list[str], parameter: str) -> dict[str, float]:
     return out
 
 
-def parse_bytes(text: str | None) -> int | None:
+def parse_bytes(text: str | None, parameter: str = "--memory-budget") -> int | None:
     """'2GB', '512MB', '1.5e9' -> bytes."""
     if text is None:
         return None
@@ -82,11 +82,9 @@ def parse_bytes(text: str | None) -> int | None:
     clean = text.strip().upper()
     for unit, factor in units.items():
         if clean.endswith(unit):
-            number = check_number(
-                "--memory-budget", clean[: -len(unit)].strip() or "x", 0.0, None, low_open=True
-            )
+            number = check_number(parameter, clean[: -len(unit)].strip() or "x", 0.0, None, low_open=True)
             return int(number * factor)
-    return int(check_number("--memory-budget", clean, 0.0, None, low_open=True))
+    return int(check_number(parameter, clean, 0.0, None, low_open=True))
 
 
 @app.command()
@@ -136,6 +134,9 @@ def run(
         None, "--spec", help="replay a stored spec (a spec .json or a trajectory.json); other flags ignored"
     ),
     out: Path = typer.Option(Path("out/run"), help="folder for trajectory.json/.csv/.png"),
+    max_file_size: str = typer.Option(
+        "50MB", help="decimate trajectory.json and .csv (even frames and particles) to stay under this"
+    ),
     no_plot: bool = typer.Option(False, "--no-plot", help="skip trajectory.png"),
 ) -> None:
     """Simulate an optimizer on a landscape; write trajectory.json, trajectory.csv, trajectory.png."""
@@ -144,6 +145,7 @@ def run(
     flags = dict(locals())  # the arguments by name
     try:
         budget = parse_bytes(memory_budget)
+        file_limit = parse_bytes(max_file_size, "--max-file-size")
         if spec_file is not None:
             given = [flag for flag, default in SPEC_FLAGS.items() if flags[flag] != default]
             if given:
@@ -172,7 +174,10 @@ def run(
         _fail(error)
         return
     out.mkdir(parents=True, exist_ok=True)
-    paths = [trajectory.write_json(out / "trajectory.json"), trajectory.write_csv(out / "trajectory.csv")]
+    paths = [
+        trajectory.write_json(out / "trajectory.json", max_bytes=file_limit),
+        trajectory.write_csv(out / "trajectory.csv", max_bytes=file_limit),
+    ]
     if not no_plot:
         from descent.plots import trajectory_figure
 
