@@ -31,12 +31,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from scipy.integrate import solve_ivp
 
 from descent.experiments._base import Progress, Result, Runs, checks_line, verdict_from
 from descent.landscapes import get_landscape
 from descent.optim import Warmup, schedule_to_dict
 from descent.spec import RunSpec
+from descent.theory.flows import damped_newton, flow_path, gradient_flow
 
 torch.set_num_threads(1)
 
@@ -97,30 +97,6 @@ def _numpy_field(landscape):
     return grad, hvp
 
 
-def _gradient_flow(grad, hvp, x0: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
-    """x(t) of x' = -grad U and the Euler error coefficient E(t): E' = -H E - H grad U / 2."""
-    d = len(x0)
-
-    def rhs(_t, state):
-        x, e = state[:d], state[d:]
-        g = grad(x)
-        return np.concatenate([-g, -hvp(x, e + g / 2)])
-
-    sol = solve_ivp(rhs, (0.0, t), np.concatenate([x0, np.zeros(d)]), method="DOP853", rtol=RTOL, atol=RTOL)
-    return sol.y[:d, -1], sol.y[d:, -1]
-
-
-def _newton(grad, x0: np.ndarray, t: float, gamma: float) -> np.ndarray:
-    """x(t) of x'' + gamma x' = -grad U, x(0) = x0, x'(0) = 0."""
-    d = len(x0)
-
-    def rhs(_t, state):
-        return np.concatenate([state[d:], -gamma * state[d:] - grad(state[:d])])
-
-    sol = solve_ivp(rhs, (0.0, t), np.concatenate([x0, np.zeros(d)]), method="DOP853", rtol=RTOL, atol=RTOL)
-    return sol.y[:d, -1]
-
-
 def _fit_order(lr: np.ndarray, err: np.ndarray, rungs: int) -> tuple[float, float]:
     """Least-squares slope of log err on log lr over the ``rungs`` smallest lr, and its standard error."""
     x, y = np.log(lr[-rungs:]), np.log(err[-rungs:])
@@ -167,7 +143,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
     runs = Runs()
     # --- GD against gradient flow -----------------------------------------------------------------------
     gd_lr = config.gd_time / gd_k
-    flows = [_gradient_flow(grad, hvp, s, config.gd_time) for s in starts]
+    flows = [gradient_flow(grad, hvp, s, config.gd_time, rtol=RTOL) for s in starts]
     exact = np.stack([f[0] for f in flows])
     coef = np.stack([f[1] for f in flows])  # E(t) per start
     gd_x = _ladder(config, runs, "gd", {"lr": gd_lr}, gd_k, tick=tick)
@@ -184,7 +160,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
 
     # --- heavy ball against Newton's equation ---------------------------------------------------------
     gamma = config.friction
-    newton = np.stack([_newton(grad, s, config.hb_time, gamma) for s in starts])
+    newton = np.stack([damped_newton(grad, s, config.hb_time, gamma, rtol=RTOL) for s in starts])
     h = config.hb_time / hb_k
     hb = {}
     for name in VARIANTS:
@@ -313,25 +289,10 @@ def _figure(config, gd_lr, gd_err, gd_pred, gd_order, hb):
     draw_landscape(ax, landscape)
     for s in config.starts:
         s = np.array(s, dtype=float)
-        ts = np.linspace(0, config.hb_time, 400)
-        sol = solve_ivp(
-            lambda _t, y: np.concatenate([y[2:], -config.friction * y[2:] - grad(y[:2])]),
-            (0, config.hb_time),
-            np.concatenate([s, [0, 0]]),
-            t_eval=ts,
-            rtol=1e-10,
-            atol=1e-10,
-        )
-        ax.plot(sol.y[0], sol.y[1], "w-", lw=1.2)
-        flow = solve_ivp(
-            lambda _t, y: -grad(y),
-            (0, config.gd_time),
-            s,
-            t_eval=np.linspace(0, config.gd_time, 100),
-            rtol=1e-10,
-            atol=1e-10,
-        )
-        ax.plot(flow.y[0], flow.y[1], "r-", lw=1.5)
+        newton = flow_path(grad, s, config.hb_time, 400, gamma=config.friction)
+        ax.plot(newton[0], newton[1], "w-", lw=1.2)
+        flow = flow_path(grad, s, config.gd_time, 100)
+        ax.plot(flow[0], flow[1], "r-", lw=1.5)
         ax.plot(*s, "wo", ms=5)
     ax.set_title(
         f"gradient flow to t = {config.gd_time:g} (red), Newton with friction\n"

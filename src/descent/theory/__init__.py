@@ -1,5 +1,6 @@
 """Closed-form predictions the experiments and tests check against (see REFERENCE.md).
 
 Submodules: ``quadratic`` (stability edges, optimal rates), ``saddle`` (escape times),
-``escape`` (Kramers rates, mean first-passage times, Boltzmann densities), ``noise`` (SGD temperature).
+``escape`` (Kramers rates, mean first-passage times, Boltzmann densities), ``noise`` (SGD temperature),
+``flows`` (gradient flow, its Euler error equation, Newton with friction, integrated to tight tolerance).
 """
