@@ -25,7 +25,7 @@ from descent.landscapes import LANDSCAPES, Landscape, get_landscape
 from descent.optim import Optimizer, get_rule, transform_from_dict
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
-BACKENDS = ("torch",)
+BACKENDS = ("torch", "kernel", "auto")
 SPEC_VERSION = 2
 ADAPTIVE_LR_PER_SPAN = 0.0125  # adaptive rules: 1/80 of the box per step
 
@@ -295,6 +295,7 @@ def run_spec(
         memory_budget=memory_budget,
         progress=progress,
         spec=spec.to_dict(),
+        backend=spec.backend,
     )
 
 

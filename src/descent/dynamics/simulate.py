@@ -38,6 +38,7 @@ from descent.optim import Optimizer
 from descent.random import Draw
 
 Progress = Callable[[int, int], None]
+BACKENDS = ("torch", "kernel", "auto")
 
 
 def simulate(
@@ -54,6 +55,7 @@ def simulate(
     memory_budget: int | None = None,
     progress: Progress | None = None,
     spec: dict | None = None,
+    backend: str = "torch",
 ) -> Trajectory:
     """Run ``optimizer`` on ``objective`` from ``starts`` ([N, d]) for at most ``steps`` steps.
 
@@ -62,6 +64,9 @@ def simulate(
     >>> traj = simulate(well, Optimizer.build("momentum", lr=0.02, momentum=0.9), well.start(), 2000)
     >>> traj.outcomes
     ['minimum:right']
+
+    ``backend``: ``"torch"`` (this loop), ``"kernel"`` (a compiled kernel, :mod:`descent.kernels`; an
+    error names what it does not support yet) or ``"auto"`` (the kernel where it supports the run).
     """
     save = SaveAt() if save is None else save
     events = Events() if events is None else events
@@ -75,6 +80,16 @@ def simulate(
     for probe in probes:
         probe.check(optimizer)
     check_memory(optimizer, n, dim, dtype, steps, save, probes, memory_budget)
+    if backend not in BACKENDS:
+        raise invalid("backend", backend, f"one of {BACKENDS}")
+    if backend != "torch":
+        from descent.kernels.backend import run_kernel, unsupported
+
+        reason = unsupported(objective, optimizer, starts, save, events, probes, batching)
+        if reason is None:
+            return run_kernel(objective, optimizer, starts, steps, save, events, seed, progress, spec)
+        if backend == "kernel":
+            raise invalid("backend", backend, f"'torch' or 'auto' here: no kernel supports {reason} yet")
 
     ids = torch.arange(n, dtype=torch.int64, device=device)
     opt = optimizer.on(starts)

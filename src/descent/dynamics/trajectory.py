@@ -57,6 +57,8 @@ class Trajectory:
     min_loss_step: torch.Tensor | None = None
     probes: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     save: Any = None
+    backend: str = "torch"
+    compile_seconds: float | None = None  # the kernel backend's compile (or disk-cache load) time
 
     def __post_init__(self) -> None:
         if self.final_position is None:
