@@ -95,6 +95,14 @@ def test_a_stored_trajectory_replays_with_spec(tmp_path):
     assert a["positions"] == b["positions"] and a["particles"] == b["particles"]
 
 
+def test_the_compiled_backend_gives_the_same_outcome(tmp_path):
+    result = invoke("run", "--backend", "kernel", "--momentum", "0.9", "--no-plot", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "outcome: minimum:right (reached at step 169)" in result.output.replace("\n", " ")
+    refused = invoke("run", "--backend", "kernel", "--optimizer", "adam", "--out", str(tmp_path / "x"))
+    assert refused.exit_code == 2 and "invalid backend='kernel'" in refused.output.replace("\n", "")
+
+
 def test_files_stay_under_the_size_asked_for(tmp_path):
     result = invoke(
         "run",

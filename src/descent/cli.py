@@ -127,6 +127,9 @@ def run(
     seed: int = typer.Option(0, help="random seed (noise, random starts, mini-batches)"),
     dtype: str = typer.Option("float64", help="float64 or float32"),
     device: str = typer.Option("cpu", help="cpu or cuda"),
+    backend: str = typer.Option(
+        "torch", help="torch, kernel (compiled; gd, momentum, nesterov on formula landscapes) or auto"
+    ),
     memory_budget: str | None = typer.Option(
         None, help="refuse runs that would hold more than this, e.g. 2GB [default: half the machine's memory]"
     ),
@@ -161,7 +164,7 @@ def run(
             spec = RunSpec.from_json(spec_file.read_text())
         else:
             spec = _spec_from_flags(flags)
-            spec = spec.with_(device=device)
+            spec = spec.with_(device=device, backend=backend)
         if spec.device.startswith("cuda"):
             import torch
 
@@ -214,6 +217,7 @@ SPEC_FLAGS = {
     "seed": 0,
     "dtype": "float64",
     "device": "cpu",
+    "backend": "torch",
 }
 
 
