@@ -59,3 +59,16 @@ def test_sum_mean_and_quadratic_form():
         out = np.array(kernel.module.value_and_grad(*row))
         want = np.array([float(value[i]), *grad[i].tolist()])
         assert np.all(np.abs(out - want) <= 1e-12 * (np.abs(want) + 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_squared_thresholds_equal_the_square_root_comparison(dtype):
+    from descent.kernels.loop import squared_threshold
+
+    rng = np.random.default_rng(0)
+    for tol in (1e-3, 1e-6, 1e-8, 0.5, 3.0, 0.0, -1.0, math.inf):
+        t = squared_threshold(tol, dtype)
+        near = (np.float64(tol) ** 2 * (1 + rng.uniform(-1e-5, 1e-5, 20000))).astype(dtype)
+        a = np.concatenate([near, np.array([0.0, np.inf, np.nan], dtype), [t, np.nextafter(t, dtype(0))]])
+        with np.errstate(invalid="ignore"):
+            assert np.array_equal(np.sqrt(a) < dtype(tol), a < t), tol

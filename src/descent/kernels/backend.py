@@ -15,12 +15,15 @@ import torch
 from descent.dynamics.events import EventLog, Events, outcomes
 from descent.dynamics.save import SaveAt
 from descent.dynamics.trajectory import Trajectory, nearest_minimum
+from descent.kernels import flush
 from descent.kernels.cache import Kernel, load, module_source, timed_first_call
 from descent.kernels.codegen import value_and_grad_source
-from descent.kernels.loop import RULES, loop_source
+from descent.kernels.loop import RULES, loop_source, squared_threshold
 from descent.optim.schedules import Constant
 
 _KERNELS: dict[tuple, tuple[object, Kernel]] = {}
+#: float32 kernels flush subnormals to zero (FTZ/DAZ, :mod:`descent.kernels.flush`; x86 only)
+FLUSH_FLOAT32 = flush.AVAILABLE
 _LAST: dict = {}
 
 
@@ -55,12 +58,12 @@ def unsupported(objective, optimizer, starts, save: SaveAt, events: Events, prob
 def kernel_for(objective, rule: str, dtype: torch.dtype) -> Kernel:
     """The compiled kernel of (the objective's expression, ``rule``, ``dtype``)."""
     tree = objective.energy.tree
-    key = (id(tree), objective.dim, rule, dtype)
+    ftz = dtype == torch.float32 and FLUSH_FLOAT32
+    key = (id(tree), objective.dim, rule, dtype, ftz)
     if key not in _KERNELS:
         name = str(dtype).removeprefix("torch.")
-        source = module_source(
-            value_and_grad_source(tree, objective.dim), loop_source(rule, objective.dim), name
-        )
+        loop = loop_source(rule, objective.dim, flush=ftz)
+        source = module_source(value_and_grad_source(tree, objective.dim), loop, name)
         _KERNELS[key] = (tree, load(source))  # the tree is kept, so its id is never reused
     return _KERNELS[key][1]
 
@@ -105,7 +108,8 @@ def run_kernel(
     target = events.target_loss if events.target_loss is not None else 0.0
     settings = (
         center.numpy(), far_inverse.numpy(), box_inverse.numpy(),
-        np_dtype(events.grad_tol), np_dtype(events.step_tol), np_dtype(target),
+        squared_threshold(events.grad_tol, np_dtype), squared_threshold(events.step_tol, np_dtype),
+        np_dtype(target),
         events.target_loss is not None, "converged" in events.stop_on, "target" in events.stop_on,
         not objective.bounded_below,
     )  # fmt: skip

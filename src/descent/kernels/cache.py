@@ -37,6 +37,13 @@ FASTMATH = set({fastmath!r})
 """
 
 
+_FLUSH = """from descent.kernels.flush import get_mxcsr, set_mxcsr
+
+FTZ_DAZ = np.uint32(0x8040)
+
+"""
+
+
 def cache_dir() -> Path:
     """Where generated kernels live (module docstring)."""
     explicit = os.environ.get("DESCENT_KERNEL_CACHE")
@@ -51,8 +58,11 @@ def module_source(value_and_grad: str, loop: str, dtype: str) -> str:
     if dtype not in DTYPES:
         raise ValueError(f"no kernel for dtype {dtype!r}")
     flags = 'fastmath=FASTMATH, error_model="numpy", cache=True'
+    header = _HEADER.format(dtype=dtype, fastmath=sorted(FASTMATH))
+    if "set_mxcsr(" in loop:  # flush-to-zero around each block (descent.kernels.flush)
+        header += _FLUSH
     return (
-        _HEADER.format(dtype=dtype, fastmath=sorted(FASTMATH))
+        header
         + f"\n@njit({flags})\n{value_and_grad}\n"
         + f"\n@njit(parallel=True, {flags})\n{loop.strip()}\n"
     )
