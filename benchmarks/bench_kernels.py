@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_model  # benchmarks/machine.py (scripts run from this folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 LANDSCAPES = ("double-well", "rosenbrock")
@@ -505,16 +506,6 @@ def worker(name: str, case: dict) -> dict:
 
 
 # --- the parent: one subprocess per (case, contender) --------------------------------------------
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def worker_env(threads: int) -> dict:
     env = dict(os.environ)
     env.update(

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import cpu_model  # benchmarks/machine.py (scripts run from this folder)
 
 try:
     from descent.dynamics import SaveAt, simulate
@@ -208,16 +209,6 @@ def summarise(n: int, steps: int, times: dict[int, list[float]]) -> dict:
 
 
 # --- machine --------------------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine(device: str, threads: int) -> dict:
     info = {
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
