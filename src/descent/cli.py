@@ -128,7 +128,8 @@ def run(
     dtype: str = typer.Option("float64", help="float64 or float32"),
     device: str = typer.Option("cpu", help="cpu or cuda"),
     backend: str = typer.Option(
-        "torch", help="torch, kernel (compiled; gd, momentum, nesterov on formula landscapes) or auto"
+        "torch",
+        help="torch, kernel (compiled: gd, momentum, nesterov, adam, amsgrad, adamw on formulas) or auto",
     ),
     memory_budget: str | None = typer.Option(
         None, help="refuse runs that would hold more than this, e.g. 2GB [default: half the machine's memory]"

@@ -2,7 +2,10 @@
 
 - Steps: from the same starts, every saved position of a short run agrees with
   ``reference_run`` to |dx| <= 1e-12 (|x| + 1) in float64, for gd, momentum and nesterov, with
-  per-particle lr and momentum, on the seeds' landscapes, three classic ones and a user formula.
+  per-particle lr and momentum, on the seeds' landscapes, three classic ones and a user formula;
+  the same for adam (amsgrad and adamw on three of them) with per-particle lr, beta1, beta2, eps and
+  weight decay over a few more steps (Adam's first steps are sign-like: only later ones test the
+  moments and the bias corrections).
 - Whole runs: identical outcomes, outcome steps, stop steps, event steps and saved steps on runs
   that are not chaotic, with particles stopping (converged, target, left the box) and diverging.
 - Float32 (kernel) agrees with float64 (kernel) on the double well: the same outcome for every
@@ -25,6 +28,7 @@ from descent.optim import Optimizer
 
 torch.set_num_threads(1)
 RULES = ("gd", "momentum", "nesterov")
+ADAMS = ("adam", "amsgrad", "adamw")
 LANDSCAPES = ("double-well", "plateau", "saddle", "rosenbrock", "himmelblau", "rastrigin", "formula")
 N = 12
 
@@ -51,19 +55,30 @@ def starts_in(land, n=N, seed=0, shrink=0.9):
 
 
 def optimizer(land, rule, n=N):
-    """Per-particle learning rates from 0.2 to 1 times the default, per-particle momentum."""
-    lr = land.default_lr * torch.linspace(0.2, 1.0, n, dtype=torch.float64)
+    """Per-particle learning rates from 0.2 to 1 times the default, per-particle momentum (Adam:
+    per-particle betas, eps and weight decay, lr from 0.02 to 0.1)."""
+    line = lambda a, b: torch.linspace(a, b, n, dtype=torch.float64)  # noqa: E731
+    if rule in ADAMS:
+        hp = dict(lr=line(0.02, 0.1), beta1=line(0.5, 0.95), beta2=line(0.9, 0.999), eps=line(1e-8, 1e-3))
+        return Optimizer.build(rule, **hp, **({"weight_decay": line(0.0, 0.1)} if rule == "adamw" else {}))
+    lr = land.default_lr * line(0.2, 1.0)
     if rule == "gd":
         return Optimizer.build(rule, lr=lr)
     return Optimizer.build(rule, lr=lr, momentum=torch.linspace(0.5, 0.9, n, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("rule", RULES)
-@pytest.mark.parametrize("name", LANDSCAPES)
+# adam on every landscape; amsgrad and adamw (a few lines more than adam) on three, to keep the number
+# of kernels a cold cache compiles modest
+CASES = [(name, rule) for rule in (*RULES, "adam") for name in LANDSCAPES] + [
+    (name, rule) for rule in ("amsgrad", "adamw") for name in ("double-well", "rosenbrock", "formula")
+]
+
+
+@pytest.mark.parametrize("name, rule", CASES)
 def test_steps_match_the_reference(landscapes, name, rule):
     land = landscapes[name]
     opt, starts = optimizer(land, rule), starts_in(land)
-    steps = 5
+    steps = 12 if rule in ADAMS else 5
     traj = simulate(land, opt, starts, steps, save=SaveAt(every=1), backend="kernel")
     ref = reference_run(land, opt, starts, steps)
     assert traj.backend == "kernel" and traj.steps.tolist() == list(range(steps + 1))
@@ -102,6 +117,20 @@ def test_double_well_runs_match_torch(landscapes, rule):
     kernel, reference = both(land, opt, starts, 1500, save=SaveAt(every=50))
     assert_same_run(kernel, reference)
     assert set(kernel.outcomes) <= {"minimum:left", "minimum:right"}
+    assert torch.allclose(kernel.min_loss, reference.min_loss, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("rule", ADAMS)
+def test_double_well_adam_runs_match_torch(landscapes, rule):
+    """Adam's family with a small lr and float hyper-parameters (the defaults), stopping when converged."""
+    land = landscapes["double-well"]
+    starts = starts_in(land, 64, seed=5)
+    opt = Optimizer.build(rule, lr=0.005)
+    events = Events(grad_tol=1e-2, step_tol=1e-3, stop_on=("converged",))
+    kernel, reference = both(land, opt, starts, 2000, events=events, save=SaveAt(every=50))
+    assert_same_run(kernel, reference)
+    assert set(kernel.outcomes) <= {"minimum:left", "minimum:right"}
+    assert (kernel.events["converged"] >= 0).any()
     assert torch.allclose(kernel.min_loss, reference.min_loss, rtol=1e-12, atol=1e-12)
 
 
@@ -165,12 +194,13 @@ def test_nan_is_detected_at_its_step():
     assert torch.isnan(land.value(torch.tensor([[x, x]], dtype=torch.float64))).all()
 
 
-def test_float32_agrees_with_float64_on_the_double_well(landscapes):
+@pytest.mark.parametrize("rule", ("momentum", "adam"))
+def test_float32_agrees_with_float64_on_the_double_well(landscapes, rule):
     land = landscapes["double-well"]
     xs = torch.linspace(-1.8, 1.8, 8, dtype=torch.float64)
     ys = torch.linspace(-1.2, 1.2, 8, dtype=torch.float64)
     starts = torch.cartesian_prod(xs, ys)
-    opt = Optimizer.build("momentum", lr=0.02, momentum=0.9)
+    opt = Optimizer.build(rule, lr=0.02, **({"momentum": 0.9} if rule == "momentum" else {}))
     run64 = simulate(land, opt, starts, 3000, save=SaveAt.summary(), backend="kernel")
     run32 = simulate(land, opt, starts.float(), 3000, save=SaveAt.summary(), backend="kernel")
     torch32 = simulate(land, opt, starts.float(), 3000, save=SaveAt.summary(), backend="torch")
@@ -186,12 +216,12 @@ def test_float32_agrees_with_float64_on_the_double_well(landscapes):
 def test_auto_and_refusals(landscapes):
     land = landscapes["double-well"]
     starts = land.start()
-    adam = Optimizer.build("adam", lr=0.01)
-    assert simulate(land, adam, starts, 10, backend="auto").backend == "torch"
+    rmsprop = Optimizer.build("rmsprop", lr=0.01)
+    assert simulate(land, rmsprop, starts, 10, backend="auto").backend == "torch"
     gd = Optimizer.build("gd", lr=0.01)
     assert simulate(land, gd, starts, 10, backend="auto").backend == "kernel"
     refused = {
-        "'adam'": dict(optimizer=adam),
+        "'rmsprop'": dict(optimizer=rmsprop),
         "clip_norm": dict(optimizer=Optimizer.build("gd", lr=0.01, clip_norm=1.0)),
         "schedules": dict(optimizer=Optimizer.build("gd", lr=0.01, schedule={"kind": "cosine", "total": 10})),
         "steps=": dict(save=SaveAt(steps=(0, 5))),

@@ -7,6 +7,7 @@ as the torch backend, with the outcome labels from :func:`descent.dynamics.event
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -18,7 +19,7 @@ from descent.dynamics.trajectory import Trajectory, nearest_minimum
 from descent.kernels import flush
 from descent.kernels.cache import Kernel, load, module_source, timed_first_call
 from descent.kernels.codegen import value_and_grad_source
-from descent.kernels.loop import RULES, loop_source, squared_threshold
+from descent.kernels.loop import HYPER, RULES, loop_source, squared_threshold
 from descent.optim.schedules import Constant
 
 _KERNELS: dict[tuple, tuple[object, Kernel]] = {}
@@ -81,6 +82,28 @@ def _hyper(value, n: int, dtype: np.dtype) -> np.ndarray:
     return np.full(n, value, dtype=dtype)
 
 
+def _log_and_complement(value, dtype: torch.dtype):
+    """(1 - beta, log beta) as the torch rules compute them (``_adam_step``, ``_power``)."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().to(dtype)
+        return 1 - value, torch.log(value)
+    return 1 - value, math.log(value)
+
+
+def _hyper_rows(hp, names, n: int, dtype: torch.dtype, np_dtype) -> np.ndarray:
+    """The ``[len(names), N]`` per-particle hyper-parameters of a kernel (``loop.HYPER``)."""
+    values = {"lr": hp["lr"], "beta": hp.get("momentum", 0.0), "eps": hp.get("eps", 0.0)}
+    values["wd"] = hp.get("weight_decay", 0.0)
+    for short, name in (("a", "beta1"), ("b", "beta2")):
+        if name in hp:
+            values["b" + short] = hp[name]
+            values["c" + short], values["l" + short] = _log_and_complement(hp[name], dtype)
+    rows = np.empty((len(names), n), np_dtype)
+    for r, name in enumerate(names):
+        rows[r] = _hyper(values[name], n, np_dtype)
+    return rows
+
+
 def run_kernel(
     objective,
     optimizer,
@@ -103,8 +126,7 @@ def run_kernel(
     high = torch.tensor([hi for _, hi in objective.bounds], dtype=dtype)
     center, box_inverse = (low + high) / 2, 2 / (high - low)  # as the EventTracker computes them
     far_inverse = 2 / ((high - low) * (1 + 2 * events.diverge_spans))
-    lr = _hyper(optimizer.hp["lr"], n, np_dtype)
-    beta = _hyper(optimizer.hp.get("momentum", 0.0), n, np_dtype)
+    hyper = _hyper_rows(optimizer.hp, HYPER[optimizer.rule.name], n, dtype, np_dtype)
     target = events.target_loss if events.target_loss is not None else 0.0
     settings = (
         center.numpy(), far_inverse.numpy(), box_inverse.numpy(),
@@ -124,11 +146,14 @@ def run_kernel(
         ]  # fmt: skip
 
     empty = np.zeros((0, dim), np_dtype)
-    timed_first_call(kernel, lambda: kernel.run(empty, lr[:0], beta[:0], 0, every, *settings, *outputs(0, 1)))
+    timed_first_call(
+        kernel,
+        lambda: kernel.run(empty, np.zeros((len(hyper), 0), np_dtype), 0, every, *settings, *outputs(0, 1)),
+    )
     out = outputs(n, n_frames)
     x0 = np.ascontiguousarray(starts.detach().cpu().numpy())
     start = time.perf_counter()
-    kernel.run(x0, lr, beta, int(steps), every, *settings, *out)
+    kernel.run(x0, hyper, int(steps), every, *settings, *out)
     seconds = time.perf_counter() - start
     _LAST.update(
         digest=kernel.digest, path=str(kernel.path), compile_seconds=kernel.compile_seconds,

@@ -3,8 +3,9 @@ arrays, the step loop outside, the particles of the block inside, in straight-li
 vectorises.
 
 Blocks of ``BLOCK`` particles run in parallel (``prange``). A block keeps x, U, g, the last update
-u and the rule's state m of its particles in local arrays of length ``BLOCK``, one per coordinate,
-with their events. For each particle, with x, U, g, u, m its state:
+u, the rule's state m (Adam: m, v and AMSGrad's max v) and the hyper-parameters of its particles in
+local arrays of length ``BLOCK``, one per coordinate, with their events. For each particle, with
+x, U, g, u, m its state:
 
     state 0: diverged if not finite or beyond the widened box, else its events
     for k = 1, 2, ... while k <= steps and a particle of the block has not stopped:
@@ -12,6 +13,10 @@ with their events. For each particle, with x, U, g, u, m its state:
             s, m' = rule(g, m)        gd: s = -lr g
                                       momentum: m' = beta m - lr g, s = m'
                                       nesterov: m' = beta m + g, s = -lr (g + beta m')
+                                      adam: m' = b1 m + (1 - b1) g, v' = b2 v + (1 - b2) g^2,
+                                        s = -(lr / (1 - b1^t)) m' / (sqrt(v') / sqrt(1 - b2^t) + eps)
+                                        (b^t = exp(t log b), t = k; amsgrad: max(v_max, v') for v';
+                                        adamw: s - lr wd x)
             U', g' = value_and_grad(x + s)
             diverged at k (frozen at its last finite state) if the new state is bad,
             else x, U, g, u, m = x + s, U', g', s, m' and the events of state k
@@ -43,15 +48,89 @@ from __future__ import annotations
 import re
 
 BLOCK = 256
-RULES = ("gd", "momentum", "nesterov")
 
-_RULE_LINES = {
-    "gd": ["s{j} = nlr * g{j}", "n{j} = m{j}"],
-    "momentum": ["n{j} = beta * m{j} - lr * g{j}", "s{j} = n{j}"],
-    "nesterov": ["n{j} = beta * m{j} + g{j}", "s{j} = nlr * (g{j} + beta * n{j})"],
+_ADAM_PRE = ["bias1 = BIA[p]", "bias2 = BIB[p]", "st = -(lr / bias1)"]
+# the bias corrections of step t = k, as torch computes them (1 - exp(t log beta)), in two rows of the
+# block before its vectorised loop: once a step when its particles share beta1 and beta2 (float
+# hyper-parameters), else per particle; no exp in the vectorised loop, the same bits either way
+_ADAM_SHARED = dict(
+    shared=("la", "lb"),
+    rows=("BIA", "BIB"),
+    block_pre=[
+        "t = F(k)",
+        "if shared:",
+        "    ub1 = one - math.exp(t * la0)",
+        "    ub2 = math.sqrt(one - math.exp(t * lb0))",
+        "    for p in range(count):",
+        "        BIA[p] = ub1",
+        "        BIB[p] = ub2",
+        "else:",
+        "    for p in range(count):",
+        "        BIA[p] = one - math.exp(t * LA[p])",
+        "        BIB[p] = math.sqrt(one - math.exp(t * LB[p]))",
+    ],
+)
+_ADAM_MOMENTS = ["mn{j} = ba * m{j} + ca * g{j}", "vn{j} = bb * v{j} + cb * g{j} * g{j}"]
+_ADAM_HYPER = ("lr", "ba", "ca", "la", "bb", "cb", "lb", "eps")
+
+
+class _Rule:
+    """A rule in the kernel: its per-particle hyper-parameters (lower-case kernel variables, each
+    also a row of the block), its state per coordinate (``m``: old value m{j}, new value mn{j}),
+    lines once per particle and step (``pre``) and lines per coordinate, which set s{j} (the
+    update) and the new state."""
+
+    def __init__(self, hyper, state, pre, lines, shared=(), rows=(), block_pre=()):
+        self.hyper, self.state, self.pre, self.lines = tuple(hyper), tuple(state), list(pre), list(lines)
+        # ``block_pre``: lines once a block and step, before its particles' loop, which may fill the
+        # extra ``rows`` of the block; ``shared``: hyper-parameters h whose equality over the block
+        # they may test (``shared``; h0 the block's first value of h)
+        self.shared, self.rows, self.block_pre = tuple(shared), tuple(rows), list(block_pre)
+
+
+_RULES = {
+    "gd": _Rule(("lr",), (), ["nlr = -lr"], ["s{j} = nlr * g{j}"]),
+    "momentum": _Rule(("lr", "beta"), ("m",), [], ["mn{j} = beta * m{j} - lr * g{j}", "s{j} = mn{j}"]),
+    "nesterov": _Rule(
+        ("lr", "beta"),
+        ("m",),
+        ["nlr = -lr"],
+        ["mn{j} = beta * m{j} + g{j}", "s{j} = nlr * (g{j} + beta * mn{j})"],
+    ),
+    # torch.optim's Adam: eps outside the square root, bias corrections 1 - exp(t log beta)
+    "adam": _Rule(
+        _ADAM_HYPER,
+        ("m", "v"),
+        _ADAM_PRE,
+        [*_ADAM_MOMENTS, "s{j} = st * mn{j} / (math.sqrt(vn{j}) / bias2 + eps)"],
+        **_ADAM_SHARED,
+    ),
+    "amsgrad": _Rule(
+        _ADAM_HYPER,
+        ("m", "v", "a"),
+        _ADAM_PRE,
+        [
+            *_ADAM_MOMENTS,
+            "an{j} = a{j} if a{j} >= vn{j} else vn{j}",  # torch.maximum (NaN handled by the events)
+            "s{j} = st * mn{j} / (math.sqrt(an{j}) / bias2 + eps)",
+        ],
+        **_ADAM_SHARED,
+    ),
+    # AdamW: the decoupled decay -lr wd x added to the Adam update
+    "adamw": _Rule(
+        (*_ADAM_HYPER, "wd"),
+        ("m", "v"),
+        [*_ADAM_PRE, "decay = (-lr) * wd"],
+        [*_ADAM_MOMENTS, "s{j} = decay * x{j} + st * mn{j} / (math.sqrt(vn{j}) / bias2 + eps)"],
+        **_ADAM_SHARED,
+    ),
 }
-_STATE = ("X", "G", "U", "M")  # local arrays per coordinate: position, gradient, last update, rule state
-_FLOATS = ("E", "LR", "BETA", "LOW")
+RULES = tuple(_RULES)
+#: the per-particle values each rule's kernel takes, in the order of the rows of ``hyper``: lr,
+#: beta (momentum), ba, ca, la = beta1, 1 - beta1, log beta1; bb, cb, lb the same of beta2; eps; wd
+HYPER = {name: rule.hyper for name, rule in _RULES.items()}
+_STATE = ("X", "G", "U")  # local arrays per coordinate: position, gradient, last update (+ the rule's)
+_FLOATS = ("E", "LOW")
 _EVENTS = ("DIV", "LEFT", "CONV", "TGT", "UNSET", "LOWK", "STOP")  # int64 local arrays
 
 
@@ -100,7 +179,30 @@ def loop_source(rule: str, dim: int, flush: bool = False) -> str:
     gmax_v = "\n".join(
         f"{' ' * 16}gm = h{j} if ((h{j} > gm) | (h{j} != h{j})) else gm" for j in range(1, dim)
     )
-    rule_lines = "\n".join(_each(line, dim, 16) for line in _RULE_LINES[rule])
+    spec = _RULES[rule]
+    if spec.shared:  # is the block's value of each shared hyper-parameter the same?
+        same = " & ".join(f"({h.upper()}[p] == {h}0)" for h in spec.shared)
+        shared = "\n".join(
+            [
+                "        p = 0",
+                *(f"        {h}0 = {h.upper()}[p]" for h in spec.shared),
+                "        shared = True",
+            ]
+            + ["        for p in range(count):", f"            shared = shared & {same}"]
+        )
+    else:
+        shared = ""
+    block_pre = "\n".join(" " * 12 + line for line in spec.block_pre)
+    rule_lines = "\n".join(_each(line, dim, 16) for line in spec.lines)
+    hyper_rows = [name.upper() for name in spec.hyper]
+    state_rows = [name.upper() for name in spec.state]
+    load_hyper = lambda pad: "\n".join(f"{' ' * pad}{h} = {h.upper()}[p]" for h in spec.hyper)  # noqa: E731
+    first_hyper = "\n".join(f"{' ' * 12}{h.upper()}[p] = hyper[{r}, i]" for r, h in enumerate(spec.hyper))
+    load_state = "\n".join(_each(f"{m}{{j}} = {m.upper()}{{j}}[p]", dim, 16) for m in spec.state)
+    zero_state = "\n".join(_each(f"{m.upper()}{{j}}[p] = F(0.0)", dim, 12) for m in spec.state)
+    keep_state = "\n".join(
+        _each(f"{m.upper()}{{j}}[p] = {m}n{{j}} if ok else {m}{{j}}", dim, 16) for m in spec.state
+    )
     observe = f"""
                 if {sq("g")} < grad_tol and {sq("u")} < step_tol:
                     settled = True
@@ -125,7 +227,12 @@ def loop_source(rule: str, dim: int, flush: bool = False) -> str:
                     stop = k"""
     # one float and one int local array, a row of BLOCK per variable, at constant offsets: LLVM sees
     # that the rows never overlap (separate arrays would need a run-time alias check each)
-    floats = [f"{a}{j}" for a in _STATE for j in range(dim)] + list(_FLOATS)
+    floats = (
+        [f"{a}{j}" for a in (*_STATE, *state_rows) for j in range(dim)]
+        + list(_FLOATS)
+        + hyper_rows
+        + list(spec.rows)
+    )
     rows = {name: f"S[{r * BLOCK} + p]" for r, name in enumerate(floats)}
     rows.update({name: f"I[{r * BLOCK} + p]" for r, name in enumerate(_EVENTS)})
     arrays = (
@@ -139,7 +246,7 @@ def loop_source(rule: str, dim: int, flush: bool = False) -> str:
         + [_each("frames_u[f, i, {j}] = U{j}[p]", dim, pad)]
     )
     source = f"""
-def run(starts, lrs, betas, steps, every, center, far_inverse, box_inverse, grad_tol, step_tol,
+def run(starts, hyper, steps, every, center, far_inverse, box_inverse, grad_tol, step_tol,
         target, has_target, stop_converged, stop_target, unbounded,
         frames_x, frames_e, frames_u, final_x, final_e, final_g, final_u,
         diverged, left_box, converged, reached, unsettled, min_loss, min_step, stop_step):
@@ -157,8 +264,6 @@ def run(starts, lrs, betas, steps, every, center, far_inverse, box_inverse, grad
         active = 0
         for p in range(count):  # state 0, one particle at a time
             i = first + p
-            lr = lrs[i]
-            beta = betas[i]
 {_each("x{j} = starts[i, {j}]", dim, 12)}
             e, {gs} = value_and_grad({xs})
 {_each("u{j} = F(0.0)", dim, 12)}
@@ -185,10 +290,9 @@ def run(starts, lrs, betas, steps, every, center, far_inverse, box_inverse, grad
 {_each("X{j}[p] = x{j}", dim, 12)}
 {_each("G{j}[p] = g{j}", dim, 12)}
 {_each("U{j}[p] = u{j}", dim, 12)}
-{_each("M{j}[p] = F(0.0)", dim, 12)}
+{zero_state}
+{first_hyper}
             E[p] = e
-            LR[p] = lr
-            BETA[p] = beta
             DIV[p] = div
             LEFT[p] = left
             CONV[p] = conv
@@ -201,17 +305,17 @@ def run(starts, lrs, betas, steps, every, center, far_inverse, box_inverse, grad
                 active += 1
             f = 0
 {frame(12)}
+{shared}
         k = 0
         while k < steps and active > 0:
             k += 1
             active = 0
+{block_pre}
             for p in range(count):  # straight-line, vectorised: selects instead of branches
-                lr = LR[p]
-                nlr = -lr
-                beta = BETA[p]
+{load_hyper(16)}
 {_each("x{j} = X{j}[p]", dim, 16)}
 {_each("g{j} = G{j}[p]", dim, 16)}
-{_each("m{j} = M{j}[p]", dim, 16)}
+{load_state}
 {_each("u{j} = U{j}[p]", dim, 16)}
                 e = E[p]
                 stop = STOP[p]
@@ -222,6 +326,7 @@ def run(starts, lrs, betas, steps, every, center, far_inverse, box_inverse, grad
                 unset = UNSET[p]
                 low = LOW[p]
                 low_k = LOWK[p]
+#PRE#
 {rule_lines}
 {_each("y{j} = x{j} + s{j}", dim, 16)}
                 en, {gn} = value_and_grad({xn})
@@ -234,7 +339,7 @@ def run(starts, lrs, betas, steps, every, center, far_inverse, box_inverse, grad
 {_each("X{j}[p] = y{j} if ok else x{j}", dim, 16)}
 {_each("G{j}[p] = h{j} if ok else g{j}", dim, 16)}
 {_each("U{j}[p] = s{j} if ok else u{j}", dim, 16)}
-{_each("M{j}[p] = n{j} if ok else m{j}", dim, 16)}
+{keep_state}
                 E[p] = en if ok else e
                 settled = ({sq("h")} < grad_tol) & ({sq("s")} < step_tol)
                 CONV[p] = k if (ok & settled & (conv < 0)) else conv
@@ -277,4 +382,5 @@ def run(starts, lrs, betas, steps, every, center, far_inverse, box_inverse, grad
             stop_step[i] = STOP[p]
 {flush_off}
 """
+    source = source.replace("#PRE#", "\n".join(" " * 16 + line for line in spec.pre))
     return re.sub(r"\b([A-Z]+\d*)\[p\]", lambda m: rows[m.group(1)], source)
