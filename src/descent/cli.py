@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -193,32 +194,13 @@ def run(
         raise typer.Exit(code=130)  # interrupted (Ctrl-C): what finished was written
 
 
-# the run flags that shape a spec, with their defaults (given together with --spec, they are refused)
+# the run flags that shape a spec, with their defaults read from `run` itself (given together with
+# --spec, they are refused); the others only say where and how to write
+NOT_SPEC_FLAGS = ("memory_budget", "spec_file", "out", "max_file_size", "no_plot")
 SPEC_FLAGS = {
-    "landscape": "double-well",
-    "optimizer": "momentum",
-    "lr": None,
-    "momentum": None,
-    "temperature": None,
-    "hp": [],
-    "param": [],
-    "schedule": None,
-    "grad_noise": 0.0,
-    "clip": None,
-    "l2": 0.0,
-    "start": None,
-    "starts": None,
-    "steps": 2000,
-    "save": "every:1",
-    "record_every": None,
-    "grad_tol": None,
-    "target_loss": None,
-    "batch_size": None,
-    "batch_mode": "replacement",
-    "seed": 0,
-    "dtype": "float64",
-    "device": "cpu",
-    "backend": "torch",
+    name: parameter.default.default
+    for name, parameter in inspect.signature(run).parameters.items()
+    if name not in NOT_SPEC_FLAGS
 }
 
 

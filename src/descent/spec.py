@@ -186,8 +186,9 @@ class RunSpec:
             raise invalid("starts", f"{points.shape[0]} points", f"1 or {n} (one per hyper-parameter value)")
         return points
 
-    def starts_count(self, landscape: Landscape) -> int:
-        """How many particles the spec runs, known before any start is made."""
+    def starts_count(self, dim: int | None = None) -> int:
+        """How many particles the spec runs, known before any start is made (``dim``: the objective's
+        dimension, which a flat list of coordinates needs)."""
         n = self.particle_count()
         if n:
             return n
@@ -196,7 +197,8 @@ class RunSpec:
             if count.isdigit():
                 return int(count) ** 2 if kind == "grid" else int(count)
             return 1
-        return max(len(self.starts) // (1 if isinstance(self.starts[0], list) else landscape.dim), 1)
+        flat = self.starts and not isinstance(self.starts[0], list)
+        return max(len(self.starts) // (dim if flat and dim else 1), 1)
 
     def particle_count(self) -> int:
         """N implied by per-particle lists (0 when all are scalars)."""
@@ -276,7 +278,7 @@ def run_spec(
     probes = [probe_from_dict(p) for p in spec.probes]
     save = spec.save_at()
     # refuse a run that would not fit before its starts are made (a billion of them would not either)
-    count = spec.starts_count(landscape)
+    count = spec.starts_count(landscape.dim)
     check_memory(optimizer, count, landscape.dim, DTYPES[spec.dtype], spec.steps, save, probes, memory_budget)
     starts = spec.build_starts(landscape)
     batching = Batching.build(

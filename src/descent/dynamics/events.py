@@ -76,17 +76,6 @@ class Events:
         return cls(**data)
 
 
-def row_sum(t: torch.Tensor) -> torch.Tensor:
-    """Sum over the last axis of ``[N, d]``, a left fold of columns for small d (bitwise the same for a
-    row whatever N, and on the CPU much faster than ``sum(dim=1)`` over a short axis)."""
-    if t.shape[1] > 8:
-        return t.sum(dim=1)
-    total = t[:, 0]
-    for j in range(1, t.shape[1]):
-        total = total + t[:, j]
-    return total
-
-
 def norm(t: torch.Tensor) -> torch.Tensor:
     """Euclidean norm of each row of ``[N, d]`` (one call; a row's value does not depend on N)."""
     return torch.linalg.vector_norm(t, dim=1)

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from descent.optim.schedules import Constant
+
 SCHEMA = "descent.trajectory/2"
 MAX_FILE_BYTES = 50_000_000
 JSON_NUMBER_BYTES = 22  # a float64 in JSON with its separator, as written
@@ -82,7 +84,7 @@ class Trajectory:
             h = torch.as_tensor(h, dtype=self.positions.dtype, device="cpu").reshape(-1)
             return h.expand(n) if h.numel() == 1 else h
 
-        if self.optimizer.schedule.__class__.__name__ == "Constant":  # one time step for every frame
+        if isinstance(self.optimizer.schedule, Constant):  # one time step for every frame
             return at(0).expand(t, n)
         return torch.stack([at(k) for k in self.steps.tolist()]) if t else torch.empty(0, n)
 

@@ -319,24 +319,13 @@ def _runs_table(specs: list[dict]) -> str:
     for data in specs:
         try:
             spec = RunSpec.from_dict(data)
-            cells = [spec.digest, spec.landscape, spec.optimizer, _particles(spec), spec.steps, spec.save]
+            cells = [spec.digest, spec.landscape, spec.optimizer, spec.starts_count(), spec.steps, spec.save]
         except Exception as error:  # noqa: BLE001 - a spec that does not load still shows
             cells = [f"(not a valid spec: {type(error).__name__}: {error})", "", "", "", "", ""]
         first = f'<td class="num">{_e(cells[0])}</td>'
         rows.append("<tr>" + first + "".join(f"<td>{_e(c)}</td>" for c in cells[1:]) + "</tr>")
     rows.append("</table>")
     return "\n".join(rows)
-
-
-def _particles(spec: RunSpec) -> str:
-    """The number of particles of a run, as its spec gives them."""
-    count = spec.particle_count()
-    if count:
-        return str(count)
-    if isinstance(spec.starts, list):
-        return str(len(spec.starts))
-    kind, _, n = spec.starts.partition(":")
-    return str(int(n) ** 2) if kind == "grid" else (n or "1")
 
 
 def _flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
