@@ -19,7 +19,7 @@ from descent.dynamics.trajectory import Trajectory, nearest_minimum
 from descent.kernels import flush
 from descent.kernels.cache import Kernel, load, module_source, timed_first_call
 from descent.kernels.codegen import value_and_grad_source
-from descent.kernels.loop import HYPER, RULES, loop_source, squared_threshold
+from descent.kernels.loop import HYPER, MAX_STEPS, RULES, layout, loop_source, squared_threshold
 from descent.optim.schedules import Constant
 
 _KERNELS: dict[tuple, tuple[object, Kernel]] = {}
@@ -28,7 +28,9 @@ FLUSH_FLOAT32 = flush.AVAILABLE
 _LAST: dict = {}
 
 
-def unsupported(objective, optimizer, starts, save: SaveAt, events: Events, probes, batching) -> str | None:
+def unsupported(
+    objective, optimizer, starts, save: SaveAt, events: Events, probes, batching, steps: int = 0
+) -> str | None:
     """What of this run the kernel backend does not support yet, in words; None when it runs it."""
     energy = getattr(objective, "energy", None)
     if getattr(objective, "data_size", None) is not None:
@@ -53,17 +55,35 @@ def unsupported(objective, optimizer, starts, save: SaveAt, events: Events, prob
         return f"the device {starts.device.type!r}"
     if starts.dtype not in (torch.float32, torch.float64):
         return f"the dtype {starts.dtype}"
+    return too_long(steps, starts.dtype)
+
+
+def too_long(steps: int, dtype: torch.dtype) -> str | None:
+    """Why a kernel of ``dtype`` cannot count ``steps`` steps (its step numbers are floats), or None."""
+    name = str(dtype).removeprefix("torch.")
+    limit = MAX_STEPS.get(name)
+    if limit is not None and steps >= limit:
+        return f"runs of {steps} steps in {name} (its kernel counts at most {limit - 1} steps)"
     return None
+
+
+def _copy_frame(state, rows, dim, frames_x, frames_e, frames_u, f: int) -> None:
+    """Frame ``f`` (of every particle) from ``state``."""
+    for j in range(dim):
+        frames_x[f, :, j] = state[rows[f"X{j}"]]
+        frames_u[f, :, j] = state[rows[f"U{j}"]]
+    frames_e[f] = state[rows["E"]]
 
 
 def kernel_for(objective, rule: str, dtype: torch.dtype) -> Kernel:
     """The compiled kernel of (the objective's expression, ``rule``, ``dtype``)."""
     tree = objective.energy.tree
     ftz = dtype == torch.float32 and FLUSH_FLOAT32
-    key = (id(tree), objective.dim, rule, dtype, ftz)
+    unbounded = not objective.bounded_below
+    key = (id(tree), objective.dim, rule, dtype, ftz, unbounded)
     if key not in _KERNELS:
         name = str(dtype).removeprefix("torch.")
-        loop = loop_source(rule, objective.dim, flush=ftz)
+        loop = loop_source(rule, objective.dim, flush=ftz, unbounded=unbounded)
         source = module_source(value_and_grad_source(tree, objective.dim), loop, name)
         _KERNELS[key] = (tree, load(source))  # the tree is kept, so its id is never reused
     return _KERNELS[key][1]
@@ -91,17 +111,31 @@ def _log_and_complement(value, dtype: torch.dtype):
 
 
 def _hyper_rows(hp, names, n: int, dtype: torch.dtype, np_dtype) -> np.ndarray:
-    """The ``[len(names), N]`` per-particle hyper-parameters of a kernel (``loop.HYPER``)."""
+    """The ``[len(names), N]`` per-particle hyper-parameters of a kernel (``loop.HYPER``), or
+    ``[len(names), 1]`` when they are the same for every particle."""
     values = {"lr": hp["lr"], "beta": hp.get("momentum", 0.0), "eps": hp.get("eps", 0.0)}
     values["wd"] = hp.get("weight_decay", 0.0)
     for short, name in (("a", "beta1"), ("b", "beta2")):
         if name in hp:
             values["b" + short] = hp[name]
             values["c" + short], values["l" + short] = _log_and_complement(hp[name], dtype)
-    rows = np.empty((len(names), n), np_dtype)
+    # one column when every particle has the same values (``advance`` reads column 0 for all)
+    columns = n if any(isinstance(values[name], torch.Tensor) for name in names) else 1
+    rows = np.empty((len(names), columns), np_dtype)
     for r, name in enumerate(names):
-        rows[r] = _hyper(values[name], n, np_dtype)
+        rows[r] = _hyper(values[name], columns, np_dtype)
     return rows
+
+
+#: particle-steps per call of ``advance``: a long run goes in chunks of about this much work (a
+#: second or less), so the progress bar moves and Ctrl-C keeps the chunks that finished
+CHUNK_WORK = 5e8
+
+
+def chunks(steps: int, n: int) -> list[tuple[int, int]]:
+    """The (k0, k1) step ranges a run of ``steps`` steps on ``n`` particles goes in."""
+    size = max(1, min(steps, int(CHUNK_WORK // max(n, 1))))
+    return [(k0, min(steps, k0 + size)) for k0 in range(0, steps, size)]
 
 
 def run_kernel(
@@ -119,52 +153,72 @@ def run_kernel(
     n, dim = starts.shape
     dtype = starts.dtype
     np_dtype = np.float32 if dtype == torch.float32 else np.float64
-    kernel = kernel_for(objective, optimizer.rule.name, dtype)
+    rule = optimizer.rule.name
+    kernel = kernel_for(objective, rule, dtype)
+    rows = layout(rule, dim)
     every = 0 if save.is_summary else int(save.every)
     n_frames = 1 if every == 0 else steps // every + 1
     low = torch.tensor([lo for lo, _ in objective.bounds], dtype=dtype)
     high = torch.tensor([hi for _, hi in objective.bounds], dtype=dtype)
     center, box_inverse = (low + high) / 2, 2 / (high - low)  # as the EventTracker computes them
     far_inverse = 2 / ((high - low) * (1 + 2 * events.diverge_spans))
-    hyper = _hyper_rows(optimizer.hp, HYPER[optimizer.rule.name], n, dtype, np_dtype)
-    target = events.target_loss if events.target_loss is not None else 0.0
+    hyper = _hyper_rows(optimizer.hp, HYPER[rule], n, dtype, np_dtype)
+    target = events.target_loss if events.target_loss is not None else -math.inf
     settings = (
         center.numpy(), far_inverse.numpy(), box_inverse.numpy(),
         squared_threshold(events.grad_tol, np_dtype), squared_threshold(events.step_tol, np_dtype),
-        np_dtype(target),
-        events.target_loss is not None, "converged" in events.stop_on, "target" in events.stop_on,
-        not objective.bounded_below,
+        np_dtype(target), "converged" in events.stop_on, "target" in events.stop_on,
     )  # fmt: skip
+    height = max(rows.values()) + 1
 
-    def outputs(count: int, frames: int) -> list[np.ndarray]:
-        return [
-            np.zeros((frames, count, dim), np_dtype), np.zeros((frames, count), np_dtype),
-            np.zeros((frames, count, dim), np_dtype), np.zeros((count, dim), np_dtype),
-            np.zeros(count, np_dtype), np.zeros((count, dim), np_dtype), np.zeros((count, dim), np_dtype),
-            *(np.zeros(count, np.int64) for _ in range(5)), np.zeros(count, np_dtype),
-            np.zeros(count, np.int64), np.zeros(count, np.int64),
-        ]  # fmt: skip
+    def frames(count: int, number: int) -> list[np.ndarray]:
+        return [np.zeros((number, count, dim), np_dtype), np.zeros((number, count), np_dtype),
+                np.zeros((number, count, dim), np_dtype)]  # fmt: skip
 
-    empty = np.zeros((0, dim), np_dtype)
-    timed_first_call(
-        kernel,
-        lambda: kernel.run(empty, np.zeros((len(hyper), 0), np_dtype), 0, every, *settings, *outputs(0, 1)),
-    )
-    out = outputs(n, n_frames)
+    def warm_up() -> None:  # compiles (or loads) both functions on zero particles
+        state = np.zeros((height, 0), np_dtype)
+        kernel.module.start(np.zeros((0, dim), np_dtype), state, *settings)
+        kernel.module.advance(state, hyper[:, :1], 0, 1, every, *frames(0, 2), *settings)
+
+    timed_first_call(kernel, warm_up)
+    state = np.empty((height, n), np_dtype)
+    frames_x, frames_e, frames_u = frames(n, n_frames)
     x0 = np.ascontiguousarray(starts.detach().cpu().numpy())
-    start = time.perf_counter()
-    kernel.run(x0, hyper, int(steps), every, *settings, *out)
-    seconds = time.perf_counter() - start
+    begin = time.perf_counter()
+    kernel.module.start(x0, state, *settings)
+    stop_row = state[rows["STOP"]]
+    _copy_frame(state, rows, dim, frames_x, frames_e, frames_u, 0)
+    done, interrupted = 0, False
+    try:
+        for k0, k1 in chunks(int(steps), n):
+            if n == 0 or not (stop_row < 0).any():
+                break
+            kernel.module.advance(state, hyper, k0, k1, every, frames_x, frames_e, frames_u, *settings)
+            done = k1
+            if progress is not None:
+                progress(done, steps)
+    except KeyboardInterrupt:
+        interrupted = True
+    seconds = time.perf_counter() - begin
     _LAST.update(
         digest=kernel.digest, path=str(kernel.path), compile_seconds=kernel.compile_seconds,
         run_seconds=seconds, particles=n, steps=int(steps),
     )  # fmt: skip
-    frames_x, frames_e, frames_u, final_x, final_e, final_g, final_u = (torch.from_numpy(a) for a in out[:7])
-    diverged, left_box, converged, reached, unsettled = (torch.from_numpy(a) for a in out[7:12])
-    min_loss, min_step, stop_step = (torch.from_numpy(a) for a in out[12:])
+    if n and (stop_row >= 0).all():  # the run ends when every particle has stopped (as in simulate)
+        done = int(stop_row.max())
 
-    # the run ends when every particle has stopped (as in simulate)
-    done = int(stop_step.max()) if n and bool((stop_step >= 0).all()) else int(steps)
+    def coordinates(name: str) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(state[[rows[f"{name}{j}"] for j in range(dim)]].T))
+
+    def steps_of(name: str) -> torch.Tensor:
+        return torch.from_numpy(state[rows[name]].astype(np.int64))
+
+    final_x, final_g, final_u = coordinates("X"), coordinates("G"), coordinates("U")
+    final_e, min_loss = (torch.from_numpy(state[rows[name]].copy()) for name in ("E", "LOW"))
+    diverged, left_box, converged, reached = (steps_of(name) for name in ("DIV", "LEFT", "CONV", "TGT"))
+    min_step, stop_step = steps_of("LOWK"), steps_of("STOP")
+    settled = torch.where(torch.from_numpy(state[rows["SET"]] > 0), steps_of("SINCE"), -1)
+    frames_x, frames_e, frames_u = (torch.from_numpy(a) for a in (frames_x, frames_e, frames_u))
     if every == 0:
         frame_steps = [0]
     else:
@@ -176,17 +230,12 @@ def run_kernel(
         positions = torch.cat([positions, final_x.unsqueeze(0)])
         loss = torch.cat([loss, final_e.unsqueeze(0)])
         displacement = torch.cat([displacement, final_u.unsqueeze(0)])
-    if progress is not None:
-        progress(done, steps)
 
     step_log = {"diverged": diverged, "converged": converged}
     if not objective.bounded_below:
         step_log["left_box"] = left_box
     if events.target_loss is not None:
         step_log["target"] = reached
-    norm = torch.linalg.vector_norm
-    final_converged = (norm(final_g, dim=1) < events.grad_tol) & (norm(final_u, dim=1) < events.step_tol)
-    settled = torch.where(final_converged, unsettled + 1, -1)
     log = EventLog(step_log, settled, min_loss, min_step)
     labels, outcome_step = outcomes(events, objective, log, final_x, final_g, final_u)
     trajectory = Trajectory(
@@ -202,7 +251,7 @@ def run_kernel(
         stop_step=stop_step,
         nearest_minimum=nearest_minimum(objective, final_x),
         steps_run=done,
-        interrupted=False,
+        interrupted=interrupted,
         seed=int(seed),
         dtype=str(dtype).removeprefix("torch."),
         device="cpu",

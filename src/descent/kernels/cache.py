@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -54,18 +55,24 @@ def cache_dir() -> Path:
 
 
 def module_source(value_and_grad: str, loop: str, dtype: str) -> str:
-    """The whole module: header, the two functions, each under ``@njit`` (the loop ``parallel``)."""
+    """The whole module: header, ``value_and_grad`` under ``@njit`` and each function of ``loop``
+    under ``@njit`` (``parallel=True`` for those with a ``prange``)."""
     if dtype not in DTYPES:
         raise ValueError(f"no kernel for dtype {dtype!r}")
     flags = 'fastmath=FASTMATH, error_model="numpy", cache=True'
     header = _HEADER.format(dtype=dtype, fastmath=sorted(FASTMATH))
     if "set_mxcsr(" in loop:  # flush-to-zero around each block (descent.kernels.flush)
         header += _FLUSH
-    return (
-        header
-        + f"\n@njit({flags})\n{value_and_grad}\n"
-        + f"\n@njit(parallel=True, {flags})\n{loop.strip()}\n"
+    functions = "\n\n".join(
+        f"@njit({'parallel=True, ' if 'prange(' in part else ''}{flags})\ndef {part.strip()}"
+        for part in _functions(loop)
     )
+    return header + f"\n@njit({flags})\n{value_and_grad}\n\n{functions}\n"
+
+
+def _functions(source: str) -> list[str]:
+    """The top-level functions of ``source``, each without its leading ``def ``."""
+    return [part for part in re.split(r"^def ", source, flags=re.MULTILINE) if part.strip()]
 
 
 @dataclass

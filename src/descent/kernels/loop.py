@@ -1,15 +1,18 @@
 """Source of the step loop of one (expression, rule, dtype): a block of particles' state in local
 arrays, the step loop outside, the particles of the block inside, in straight-line code that LLVM
-vectorises.
+vectorises; the rare events in a second, scalar pass.
 
-Blocks of ``BLOCK`` particles run in parallel (``prange``). A block keeps x, U, g, the last update
-u, the rule's state m (Adam: m, v and AMSGrad's max v) and the hyper-parameters of its particles in
-local arrays of length ``BLOCK``, one per coordinate, with their events. For each particle, with
-x, U, g, u, m its state:
+A run's state lives in one array ``state[R, N]`` of the kernel's float type, a row per quantity
+(:func:`layout`): position x, gradient g, last update u, the rule's state m (Adam: m, v and AMSGrad's
+max v), loss U, and the events, whose step numbers are stored as floats (exact: float64 to 2^53,
+float32 to 2^24 steps). Two functions work on it: ``start`` computes state 0 of every particle,
+``advance`` runs steps k0+1..k1, so a long run goes in chunks (progress, Ctrl-C keeps what is done).
+Blocks of ``BLOCK`` particles run in parallel (``prange``); a block copies the rows the hot loop needs
+into a local array, with its hyper-parameters. For each particle, with x, U, g, u, m its state:
 
-    state 0: diverged if not finite or beyond the widened box, else its events
-    for k = 1, 2, ... while k <= steps and a particle of the block has not stopped:
-        for each particle of the block (no branch: a stopped particle is masked by selects)
+    state 0: diverged if not finite or beyond the widened box, else observed (below)
+    for k = k0+1, ..., k1 while a particle of the block has not stopped:
+        hot pass, every particle of the block (no branch: a stopped particle is masked by selects)
             s, m' = rule(g, m)        gd: s = -lr g
                                       momentum: m' = beta m - lr g, s = m'
                                       nesterov: m' = beta m + g, s = -lr (g + beta m')
@@ -18,29 +21,33 @@ x, U, g, u, m its state:
                                         (b^t = exp(t log b), t = k; amsgrad: max(v_max, v') for v';
                                         adamw: s - lr wd x)
             U', g' = value_and_grad(x + s)
-            diverged at k (frozen at its last finite state) if the new state is bad,
-            else x, U, g, u, m = x + s, U', g', s, m' and the events of state k
-        a frame every ``every`` steps (0: the start only)
+            bad:  beyond the widened box or U' + max_j g'_j not finite; the particle keeps its state
+            else: x, U, g, u, m = x + s, U', g', s, m'; running minimum of U and its step
+            flag it when bad, or when settled changed, U <= an unreached target, or it left the box
+        cold pass, only when a particle was flagged: observe it at step k (below), or mark it
+        diverged at k
+        a frame every ``every`` steps (0: none; the start is frame 0)
 
-A stopped particle is still computed (its result is discarded by the selects), so the block's cost
-is that of its longest-running particle; the block ends its step loop when all of its particles
-have stopped.
+``observe`` (step k): settled = |g| < grad_tol and |u| < step_tol (the kernel compares sums of
+squares with the squared thresholds of :func:`squared_threshold`: the same result as comparing
+square roots); ``since`` = the step the particle's current settled stretch began, ``converged`` =
+its first settled step; ``target`` = the first step U <= target_loss; ``left_box`` (landscapes
+unbounded below) stops it; ``converged`` and ``target`` stop it only when asked. These are the events
+of :mod:`descent.dynamics.events` with the same thresholds. A stopped particle is still computed
+(its result is discarded by the selects), so a block costs what its longest-running particle costs;
+a block ends its loop when all of its particles have stopped.
 
-The events are those of :mod:`descent.dynamics.events` with the same thresholds: ``diverged``
-(beyond the box widened by ``diverge_spans`` box sizes, or U + max_j g_j not finite), ``left_box``
-(landscapes unbounded below; it stops the particle), ``converged`` (|g| < grad_tol and |u| <
-step_tol; the kernel is given the squared thresholds of :func:`squared_threshold` and compares
-sums of squares, with the same result as comparing their square roots), ``target`` (U <=
-target_loss), the running minimum of U and the last step the particle was moving and not converged.
-``converged`` and ``target`` stop it only when asked.
+Why two passes: the events that fire once (converged, target, left_box, diverged, stop) cost the hot
+loop only a flag; recorded every step they doubled its instructions (measured: 1.4e9 against
+2.0e9 particle-steps per second on the double well in float64, BENCHMARKS.md).
 
 Float32 kernels (``flush=True``) set the FTZ and DAZ bits of the x86 MXCSR register for each block
 (:mod:`descent.kernels.flush`): every subnormal input or result of the arithmetic is taken as zero.
-Numerically this replaces any value below 2^-126 = 1.18e-38 in magnitude by 0 (a relative change of
-at most 2^-23 relative to the smallest normal, i.e. an absolute change below 1.2e-38): on the double
-well y reaches exactly 0 after ~1700 steps instead of crawling through the subnormals, and the float32
-results stay within the float32 tolerance stated in the tests (outcomes equal to float64, positions
-within 1e-3). Without it the subnormal arithmetic costs a microcode assist per operation.
+Numerically this replaces any value below 2^-126 = 1.18e-38 in magnitude by 0 (an absolute change
+below 1.2e-38): on the double well y reaches exactly 0 after ~1700 steps instead of crawling through
+the subnormals, and the float32 results stay within the float32 tolerance stated in the tests
+(outcomes equal to float64, positions within 1e-3). Without it the subnormal arithmetic costs a
+microcode assist per operation.
 """
 
 from __future__ import annotations
@@ -61,11 +68,11 @@ _ADAM_SHARED = dict(
         "if shared:",
         "    ub1 = one - math.exp(t * la0)",
         "    ub2 = math.sqrt(one - math.exp(t * lb0))",
-        "    for p in range(count):",
+        "    for p in range(lanes):",
         "        BIA[p] = ub1",
         "        BIB[p] = ub2",
         "else:",
-        "    for p in range(count):",
+        "    for p in range(lanes):",
         "        BIA[p] = one - math.exp(t * LA[p])",
         "        BIB[p] = math.sqrt(one - math.exp(t * LB[p]))",
     ],
@@ -80,8 +87,10 @@ class _Rule:
     lines once per particle and step (``pre``) and lines per coordinate, which set s{j} (the
     update) and the new state."""
 
-    def __init__(self, hyper, state, pre, lines, shared=(), rows=(), block_pre=()):
+    def __init__(self, hyper, state, pre, lines, shared=(), rows=(), block_pre=(), update=None):
         self.hyper, self.state, self.pre, self.lines = tuple(hyper), tuple(state), list(pre), list(lines)
+        # ``update``: the state whose new value is the update itself (momentum: s = m'), kept once
+        self.update = update
         # ``block_pre``: lines once a block and step, before its particles' loop, which may fill the
         # extra ``rows`` of the block; ``shared``: hyper-parameters h whose equality over the block
         # they may test (``shared``; h0 the block's first value of h)
@@ -90,7 +99,9 @@ class _Rule:
 
 _RULES = {
     "gd": _Rule(("lr",), (), ["nlr = -lr"], ["s{j} = nlr * g{j}"]),
-    "momentum": _Rule(("lr", "beta"), ("m",), [], ["mn{j} = beta * m{j} - lr * g{j}", "s{j} = mn{j}"]),
+    "momentum": _Rule(
+        ("lr", "beta"), ("m",), [], ["mn{j} = beta * m{j} - lr * g{j}", "s{j} = mn{j}"], update="m"
+    ),
     "nesterov": _Rule(
         ("lr", "beta"),
         ("m",),
@@ -129,9 +140,6 @@ RULES = tuple(_RULES)
 #: the per-particle values each rule's kernel takes, in the order of the rows of ``hyper``: lr,
 #: beta (momentum), ba, ca, la = beta1, 1 - beta1, log beta1; bb, cb, lb the same of beta2; eps; wd
 HYPER = {name: rule.hyper for name, rule in _RULES.items()}
-_STATE = ("X", "G", "U")  # local arrays per coordinate: position, gradient, last update (+ the rule's)
-_FLOATS = ("E", "LOW")
-_EVENTS = ("DIV", "LEFT", "CONV", "TGT", "UNSET", "LOWK", "STOP")  # int64 local arrays
 
 
 def squared_threshold(tol, dtype) -> object:
@@ -154,6 +162,29 @@ def squared_threshold(tol, dtype) -> object:
     return a
 
 
+#: per particle, the rows of ``state`` besides the coordinates' (x, g, u, the rule's state): the loss,
+#: the stop step (-1: running), the running minimum of U and its step, settled (0 / 1) at the last
+#: observation and since when, and the first steps of the events (-1: not yet)
+SCALARS = ("E", "STOP", "LOW", "LOWK", "SET", "SINCE", "DIV", "LEFT", "CONV", "TGT")
+_HOT = ("E", "STOP", "LOW", "LOWK", "SET")  # the scalar rows the hot loop reads
+#: the largest step count whose step numbers a kernel of each float type stores exactly
+MAX_STEPS = {"float32": 2**24, "float64": 2**53}
+
+
+def layout(rule: str, dim: int) -> dict[str, int]:
+    """The row of ``state`` of each quantity: X0.., G0.., U0.. (the update; a rule whose update is
+    its state m shares m's rows), the rule's state rows (M0.., V0.., A0..), then ``SCALARS``."""
+    spec = _RULES[rule]
+    names = [f"{a}{j}" for a in ("X", "G") for j in range(dim)]
+    if spec.update is None:
+        names += [f"U{j}" for j in range(dim)]
+    names += [f"{m.upper()}{j}" for m in spec.state for j in range(dim)]
+    rows = {name: r for r, name in enumerate(names + list(SCALARS))}
+    if spec.update is not None:
+        rows.update({f"U{j}": rows[f"{spec.update.upper()}{j}"] for j in range(dim)})
+    return rows
+
+
 def _each(template: str, dim: int, indent: int, sep: str = "\n") -> str:
     pad = " " * indent
     return sep.join(pad + template.format(j=j) for j in range(dim))
@@ -163,224 +194,214 @@ def _names(prefix: str, dim: int) -> str:
     return ", ".join(f"{prefix}{j}" for j in range(dim))
 
 
-def loop_source(rule: str, dim: int, flush: bool = False) -> str:
-    """Source of ``run(...)`` for ``rule`` in dimension ``dim`` (it calls ``value_and_grad``);
-    ``flush``: FTZ/DAZ around each block (float32 kernels on x86, module docstring)."""
+def _indent(lines: list[str], pad: int) -> str:
+    return "\n".join(" " * pad + line if line else "" for line in lines)
+
+
+def _observe(dim: int, k: str, unbounded: bool) -> list[str]:
+    """Lines that observe a particle's finite state at step ``k`` (module docstring) and count it out
+    of ``active`` when it stops; rows by name (``X0[p]``, ``DIV[p]``, ...), resolved by the caller.
+    ``unbounded``: the landscape is unbounded below (leaving the box stops a particle)."""
+    sq = lambda p: " + ".join(f"{p}{j}[p] * {p}{j}[p]" for j in range(dim))  # noqa: E731
+    outside = " or ".join(f"not (abs((X{j}[p] - c{j}) * b{j}) <= one)" for j in range(dim))
+    return [
+        f"settled = ({sq('G')} < grad_tol) and ({sq('U')} < step_tol)",
+        "if settled:",
+        "    if SET[p] == zero:",
+        f"        SINCE[p] = {k}",
+        "        SET[p] = one",
+        "    if CONV[p] < zero:",
+        f"        CONV[p] = {k}",
+        "else:",
+        "    SET[p] = zero",
+        "ends = stop_converged and settled",
+        "if E[p] <= target and TGT[p] < zero:",
+        f"    TGT[p] = {k}",
+        "    ends = ends or stop_target",
+        *([f"if {outside}:", f"    LEFT[p] = {k}", "    ends = True"] if unbounded else []),
+        "if ends:",
+        f"    STOP[p] = {k}",
+        "    active -= 1",
+    ]
+
+
+def _resolve(source: str, rows: dict[str, str]) -> str:
+    """Replace each ``NAME[p]`` of ``source`` by its place in ``rows``."""
+    return re.sub(r"\b([A-Z]+\d*)\[p\]", lambda m: rows[m.group(1)], source)
+
+
+def loop_source(rule: str, dim: int, flush: bool = False, unbounded: bool = False) -> str:
+    """Source of ``start(...)`` and ``advance(...)`` for ``rule`` in dimension ``dim`` (they call
+    ``value_and_grad``); ``flush``: FTZ/DAZ around each block (float32 kernels on x86); ``unbounded``:
+    the landscape is unbounded below (the kernel checks the box every step)."""
     if rule not in RULES:
         raise ValueError(f"no kernel for the rule {rule!r}")
-    xs, gs, xn, gn = _names("x", dim), _names("g", dim), _names("y", dim), _names("h", dim)
-    sq = lambda p: " + ".join(f"{p}{j} * {p}{j}" for j in range(dim))  # noqa: E731
-    far = " or ".join(f"not (abs((y{j} - c{j}) * f{j}) <= F(1.0))" for j in range(dim))
-    outside = " or ".join(f"not (abs((x{j} - c{j}) * b{j}) <= F(1.0))" for j in range(dim))
-    gmax = "\n".join(f"{' ' * 16}if h{j} > gm or h{j} != h{j}:\n{' ' * 20}gm = h{j}" for j in range(1, dim))
-    # branch-free forms for the inner loop
-    far_v = " | ".join(f"(not (abs((y{j} - c{j}) * f{j}) <= one))" for j in range(dim))
-    outside_v = " | ".join(f"(not (abs((y{j} - c{j}) * b{j}) <= one))" for j in range(dim))
-    gmax_v = "\n".join(
-        f"{' ' * 16}gm = h{j} if ((h{j} > gm) | (h{j} != h{j})) else gm" for j in range(1, dim)
-    )
     spec = _RULES[rule]
+    rows = layout(rule, dim)
+    xs, gs, ys, hs = _names("x", dim), _names("g", dim), _names("y", dim), _names("h", dim)
+    sq = lambda p: " + ".join(f"{p}{j} * {p}{j}" for j in range(dim))  # noqa: E731
+    far = " | ".join(f"(not (abs(({{v}}{j} - c{j}) * f{j}) <= one))" for j in range(dim))
+    outside = " | ".join(f"(not (abs((y{j} - c{j}) * b{j}) <= one))" for j in range(dim))
+    gmax = [f"gm = h{j} if ((h{j} > gm) | (h{j} != h{j})) else gm" for j in range(1, dim)]
+    coords = [name for name in rows if name[-1].isdigit()]
+    persistent = list(dict.fromkeys(coords))  # U aliases keep their own name; same row
+    hot_rows = [n for n in persistent if rows[n] not in {rows[m] for m in persistent[: persistent.index(n)]}]
+    hot_rows += list(_HOT)
+    hyper_rows = [h.upper() for h in spec.hyper]
+    local = hot_rows + ["RARE"] + hyper_rows + list(spec.rows)
+    offset = {name: r * BLOCK for r, name in enumerate(local)}
+    if spec.update is not None:
+        offset.update({f"U{j}": offset[f"{spec.update.upper()}{j}"] for j in range(dim)})
+    at_block = {name: f"S[{offset[name]} + p]" for name in offset}
+    at_block.update({name: f"state[{rows[name]}, i]" for name in SCALARS if name not in _HOT})
+    at_state = {name: f"state[{r}, i]" for name, r in rows.items()}
+
+    # --- start: state 0 of each particle ----------------------------------------------------------
+    init = [f"state[{rows[f'X{j}']}, i] = starts[i, {j}]" for j in range(dim)]
+    init += [f"state[{rows[f'G{j}']}, i] = g{j}" for j in range(dim)]
+    zeroed = sorted({rows[n] for n in rows if n[0] not in "XG" and n[-1].isdigit()})
+    init += [f"state[{r}, i] = zero" for r in zeroed]
+    init += [
+        "E[p] = e", "LOW[p] = F(np.inf)", "LOWK[p] = F(-1.0)", "SET[p] = zero", "SINCE[p] = F(-1.0)",
+        *(f"{name}[p] = F(-1.0)" for name in ("STOP", "DIV", "LEFT", "CONV", "TGT")),
+    ]  # fmt: skip
+    start = f"""
+def start(starts, state, center, far_inverse, box_inverse, grad_tol, step_tol, target, stop_converged,
+          stop_target):
+    one = F(1.0)
+    zero = F(0.0)
+{_each("c{j} = center[{j}]", dim, 4)}
+{_each("f{j} = far_inverse[{j}]", dim, 4)}
+{_each("b{j} = box_inverse[{j}]", dim, 4)}
+    for i in range(starts.shape[0]):  # one thread: cheap, and compiles in a fraction of prange's time
+        active = 1
+{_each("x{j} = starts[i, {j}]", dim, 8)}
+        e, {gs} = value_and_grad({xs})
+{_indent(init, 8)}
+        gm = g0
+{_indent([line.replace("h", "g") for line in gmax], 8)}
+        if ({far.format(v="x")}) | (not math.isfinite(e + gm)):
+            DIV[p] = zero
+            STOP[p] = zero
+        else:
+            LOW[p] = e
+            LOWK[p] = zero
+{_indent(_observe(dim, "zero", unbounded), 12)}
+"""
+    start = _resolve(start, at_state)
+
+    # --- advance: steps k0+1 .. k1 -----------------------------------------------------------------
     if spec.shared:  # is the block's value of each shared hyper-parameter the same?
         same = " & ".join(f"({h.upper()}[p] == {h}0)" for h in spec.shared)
-        shared = "\n".join(
-            [
-                "        p = 0",
-                *(f"        {h}0 = {h.upper()}[p]" for h in spec.shared),
-                "        shared = True",
-            ]
-            + ["        for p in range(count):", f"            shared = shared & {same}"]
-        )
+        shared = ["p = 0", *(f"{h}0 = {h.upper()}[p]" for h in spec.shared), "shared = True"]
+        shared += ["for p in range(count):", f"    shared = shared & {same}"]
     else:
-        shared = ""
-    block_pre = "\n".join(" " * 12 + line for line in spec.block_pre)
-    rule_lines = "\n".join(_each(line, dim, 16) for line in spec.lines)
-    hyper_rows = [name.upper() for name in spec.hyper]
-    state_rows = [name.upper() for name in spec.state]
-    load_hyper = lambda pad: "\n".join(f"{' ' * pad}{h} = {h.upper()}[p]" for h in spec.hyper)  # noqa: E731
-    first_hyper = "\n".join(f"{' ' * 12}{h.upper()}[p] = hyper[{r}, i]" for r, h in enumerate(spec.hyper))
-    load_state = "\n".join(_each(f"{m}{{j}} = {m.upper()}{{j}}[p]", dim, 16) for m in spec.state)
-    zero_state = "\n".join(_each(f"{m.upper()}{{j}}[p] = F(0.0)", dim, 12) for m in spec.state)
-    keep_state = "\n".join(
-        _each(f"{m.upper()}{{j}}[p] = {m}n{{j}} if ok else {m}{{j}}", dim, 16) for m in spec.state
-    )
-    observe = f"""
-                if {sq("g")} < grad_tol and {sq("u")} < step_tol:
-                    settled = True
-                    if conv < 0:
-                        conv = k
-                else:
-                    settled = False
-                    unset = k
-                if e < low:
-                    low = e
-                    low_k = k
-                if has_target and e <= target:
-                    if tgt < 0:
-                        tgt = k
-                    if stop_target:
-                        stop = k
-                if unbounded and ({outside}):
-                    if left < 0:
-                        left = k
-                    stop = k
-                if stop_converged and settled:
-                    stop = k"""
-    # one float and one int local array, a row of BLOCK per variable, at constant offsets: LLVM sees
-    # that the rows never overlap (separate arrays would need a run-time alias check each)
-    floats = (
-        [f"{a}{j}" for a in (*_STATE, *state_rows) for j in range(dim)]
-        + list(_FLOATS)
-        + hyper_rows
-        + list(spec.rows)
-    )
-    rows = {name: f"S[{r * BLOCK} + p]" for r, name in enumerate(floats)}
-    rows.update({name: f"I[{r * BLOCK} + p]" for r, name in enumerate(_EVENTS)})
-    arrays = (
-        f"        S = np.empty({len(floats) * BLOCK}, F)\n"
-        f"        I = np.empty({len(_EVENTS) * BLOCK}, np.int64)"
-    )
-    flush_on = "        saved = get_mxcsr()\n        set_mxcsr(saved | FTZ_DAZ)" if flush else ""
-    flush_off = "        set_mxcsr(saved)" if flush else ""
-    frame = lambda pad: "\n".join(  # noqa: E731
-        [_each("frames_x[f, i, {j}] = X{j}[p]", dim, pad), " " * pad + "frames_e[f, i] = E[p]"]
-        + [_each("frames_u[f, i, {j}] = U{j}[p]", dim, pad)]
-    )
-    source = f"""
-def run(starts, hyper, steps, every, center, far_inverse, box_inverse, grad_tol, step_tol,
-        target, has_target, stop_converged, stop_target, unbounded,
-        frames_x, frames_e, frames_u, final_x, final_e, final_g, final_u,
-        diverged, left_box, converged, reached, unsettled, min_loss, min_step, stop_step):
-    n = starts.shape[0]
-    n_frames = frames_e.shape[0]
+        shared = []
+    rule_lines = [line.format(j=j) for line in spec.lines for j in range(dim)]
+    loads = [f"{h} = {h.upper()}[p]" for h in spec.hyper]
+    loads += [f"x{j} = X{j}[p]" for j in range(dim)] + [f"g{j} = G{j}[p]" for j in range(dim)]
+    loads += [f"{m}{j} = {m.upper()}{j}[p]" for m in spec.state for j in range(dim)]
+    if spec.update is None:
+        loads += [f"u{j} = U{j}[p]" for j in range(dim)]
+    loads += ["e = E[p]", "stop = STOP[p]", "low = LOW[p]", "low_k = LOWK[p]", "was = SET[p]"]
+    keep = [f"X{j}[p] = y{j} if ok else x{j}" for j in range(dim)]
+    keep += [f"G{j}[p] = h{j} if ok else g{j}" for j in range(dim)]
+    if spec.update is None:
+        keep += [f"U{j}[p] = s{j} if ok else u{j}" for j in range(dim)]
+    keep += [f"{m.upper()}{j}[p] = {m}n{j} if ok else {m}{j}" for m in spec.state for j in range(dim)]
+    hot = [
+        *loads,
+        *spec.pre,
+        *rule_lines,
+        *(f"y{j} = x{j} + s{j}" for j in range(dim)),
+        f"en, {hs} = value_and_grad({ys})",
+        "gm = h0",
+        *gmax,
+        "live = stop < zero",
+        f"bad = ({far.format(v='y')}) | (not math.isfinite(en + gm))",
+        "ok = live & (not bad)",
+        "gone = live & bad",
+        *keep,
+        "E[p] = en if ok else e",
+        "lower = ok & (en < low)",
+        "LOW[p] = en if lower else low",
+        "LOWK[p] = kf if lower else low_k",
+        f"settled = ({sq('h')} < grad_tol) & ({sq('s')} < step_tol)",
+        # the first U <= target is a new minimum below it, from a minimum above it
+        "first_hit = lower & (en <= target) & (low > target)",
+        f"change = ok & ((settled != (was > zero)) | first_hit{f' | {outside}' if unbounded else ''})",
+        "RARE[p] = one if gone else (two if change else zero)",
+        "flagged += gone | change",
+    ]
+    cold = [
+        "if RARE[p] == one:",
+        "    DIV[p] = kf",
+        "    STOP[p] = kf",
+        "    active -= 1",
+        "elif RARE[p] == two:",
+        *("    " + line for line in _observe(dim, "kf", unbounded)),
+    ]
+    frame = [f"frames_x[f, i, {j}] = X{j}[p]" for j in range(dim)] + ["frames_e[f, i] = E[p]"]
+    frame += [f"frames_u[f, i, {j}] = U{j}[p]" for j in range(dim)]
+    flush_on = ["saved = get_mxcsr()", "set_mxcsr(saved | FTZ_DAZ)"] if flush else []
+    flush_off = ["set_mxcsr(saved)"] if flush else []
+    advance = f"""
+def advance(state, hyper, k0, k1, every, frames_x, frames_e, frames_u, center, far_inverse,
+            box_inverse, grad_tol, step_tol, target, stop_converged, stop_target):
+    n = state.shape[1]
     one = F(1.0)
+    zero = F(0.0)
+    two = F(2.0)
+    lanes = {BLOCK}
+    each = hyper.shape[1] > 1
 {_each("c{j} = center[{j}]", dim, 4)}
 {_each("f{j} = far_inverse[{j}]", dim, 4)}
 {_each("b{j} = box_inverse[{j}]", dim, 4)}
     for block in prange((n + {BLOCK} - 1) // {BLOCK}):
-{flush_on}
+{_indent(flush_on, 8)}
         first = block * {BLOCK}
         count = min(n, first + {BLOCK}) - first
-{arrays}
+        S = np.empty({len(local) * BLOCK}, F)
         active = 0
-        for p in range(count):  # state 0, one particle at a time
+        for p in range(count):
             i = first + p
-{_each("x{j} = starts[i, {j}]", dim, 12)}
-            e, {gs} = value_and_grad({xs})
-{_each("u{j} = F(0.0)", dim, 12)}
-            div = -1
-            left = -1
-            conv = -1
-            tgt = -1
-            unset = -1
-            low = F(np.inf)
-            low_k = -1
-            stop = -1
-            k = 0
-{_each("y{j} = x{j}", dim, 12)}
-            en = e
-{_each("h{j} = g{j}", dim, 12)}
-            for _ in range(1):
-                gm = h0
-{gmax}
-                if {far} or not math.isfinite(en + gm):
-                    div = 0
-                    stop = 0
-                    break
-{observe}
-{_each("X{j}[p] = x{j}", dim, 12)}
-{_each("G{j}[p] = g{j}", dim, 12)}
-{_each("U{j}[p] = u{j}", dim, 12)}
-{zero_state}
-{first_hyper}
-            E[p] = e
-            DIV[p] = div
-            LEFT[p] = left
-            CONV[p] = conv
-            TGT[p] = tgt
-            UNSET[p] = unset
-            LOW[p] = low
-            LOWK[p] = low_k
-            STOP[p] = stop
-            if stop < 0:
+            column = i if each else 0
+{_indent([f"S[{offset[name]} + p] = state[{rows[name]}, i]" for name in hot_rows], 12)}
+{_indent([f"{h.upper()}[p] = hyper[{r}, column]" for r, h in enumerate(spec.hyper)], 12)}
+            if STOP[p] < zero:
                 active += 1
-            f = 0
-{frame(12)}
-{shared}
-        k = 0
-        while k < steps and active > 0:
+        for p in range(count, lanes):  # lanes past the last particle: stopped, harmless numbers
+{_indent([f"S[{offset[name]} + p] = zero" for name in hot_rows + hyper_rows if name != "STOP"], 12)}
+            STOP[p] = zero
+{_indent(shared, 8)}
+        k = k0
+        while k < k1 and active > 0:
             k += 1
-            active = 0
-{block_pre}
-            for p in range(count):  # straight-line, vectorised: selects instead of branches
-{load_hyper(16)}
-{_each("x{j} = X{j}[p]", dim, 16)}
-{_each("g{j} = G{j}[p]", dim, 16)}
-{load_state}
-{_each("u{j} = U{j}[p]", dim, 16)}
-                e = E[p]
-                stop = STOP[p]
-                div = DIV[p]
-                left = LEFT[p]
-                conv = CONV[p]
-                tgt = TGT[p]
-                unset = UNSET[p]
-                low = LOW[p]
-                low_k = LOWK[p]
-#PRE#
-{rule_lines}
-{_each("y{j} = x{j} + s{j}", dim, 16)}
-                en, {gn} = value_and_grad({xn})
-                gm = h0
-{gmax_v}
-                live = stop < 0
-                bad = ({far_v}) | (not math.isfinite(en + gm))
-                ok = live & (not bad)
-                gone = live & bad
-{_each("X{j}[p] = y{j} if ok else x{j}", dim, 16)}
-{_each("G{j}[p] = h{j} if ok else g{j}", dim, 16)}
-{_each("U{j}[p] = s{j} if ok else u{j}", dim, 16)}
-{keep_state}
-                E[p] = en if ok else e
-                settled = ({sq("h")} < grad_tol) & ({sq("s")} < step_tol)
-                CONV[p] = k if (ok & settled & (conv < 0)) else conv
-                UNSET[p] = k if (ok & (not settled)) else unset
-                lower = ok & (en < low)
-                LOW[p] = en if lower else low
-                LOWK[p] = k if lower else low_k
-                hit = ok & has_target & (en <= target)
-                TGT[p] = k if (hit & (tgt < 0)) else tgt
-                out = ok & unbounded & ({outside_v})
-                LEFT[p] = k if (out & (left < 0)) else left
-                DIV[p] = k if gone else div
-                ended = gone | out | (hit & stop_target) | (ok & stop_converged & settled)
-                stop = k if ended else stop
-                STOP[p] = stop
-                active += stop < 0
+            kf = F(k)
+            flagged = 0
+{_indent(spec.block_pre, 12)}
+            # hot pass over all the block's lanes (a constant count: LLVM then knows the rows of S never
+            # overlap and vectorises without run-time checks): straight-line, selects, no branches
+            for p in range(lanes):
+{_indent(hot, 16)}
+            if flagged > 0:  # cold pass: the particles whose events fired
+                for p in range(count):
+                    i = first + p
+{_indent(cold, 20)}
             if every > 0 and k % every == 0:
                 f = k // every
                 for p in range(count):
                     i = first + p
-{frame(20)}
-        if every > 0:  # a stopped block keeps its particles' states in the frames still to come
-            for f in range(k // every + 1, n_frames):
+{_indent(frame, 20)}
+        if every > 0:  # a stopped block keeps its particles' states in the chunk's later frames
+            for f in range(k // every + 1, k1 // every + 1):
                 for p in range(count):
                     i = first + p
-{frame(20)}
+{_indent(frame, 20)}
         for p in range(count):
             i = first + p
-{_each("final_x[i, {j}] = X{j}[p]", dim, 12)}
-            final_e[i] = E[p]
-{_each("final_g[i, {j}] = G{j}[p]", dim, 12)}
-{_each("final_u[i, {j}] = U{j}[p]", dim, 12)}
-            diverged[i] = DIV[p]
-            left_box[i] = LEFT[p]
-            converged[i] = CONV[p]
-            reached[i] = TGT[p]
-            unsettled[i] = UNSET[p]
-            min_loss[i] = LOW[p]
-            min_step[i] = LOWK[p]
-            stop_step[i] = STOP[p]
-{flush_off}
+{_indent([f"state[{rows[name]}, i] = S[{offset[name]} + p]" for name in hot_rows], 12)}
+{_indent(flush_off, 8)}
 """
-    source = source.replace("#PRE#", "\n".join(" " * 16 + line for line in spec.pre))
-    return re.sub(r"\b([A-Z]+\d*)\[p\]", lambda m: rows[m.group(1)], source)
+    advance = _resolve(advance, at_block)
+    return start + "\n" + advance
