@@ -99,8 +99,40 @@ def test_the_compiled_backend_gives_the_same_outcome(tmp_path):
     result = invoke("run", "--backend", "kernel", "--momentum", "0.9", "--no-plot", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert "outcome: minimum:right (reached at step 169)" in result.output.replace("\n", " ")
-    refused = invoke("run", "--backend", "kernel", "--optimizer", "rmsprop", "--out", str(tmp_path / "x"))
-    assert refused.exit_code == 2 and "invalid backend='kernel'" in refused.output.replace("\n", "")
+    # an objective with data stays on torch (the kernels hold formulas, not data sets)
+    args = ("--landscape", "logistic-risk", "--optimizer", "gd", "--out", str(tmp_path / "x"))
+    refused = invoke("run", "--backend", "kernel", *args)
+    text = " ".join(refused.output.split())
+    assert refused.exit_code == 2 and "Traceback" not in text and not (tmp_path / "x").exists()
+    assert text == (
+        "error: invalid backend='kernel': expected 'torch' or 'auto' here: "
+        "no kernel supports objectives with data yet"
+    )
+
+
+def test_a_plain_run_uses_the_kernel_and_says_so(tmp_path):
+    result = invoke("run", "--momentum", "0.9", "--no-plot", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "backend: kernel (compiled or loaded" in result.output.replace("\n", " ")
+    data = json.loads((tmp_path / "trajectory.json").read_text())
+    assert data["spec"]["backend"] == "auto"  # what was asked ...
+    assert (data["summary"]["backend"], data["summary"]["fallback"]) == ("kernel", None)  # ... what ran
+
+
+def test_auto_falls_back_to_torch_and_says_why(tmp_path):
+    args = ("--landscape", "logistic-risk", "--optimizer", "gd", "--steps", "50", "--no-plot")
+    result = invoke("run", *args, "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    why = "no kernel supports objectives with data yet"
+    assert f"backend: torch (auto fell back: {why})" in " ".join(result.output.split())
+    summary = json.loads((tmp_path / "trajectory.json").read_text())["summary"]
+    assert (summary["backend"], summary["fallback"]) == ("torch", why)
+
+
+def test_the_backend_help_names_the_choices_not_the_kernels_rules():
+    text = " ".join(invoke("run", "--help").output.replace("│", " ").split())
+    assert "auto (default: the compiled kernel where it supports the run, else torch), kernel, torch" in text
+    assert "[default: auto]" in text and "adamw" not in text
 
 
 def test_files_stay_under_the_size_asked_for(tmp_path):
@@ -148,7 +180,8 @@ def test_an_interrupted_run_writes_what_it_finished_and_exits_130(tmp_path, monk
         return real(*args, progress=stop, **kwargs)
 
     monkeypatch.setattr(descent.spec, "simulate", interrupted)
-    result = invoke("run", "--steps", "1000", "--no-plot", "--out", str(tmp_path))
+    # torch's loop reports progress every few steps (the kernel's, once per chunk of its work)
+    result = invoke("run", "--steps", "1000", "--backend", "torch", "--no-plot", "--out", str(tmp_path))
     assert result.exit_code == 130
     data = json.loads((tmp_path / "trajectory.json").read_text())
     assert data["interrupted"] and data["steps_run"] == 100

@@ -59,7 +59,45 @@ def test_version_1_specs_are_translated():
     assert spec.save == "summary"
     assert spec.events == {"grad_tol": 0.05, "stop_on": ["converged"]}
     assert spec.transforms == [{"kind": "clip_norm", "max_norm": 3.0}, {"kind": "l2", "l2": 0.1}]
+    assert spec.backend == "torch" and spec.digest == "3a52019ddd2655ca"  # as before "auto" was the default
     assert run_spec(spec).outcomes == ["minimum:origin"]
+
+
+# a spec as `descent run --momentum 0.9 --steps 300` stored it before "auto" was the default
+STORED = (
+    '{"backend":"torch","batch_mode":"replacement","batch_size":null,"device":"cpu","dtype":"float64",'
+    '"events":{},"hyper":{"momentum":0.9},"landscape":"double-well","landscape_params":{},'
+    '"optimizer":"momentum","probes":[],"save":"every:1","schedule":null,"seed":0,"starts":"default",'
+    '"steps":300,"transforms":[],"version":2}'
+)
+
+
+def test_new_specs_ask_for_auto_which_runs_the_kernel_where_it_can():
+    spec = RunSpec(hyper={"momentum": 0.9}, steps=300)
+    assert spec.backend == "auto"
+    traj = run_spec(spec)
+    assert traj.backend == "kernel" and traj.fallback is None and traj.spec["backend"] == "auto"
+    assert traj.summary()["backend"] == "kernel" and traj.outcomes == ["minimum:right"]
+
+
+def test_auto_falls_back_to_torch_and_says_why():
+    traj = run_spec(RunSpec(landscape="logistic-risk", optimizer="gd", steps=20))
+    assert traj.backend == "torch" and traj.fallback == "no kernel supports objectives with data yet"
+    summary = traj.summary()
+    assert (summary["backend"], summary["fallback"]) == ("torch", traj.fallback)
+    assert run_spec(RunSpec(steps=20, backend="torch")).fallback is None  # asked for torch: no fallback
+
+
+@pytest.mark.parametrize("stored", [STORED, STORED.replace('"backend":"torch",', "")])
+def test_a_stored_spec_with_backend_torch_or_none_replays_on_torch_exactly(stored):
+    spec = RunSpec.from_json(stored)
+    assert spec.backend == "torch"
+    assert spec.to_json() == STORED and spec.digest == "c788c6c1e0f42075"  # its digest is unchanged
+    traj = run_spec(spec)
+    assert traj.backend == "torch" and traj.fallback is None
+    direct = run_spec(RunSpec(hyper={"momentum": 0.9}, steps=300, backend="torch"))
+    assert torch.equal(traj.positions, direct.positions) and torch.equal(traj.loss, direct.loss)
+    assert traj.outcomes == direct.outcomes and torch.equal(traj.outcome_step, direct.outcome_step)
 
 
 def test_one_default_learning_rate_policy():

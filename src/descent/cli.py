@@ -129,8 +129,8 @@ def run(
     dtype: str = typer.Option("float64", help="float64 or float32"),
     device: str = typer.Option("cpu", help="cpu or cuda"),
     backend: str = typer.Option(
-        "torch",
-        help="torch, kernel (compiled: gd, momentum, nesterov, adam, amsgrad, adamw on formulas) or auto",
+        "auto",
+        help="auto (default: the compiled kernel where it supports the run, else torch), kernel, torch",
     ),
     memory_budget: str | None = typer.Option(
         None, help="refuse runs that would hold more than this, e.g. 2GB [default: half the machine's memory]"
@@ -279,8 +279,19 @@ def _print_summary(trajectory, paths) -> None:
         console.print(table)
         console.print(f"median final loss {summary['final_loss_median']:.6g}")
     console.print(f"steps run: {summary['steps_run']}" + (" (interrupted)" if summary["interrupted"] else ""))
+    console.print(backend_line(trajectory))
     for path in paths:
         console.print(f"wrote {path}")
+
+
+def backend_line(trajectory) -> str:
+    """One line: the backend that ran and, when ``auto`` fell back to torch, why."""
+    line = f"backend: {trajectory.backend}"
+    if trajectory.fallback:
+        line += f" (auto fell back: {trajectory.fallback})"
+    elif trajectory.compile_seconds is not None:
+        line += f" (compiled or loaded from the disk cache in {trajectory.compile_seconds:.2f} s)"
+    return line
 
 
 @list_app.command("landscapes")

@@ -7,6 +7,12 @@ The default learning rate (one policy for every face, :func:`default_lr`): the o
 ``default_lr`` for the over-damped and inertial rules (GD, Langevin, momentum, Nesterov); for the
 adaptive rules, whose step is about lr per coordinate whatever the slope, 1/80 of the box's largest
 side, to three significant digits.
+
+The backend: a spec stores the one the user asked for (``"auto"`` unless told otherwise: the compiled
+kernel where :func:`descent.kernels.backend.unsupported` says it supports the run, else torch); the
+trajectory records the one that ran (``Trajectory.backend``) and, when ``"auto"`` fell back to torch,
+why (``Trajectory.fallback``). Every spec this package has written stores its backend; a stored spec
+without one (version 1, written before there was a choice) ran on torch and replays on torch.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from descent.optim import Optimizer, get_rule, transform_from_dict
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 BACKENDS = ("torch", "kernel", "auto")
+DEFAULT_BACKEND = "auto"  # what a new spec asks for; a stored spec keeps the one it names
+STORED_BACKEND = "torch"  # what a stored spec without a backend field ran on (module docstring)
 SPEC_VERSION = 2
 ADAPTIVE_LR_PER_SPAN = 0.0125  # adaptive rules: 1/80 of the box per step
 
@@ -70,7 +78,7 @@ class RunSpec:
     seed: int = 0
     dtype: str = "float64"
     device: str = "cpu"
-    backend: str = "torch"
+    backend: str = DEFAULT_BACKEND
     version: int = SPEC_VERSION
 
     def __post_init__(self) -> None:
@@ -112,7 +120,8 @@ class RunSpec:
     def from_dict(cls, data: dict) -> RunSpec:
         """From a dict (a stored spec, or the ``spec`` of a ``trajectory.json``); version-1 fields
         (``record_every``, ``grad_tol``, ``target_loss``, ``grad_noise``, ``clip_norm``, ``l2``) are
-        translated."""
+        translated, and a missing ``backend`` reads as ``"torch"`` (module docstring), so a stored spec
+        replays, and hashes, as it did."""
         if not isinstance(data, dict):
             raise invalid("spec", type(data).__name__, "a JSON object")
         data = _upgrade(dict(data))
@@ -215,7 +224,8 @@ _V1_TRANSFORMS = (("grad_noise", "sigma"), ("clip_norm", "max_norm"), ("l2", "l2
 
 
 def _upgrade(data: dict) -> dict:
-    """Translate version-1 fields into version 2."""
+    """Translate version-1 fields into version 2 (a stored spec without a backend ran on torch)."""
+    data.setdefault("backend", STORED_BACKEND)
     if "record_every" in data:
         every = data.pop("record_every")
         data.setdefault("save", "summary" if every == 0 else f"every:{every}")
@@ -305,4 +315,13 @@ def _tensor(value: object) -> object:
     return torch.tensor(value, dtype=torch.float64) if isinstance(value, list) else value
 
 
-__all__ = ["BACKENDS", "DTYPES", "RunSpec", "check_number", "default_lr", "grid_starts", "run_spec"]
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_BACKEND",
+    "DTYPES",
+    "RunSpec",
+    "check_number",
+    "default_lr",
+    "grid_starts",
+    "run_spec",
+]

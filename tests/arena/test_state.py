@@ -184,13 +184,16 @@ def test_links_made_before_spec_v2_still_open_as_the_same_runs():
     specs = state_specs(race, [-1.7, 0.0])
     assert all(s.version == 2 for s in specs)
     old = [RunSpec.from_dict(s) for s in OLD_RACE_SPECS]  # the engine upgrades the old specs
+    # a stored old spec replays on torch, as it ran; the Arena asks for "auto" (the kernel where it can)
+    assert all(s.backend == "torch" for s in old) and all(s.backend == "auto" for s in specs)
+    old = [s.with_(backend="auto") for s in old]
     ball_probes = [{"name": "update_parts", "every": 1}, {"name": "optimizer_state", "every": 1}]
     assert specs[0] == old[0].with_(probes=ball_probes)  # + the arrows' and the edge's probes
     assert specs[1] == old[1]
     swarm, message = state_from_search(OLD_SWARM_LINK)
     assert message is None and swarm["swarm"]["on"] and swarm["swarm"]["level"] == 1.5
     (spec,) = state_specs(swarm, [-1.7, 0.0])
-    assert spec == RunSpec.from_dict(OLD_SWARM_SPEC)
+    assert spec == RunSpec.from_dict(OLD_SWARM_SPEC).with_(backend="auto")
     assert spec.transforms == [{"kind": "grad_noise", "sigma": 1.5}] and spec.save == "every:2"
 
 

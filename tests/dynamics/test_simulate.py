@@ -125,6 +125,31 @@ def test_an_interrupted_run_keeps_what_it_finished():
     assert torch.equal(traj.final_position, full.final_position)
 
 
+def test_the_trajectory_says_which_backend_ran_and_why_auto_fell_back():
+    from descent.dynamics.probes import Probe
+
+    class Height(Probe):  # a custom probe: only the torch loop runs user code at each step
+        name = "height"
+
+        def __call__(self, view):
+            return {"height": view.x[:, 1]}
+
+    land = get_landscape("double-well")
+    opt = Optimizer.build("momentum", lr=0.02, momentum=0.9)
+    plain = simulate(land, opt, land.start(), 50)  # simulate's own default stays torch
+    assert (plain.backend, plain.fallback) == ("torch", None)
+    auto = simulate(land, opt, land.start(), 50, backend="auto")
+    assert (auto.backend, auto.fallback) == ("kernel", None)
+    fell = simulate(land, opt, land.start(), 50, probes=[Height()], backend="auto")
+    assert (
+        fell.backend == "torch"
+        and fell.fallback.startswith("no kernel supports")
+        and "probe" in fell.fallback
+    )
+    assert fell.summary()["fallback"] == fell.fallback and "\n" not in fell.fallback
+    assert torch.equal(fell.positions, plain.positions) and "height" in fell.probes
+
+
 def test_gd_velocity_is_the_gradient_flow_velocity():
     """GD is Euler on x' = -grad U: the saved velocity u/lr equals -grad U at the previous point."""
     land = get_landscape("double-well")

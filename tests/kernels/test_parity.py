@@ -21,6 +21,7 @@ import torch
 
 from descent._errors import DescentError
 from descent.dynamics import Events, simulate
+from descent.dynamics.events import known_points
 from descent.dynamics.reference import reference_run
 from descent.dynamics.save import SaveAt
 from descent.landscapes import formula_landscape, get_landscape
@@ -213,26 +214,51 @@ def test_float32_agrees_with_float64_on_the_double_well(landscapes, rule):
     assert np.float32(1e-38) / np.float32(10) != 0
 
 
-def test_auto_and_refusals(landscapes):
+def test_auto_and_refusals(landscapes, monkeypatch):
+    """Every rule, transform, schedule, save and event of a formula landscape runs on the kernel;
+    ``auto`` falls back to torch for what it does not run, ``kernel`` names it."""
+    from descent.dynamics.probes import GradNorm
+    from descent.kernels import backend
+
     land = landscapes["double-well"]
     starts = land.start()
-    rmsprop = Optimizer.build("rmsprop", lr=0.01)
-    assert simulate(land, rmsprop, starts, 10, backend="auto").backend == "torch"
+    for rule in ("gd", "langevin", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "amsgrad", "adamw"):
+        opt = Optimizer.build(rule, lr=0.01)
+        assert simulate(land, opt, starts, 10, backend="auto").backend == "kernel", rule
     gd = Optimizer.build("gd", lr=0.01)
-    assert simulate(land, gd, starts, 10, backend="auto").backend == "kernel"
+    assert simulate(land, gd, starts, 10, backend="auto", probes=[GradNorm()]).backend == "torch"
+    monkeypatch.setitem(backend.MAX_POINTS, "float64", 2)  # the double well has 3 known points
     refused = {
-        "'rmsprop'": dict(optimizer=rmsprop),
-        "clip_norm": dict(optimizer=Optimizer.build("gd", lr=0.01, clip_norm=1.0)),
-        "schedules": dict(optimizer=Optimizer.build("gd", lr=0.01, schedule={"kind": "cosine", "total": 10})),
-        "steps=": dict(save=SaveAt(steps=(0, 5))),
-        "near": dict(events=Events(near=True)),
+        "probes": dict(probes=[GradNorm()]),
+        "near events with more than 2 known points": dict(events=Events(near=True)),
     }
     for words, change in refused.items():
-        kw = {"optimizer": gd, **change}
         with pytest.raises(DescentError, match=f"invalid backend='kernel'.*{words}"):
-            simulate(land, kw.pop("optimizer"), starts, 10, backend="kernel", **kw)
+            simulate(land, gd, starts, 10, backend="kernel", **change)
+    risk = get_landscape("logistic-risk")
+    with pytest.raises(DescentError, match="objectives with data"):
+        simulate(risk, gd, risk.start(), 10, backend="kernel")
     with pytest.raises(DescentError, match="invalid backend='numba'"):
         simulate(land, gd, starts, 10, backend="numba")
+
+
+@pytest.mark.parametrize("name", ["double-well", "himmelblau", "saddle"])
+def test_near_events_and_chosen_frames_match_torch(landscapes, name):
+    """Near events (the first step within the capture radius of each known point) and SaveAt(steps)
+    frames, with particles stopping as converged part-way."""
+    land = landscapes[name]
+    starts = starts_in(land, 64, seed=6)
+    opt = Optimizer.build("momentum", lr=land.default_lr, momentum=0.8)
+    events = Events(near=True, grad_tol=1e-5, stop_on=("converged",))
+    kernel, reference = both(
+        land, opt, starts, 1500, events=events, save=SaveAt(every=200, steps=(3, 17, 999))
+    )
+    assert_same_run(kernel, reference)
+    near = [event for event in kernel.events if event.startswith("near:")]
+    assert near == [f"near:{p.id}" for p in known_points(land)]
+    visits = sum(int((kernel.events[event] >= 0).sum()) for event in near)
+    assert visits > 0 or name == "saddle"  # the saddle's one point is seldom visited
+    assert {3, 17}.issubset(kernel.steps.tolist())
 
 
 def test_run_spec_takes_the_kernel_backend():

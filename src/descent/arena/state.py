@@ -16,7 +16,9 @@ at racer 0's learning rate).
 
 The state is not a spec: :func:`state_specs` builds the engine's `RunSpec` (version 2) from it, so a link
 made for an older spec format still opens. The ball's spec asks for the ``update_parts`` probe at the
-frames it saves: the Arena draws its update arrows from it.
+frames it saves: the Arena draws its update arrows from it. Every spec asks for the ``"auto"`` backend:
+the compiled kernel where it supports the run, else torch (the ball's probes, say); the two agree up to
+floating-point rounding, so nothing on the page depends on which one ran.
 
 Every value is checked here with the package's one message format; decoding a URL never raises.
 """
@@ -267,6 +269,7 @@ def state_specs(state: dict[str, Any], default_start: list[float]) -> list[RunSp
         steps=state["steps"],
         seed=state["seed"],
         save=f"every:{every}",
+        backend="auto",
     )
     if not is_swarm(state):
         starts = [list(start)] if start is not None else "default"

@@ -66,7 +66,10 @@ def simulate(
     ['minimum:right']
 
     ``backend``: ``"torch"`` (this loop), ``"kernel"`` (a compiled kernel, :mod:`descent.kernels`; an
-    error names what it does not support yet) or ``"auto"`` (the kernel where it supports the run).
+    error names what it does not support yet) or ``"auto"`` (the kernel where
+    :func:`descent.kernels.backend.unsupported` says it supports the run, else this loop). The
+    trajectory's ``backend`` says which ran and, when ``"auto"`` fell back to this loop, its
+    ``fallback`` says why.
     """
     save = SaveAt() if save is None else save
     events = Events() if events is None else events
@@ -82,6 +85,7 @@ def simulate(
     check_memory(optimizer, n, dim, dtype, steps, save, probes, memory_budget)
     if backend not in BACKENDS:
         raise invalid("backend", backend, f"one of {BACKENDS}")
+    fallback = None
     if backend != "torch":
         from descent.kernels.backend import run_kernel, unsupported
 
@@ -90,6 +94,7 @@ def simulate(
             return run_kernel(objective, optimizer, starts, steps, save, events, seed, progress, spec)
         if backend == "kernel":
             raise invalid("backend", backend, f"'torch' or 'auto' here: no kernel supports {reason} yet")
+        fallback = f"no kernel supports {reason} yet"
 
     ids = torch.arange(n, dtype=torch.int64, device=device)
     opt = optimizer.on(starts)
@@ -206,6 +211,7 @@ def simulate(
         min_loss_step=log.min_loss_step,
         probes=records.finish(),
         save=save,
+        fallback=fallback,
     )
 
 

@@ -59,8 +59,9 @@ class Trajectory:
     min_loss_step: torch.Tensor | None = None
     probes: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     save: Any = None
-    backend: str = "torch"
+    backend: str = "torch"  # the backend that ran: "torch" or "kernel"
     compile_seconds: float | None = None  # the kernel backend's compile (or disk-cache load) time
+    fallback: str | None = None  # why backend "auto" ran torch: what the kernel does not support
 
     def __post_init__(self) -> None:
         if self.final_position is None:
@@ -138,6 +139,8 @@ class Trajectory:
             "final_loss_min": float(finite.min()) if finite.numel() else math.nan,
             "final_loss_median": float(finite.median()) if finite.numel() else math.nan,
             "interrupted": self.interrupted,
+            "backend": self.backend,
+            "fallback": self.fallback,
         }
 
     # --- files ------------------------------------------------------------------------------

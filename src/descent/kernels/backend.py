@@ -13,13 +13,14 @@ import time
 import numpy as np
 import torch
 
-from descent.dynamics.events import EventLog, Events, outcomes
+from descent.dynamics.events import EventLog, Events, known_points, outcomes
 from descent.dynamics.save import SaveAt
 from descent.dynamics.trajectory import Trajectory, nearest_minimum
 from descent.kernels import flush
 from descent.kernels.cache import Kernel, load, module_source, timed_first_call
 from descent.kernels.codegen import value_and_grad_source
-from descent.kernels.loop import HYPER, MAX_STEPS, RULES, layout, loop_source, squared_threshold
+from descent.kernels.loop import MAX_STEPS, RULES, hyper_names, layout, loop_source, squared_threshold
+from descent.kernels.stream import as_uint64
 from descent.optim.schedules import Constant
 
 _KERNELS: dict[tuple, tuple[object, Kernel]] = {}
@@ -37,25 +38,38 @@ def unsupported(
         return "objectives with data"
     if getattr(energy, "tree", None) is None or getattr(objective, "_fused", None) is None:
         return "objectives that are not formulas"
-    if optimizer.rule.name not in RULES:
-        return f"the rule {optimizer.rule.name!r} (kernels: {', '.join(RULES)})"
-    if optimizer.transforms:
-        return "gradient transforms (" + ", ".join(t.kind for t in optimizer.transforms) + ")"
-    if type(optimizer.schedule) is not Constant:
-        return "learning-rate schedules"
+    rule = kernel_rule(optimizer)
+    if rule not in RULES:
+        return f"the rule {optimizer.rule.name!r}"
     if probes:
         return "probes"
     if batching is not None:
         return "mini-batches"
-    if save.steps:
-        return "SaveAt(steps=...)"
-    if events.near:
-        return "near events"
     if starts.device.type != "cpu":
         return f"the device {starts.device.type!r}"
     if starts.dtype not in (torch.float32, torch.float64):
         return f"the dtype {starts.dtype}"
+    most = MAX_POINTS[str(starts.dtype).removeprefix("torch.")]
+    if events.near and len(known_points(objective)) > most:
+        return f"near events with more than {most} known points"
     return too_long(steps, starts.dtype)
+
+
+#: near events mark the points a particle is near as the bits of one float: at most this many points
+MAX_POINTS = {"float32": 24, "float64": 53}
+
+
+def kernel_rule(optimizer) -> str:
+    """The kernel of ``optimizer``'s rule: its name, RMSprop's with its variant (``-centered`` when
+    centred, ``-momentum`` when its momentum is a tensor or positive, as torch's rule branches)."""
+    name = optimizer.rule.name
+    if name == "rmsprop":
+        momentum = optimizer.hp["momentum"]
+        if optimizer.hp["centered"]:
+            name += "-centered"
+        if isinstance(momentum, torch.Tensor) or momentum > 0:
+            name += "-momentum"
+    return name
 
 
 def too_long(steps: int, dtype: torch.dtype) -> str | None:
@@ -75,15 +89,23 @@ def _copy_frame(state, rows, dim, frames_x, frames_e, frames_u, f: int) -> None:
     frames_e[f] = state[rows["E"]]
 
 
-def kernel_for(objective, rule: str, dtype: torch.dtype) -> Kernel:
-    """The compiled kernel of (the objective's expression, ``rule``, ``dtype``)."""
+def kernel_for(
+    objective,
+    rule: str,
+    dtype: torch.dtype,
+    transforms: tuple[str, ...] = (),
+    scheduled: bool = False,
+    points: int = 0,
+) -> Kernel:
+    """The compiled kernel of (the objective's expression, ``rule``, ``dtype``, the transforms' kinds,
+    whether the lr is scheduled, the number of known points of near events)."""
     tree = objective.energy.tree
     ftz = dtype == torch.float32 and FLUSH_FLOAT32
     unbounded = not objective.bounded_below
-    key = (id(tree), objective.dim, rule, dtype, ftz, unbounded)
+    key = (id(tree), objective.dim, rule, dtype, ftz, unbounded, transforms, scheduled, points)
     if key not in _KERNELS:
         name = str(dtype).removeprefix("torch.")
-        loop = loop_source(rule, objective.dim, flush=ftz, unbounded=unbounded)
+        loop = loop_source(rule, objective.dim, ftz, unbounded, transforms, scheduled, points)
         source = module_source(value_and_grad_source(tree, objective.dim), loop, name)
         _KERNELS[key] = (tree, load(source))  # the tree is kept, so its id is never reused
     return _KERNELS[key][1]
@@ -107,14 +129,24 @@ def _log_and_complement(value, dtype: torch.dtype):
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().to(dtype)
         return 1 - value, torch.log(value)
-    return 1 - value, math.log(value)
+    return 1 - value, (math.log(value) if value > 0 else -math.inf)
 
 
-def _hyper_rows(hp, names, n: int, dtype: torch.dtype, np_dtype) -> np.ndarray:
-    """The ``[len(names), N]`` per-particle hyper-parameters of a kernel (``loop.HYPER``), or
+_TRANSFORM_VALUES = {"grad_noise": "sigma", "clip_norm": "max_norm", "l2": "l2"}
+
+
+def _hyper_rows(optimizer, names, n: int, dtype: torch.dtype, np_dtype) -> np.ndarray:
+    """The ``[len(names), N]`` per-particle hyper-parameters of a kernel (``loop.hyper_names``), or
     ``[len(names), 1]`` when they are the same for every particle."""
+    hp = optimizer.hp
     values = {"lr": hp["lr"], "beta": hp.get("momentum", 0.0), "eps": hp.get("eps", 0.0)}
-    values["wd"] = hp.get("weight_decay", 0.0)
+    values.update(
+        wd=hp.get("weight_decay", 0.0), decay=hp.get("lr_decay", 0.0), temp=hp.get("temperature", 0.0)
+    )
+    values.update(mu=hp.get("momentum", 0.0), alpha=hp.get("alpha", 0.0))
+    values["ca"] = _log_and_complement(hp["alpha"], dtype)[0] if "alpha" in hp else 0.0
+    for t, transform in enumerate(optimizer.transforms):
+        values[f"tr{t}"] = getattr(transform, _TRANSFORM_VALUES[transform.kind])
     for short, name in (("a", "beta1"), ("b", "beta2")):
         if name in hp:
             values["b" + short] = hp[name]
@@ -153,21 +185,36 @@ def run_kernel(
     n, dim = starts.shape
     dtype = starts.dtype
     np_dtype = np.float32 if dtype == torch.float32 else np.float64
-    rule = optimizer.rule.name
-    kernel = kernel_for(objective, rule, dtype)
-    rows = layout(rule, dim)
-    every = 0 if save.is_summary else int(save.every)
-    n_frames = 1 if every == 0 else steps // every + 1
+    rule = kernel_rule(optimizer)
+    transforms = tuple(t.kind for t in optimizer.transforms)
+    scheduled = type(optimizer.schedule) is not Constant
+    points = known_points(objective) if events.near else ()
+    kernel = kernel_for(objective, rule, dtype, transforms, scheduled, len(points))
+    # step k's lr is lr * factors[k - 1] (the torch engine's hp_at(k - 1)); the seed as 64 bits
+    factors = np.array([optimizer.schedule(k) for k in range(steps)] if scheduled else [1.0], np.float64)
+    seed_bits = as_uint64(seed)
+    rows = layout(rule, dim, len(points))
+    # the frames: every ``every`` steps, or at chosen steps through ``marks`` (marks[k]: the frame of
+    # step k, -1 for none; one entry when unused, as ``advance`` never asks for step 0)
+    every = 0 if save.is_summary or save.steps else int(save.every)
+    wanted = save.frame_steps(steps) if save.steps else list(range(0, steps + 1, every)) if every else [0]
+    marks = np.full(steps + 1 if save.steps else 1, -1, np.int64)
+    if save.steps:
+        marks[wanted] = np.arange(len(wanted))
+    n_frames = len(wanted)
     low = torch.tensor([lo for lo, _ in objective.bounds], dtype=dtype)
     high = torch.tensor([hi for _, hi in objective.bounds], dtype=dtype)
     center, box_inverse = (low + high) / 2, 2 / (high - low)  # as the EventTracker computes them
     far_inverse = 2 / ((high - low) * (1 + 2 * events.diverge_spans))
-    hyper = _hyper_rows(optimizer.hp, HYPER[rule], n, dtype, np_dtype)
+    hyper = _hyper_rows(optimizer, hyper_names(rule, transforms), n, dtype, np_dtype)
     target = events.target_loss if events.target_loss is not None else -math.inf
+    radius = events.capture_radius if events.capture_radius is not None else objective.radius()
     settings = (
         center.numpy(), far_inverse.numpy(), box_inverse.numpy(),
         squared_threshold(events.grad_tol, np_dtype), squared_threshold(events.step_tol, np_dtype),
         np_dtype(target), "converged" in events.stop_on, "target" in events.stop_on,
+        np.array([p.position for p in points], np_dtype).reshape(len(points), dim),
+        squared_threshold(radius, np_dtype),
     )  # fmt: skip
     height = max(rows.values()) + 1
 
@@ -178,7 +225,9 @@ def run_kernel(
     def warm_up() -> None:  # compiles (or loads) both functions on zero particles
         state = np.zeros((height, 0), np_dtype)
         kernel.module.start(np.zeros((0, dim), np_dtype), state, *settings)
-        kernel.module.advance(state, hyper[:, :1], 0, 1, every, *frames(0, 2), *settings)
+        kernel.module.advance(
+            state, hyper[:, :1], factors, seed_bits, 0, 1, every, marks[:1], *frames(0, 2), *settings
+        )
 
     timed_first_call(kernel, warm_up)
     state = np.empty((height, n), np_dtype)
@@ -193,7 +242,20 @@ def run_kernel(
         for k0, k1 in chunks(int(steps), n):
             if n == 0 or not (stop_row < 0).any():
                 break
-            kernel.module.advance(state, hyper, k0, k1, every, frames_x, frames_e, frames_u, *settings)
+            kernel.module.advance(
+                state,
+                hyper,
+                factors,
+                seed_bits,
+                k0,
+                k1,
+                every,
+                marks,
+                frames_x,
+                frames_e,
+                frames_u,
+                *settings,
+            )
             done = k1
             if progress is not None:
                 progress(done, steps)
@@ -219,10 +281,7 @@ def run_kernel(
     min_step, stop_step = steps_of("LOWK"), steps_of("STOP")
     settled = torch.where(torch.from_numpy(state[rows["SET"]] > 0), steps_of("SINCE"), -1)
     frames_x, frames_e, frames_u = (torch.from_numpy(a) for a in (frames_x, frames_e, frames_u))
-    if every == 0:
-        frame_steps = [0]
-    else:
-        frame_steps = list(range(0, done + 1, every))
+    frame_steps = [k for k in wanted if k <= done]
     kept = len(frame_steps)
     positions, loss, displacement = frames_x[:kept], frames_e[:kept], frames_u[:kept]
     if frame_steps[-1] != done:
@@ -236,6 +295,7 @@ def run_kernel(
         step_log["left_box"] = left_box
     if events.target_loss is not None:
         step_log["target"] = reached
+    step_log.update({f"near:{p.id}": steps_of(f"NEARP{i}") for i, p in enumerate(points)})
     log = EventLog(step_log, settled, min_loss, min_step)
     labels, outcome_step = outcomes(events, objective, log, final_x, final_g, final_u)
     trajectory = Trajectory(

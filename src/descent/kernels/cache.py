@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from descent.kernels import stream
+
 FASTMATH = {"contract"}
 DTYPES = ("float32", "float64")
 
@@ -45,6 +47,13 @@ FTZ_DAZ = np.uint32(0x8040)
 """
 
 
+_STREAM = """from descent.kernels.stream import PURPOSE_GRAD_NOISE, PURPOSE_LANGEVIN, counter_key, normal_at
+
+# descent.kernels.stream {digest}
+
+"""
+
+
 def cache_dir() -> Path:
     """Where generated kernels live (module docstring)."""
     explicit = os.environ.get("DESCENT_KERNEL_CACHE")
@@ -63,6 +72,8 @@ def module_source(value_and_grad: str, loop: str, dtype: str) -> str:
     header = _HEADER.format(dtype=dtype, fastmath=sorted(FASTMATH))
     if "set_mxcsr(" in loop:  # flush-to-zero around each block (descent.kernels.flush)
         header += _FLUSH
+    if "counter_key(" in loop:  # the counter-based stream; its source's hash keys the disk cache
+        header += _STREAM.format(digest=hashlib.sha256(Path(stream.__file__).read_bytes()).hexdigest()[:24])
     functions = "\n\n".join(
         f"@njit({'parallel=True, ' if 'prange(' in part else ''}{flags})\ndef {part.strip()}"
         for part in _functions(loop)

@@ -26,7 +26,8 @@ into a local array, with its hyper-parameters. For each particle, with x, U, g, 
             flag it when bad, or when settled changed, U <= an unreached target, or it left the box
         cold pass, only when a particle was flagged: observe it at step k (below), or mark it
         diverged at k
-        a frame every ``every`` steps (0: none; the start is frame 0)
+        a frame at step k: frame marks[k] when the run saves chosen steps (marks[k] = -1: none), else
+        frame k / every every ``every`` steps (0: none); the start is frame 0
 
 ``observe`` (step k): settled = |g| < grad_tol and |u| < step_tol (the kernel compares sums of
 squares with the squared thresholds of :func:`squared_threshold`: the same result as comparing
@@ -87,10 +88,11 @@ class _Rule:
     lines once per particle and step (``pre``) and lines per coordinate, which set s{j} (the
     update) and the new state."""
 
-    def __init__(self, hyper, state, pre, lines, shared=(), rows=(), block_pre=(), update=None):
+    def __init__(self, hyper, state, pre, lines, shared=(), rows=(), block_pre=(), update=None, draws=()):
         self.hyper, self.state, self.pre, self.lines = tuple(hyper), tuple(state), list(pre), list(lines)
         # ``update``: the state whose new value is the update itself (momentum: s = m'), kept once
         self.update = update
+        self.draws = tuple(draws)  # the random streams its lines use (key_<purpose>)
         # ``block_pre``: lines once a block and step, before its particles' loop, which may fill the
         # extra ``rows`` of the block; ``shared``: hyper-parameters h whose equality over the block
         # they may test (``shared``; h0 the block's first value of h)
@@ -135,8 +137,61 @@ _RULES = {
         [*_ADAM_MOMENTS, "s{j} = decay * x{j} + st * mn{j} / (math.sqrt(vn{j}) / bias2 + eps)"],
         **_ADAM_SHARED,
     ),
+    # torch's Adagrad: lr / (1 + (t - 1) lr_decay), eps outside the square root
+    "adagrad": _Rule(
+        ("lr", "decay", "eps"),
+        ("v",),
+        ["nlt = -(lr / (one + (kf - one) * decay))"],
+        ["vn{j} = v{j} + g{j} * g{j}", "s{j} = nlt * g{j} / (math.sqrt(vn{j}) + eps)"],
+    ),
+    # Langevin: the step's normal z_j from the counter-based stream ("langevin", particle i, step k - 1)
+    "langevin": _Rule(
+        ("lr", "temp"),
+        (),
+        ["nlr = -lr", "scale = math.sqrt(F(2.0) * lr * temp)"],
+        ["s{j} = nlr * g{j} + scale * F(normal_at(key_langevin, {j}))"],
+        draws=("langevin",),
+    ),
 }
+# torch's RMSprop, ca = 1 - alpha: plain, centred (m: the gradient's average), with momentum mu (q:
+# the buffer), or both
+_RMS_SQUARE = "vn{j} = alpha * v{j} + ca * g{j} * g{j}"
+_RMS_PLAIN_D = "d{j} = math.sqrt(vn{j}) + eps"
+_RMS_CENTRED_D = ["mn{j} = alpha * m{j} + ca * g{j}", "d{j} = math.sqrt(vn{j} - mn{j} * mn{j}) + eps"]
+_RMS_MOMENTUM = ["qn{j} = mu * q{j} + g{j} / d{j}", "s{j} = nlr * qn{j}"]
+_RMS_HYPER = ("lr", "alpha", "ca", "eps")
+_RULES.update(
+    {
+        "rmsprop": _Rule(
+            _RMS_HYPER, ("v",), ["nlr = -lr"], [_RMS_SQUARE, _RMS_PLAIN_D, "s{j} = nlr * g{j} / d{j}"]
+        ),
+        "rmsprop-centered": _Rule(
+            _RMS_HYPER, ("v", "m"), ["nlr = -lr"], [_RMS_SQUARE, *_RMS_CENTRED_D, "s{j} = nlr * g{j} / d{j}"]
+        ),
+        "rmsprop-momentum": _Rule(
+            (*_RMS_HYPER, "mu"), ("v", "q"), ["nlr = -lr"], [_RMS_SQUARE, _RMS_PLAIN_D, *_RMS_MOMENTUM]
+        ),
+        "rmsprop-centered-momentum": _Rule(
+            (*_RMS_HYPER, "mu"),
+            ("v", "m", "q"),
+            ["nlr = -lr"],
+            [_RMS_SQUARE, *_RMS_CENTRED_D, *_RMS_MOMENTUM],
+        ),
+    }
+)
 RULES = tuple(_RULES)
+#: the gradient transforms a kernel applies before its rule, in the optimizer's order (``t`` the
+#: transform's hyper-parameter, a row named t<index>): g <- g + t z (z from the "grad_noise" stream),
+#: g <- g min(1, t / max(|g|, 1e-300)), g <- g + t x
+TRANSFORMS = {
+    "grad_noise": ["g{j} = g{j} + {t} * F(normal_at(key_grad_noise, {j}))"],
+    "clip_norm": [
+        "#NORM#",
+        "{t}_f = {t} / (norm if norm > F(1e-300) else F(1e-300))",
+        "g{j} = g{j} * ({t}_f if {t}_f < one else one)",
+    ],
+    "l2": ["g{j} = g{j} + {t} * x{j}"],
+}
 #: the per-particle values each rule's kernel takes, in the order of the rows of ``hyper``: lr,
 #: beta (momentum), ba, ca, la = beta1, 1 - beta1, log beta1; bb, cb, lb the same of beta2; eps; wd
 HYPER = {name: rule.hyper for name, rule in _RULES.items()}
@@ -171,15 +226,18 @@ _HOT = ("E", "STOP", "LOW", "LOWK", "SET")  # the scalar rows the hot loop reads
 MAX_STEPS = {"float32": 2**24, "float64": 2**53}
 
 
-def layout(rule: str, dim: int) -> dict[str, int]:
+def layout(rule: str, dim: int, points: int = 0) -> dict[str, int]:
     """The row of ``state`` of each quantity: X0.., G0.., U0.. (the update; a rule whose update is
-    its state m shares m's rows), the rule's state rows (M0.., V0.., A0..), then ``SCALARS``."""
+    its state m shares m's rows), the rule's state rows (M0.., V0.., A0..), ``SCALARS``, then with
+    ``points`` known points for near events: NC (which points the particle is near: bit i for point
+    i, as a float) and the first step near each (NEARP0, NEARP1, ...)."""
     spec = _RULES[rule]
     names = [f"{a}{j}" for a in ("X", "G") for j in range(dim)]
     if spec.update is None:
         names += [f"U{j}" for j in range(dim)]
     names += [f"{m.upper()}{j}" for m in spec.state for j in range(dim)]
-    rows = {name: r for r, name in enumerate(names + list(SCALARS))}
+    near = ["NC", *(f"NEARP{i}" for i in range(points))] if points else []
+    rows = {name: r for r, name in enumerate(names + list(SCALARS) + near)}
     if spec.update is not None:
         rows.update({f"U{j}": rows[f"{spec.update.upper()}{j}"] for j in range(dim)})
     return rows
@@ -198,10 +256,27 @@ def _indent(lines: list[str], pad: int) -> str:
     return "\n".join(" " * pad + line if line else "" for line in lines)
 
 
-def _observe(dim: int, k: str, unbounded: bool) -> list[str]:
+def _squared_distance(dim: int, i: int, position: str) -> str:
+    """|x - p_i|^2 as torch's ``point_distances`` sums it, x_j given by ``position`` (a template)."""
+    return " + ".join(
+        f"({position.format(j=j)} - pc{i}_{j}) * ({position.format(j=j)} - pc{i}_{j})" for j in range(dim)
+    )
+
+
+def _near_code(dim: int, points: int, position: str) -> list[str]:
+    """Lines setting ``nc`` to the sum of 2^i over the known points i within the capture radius of the
+    position (squared distances against ``near_sq``, :func:`squared_threshold`)."""
+    return ["nc = zero"] + [
+        f"nc = nc + (F({float(2**i)!r}) if {_squared_distance(dim, i, position)} < near_sq else zero)"
+        for i in range(points)
+    ]
+
+
+def _observe(dim: int, k: str, unbounded: bool, points: int = 0) -> list[str]:
     """Lines that observe a particle's finite state at step ``k`` (module docstring) and count it out
     of ``active`` when it stops; rows by name (``X0[p]``, ``DIV[p]``, ...), resolved by the caller.
-    ``unbounded``: the landscape is unbounded below (leaving the box stops a particle)."""
+    ``unbounded``: the landscape is unbounded below (leaving the box stops a particle); ``points``:
+    the known points whose first visits it records (near events)."""
     sq = lambda p: " + ".join(f"{p}{j}[p] * {p}{j}[p]" for j in range(dim))  # noqa: E731
     outside = " or ".join(f"not (abs((X{j}[p] - c{j}) * b{j}) <= one)" for j in range(dim))
     return [
@@ -219,10 +294,24 @@ def _observe(dim: int, k: str, unbounded: bool) -> list[str]:
         f"    TGT[p] = {k}",
         "    ends = ends or stop_target",
         *([f"if {outside}:", f"    LEFT[p] = {k}", "    ends = True"] if unbounded else []),
+        *_near_lines(dim, k, points),
         "if ends:",
         f"    STOP[p] = {k}",
         "    active -= 1",
     ]
+
+
+def _near_lines(dim: int, k: str, points: int) -> list[str]:
+    """The observation's near events: the first step within the capture radius of each point."""
+    lines = []
+    for i in range(points):
+        lines += [
+            f"if {_squared_distance(dim, i, 'X{j}[p]')} < near_sq and NEARP{i}[p] < zero:",
+            f"    NEARP{i}[p] = {k}",
+        ]
+    if points:
+        lines += [*_near_code(dim, points, "X{j}[p]"), "NC[p] = nc"]
+    return lines
 
 
 def _resolve(source: str, rows: dict[str, str]) -> str:
@@ -230,49 +319,90 @@ def _resolve(source: str, rows: dict[str, str]) -> str:
     return re.sub(r"\b([A-Z]+\d*)\[p\]", lambda m: rows[m.group(1)], source)
 
 
-def loop_source(rule: str, dim: int, flush: bool = False, unbounded: bool = False) -> str:
+def hyper_names(rule: str, transforms: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The per-particle values a kernel takes, in the order of the rows of ``hyper``: the rule's
+    (``HYPER``), then one per transform (tr0, tr1, ...)."""
+    return _RULES[rule].hyper + tuple(f"tr{n}" for n in range(len(transforms)))
+
+
+def _expand(lines: list[str], dim: int) -> list[str]:
+    """Each line with a ``{j}`` once per coordinate, the others once."""
+    return [
+        out for line in lines for out in ([line.format(j=j) for j in range(dim)] if "{j}" in line else [line])
+    ]
+
+
+def loop_source(
+    rule: str,
+    dim: int,
+    flush: bool = False,
+    unbounded: bool = False,
+    transforms: tuple[str, ...] = (),
+    scheduled: bool = False,
+    points: int = 0,
+) -> str:
     """Source of ``start(...)`` and ``advance(...)`` for ``rule`` in dimension ``dim`` (they call
     ``value_and_grad``); ``flush``: FTZ/DAZ around each block (float32 kernels on x86); ``unbounded``:
-    the landscape is unbounded below (the kernel checks the box every step)."""
+    the landscape is unbounded below (the kernel checks the box every step); ``transforms``: the
+    gradient transforms (``TRANSFORMS``) in order; ``scheduled``: step k's lr is lr factors[k - 1];
+    ``points``: the number of known points whose first visits are recorded (near events; 0: none)."""
     if rule not in RULES:
         raise ValueError(f"no kernel for the rule {rule!r}")
+    if any(kind not in TRANSFORMS for kind in transforms):
+        raise ValueError(f"no kernel for the transforms {transforms!r}")
     spec = _RULES[rule]
-    rows = layout(rule, dim)
+    hypers = hyper_names(rule, transforms)
+    draws = set(spec.draws) | ({"grad_noise"} if "grad_noise" in transforms else set())
+    prepare = ["lr = lr * fac"] if scheduled else []
+    prepare += [f"graw{j} = g{j}" for j in range(dim)] if transforms else []
+    prepare += [
+        f"key_{purpose} = counter_key(seed, PURPOSE_{purpose.upper()}, first + p, k - 1)"
+        for purpose in sorted(draws)
+    ]
+    for n, kind in enumerate(transforms):
+        norm = f"norm = math.sqrt({' + '.join(f'g{j} * g{j}' for j in range(dim))})"
+        lines = [line.replace("#NORM#", norm).replace("{t}", f"tr{n}") for line in TRANSFORMS[kind]]
+        prepare += _expand(lines, dim)
+    rows = layout(rule, dim, points)
     xs, gs, ys, hs = _names("x", dim), _names("g", dim), _names("y", dim), _names("h", dim)
     sq = lambda p: " + ".join(f"{p}{j} * {p}{j}" for j in range(dim))  # noqa: E731
     far = " | ".join(f"(not (abs(({{v}}{j} - c{j}) * f{j}) <= one))" for j in range(dim))
     outside = " | ".join(f"(not (abs((y{j} - c{j}) * b{j}) <= one))" for j in range(dim))
     gmax = [f"gm = h{j} if ((h{j} > gm) | (h{j} != h{j})) else gm" for j in range(1, dim)]
-    coords = [name for name in rows if name[-1].isdigit()]
+    letters = {"X", "G", "U", *(m.upper() for m in spec.state)}
+    coords = [name for name in rows if name.rstrip("0123456789") in letters]
     persistent = list(dict.fromkeys(coords))  # U aliases keep their own name; same row
     hot_rows = [n for n in persistent if rows[n] not in {rows[m] for m in persistent[: persistent.index(n)]}]
-    hot_rows += list(_HOT)
-    hyper_rows = [h.upper() for h in spec.hyper]
+    hot_rows += list(_HOT) + (["NC"] if points else [])
+    cold = [*SCALARS, *(f"NEARP{i}" for i in range(points))]
+    hyper_rows = [h.upper() for h in hypers]
     local = hot_rows + ["RARE"] + hyper_rows + list(spec.rows)
     offset = {name: r * BLOCK for r, name in enumerate(local)}
     if spec.update is not None:
         offset.update({f"U{j}": offset[f"{spec.update.upper()}{j}"] for j in range(dim)})
     at_block = {name: f"S[{offset[name]} + p]" for name in offset}
-    at_block.update({name: f"state[{rows[name]}, i]" for name in SCALARS if name not in _HOT})
+    at_block.update({name: f"state[{rows[name]}, i]" for name in cold if name not in _HOT})
     at_state = {name: f"state[{r}, i]" for name, r in rows.items()}
 
     # --- start: state 0 of each particle ----------------------------------------------------------
     init = [f"state[{rows[f'X{j}']}, i] = starts[i, {j}]" for j in range(dim)]
     init += [f"state[{rows[f'G{j}']}, i] = g{j}" for j in range(dim)]
-    zeroed = sorted({rows[n] for n in rows if n[0] not in "XG" and n[-1].isdigit()})
+    zeroed = sorted({rows[n] for n in coords if n[0] not in "XG"})
     init += [f"state[{r}, i] = zero" for r in zeroed]
     init += [
         "E[p] = e", "LOW[p] = F(np.inf)", "LOWK[p] = F(-1.0)", "SET[p] = zero", "SINCE[p] = F(-1.0)",
         *(f"{name}[p] = F(-1.0)" for name in ("STOP", "DIV", "LEFT", "CONV", "TGT")),
+        *(f"NEARP{i}[p] = F(-1.0)" for i in range(points)), *(["NC[p] = zero"] if points else []),
     ]  # fmt: skip
     start = f"""
 def start(starts, state, center, far_inverse, box_inverse, grad_tol, step_tol, target, stop_converged,
-          stop_target):
+          stop_target, centers, near_sq):
     one = F(1.0)
     zero = F(0.0)
 {_each("c{j} = center[{j}]", dim, 4)}
 {_each("f{j} = far_inverse[{j}]", dim, 4)}
 {_each("b{j} = box_inverse[{j}]", dim, 4)}
+{_indent([f"pc{i}_{j} = centers[{i}, {j}]" for i in range(points) for j in range(dim)], 4)}
     for i in range(starts.shape[0]):  # one thread: cheap, and compiles in a fraction of prange's time
         active = 1
 {_each("x{j} = starts[i, {j}]", dim, 8)}
@@ -286,7 +416,7 @@ def start(starts, state, center, far_inverse, box_inverse, grad_tol, step_tol, t
         else:
             LOW[p] = e
             LOWK[p] = zero
-{_indent(_observe(dim, "zero", unbounded), 12)}
+{_indent(_observe(dim, "zero", unbounded, points), 12)}
 """
     start = _resolve(start, at_state)
 
@@ -297,20 +427,22 @@ def start(starts, state, center, far_inverse, box_inverse, grad_tol, step_tol, t
         shared += ["for p in range(count):", f"    shared = shared & {same}"]
     else:
         shared = []
-    rule_lines = [line.format(j=j) for line in spec.lines for j in range(dim)]
-    loads = [f"{h} = {h.upper()}[p]" for h in spec.hyper]
+    rule_lines = _expand(spec.lines, dim)
+    loads = [f"{h} = {h.upper()}[p]" for h in hypers]
     loads += [f"x{j} = X{j}[p]" for j in range(dim)] + [f"g{j} = G{j}[p]" for j in range(dim)]
     loads += [f"{m}{j} = {m.upper()}{j}[p]" for m in spec.state for j in range(dim)]
     if spec.update is None:
         loads += [f"u{j} = U{j}[p]" for j in range(dim)]
     loads += ["e = E[p]", "stop = STOP[p]", "low = LOW[p]", "low_k = LOWK[p]", "was = SET[p]"]
     keep = [f"X{j}[p] = y{j} if ok else x{j}" for j in range(dim)]
-    keep += [f"G{j}[p] = h{j} if ok else g{j}" for j in range(dim)]
+    raw = "graw" if transforms else "g"  # the transforms rebind g; a particle that stays keeps the raw g
+    keep += [f"G{j}[p] = h{j} if ok else {raw}{j}" for j in range(dim)]
     if spec.update is None:
         keep += [f"U{j}[p] = s{j} if ok else u{j}" for j in range(dim)]
     keep += [f"{m.upper()}{j}[p] = {m}n{j} if ok else {m}{j}" for m in spec.state for j in range(dim)]
     hot = [
         *loads,
+        *prepare,
         *spec.pre,
         *rule_lines,
         *(f"y{j} = x{j} + s{j}" for j in range(dim)),
@@ -329,6 +461,7 @@ def start(starts, state, center, far_inverse, box_inverse, grad_tol, step_tol, t
         f"settled = ({sq('h')} < grad_tol) & ({sq('s')} < step_tol)",
         # the first U <= target is a new minimum below it, from a minimum above it
         "first_hit = lower & (en <= target) & (low > target)",
+        *(_near_code(dim, points, "y{j}") + ["first_hit = first_hit | (nc != NC[p])"] if points else []),
         f"change = ok & ((settled != (was > zero)) | first_hit{f' | {outside}' if unbounded else ''})",
         "RARE[p] = one if gone else (two if change else zero)",
         "flagged += gone | change",
@@ -339,15 +472,16 @@ def start(starts, state, center, far_inverse, box_inverse, grad_tol, step_tol, t
         "    STOP[p] = kf",
         "    active -= 1",
         "elif RARE[p] == two:",
-        *("    " + line for line in _observe(dim, "kf", unbounded)),
+        *("    " + line for line in _observe(dim, "kf", unbounded, points)),
     ]
     frame = [f"frames_x[f, i, {j}] = X{j}[p]" for j in range(dim)] + ["frames_e[f, i] = E[p]"]
     frame += [f"frames_u[f, i, {j}] = U{j}[p]" for j in range(dim)]
     flush_on = ["saved = get_mxcsr()", "set_mxcsr(saved | FTZ_DAZ)"] if flush else []
     flush_off = ["set_mxcsr(saved)"] if flush else []
     advance = f"""
-def advance(state, hyper, k0, k1, every, frames_x, frames_e, frames_u, center, far_inverse,
-            box_inverse, grad_tol, step_tol, target, stop_converged, stop_target):
+def advance(state, hyper, factors, seed, k0, k1, every, marks, frames_x, frames_e, frames_u, center,
+            far_inverse, box_inverse, grad_tol, step_tol, target, stop_converged, stop_target, centers,
+            near_sq):
     n = state.shape[1]
     one = F(1.0)
     zero = F(0.0)
@@ -357,6 +491,7 @@ def advance(state, hyper, k0, k1, every, frames_x, frames_e, frames_u, center, f
 {_each("c{j} = center[{j}]", dim, 4)}
 {_each("f{j} = far_inverse[{j}]", dim, 4)}
 {_each("b{j} = box_inverse[{j}]", dim, 4)}
+{_indent([f"pc{i}_{j} = centers[{i}, {j}]" for i in range(points) for j in range(dim)], 4)}
     for block in prange((n + {BLOCK} - 1) // {BLOCK}):
 {_indent(flush_on, 8)}
         first = block * {BLOCK}
@@ -367,7 +502,7 @@ def advance(state, hyper, k0, k1, every, frames_x, frames_e, frames_u, center, f
             i = first + p
             column = i if each else 0
 {_indent([f"S[{offset[name]} + p] = state[{rows[name]}, i]" for name in hot_rows], 12)}
-{_indent([f"{h.upper()}[p] = hyper[{r}, column]" for r, h in enumerate(spec.hyper)], 12)}
+{_indent([f"{h.upper()}[p] = hyper[{r}, column]" for r, h in enumerate(hypers)], 12)}
             if STOP[p] < zero:
                 active += 1
         for p in range(count, lanes):  # lanes past the last particle: stopped, harmless numbers
@@ -379,6 +514,7 @@ def advance(state, hyper, k0, k1, every, frames_x, frames_e, frames_u, center, f
             k += 1
             kf = F(k)
             flagged = 0
+{_indent(["fac = F(factors[k - 1])"] if scheduled else [], 12)}
 {_indent(spec.block_pre, 12)}
             # hot pass over all the block's lanes (a constant count: LLVM then knows the rows of S never
             # overlap and vectorises without run-time checks): straight-line, selects, no branches
@@ -388,13 +524,14 @@ def advance(state, hyper, k0, k1, every, frames_x, frames_e, frames_u, center, f
                 for p in range(count):
                     i = first + p
 {_indent(cold, 20)}
-            if every > 0 and k % every == 0:
-                f = k // every
+            f = frame_of(k, every, marks)
+            if f >= 0:
                 for p in range(count):
                     i = first + p
 {_indent(frame, 20)}
-        if every > 0:  # a stopped block keeps its particles' states in the chunk's later frames
-            for f in range(k // every + 1, k1 // every + 1):
+        for later in range(k + 1, k1 + 1):  # a stopped block keeps its states in the chunk's later frames
+            f = frame_of(later, every, marks)
+            if f >= 0:
                 for p in range(count):
                     i = first + p
 {_indent(frame, 20)}
@@ -404,4 +541,15 @@ def advance(state, hyper, k0, k1, every, frames_x, frames_e, frames_u, center, f
 {_indent(flush_off, 8)}
 """
     advance = _resolve(advance, at_block)
-    return start + "\n" + advance
+    return _FRAME_OF + start + "\n" + advance
+
+
+_FRAME_OF = """
+def frame_of(k, every, marks):
+    if k < marks.shape[0]:
+        return marks[k]
+    if every > 0 and k % every == 0:
+        return k // every
+    return -1
+
+"""
