@@ -89,7 +89,7 @@ def simulate(
     if backend != "torch":
         from descent.kernels.backend import run_kernel, unsupported
 
-        reason = unsupported(objective, optimizer, starts, save, events, probes, batching)
+        reason = unsupported(objective, optimizer, starts, save, events, probes, batching, steps)
         if reason is None:
             return run_kernel(objective, optimizer, starts, steps, save, events, seed, progress, spec)
         if backend == "kernel":
