@@ -217,7 +217,6 @@ def test_float32_agrees_with_float64_on_the_double_well(landscapes, rule):
 def test_auto_and_refusals(landscapes, monkeypatch):
     """Every rule, transform, schedule, save and event of a formula landscape runs on the kernel;
     ``auto`` falls back to torch for what it does not run, ``kernel`` names it."""
-    from descent.dynamics.probes import GradNorm
     from descent.kernels import backend
 
     land = landscapes["double-well"]
@@ -226,10 +225,8 @@ def test_auto_and_refusals(landscapes, monkeypatch):
         opt = Optimizer.build(rule, lr=0.01)
         assert simulate(land, opt, starts, 10, backend="auto").backend == "kernel", rule
     gd = Optimizer.build("gd", lr=0.01)
-    assert simulate(land, gd, starts, 10, backend="auto", probes=[GradNorm()]).backend == "torch"
     monkeypatch.setitem(backend.MAX_POINTS, "float64", 2)  # the double well has 3 known points
     refused = {
-        "probes": dict(probes=[GradNorm()]),
         "near events with more than 2 known points": dict(events=Events(near=True)),
     }
     for words, change in refused.items():

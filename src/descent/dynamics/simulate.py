@@ -91,7 +91,7 @@ def simulate(
 
         reason = unsupported(objective, optimizer, starts, save, events, probes, batching, steps)
         if reason is None:
-            return run_kernel(objective, optimizer, starts, steps, save, events, seed, progress, spec)
+            return run_kernel(objective, optimizer, starts, steps, save, events, seed, progress, spec, probes)
         if backend == "kernel":
             raise invalid("backend", backend, f"'torch' or 'auto' here: no kernel supports {reason} yet")
         fallback = f"no kernel supports {reason} yet"

@@ -14,12 +14,15 @@ import numpy as np
 import torch
 
 from descent.dynamics.events import EventLog, Events, known_points, outcomes
+from descent.dynamics.probes import PROBES
 from descent.dynamics.save import SaveAt
+from descent.dynamics.simulate import _ProbeRecords
 from descent.dynamics.trajectory import Trajectory, nearest_minimum
 from descent.kernels import flush
 from descent.kernels.cache import Kernel, load, module_source, timed_first_call
 from descent.kernels.codegen import value_and_grad_source
 from descent.kernels.loop import MAX_STEPS, RULES, hyper_names, layout, loop_source, squared_threshold
+from descent.kernels.probes import record_probes, snapshot_steps
 from descent.kernels.stream import as_uint64
 from descent.optim.schedules import Constant
 
@@ -41,8 +44,9 @@ def unsupported(
     rule = kernel_rule(optimizer)
     if rule not in RULES:
         return f"the rule {optimizer.rule.name!r}"
-    if probes:
-        return "probes"
+    custom = [p for p in probes if type(p) not in PROBES.values()]
+    if custom:
+        return f"custom probes ({', '.join(type(p).__name__ for p in custom)})"
     if batching is not None:
         return "mini-batches"
     if starts.device.type != "cpu":
@@ -180,6 +184,7 @@ def run_kernel(
     seed: int = 0,
     progress=None,
     spec: dict | None = None,
+    probes=(),
 ) -> Trajectory:
     """Run ``optimizer`` on ``objective`` from ``starts`` with the compiled kernel (see ``simulate``)."""
     n, dim = starts.shape
@@ -194,6 +199,7 @@ def run_kernel(
     factors = np.array([optimizer.schedule(k) for k in range(steps)] if scheduled else [1.0], np.float64)
     seed_bits = as_uint64(seed)
     rows = layout(rule, dim, len(points))
+    height = max(rows.values()) + 1
     # the frames: every ``every`` steps, or at chosen steps through ``marks`` (marks[k]: the frame of
     # step k, -1 for none; one entry when unused, as ``advance`` never asks for step 0)
     every = 0 if save.is_summary or save.steps else int(save.every)
@@ -216,18 +222,24 @@ def run_kernel(
         np.array([p.position for p in points], np_dtype).reshape(len(points), dim),
         squared_threshold(radius, np_dtype),
     )  # fmt: skip
-    height = max(rows.values()) + 1
 
     def frames(count: int, number: int) -> list[np.ndarray]:
         return [np.zeros((number, count, dim), np_dtype), np.zeros((number, count), np_dtype),
                 np.zeros((number, count, dim), np_dtype)]  # fmt: skip
 
+    # the probes' steps: a snapshot of the state at each (``snap[k]``: its index, -1 for none)
+    taken = snapshot_steps(probes, steps) if probes else []
+    snap = np.full(steps + 1 if probes else 1, -1, np.int64)
+    snap[taken] = np.arange(len(taken))
+    snapshots = np.zeros((len(taken), height, n), np_dtype)
+
     def warm_up() -> None:  # compiles (or loads) both functions on zero particles
         state = np.zeros((height, 0), np_dtype)
         kernel.module.start(np.zeros((0, dim), np_dtype), state, *settings)
         kernel.module.advance(
-            state, hyper[:, :1], factors, seed_bits, 0, 1, every, marks[:1], *frames(0, 2), *settings
-        )
+            state, hyper[:, :1], factors, seed_bits, 0, 1, every, marks[:1], *frames(0, 2), snap[:1],
+            np.zeros((0, height, 0), np_dtype), *settings,
+        )  # fmt: skip
 
     timed_first_call(kernel, warm_up)
     state = np.empty((height, n), np_dtype)
@@ -237,6 +249,8 @@ def run_kernel(
     kernel.module.start(x0, state, *settings)
     stop_row = state[rows["STOP"]]
     _copy_frame(state, rows, dim, frames_x, frames_e, frames_u, 0)
+    if taken:
+        snapshots[0] = state
     done, interrupted = 0, False
     try:
         for k0, k1 in chunks(int(steps), n):
@@ -254,6 +268,8 @@ def run_kernel(
                 frames_x,
                 frames_e,
                 frames_u,
+                snap,
+                snapshots,
                 *settings,
             )
             done = k1
@@ -295,6 +311,9 @@ def run_kernel(
         step_log["left_box"] = left_box
     if events.target_loss is not None:
         step_log["target"] = reached
+    records = _ProbeRecords(probes)
+    if probes:
+        record_probes(records, optimizer, rule, rows, snapshots, taken, done, diverged, seed)
     step_log.update({f"near:{p.id}": steps_of(f"NEARP{i}") for i, p in enumerate(points)})
     log = EventLog(step_log, settled, min_loss, min_step)
     labels, outcome_step = outcomes(events, objective, log, final_x, final_g, final_u)
@@ -323,7 +342,7 @@ def run_kernel(
         final_update=final_u,
         min_loss=min_loss,
         min_loss_step=min_step,
-        probes={},
+        probes=records.finish(),
         save=save,
         backend="kernel",
         compile_seconds=kernel.compile_seconds,

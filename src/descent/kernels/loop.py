@@ -476,12 +476,14 @@ def start(starts, state, center, far_inverse, box_inverse, grad_tol, step_tol, t
     ]
     frame = [f"frames_x[f, i, {j}] = X{j}[p]" for j in range(dim)] + ["frames_e[f, i] = E[p]"]
     frame += [f"frames_u[f, i, {j}] = U{j}[p]" for j in range(dim)]
+    # a snapshot of the hot rows for the probes (``snapshots[q]`` at the steps where snap[k] = q >= 0)
+    snapshot = [f"snapshots[q, {rows[name]}, i] = {name}[p]" for name in hot_rows]
     flush_on = ["saved = get_mxcsr()", "set_mxcsr(saved | FTZ_DAZ)"] if flush else []
     flush_off = ["set_mxcsr(saved)"] if flush else []
     advance = f"""
-def advance(state, hyper, factors, seed, k0, k1, every, marks, frames_x, frames_e, frames_u, center,
-            far_inverse, box_inverse, grad_tol, step_tol, target, stop_converged, stop_target, centers,
-            near_sq):
+def advance(state, hyper, factors, seed, k0, k1, every, marks, frames_x, frames_e, frames_u, snap,
+            snapshots, center, far_inverse, box_inverse, grad_tol, step_tol, target, stop_converged,
+            stop_target, centers, near_sq):
     n = state.shape[1]
     one = F(1.0)
     zero = F(0.0)
@@ -529,12 +531,22 @@ def advance(state, hyper, factors, seed, k0, k1, every, marks, frames_x, frames_
                 for p in range(count):
                     i = first + p
 {_indent(frame, 20)}
+            q = frame_of(k, 0, snap)
+            if q >= 0:
+                for p in range(count):
+                    i = first + p
+{_indent(snapshot, 20)}
         for later in range(k + 1, k1 + 1):  # a stopped block keeps its states in the chunk's later frames
             f = frame_of(later, every, marks)
             if f >= 0:
                 for p in range(count):
                     i = first + p
 {_indent(frame, 20)}
+            q = frame_of(later, 0, snap)
+            if q >= 0:
+                for p in range(count):
+                    i = first + p
+{_indent(snapshot, 20)}
         for p in range(count):
             i = first + p
 {_indent([f"state[{rows[name]}, i] = S[{offset[name]} + p]" for name in hot_rows], 12)}
