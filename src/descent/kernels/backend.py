@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 
+import numba
 import numpy as np
 import torch
 
@@ -21,7 +22,7 @@ from descent.dynamics.trajectory import Trajectory, nearest_minimum
 from descent.kernels import flush
 from descent.kernels.cache import Kernel, load, module_source, timed_first_call
 from descent.kernels.codegen import value_and_grad_source
-from descent.kernels.loop import MAX_STEPS, RULES, hyper_names, layout, loop_source, squared_threshold
+from descent.kernels.loop import BLOCK, MAX_STEPS, RULES, hyper_names, layout, loop_source, squared_threshold
 from descent.kernels.probes import record_probes, snapshot_steps
 from descent.kernels.stream import as_uint64
 from descent.optim.schedules import Constant
@@ -168,6 +169,17 @@ def _hyper_rows(optimizer, names, n: int, dtype: torch.dtype, np_dtype) -> np.nd
 CHUNK_WORK = 5e8
 
 
+#: lane-steps below which a run uses one thread: waking Numba's other worker threads costs from
+#: tens of microseconds to milliseconds on a busy machine, more than such a run's work
+SMALL_WORK = 2e7
+
+
+def run_threads(available: int, n: int, steps: int) -> int:
+    """Threads for a run: one per block of particles at most, one for a small run."""
+    blocks = -(-n // BLOCK)
+    return 1 if blocks * BLOCK * steps < SMALL_WORK else max(1, min(available, blocks))
+
+
 def chunks(steps: int, n: int) -> list[tuple[int, int]]:
     """The (k0, k1) step ranges a run of ``steps`` steps on ``n`` particles goes in."""
     size = max(1, min(steps, int(CHUNK_WORK // max(n, 1))))
@@ -252,6 +264,8 @@ def run_kernel(
     if taken:
         snapshots[0] = state
     done, interrupted = 0, False
+    threads = numba.get_num_threads()
+    numba.set_num_threads(run_threads(threads, n, steps))
     try:
         for k0, k1 in chunks(int(steps), n):
             if n == 0 or not (stop_row < 0).any():
@@ -277,6 +291,8 @@ def run_kernel(
                 progress(done, steps)
     except KeyboardInterrupt:
         interrupted = True
+    finally:
+        numba.set_num_threads(threads)
     seconds = time.perf_counter() - begin
     _LAST.update(
         digest=kernel.digest, path=str(kernel.path), compile_seconds=kernel.compile_seconds,

@@ -52,42 +52,39 @@ def record_probes(records, optimizer, rule: str, rows: dict, snapshots: np.ndarr
     particle diverged at (-1: never)."""
     n, dim = snapshots.shape[2], sum(1 for name in rows if name.startswith("X"))
     index = {k: q for q, k in enumerate(taken)}
+    # every quantity over all snapshots at once ([Q, N, d] or [Q, N]); a step reads views of them
+    letters = {"X", "G", "U", *STATE_ROWS.get(rule, {}).values()}
+    picked = {a: snapshots[:, [rows[f"{a}{j}"] for j in range(dim)]] for a in letters}
+    coordinates = {a: torch.from_numpy(np.ascontiguousarray(v.transpose(0, 2, 1))) for a, v in picked.items()}
+    loss, stop = (torch.from_numpy(snapshots[:, rows[name]].copy()) for name in ("E", "STOP"))
+    opt = optimizer.on(coordinates["X"][0])
+    zeros = opt.rule.init(coordinates["X"][0])  # the state keys the rule does not use stay zero
+    counts = torch.arange(len(taken) and max(taken) + 1, dtype=torch.int64)
+    ids = torch.arange(n, dtype=torch.int64)
 
-    def coordinates(q: int, letter: str) -> torch.Tensor:
-        picked = [rows[f"{letter}{j}"] for j in range(dim)]
-        return torch.from_numpy(np.ascontiguousarray(snapshots[q, picked].T))
-
-    def scalar(q: int, name: str) -> torch.Tensor:
-        return torch.from_numpy(snapshots[q, rows[name]].copy())
-
-    def rule_state(q: int, x: torch.Tensor, k: int) -> dict:
-        state = opt.rule.init(x)
-        for key, letter in STATE_ROWS.get(rule, {}).items():
-            state[key] = coordinates(q, letter)
-        state["step"] = torch.tensor(k, dtype=torch.int64)
+    def rule_state(q: int, k: int) -> dict:
+        state = {**zeros, "step": counts[k]}
+        state.update({key: coordinates[letter][q] for key, letter in STATE_ROWS.get(rule, {}).items()})
         return state
 
-    opt = optimizer.on(coordinates(0, "X"))
-    ids = torch.arange(n, dtype=torch.int64)
     for k in range(done + 1):
         if not records.due(k):
             continue
         q = index[k]
-        x, value, grad = coordinates(q, "X"), scalar(q, "E"), coordinates(q, "G")
-        state = rule_state(q, x, k)
+        x, value, grad = coordinates["X"][q], loss[q], coordinates["G"][q]
         if k == 0:
-            active = scalar(q, "STOP") < 0
-            records.add(StepView(0, x, value, grad, torch.zeros_like(x), state, opt, active=active))
+            view = StepView(0, x, value, grad, torch.zeros_like(x), rule_state(q, 0), opt, active=stop[q] < 0)
+            records.add(view)
             continue
         before = index[k - 1]
-        x_before, grad_before = coordinates(before, "X"), coordinates(before, "G")
-        moving = scalar(before, "STOP") < 0
+        x_before, grad_before = coordinates["X"][before], coordinates["G"][before]
+        moving = stop[before] < 0
         moved = moving & (diverged != k)
-        update = torch.where(moved.unsqueeze(1), coordinates(q, "U"), torch.zeros_like(x))
+        update = torch.where(moved.unsqueeze(1), coordinates["U"][q], 0.0)
         draw = Draw(seed, ids, k - 1, x.dtype) if opt.needs_draw else None
-        grad_used = opt.process_gradient(grad_before, x_before, draw)
+        grad_used = opt.process_gradient(grad_before, x_before, draw) if opt.transforms else grad_before
         view = StepView(
-            k, x, value, grad, update, state, opt, opt.hp_at(k - 1), x_before, grad_used,
-            rule_state(before, x_before, k - 1), draw, moving,
+            k, x, value, grad, update, rule_state(q, k), opt, opt.hp_at(k - 1), x_before, grad_used,
+            rule_state(before, k - 1), draw, moving,
         )  # fmt: skip
         records.add(view)
