@@ -511,3 +511,17 @@ def test_device_a_million_particles_match_the_cpu_kernel():
     same = torch.tensor([a == b for a, b in zip(gpu.outcomes, cpu.outcomes)])
     assert int((~same).sum()) <= 10 and len(set(cpu.outcomes)) > 1
     assert float((gpu.final_position - cpu.final_position)[same].abs().max()) < 1e-3
+
+
+@needs_cuda
+def test_simulate_sends_cuda_starts_to_the_cuda_kernels():
+    """``simulate`` with starts on a CUDA device and backend ``kernel`` (or ``auto``) runs the CUDA
+    kernels; the result equals the CPU kernel's to 1e-9."""
+    well = get_landscape("double-well")
+    starts = well.random_starts(256, torch.Generator().manual_seed(2))
+    opt = Optimizer.build("momentum", lr=0.02, momentum=0.8)
+    gpu = simulate(well, opt, starts.cuda(), 500, save=SaveAt(every=50), backend="auto")
+    cpu = simulate(well, opt, starts, 500, save=SaveAt(every=50), backend="kernel")
+    assert gpu.backend == "kernel" and gpu.device.startswith("cuda")
+    assert gpu.outcomes == cpu.outcomes
+    assert torch.allclose(gpu.positions, cpu.positions, rtol=0, atol=1e-9)

@@ -87,7 +87,11 @@ def simulate(
         raise invalid("backend", backend, f"one of {BACKENDS}")
     fallback = None
     if backend != "torch":
-        from descent.kernels.backend import run_kernel, unsupported
+        if device.type == "cuda":  # the CUDA kernels: one thread per particle (descent.kernels.cuda)
+            from descent.kernels.cuda import cuda_unsupported as unsupported
+            from descent.kernels.cuda import run_cuda as run_kernel
+        else:
+            from descent.kernels.backend import run_kernel, unsupported
 
         reason = unsupported(objective, optimizer, starts, save, events, probes, batching, steps)
         if reason is None:

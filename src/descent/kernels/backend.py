@@ -7,7 +7,9 @@ as the torch backend, with the outcome labels from :func:`descent.dynamics.event
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
+import os
 import time
 
 import numba
@@ -169,15 +171,32 @@ def _hyper_rows(optimizer, names, n: int, dtype: torch.dtype, np_dtype) -> np.nd
 CHUNK_WORK = 5e8
 
 
-#: lane-steps below which a run uses one thread: waking Numba's other worker threads costs from
-#: tens of microseconds to milliseconds on a busy machine, more than such a run's work
+#: lane-steps below which a run uses one thread: waking other worker threads costs from tens of
+#: microseconds to milliseconds on a busy machine, more than such a run's work
 SMALL_WORK = 2e7
 
 
 def run_threads(available: int, n: int, steps: int) -> int:
-    """Threads for a run: one per block of particles at most, one for a small run."""
+    """Threads for a run: ``available`` (Numba's thread count: ``NUMBA_NUM_THREADS``,
+    ``numba.set_num_threads``), one per block of particles at most, one for a small run."""
     blocks = -(-n // BLOCK)
     return 1 if blocks * BLOCK * steps < SMALL_WORK else max(1, min(available, blocks))
+
+
+def block_ranges(blocks: int, threads: int) -> list[tuple[int, int]]:
+    """``blocks`` blocks in ``threads`` contiguous ranges (first, last + 1) of near-equal size."""
+    edges = [blocks * t // threads for t in range(threads + 1)]
+    return [(a, b) for a, b in zip(edges, edges[1:]) if b > a] or [(0, 0)]
+
+
+_POOL: list[concurrent.futures.ThreadPoolExecutor] = []
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    """The process's worker threads for kernel runs (made once; they wait between runs)."""
+    if not _POOL:
+        _POOL.append(concurrent.futures.ThreadPoolExecutor(max(2, os.cpu_count() or 2), "descent-kernel"))
+    return _POOL[0]
 
 
 def chunks(steps: int, n: int) -> list[tuple[int, int]]:
@@ -249,7 +268,7 @@ def run_kernel(
         state = np.zeros((height, 0), np_dtype)
         kernel.module.start(np.zeros((0, dim), np_dtype), state, *settings)
         kernel.module.advance(
-            state, hyper[:, :1], factors, seed_bits, 0, 1, every, marks[:1], *frames(0, 2), snap[:1],
+            0, 0, state, hyper[:, :1], factors, seed_bits, 0, 1, every, marks[:1], *frames(0, 2), snap[:1],
             np.zeros((0, height, 0), np_dtype), *settings,
         )  # fmt: skip
 
@@ -264,35 +283,38 @@ def run_kernel(
     if taken:
         snapshots[0] = state
     done, interrupted = 0, False
-    threads = numba.get_num_threads()
-    numba.set_num_threads(run_threads(threads, n, steps))
+    blocks = -(-n // BLOCK)
+    ranges = block_ranges(blocks, run_threads(numba.get_num_threads(), n, steps))
+
+    def advance(k0: int, k1: int) -> None:
+        """Steps k0+1..k1 of every block: the ranges of blocks side by side, one thread each."""
+        arguments = (state, hyper, factors, seed_bits, k0, k1, every, marks, frames_x, frames_e, frames_u,
+                     snap, snapshots, *settings)  # fmt: skip
+        if len(ranges) == 1:
+            kernel.module.advance(*ranges[0], *arguments)
+            return
+        running = [_pool().submit(kernel.module.advance, *blocks, *arguments) for blocks in ranges]
+        try:
+            for future in running:
+                future.result()
+        except KeyboardInterrupt:  # Ctrl-C: let every range finish this chunk, so the state is one step's
+            concurrent.futures.wait(running)
+            raise
+
     try:
         for k0, k1 in chunks(int(steps), n):
             if n == 0 or not (stop_row < 0).any():
                 break
-            kernel.module.advance(
-                state,
-                hyper,
-                factors,
-                seed_bits,
-                k0,
-                k1,
-                every,
-                marks,
-                frames_x,
-                frames_e,
-                frames_u,
-                snap,
-                snapshots,
-                *settings,
-            )
+            try:
+                advance(k0, k1)
+            except KeyboardInterrupt:  # raised once the chunk's call returned: its steps are done
+                done, interrupted = k1, True
+                break
             done = k1
             if progress is not None:
                 progress(done, steps)
     except KeyboardInterrupt:
         interrupted = True
-    finally:
-        numba.set_num_threads(threads)
     seconds = time.perf_counter() - begin
     _LAST.update(
         digest=kernel.digest, path=str(kernel.path), compile_seconds=kernel.compile_seconds,

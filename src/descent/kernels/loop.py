@@ -7,8 +7,11 @@ A run's state lives in one array ``state[R, N]`` of the kernel's float type, a r
 max v), loss U, and the events, whose step numbers are stored as floats (exact: float64 to 2^53,
 float32 to 2^24 steps). Two functions work on it: ``start`` computes state 0 of every particle,
 ``advance`` runs steps k0+1..k1, so a long run goes in chunks (progress, Ctrl-C keeps what is done).
-Blocks of ``BLOCK`` particles run in parallel (``prange``); a block copies the rows the hot loop needs
-into a local array, with its hyper-parameters. For each particle, with x, U, g, u, m its state:
+``advance`` runs the blocks ``first_block`` to ``last_block - 1`` of ``BLOCK`` particles, one after
+the other, without the GIL: the host runs ranges of blocks on several threads at once (compiled
+without Numba's ``parallel=True``, a kernel compiles in about 60 % of the time). A block copies the
+rows the hot loop needs into a local array, with its hyper-parameters. For each particle, with x, U,
+g, u, m its state:
 
     state 0: diverged if not finite or beyond the widened box, else observed (below)
     for k = k0+1, ..., k1 while a particle of the block has not stopped:
@@ -403,7 +406,7 @@ def start(starts, state, center, far_inverse, box_inverse, grad_tol, step_tol, t
 {_each("f{j} = far_inverse[{j}]", dim, 4)}
 {_each("b{j} = box_inverse[{j}]", dim, 4)}
 {_indent([f"pc{i}_{j} = centers[{i}, {j}]" for i in range(points) for j in range(dim)], 4)}
-    for i in range(starts.shape[0]):  # one thread: cheap, and compiles in a fraction of prange's time
+    for i in range(starts.shape[0]):
         active = 1
 {_each("x{j} = starts[i, {j}]", dim, 8)}
         e, {gs} = value_and_grad({xs})
@@ -481,9 +484,9 @@ def start(starts, state, center, far_inverse, box_inverse, grad_tol, step_tol, t
     flush_on = ["saved = get_mxcsr()", "set_mxcsr(saved | FTZ_DAZ)"] if flush else []
     flush_off = ["set_mxcsr(saved)"] if flush else []
     advance = f"""
-def advance(state, hyper, factors, seed, k0, k1, every, marks, frames_x, frames_e, frames_u, snap,
-            snapshots, center, far_inverse, box_inverse, grad_tol, step_tol, target, stop_converged,
-            stop_target, centers, near_sq):
+def advance(first_block, last_block, state, hyper, factors, seed, k0, k1, every, marks, frames_x,
+            frames_e, frames_u, snap, snapshots, center, far_inverse, box_inverse, grad_tol, step_tol,
+            target, stop_converged, stop_target, centers, near_sq):
     n = state.shape[1]
     one = F(1.0)
     zero = F(0.0)
@@ -494,7 +497,7 @@ def advance(state, hyper, factors, seed, k0, k1, every, marks, frames_x, frames_
 {_each("f{j} = far_inverse[{j}]", dim, 4)}
 {_each("b{j} = box_inverse[{j}]", dim, 4)}
 {_indent([f"pc{i}_{j} = centers[{i}, {j}]" for i in range(points) for j in range(dim)], 4)}
-    for block in prange((n + {BLOCK} - 1) // {BLOCK}):
+    for block in range(first_block, last_block):
 {_indent(flush_on, 8)}
         first = block * {BLOCK}
         count = min(n, first + {BLOCK}) - first
