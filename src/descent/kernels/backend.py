@@ -199,6 +199,21 @@ def _pool() -> concurrent.futures.ThreadPoolExecutor:
     return _POOL[0]
 
 
+def side_by_side(function, ranges: list[tuple[int, int]], *arguments) -> None:
+    """``function(first, last, *arguments)`` for each range, one thread each (the kernels release the
+    GIL); on Ctrl-C every range still finishes its call, so the state is that of one step."""
+    if len(ranges) == 1:
+        function(*ranges[0], *arguments)
+        return
+    running = [_pool().submit(function, *bounds, *arguments) for bounds in ranges]
+    try:
+        for future in running:
+            future.result()
+    except KeyboardInterrupt:
+        concurrent.futures.wait(running)
+        raise
+
+
 def chunks(steps: int, n: int) -> list[tuple[int, int]]:
     """The (k0, k1) step ranges a run of ``steps`` steps on ``n`` particles goes in."""
     size = max(1, min(steps, int(CHUNK_WORK // max(n, 1))))
@@ -266,7 +281,7 @@ def run_kernel(
 
     def warm_up() -> None:  # compiles (or loads) both functions on zero particles
         state = np.zeros((height, 0), np_dtype)
-        kernel.module.start(np.zeros((0, dim), np_dtype), state, *settings)
+        kernel.module.start(0, 0, np.zeros((0, dim), np_dtype), state, *settings)
         kernel.module.advance(
             0, 0, state, hyper[:, :1], factors, seed_bits, 0, 1, every, marks[:1], *frames(0, 2), snap[:1],
             np.zeros((0, height, 0), np_dtype), *settings,
@@ -274,32 +289,24 @@ def run_kernel(
 
     timed_first_call(kernel, warm_up)
     state = np.empty((height, n), np_dtype)
-    frames_x, frames_e, frames_u = frames(n, n_frames)
-    x0 = np.ascontiguousarray(starts.detach().cpu().numpy())
+    frames_x, frames_e, frames_u = frames(n, n_frames + 1)  # a slot for the final state (untouched
+    x0 = np.ascontiguousarray(starts.detach().cpu().numpy())  # zero pages when the run never needs it)
+    blocks = -(-n // BLOCK)
+    ranges = block_ranges(blocks, run_threads(numba.get_num_threads(), n, steps))
     begin = time.perf_counter()
-    kernel.module.start(x0, state, *settings)
+    side_by_side(
+        kernel.module.start, [(a * BLOCK, min(n, b * BLOCK)) for a, b in ranges], x0, state, *settings
+    )
     stop_row = state[rows["STOP"]]
     _copy_frame(state, rows, dim, frames_x, frames_e, frames_u, 0)
     if taken:
         snapshots[0] = state
     done, interrupted = 0, False
-    blocks = -(-n // BLOCK)
-    ranges = block_ranges(blocks, run_threads(numba.get_num_threads(), n, steps))
 
     def advance(k0: int, k1: int) -> None:
-        """Steps k0+1..k1 of every block: the ranges of blocks side by side, one thread each."""
-        arguments = (state, hyper, factors, seed_bits, k0, k1, every, marks, frames_x, frames_e, frames_u,
-                     snap, snapshots, *settings)  # fmt: skip
-        if len(ranges) == 1:
-            kernel.module.advance(*ranges[0], *arguments)
-            return
-        running = [_pool().submit(kernel.module.advance, *blocks, *arguments) for blocks in ranges]
-        try:
-            for future in running:
-                future.result()
-        except KeyboardInterrupt:  # Ctrl-C: let every range finish this chunk, so the state is one step's
-            concurrent.futures.wait(running)
-            raise
+        """Steps k0+1..k1 of every block."""
+        side_by_side(kernel.module.advance, ranges, state, hyper, factors, seed_bits, k0, k1, every, marks,
+                     frames_x, frames_e, frames_u, snap, snapshots, *settings)  # fmt: skip
 
     try:
         for k0, k1 in chunks(int(steps), n):
@@ -323,26 +330,26 @@ def run_kernel(
     if n and (stop_row >= 0).all():  # the run ends when every particle has stopped (as in simulate)
         done = int(stop_row.max())
 
-    def coordinates(name: str) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(state[[rows[f"{name}{j}"] for j in range(dim)]].T))
+    def coordinates(name: str) -> torch.Tensor:  # [N, d] from the state's consecutive rows, one copy
+        first = rows[f"{name}0"]  # (row-major: a reduction over d of a strided view is 20x slower)
+        return torch.from_numpy(state[first : first + dim].T.copy())
 
     def steps_of(name: str) -> torch.Tensor:
         return torch.from_numpy(state[rows[name]].astype(np.int64))
 
-    final_x, final_g, final_u = coordinates("X"), coordinates("G"), coordinates("U")
-    final_e, min_loss = (torch.from_numpy(state[rows[name]].copy()) for name in ("E", "LOW"))
+    final_g, min_loss = coordinates("G"), torch.from_numpy(state[rows["LOW"]].copy())
     diverged, left_box, converged, reached = (steps_of(name) for name in ("DIV", "LEFT", "CONV", "TGT"))
     min_step, stop_step = steps_of("LOWK"), steps_of("STOP")
     settled = torch.where(torch.from_numpy(state[rows["SET"]] > 0), steps_of("SINCE"), -1)
     frames_x, frames_e, frames_u = (torch.from_numpy(a) for a in (frames_x, frames_e, frames_u))
     frame_steps = [k for k in wanted if k <= done]
     kept = len(frame_steps)
-    positions, loss, displacement = frames_x[:kept], frames_e[:kept], frames_u[:kept]
-    if frame_steps[-1] != done:
+    if frame_steps[-1] != done:  # the final state, in the slot after the kept frames
         frame_steps.append(done)
-        positions = torch.cat([positions, final_x.unsqueeze(0)])
-        loss = torch.cat([loss, final_e.unsqueeze(0)])
-        displacement = torch.cat([displacement, final_u.unsqueeze(0)])
+        _copy_frame(state, rows, dim, frames_x.numpy(), frames_e.numpy(), frames_u.numpy(), kept)
+        kept += 1
+    positions, loss, displacement = frames_x[:kept], frames_e[:kept], frames_u[:kept]
+    final_x, final_e, final_u = positions[-1], loss[-1], displacement[-1]  # the last frame is the final state
 
     step_log = {"diverged": diverged, "converged": converged}
     if not objective.bounded_below:
@@ -353,6 +360,7 @@ def run_kernel(
     if probes:
         record_probes(records, optimizer, rule, rows, snapshots, taken, done, diverged, seed)
     step_log.update({f"near:{p.id}": steps_of(f"NEARP{i}") for i, p in enumerate(points)})
+    state = stop_row = snapshots = None  # all read: free them before the outcomes' temporaries
     log = EventLog(step_log, settled, min_loss, min_step)
     labels, outcome_step = outcomes(events, objective, log, final_x, final_g, final_u)
     trajectory = Trajectory(

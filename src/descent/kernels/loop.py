@@ -398,15 +398,15 @@ def loop_source(
         *(f"NEARP{i}[p] = F(-1.0)" for i in range(points)), *(["NC[p] = zero"] if points else []),
     ]  # fmt: skip
     start = f"""
-def start(starts, state, center, far_inverse, box_inverse, grad_tol, step_tol, target, stop_converged,
-          stop_target, centers, near_sq):
+def start(first, last, starts, state, center, far_inverse, box_inverse, grad_tol, step_tol, target,
+          stop_converged, stop_target, centers, near_sq):
     one = F(1.0)
     zero = F(0.0)
 {_each("c{j} = center[{j}]", dim, 4)}
 {_each("f{j} = far_inverse[{j}]", dim, 4)}
 {_each("b{j} = box_inverse[{j}]", dim, 4)}
 {_indent([f"pc{i}_{j} = centers[{i}, {j}]" for i in range(points) for j in range(dim)], 4)}
-    for i in range(starts.shape[0]):
+    for i in range(first, last):
         active = 1
 {_each("x{j} = starts[i, {j}]", dim, 8)}
         e, {gs} = value_and_grad({xs})
