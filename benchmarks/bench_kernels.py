@@ -93,12 +93,12 @@ PRESETS = {
         "arena_calls": 100,
         "scale_sizes": (10_000, 100_000, 1_000_000, 10_000_000),
         "scale_steps": 2000,
-        "scale_big": (10_000_000, 200),  # from this N on, this many steps (keeps the run short)
+        "scale_big": (100_000_000, 200),  # from this N on, this many steps (none here: 2000 steps at 1e7)
         "step_n": 100_000,
         "step_counts": (500, 1000, 2000, 4000),
         "memory_n": 10_000_000,
         "memory_steps": 10_000,
-        "memory_dtypes": ("float64",),  # float64: the larger state; float32 would take another ~2 min
+        "memory_dtypes": ("float32", "float64"),
     },
     "quick": {
         "sizes": "1e4",
