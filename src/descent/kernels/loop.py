@@ -467,7 +467,7 @@ def start(first, last, starts, state, center, far_inverse, box_inverse, grad_tol
         *(_near_code(dim, points, "y{j}") + ["first_hit = first_hit | (nc != NC[p])"] if points else []),
         f"change = ok & ((settled != (was > zero)) | first_hit{f' | {outside}' if unbounded else ''})",
         "RARE[p] = one if gone else (two if change else zero)",
-        "flagged += gone | change",
+        "flagged = flagged | gone | change",  # a bool: an int64 sum would halve float32 vectors
     ]
     cold = [
         "if RARE[p] == one:",
@@ -518,14 +518,14 @@ def advance(first_block, last_block, state, hyper, factors, seed, k0, k1, every,
         while k < k1 and active > 0:
             k += 1
             kf = F(k)
-            flagged = 0
+            flagged = False
 {_indent(["fac = F(factors[k - 1])"] if scheduled else [], 12)}
 {_indent(spec.block_pre, 12)}
             # hot pass over all the block's lanes (a constant count: LLVM then knows the rows of S never
             # overlap and vectorises without run-time checks): straight-line, selects, no branches
             for p in range(lanes):
 {_indent(hot, 16)}
-            if flagged > 0:  # cold pass: the particles whose events fired
+            if flagged:  # cold pass: the particles whose events fired
                 for p in range(count):
                     i = first + p
 {_indent(cold, 20)}
