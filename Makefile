@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8050
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup arena demo test lint bench report browser clean
+.PHONY: setup arena demo test lint typecheck bench report browser clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: setup browser
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+
+# The public API's type check (configured in pyproject.toml; tests/test_types.py runs it in `make test`).
+typecheck: setup
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python benchmarks/bench_simulate.py
