@@ -105,7 +105,7 @@ def test_the_compiled_backend_gives_the_same_outcome(tmp_path):
     text = " ".join(refused.output.split())
     assert refused.exit_code == 2 and "Traceback" not in text and not (tmp_path / "x").exists()
     assert text == (
-        "error: invalid backend='kernel': expected 'torch' or 'auto' here: "
+        "error: invalid --backend='kernel': expected 'torch' or 'auto' here: "
         "no kernel supports objectives with data yet"
     )
 
@@ -201,7 +201,7 @@ def test_a_swarm_too_big_to_save_every_step_is_refused_and_the_summary_runs(tmp_
     )
     assert result.exit_code == 2
     text = result.output.replace("\n", " ")
-    assert "invalid save='every:1'" in text and "--save summary" in text
+    assert "invalid --save='every:1'" in text and "--save summary" in text
     assert not (tmp_path / "trajectory.json").exists()
     result = invoke(
         "run",
@@ -224,17 +224,17 @@ def test_a_swarm_too_big_to_save_every_step_is_refused_and_the_summary_runs(tmp_
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--lr", "-1"], "invalid momentum.lr=-1.0"),
-        (["--optimizer", "sgdd"], "invalid optimizer='sgdd'"),
-        (["--momentum", "1.5"], "invalid momentum.momentum=1.5"),
+        (["--lr", "-1"], "invalid --lr=-1.0"),
+        (["--optimizer", "sgdd"], "invalid --optimizer='sgdd'"),
+        (["--momentum", "1.5"], "invalid --momentum=1.5"),
         (["--start", "a,b"], "invalid start='a,b'"),
         (["--landscape", "x**2 + foo(y)"], "foo"),
-        (["--schedule", "cosine:total=-3"], "invalid cosine.total=-3"),
-        (["--hp", "beta9=3"], "invalid momentum hyper-parameter='beta9'"),
-        (["--param", "tilt=9"], "invalid double-well.tilt=9.0"),
-        (["--save", "often"], "invalid save='often'"),
+        (["--schedule", "cosine:total=-3"], "invalid --schedule cosine.total=-3"),
+        (["--hp", "beta9=3"], "invalid --hp='beta9'"),
+        (["--param", "tilt=9"], "invalid --param tilt=9.0"),
+        (["--save", "often"], "invalid --save='often'"),
         (["--memory-budget", "lots"], "invalid --memory-budget"),
-        (["--batch-size", "8"], "invalid batch_size=8"),
+        (["--batch-size", "8"], "invalid --batch-size=8"),
         (["--spec", "/nonexistent.json"], "invalid --spec='/nonexistent.json'"),
     ],
 )

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 
 class DescentError(ValueError):
-    """Raised for bad input anywhere in descent (a ValueError, so callers may catch either)."""
+    """Raised for bad input anywhere in descent (a ValueError, so callers may catch either).
+
+    One built by ``invalid`` also keeps its parts, ``parameter``, ``value`` and ``allowed`` (else
+    None), so a front end can name the parameter as its user typed it (the CLI: ``--lr``)."""
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        parameter: str | None = None,
+        value: object = None,
+        allowed: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.parameter, self.value, self.allowed = parameter, value, allowed
 
 
 def invalid(parameter: str, value: object, allowed: str) -> DescentError:
     """Build the error for a bad value: ``invalid('lr', -1, 'a number > 0')``."""
-    return DescentError(f"invalid {parameter}={value!r}: expected {allowed}")
+    message = f"invalid {parameter}={value!r}: expected {allowed}"
+    return DescentError(message, parameter=parameter, value=value, allowed=allowed)
 
 
 def check_number(

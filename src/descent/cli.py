@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from pathlib import Path
 
 import typer
@@ -26,9 +27,50 @@ app.add_typer(experiment_app, name="experiment")
 console = Console()
 
 
-def _fail(error: Exception) -> None:
-    console.print(f"[bold red]error:[/] {error}")
+def _fail(error: Exception, flags: dict | None = None) -> None:
+    """Print ``error`` as one plain line on stderr (no markup, no wrapping) and exit with code 2;
+    with ``flags`` (run's arguments), a parameter named inside descent is named as its flag."""
+    text = " ".join(str(error).splitlines())
+    if flags is not None and isinstance(error, DescentError):
+        named = re.match(r"invalid ([\w.:-]+)=", text)
+        parameter = error.parameter or (named.group(1) if named else None)
+        flag = _flag_name(parameter, flags) if parameter else None
+        if flag is not None and text.startswith(f"invalid {parameter}="):
+            text = f"invalid {flag}=" + text[len(f"invalid {parameter}=") :]
+    typer.echo("error: " + text, err=True)
     raise typer.Exit(code=2)
+
+
+# parameters of a run spec (or of its parts) and the `run` flags that set them
+_FLAGS = {
+    "clip_norm.max_norm": "--clip",
+    "grad_noise.sigma": "--grad-noise",
+    "l2.l2": "--l2",
+    "landscape formula": "--landscape",
+    **{name: "--" + name.replace("_", "-") for name in ("optimizer", "save", "steps", "seed", "dtype")},
+    **{name: "--" + name.replace("_", "-") for name in ("batch_size", "batch_mode", "backend", "device")},
+}
+
+
+def _flag_name(parameter: str, flags: dict) -> str | None:
+    """The flag (as ``run`` spells it) behind a parameter named inside descent, or None."""
+    if parameter in _FLAGS:
+        return _FLAGS[parameter]
+    if parameter == "starts":
+        return "--starts" if flags.get("starts") and not flags.get("start") else "--start"
+    rule, landscape = flags.get("optimizer"), flags.get("landscape")
+    if parameter in (f"{rule} hyper-parameter", f"{rule} option"):
+        return "--hp"
+    if parameter == f"{landscape} parameter":
+        return "--param"
+    head, dot, tail = parameter.partition(".")
+    if dot and head == rule:
+        return f"--{tail}" if tail in ("lr", "momentum", "temperature") else f"--hp {tail}"
+    if dot and head == landscape:
+        return f"--param {tail}"
+    if dot and flags.get("schedule") and head in flags["schedule"]:
+        return f"--schedule {parameter}"
+    return None
 
 
 def progress_bar(description: str) -> Progress:
@@ -40,6 +82,7 @@ def progress_bar(description: str) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,
     )
 
 
@@ -176,7 +219,7 @@ def run(
             task = bar.add_task("simulating", total=spec.steps)
             trajectory = run_spec(spec, progress=_bar_callback(bar, task), memory_budget=budget)
     except DescentError as error:
-        _fail(error)
+        _fail(error, flags if spec_file is None else None)
         return
     out.mkdir(parents=True, exist_ok=True)
     paths = [

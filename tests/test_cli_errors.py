@@ -1,0 +1,45 @@
+"""The command line's conventions for bad input and interruptions: one plain line, exit code 2, the
+flag named as the user typed it; resources checked before any work; Ctrl-C keeps what finished."""
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from descent.cli import app
+
+torch.set_num_threads(1)
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def error_line(result) -> str:
+    """The whole output, which must be one line."""
+    lines = result.output.strip("\n").splitlines()
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            ["--landscape", "max(*[x, y])"],
+            "error: invalid landscape formula 'max(*[x, y])': starred arguments are not allowed at column 5",
+        ),
+        (["--clip", "-1"], "error: invalid --clip=-1.0: expected a finite number in (0.0, inf)"),
+        (["--lr", "-1"], "error: invalid --lr=-1.0: expected a finite number in (0.0, inf)"),
+        (["--grad-noise", "-1"], "error: invalid --grad-noise=-1.0: expected a finite number in [0.0, inf)"),
+    ],
+)
+def test_errors_are_one_plain_line_naming_the_flag(tmp_path, args, expected):
+    assert error_line(invoke("run", *args, "--out", str(tmp_path))) == expected
+
+
+def test_a_long_error_stays_on_one_line(tmp_path):
+    line = error_line(invoke("run", "--starts", "grid:100000", "--out", str(tmp_path)))
+    assert line.startswith("error: invalid --starts=10000000000 particles: this run would hold about")
+    assert len(line) > 120 and not (tmp_path / "trajectory.json").exists()
