@@ -9,7 +9,7 @@ import torch
 
 from descent.landscapes.evaluate import Program, value, value_and_grad
 from descent.landscapes.expr import Binary, Builder, Call, Column, Const, Fold, Power, walk
-from descent.landscapes.formula import FUNCTIONS, parse_formula
+from descent.landscapes.formula import FUNCTIONS, FormulaError, parse_formula
 from descent.landscapes.functions import integer_power
 
 torch.set_num_threads(1)
@@ -34,8 +34,13 @@ def test_constants_are_folded_with_torch_arithmetic():
     """Constant subtrees become one number, computed as torch would at run time (no Python errors)."""
     assert isinstance(parse_formula("2**3**2 - sin(pi/2)").tree, Const)
     assert parse_formula("2**3**2 - sin(pi/2)").tree.value == 511.0
-    assert parse_formula("1/0").tree.value == math.inf  # Python would raise ZeroDivisionError
-    assert math.isnan(parse_formula("(-8)**(1/3)").tree.value)  # Python would give a complex number
+    b = Builder()
+    assert b.binary("/", b.const(1.0), b.const(0.0)).value == math.inf  # Python: ZeroDivisionError
+    assert math.isnan(b.power(b.const(-8.0), 1 / 3).value)  # Python would give a complex number
+    # the parser refuses a constant that is not finite, naming it (see test_formula)
+    for text in ("1/0", "(-8)**(1/3)"):
+        with pytest.raises(FormulaError, match="is not finite"):
+            parse_formula(text)
     tree = parse_formula("x * (2*3) + 10*d").tree
     assert isinstance(tree, Binary) and tree.right.value == 20.0  # d = 2 for x, y
     assert tree.left.right.value == 6.0

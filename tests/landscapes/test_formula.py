@@ -162,7 +162,16 @@ REJECTED = [
     ("x**101", "exponent 101 is too large", 4),
     ("x**-1000", "exponent -1000 is too large", 4),
     ("x^1000", "exponent 1000 is too large", 3),
-    ("1e999 * x", "number too large", 1),
+    ("1e999 * x", "the constant '1e999' is not finite (it evaluates to inf)", 1),
+    ("x + 10**400", "the constant '10**400' is not finite (it evaluates to inf)", 5),
+    ("x + 10^400", "the constant '10^400' is not finite (it evaluates to inf)", 5),
+    ("9**9**9", "the constant '9**9**9' is not finite (it evaluates to inf)", 1),
+    ("y*(1e308 + 1e308)", "the constant '1e308 + 1e308' is not finite", 4),
+    ("x + log(-1)", "the constant 'log(-1)' is not finite (it evaluates to nan)", 5),
+    ("x*exp(1000)", "the constant 'exp(1000)' is not finite (it evaluates to inf)", 3),
+    ("0/0", "the constant '0/0' is not finite (it evaluates to nan)", 1),
+    ("x/0", "division by zero", 2),
+    ("min(y, x/(1 - 1))", "division by zero ('1 - 1' is 0)", 9),
     ("1j * x", "complex numbers", 1),
     ("True + x", "True is not allowed", 1),
     ("x if y else 1", "conditional", 1),
@@ -193,6 +202,50 @@ def test_disallowed_constructs_raise_with_column(text, problem, column):
     assert problem in message
     assert f"at column {column}" in message
     assert isinstance(info.value, DescentError) and isinstance(info.value, ValueError)
+
+
+def test_a_constant_that_is_not_finite_is_refused_alike_however_written():
+    """1e999 and 10**400 (and 9**9**9, 0/0, log(0)) are one kind of error: a constant that is not
+    finite, named as written, in one line."""
+    for text, part, value in [
+        ("1e999", "1e999", "inf"),
+        ("10**400", "10**400", "inf"),
+        ("10^400", "10^400", "inf"),
+        ("9**9**9", "9**9**9", "inf"),
+        ("-1e999", "1e999", "inf"),
+        ("x + 1" + "0" * 400, "1" + "0" * 36 + "...", "inf"),
+        ("log(0) + y", "log(0)", "-inf"),
+        ("sum(1e308 for i in range(d)) + x", "sum(1e308 for i in range(d))", "inf"),
+    ]:
+        message = str(pytest.raises(FormulaError, parse_formula, text).value)
+        assert f"the constant {part!r} is not finite (it evaluates to {value}) at column" in message
+        assert message.startswith(f"invalid landscape formula {text[:77]!r}"[:40]) and "\n" not in message
+    # a large but finite constant is fine whatever the exponent (it is folded exactly)
+    assert parse_formula("2**200 + x").tree.left.value == 2.0**200
+    assert parse_formula("10**300 * 1e-300 + 0*x").tree.left.value == pytest.approx(1.0)
+
+
+def test_flat_sums_and_products_of_many_terms_are_not_nested():
+    """A long flat chain a + b - c ... (what Python parses as left-nested) is not "nested too deeply"."""
+    terms = 240
+    text = " + ".join(["x"] * (terms // 2) + ["y"] * (terms // 2))[:MAX_LENGTH]
+    text = text[: text.rfind(" +")] if len(text) == MAX_LENGTH else text
+    count = text.count("x") + text.count("y")
+    assert count > 100
+    formula = parse_formula(text)
+    value, grad = formula.value_and_grad(torch.tensor([[1.0, 2.0]], dtype=torch.float64))
+    nx, ny = text.count("x"), text.count("y")
+    assert float(value[0]) == nx + 2 * ny and grad.tolist() == [[float(nx), float(ny)]]
+    product = "*".join(["x"] * 200)
+    assert float(parse_formula(product)(torch.tensor([[1.0, 0.0]]))[0]) == 1.0
+    mixed = "1" + "".join(f" {op} x" for op in "+-*/" * 30)  # ((1 + x) - x) * x / x ...: 120 terms
+    assert parse_formula(mixed)(torch.tensor([[2.0, 0.0]], dtype=torch.float64)).shape == (1,)
+    landscape = formula_landscape(" + ".join(["x**2"] * 60) + " + y**2")
+    assert landscape.minima and landscape.minima[0].position == pytest.approx((0.0, 0.0), abs=1e-6)
+    # real nesting still has its limit
+    for nested in ("-" * 60 + "x", "sin(" * 60 + "x" + ")" * 60, "x**" * 60 + "x"):
+        with pytest.raises(FormulaError, match="nested too deeply"):
+            parse_formula(nested)
 
 
 def test_messages_list_what_is_allowed():
@@ -394,7 +447,8 @@ def test_whitelisted_expressions_parse_and_evaluate(text):
     try:
         formula = parse_formula(text)
     except FormulaError as error:  # only the documented limits may refuse a grammatical formula
-        assert re.search(r"exponent .* too large|too long|nested too deeply", str(error)), str(error)
+        limits = r"exponent .* too large|too long|nested too deeply|is not finite|division by zero"
+        assert re.search(limits, str(error)), str(error)
         return
     _check_evaluates(formula)
 
@@ -470,7 +524,7 @@ REJECTED_SUMS = [
     ("sum(x[i] for i in range(0, d, 1))", "range(stop) or range(start, stop)", 19),
     ("sum(x[i] for i in range(x1))", "whole numbers made of d and integers", 25),
     ("sum(x[i] for i in range(d/3))", "whole numbers made of d and integers", 25),
-    ("sum(x[i] for i in range(1e400))", "number too large", 25),
+    ("sum(x[i] for i in range(1e400))", "the constant '1e400' is not finite", 25),
     ("sum(sum(x[i] for i in range(d)) for j in range(d))", "sums cannot be nested", 5),
     ("sum(x[i] for x in range(d))", "the index 'x' is already a name", 14),
     ("sum(x[i] for (i, j) in range(d))", "a plain name", 14),

@@ -148,6 +148,14 @@ class _Source:
         hint = f"; {hint}" if hint else ""
         return FormulaError(f"invalid landscape formula {_short(self.text)}: {problem} {where}{hint}")
 
+    def snippet(self, node: ast.AST) -> str:
+        """The text of ``node`` as the user wrote it (``^`` kept), shortened past 40 characters."""
+        start, end = getattr(node, "col_offset", None), getattr(node, "end_col_offset", None)
+        if start is None or end is None or not 0 <= start < end <= len(self.origin):
+            return ast.unparse(node)
+        text = self.text[self.origin[start] : self.origin[end - 1] + 1].strip()
+        return text if len(text) <= 40 else text[:37] + "..."
+
     def after(self, node: ast.AST, skip: str = " )") -> int:
         """Offset of the first character after ``node`` that is not in ``skip`` (an operator's position)."""
         offset = getattr(node, "end_col_offset", None)
@@ -214,7 +222,10 @@ def _check_depth(source: _Source, tree: ast.Expression) -> None:
                 getattr(node, "col_offset", None),
             )
         for child in ast.iter_child_nodes(node):
-            stack.append((child, depth + 1 if isinstance(child, ast.expr) else depth))
+            # the left operand of a chain ``a + b + c ...`` is at the chain's level: a flat sum of
+            # many terms is not nested (the compiler walks such a chain in a loop)
+            flat = _is_chain(node) and _is_chain(child) and child is node.left  # type: ignore[attr-defined]
+            stack.append((child, depth + 1 if isinstance(child, ast.expr) and not flat else depth))
 
 
 @dataclass(frozen=True)
@@ -259,9 +270,17 @@ class _Compiler:
             number = float(value)
         except OverflowError:
             number = math.inf
-        if not math.isfinite(number):
-            raise self.fail("number too large", node, "numbers must be finite floats")
-        return number
+        return self.finite(number, node)
+
+    def finite(self, value: float, node: ast.AST) -> float:
+        """``value`` if finite, else the error naming the constant part of the text that gave it."""
+        if not math.isfinite(value):
+            raise self.fail(
+                f"the constant {self.source.snippet(node)!r} is not finite (it evaluates to {value})",
+                node,
+                "constants must be finite numbers (at most about 1.8e308 in size)",
+            )
+        return value
 
     def literal(self, node: ast.AST) -> float | None:
         """The value of a (signed) numeric literal, else None."""
@@ -278,7 +297,14 @@ class _Compiler:
         return None
 
     def compile(self, node: ast.AST) -> Expr:
-        """The expression tree of ``node`` (constant subtrees folded into one :class:`Const`)."""
+        """The expression tree of ``node`` (constant subtrees folded into one :class:`Const`, which
+        must be finite: ``1e999``, ``10**400``, ``0/0`` and ``log(0)`` are refused alike)."""
+        result = self._compile(node)
+        if isinstance(result, Const):
+            self.finite(result.value, node)
+        return result
+
+    def _compile(self, node: ast.AST) -> Expr:
         if isinstance(node, ast.Constant):
             return self.build.const(self.number(node))
         if isinstance(node, ast.Name):
@@ -332,6 +358,8 @@ class _Compiler:
         raise self.fail(f"unknown variable {node.id!r}", node, f"allowed names: {self.allowed_names()}")
 
     def binary(self, node: ast.BinOp) -> Expr:
+        """``a op b``; a left-nested chain ``t1 + t2 - t3 * t4 ...`` is compiled in a loop, so a long
+        flat sum or product is neither "nested" nor deep in Python's stack."""
         if isinstance(node.op, ast.MatMult) and self.matrices:
             return self.quad_form(node)
         if type(node.op) not in _BINARY:
@@ -341,9 +369,21 @@ class _Compiler:
                 self.source.after(node.left),
                 f"allowed operators: {_ALLOWED_OPERATORS}",
             )
+        spine = [node]
+        while _is_chain(spine[-1].left):
+            spine.append(spine[-1].left)  # type: ignore[arg-type]
+        left = self.compile(spine[-1].left)
+        for link in reversed(spine):
+            left = self.operation(link, left)
+            if isinstance(left, Const):
+                self.finite(left.value, link)
+        return left
+
+    def operation(self, node: ast.BinOp, left: Expr) -> Expr:
+        """``left op right`` for ``node`` (an allowed operator), its left operand compiled into ``left``."""
         op = _BINARY[type(node.op)]
-        left = self.compile(node.left)
-        if isinstance(node.op, ast.Pow):
+        if isinstance(node.op, ast.Pow) and not isinstance(left, Const):
+            # a constant base is folded exactly (10**400 is refused as not finite, 2**200 is fine)
             exponent = self.literal(node.right)
             if exponent is not None and abs(exponent) > MAX_EXPONENT:
                 raise self.fail(
@@ -351,7 +391,17 @@ class _Compiler:
                     node.right,
                     f"literal exponents must satisfy |p| <= {MAX_EXPONENT:g}",
                 )
-        return self.build.binary(op, left, self.compile(node.right))
+        right = self.compile(node.right)
+        if op == "/" and isinstance(right, Const) and right.value == 0 and not isinstance(left, Const):
+            what = (
+                "" if isinstance(node.right, ast.Constant) else f" ({self.source.snippet(node.right)!r} is 0)"
+            )
+            raise self.fail(
+                f"division by zero{what}",
+                self.source.after(node.left),
+                "U would be infinite or undefined wherever it is used",
+            )
+        return self.build.binary(op, left, right)
 
     def quad_form(self, node: ast.BinOp) -> Expr:
         """``x @ A @ x``: the quadratic form x^T A x of a given matrix (the only use of ``@``)."""
@@ -507,6 +557,14 @@ class _Compiler:
         return None
 
 
+#: the operators of a chain compiled in a loop (left-nested, as Python parses ``a + b - c * d``)
+_CHAIN = (ast.Add, ast.Sub, ast.Mult, ast.Div)
+
+
+def _is_chain(node: ast.AST) -> bool:
+    return isinstance(node, ast.BinOp) and isinstance(node.op, _CHAIN)
+
+
 def _is_name(node: ast.AST, name: str) -> bool:
     return isinstance(node, ast.Name) and node.id == name
 
@@ -613,8 +671,11 @@ def parse_formula(
     ``sum(... for i in range(a, b))`` and ``mean(...)`` whose body uses ``x[i]``, ``x[i + k]``,
     ``x[i - k]``, and ``x @ A @ x`` for a symmetric matrix in ``matrices``. ``^`` means power: it
     is rewritten to ``**`` before parsing (columns in messages refer to the original text).
-    Limits: at most 500 characters, nesting depth 50, literal exponents ``|p| <= 100``.
-    Anything else raises :class:`FormulaError` naming the problem and its column.
+    Limits: at most 500 characters, nesting depth 50 (a flat chain ``a + b - c * d ...`` counts as
+    one level however long), literal exponents ``|p| <= 100`` on a non-constant base. Constant parts
+    are folded and must be finite (``1e999``, ``10**400``, ``0/0``, ``log(0)`` are refused alike), and
+    dividing by a constant zero is refused. Anything else raises :class:`FormulaError` naming the
+    problem and its column.
 
     >>> f = parse_formula("x^2 + 3*sin(y)")
     >>> f(torch.zeros(4, 2)).shape
