@@ -371,6 +371,37 @@ def test_unbounded_and_degenerate_formulas():
     np.testing.assert_allclose(quartic.minima[0].position, (0.0, 0.5), atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    ("text", "bounds", "what"),
+    [
+        ("log(-1 - x**2)", None, "U is not finite anywhere in the box [-3, 3] x [-3, 3]"),
+        ("sqrt(-1 - y**2) + x", None, "U is not finite anywhere"),
+        ("log(0*x)", None, "U is not finite anywhere"),
+        ("x1**2 + log(-1 - x3**2)", None, "U is not finite anywhere in the box [-3, 3] x [-3, 3] x [-3, 3]"),
+        ("log(x) + y", (-3, -1), "U is not finite anywhere in the box [-3, -1] x [-3, -1]"),
+        ("abs(x - x)**0.5", None, "the gradient of U is not finite anywhere"),
+    ],
+)
+def test_a_formula_finite_nowhere_in_its_box_is_refused_before_any_work(text, bounds, what, monkeypatch):
+    def no_search(*args, **kwargs):
+        raise AssertionError("the minima search must not start")
+
+    monkeypatch.setattr("descent.landscapes.formula.find_critical_points", no_search)
+    with pytest.raises(FormulaError) as info:
+        resolve_landscape(text, **({} if bounds is None else {"bounds": bounds}))
+    message = str(info.value)
+    assert message.startswith(f"invalid landscape formula {text!r}: {what}")
+    assert "points checked, e.g. " in message and "\n" not in message
+
+
+def test_a_constant_or_partly_finite_formula_is_a_landscape():
+    for text in ("e", "0*x", "3", "2**1000 + 0*y"):  # flat: zero gradient, no minimum found
+        flat = formula_landscape(text)
+        assert flat.minima == () and torch.equal(flat.gradient(torch.ones(3, 2)), torch.zeros(3, 2))
+    assert formula_landscape("log(x) + y**2").dim == 2  # finite on half the box
+    assert formula_landscape("x*sqrt(-abs(y))").dim == 2  # finite on the line y = 0 only
+
+
 def test_minima_search_is_fast():
     formula_landscape("x**2 + y**2")  # warm-up
     for text in ("(x**2 - 1)**2 - 0.3*x + y**2", "x**2 + 3*sin(y)", "(1 - x)**2 + 10*(y - x**2)**2"):

@@ -37,7 +37,7 @@ from descent.landscapes._registry import LANDSCAPES, get_landscape
 from descent.landscapes.evaluate import Program
 from descent.landscapes.expr import Block, Builder, Column, Const, Expr, QuadForm, walk
 from descent.landscapes.functions import UNARY, binary_forward
-from descent.landscapes.search import find_critical_points
+from descent.landscapes.search import box_sample, find_critical_points, first_finite
 
 MAX_LENGTH = 500
 MAX_DEPTH = 50
@@ -745,6 +745,31 @@ def _check_bounds(bounds: object, dim: int) -> tuple[tuple[float, float], ...]:
     return pairs
 
 
+def _check_finite_somewhere(text: str, energy: Formula, box: tuple[tuple[float, float], ...]) -> None:
+    """Refuse, before any work, a formula whose U (or gradient) is nowhere finite on the box:
+    ``x/0``-like poles everywhere, ``log(-1 - x**2)``, ``sqrt(-1 - y**2)``."""
+    points = box_sample(box)
+    value_at, both_at = first_finite(energy.value_and_grad, points)
+    if both_at is not None:
+        return
+    where = " x ".join(f"[{lo:g}, {hi:g}]" for lo, hi in box)
+    probe = points[len(points) // 2 : len(points) // 2 + 1]
+    u, g = energy.value_and_grad(probe)
+    at = ", ".join(f"{c:g}" for c in probe[0].tolist())
+    if value_at is None:
+        what, example = "U is", f"U({at}) = {float(u[0])}"
+    else:
+        what, example = (
+            "the gradient of U is",
+            f"grad U({at}) = ({', '.join(f'{c:g}' for c in g[0].tolist())})",
+        )
+    raise FormulaError(
+        f"invalid landscape formula {_short(text)}: {what} not finite anywhere in the box {where} "
+        f"(nan or inf at all {len(points)} points checked, e.g. {example}); write a formula that is "
+        "finite somewhere in the box, or give other bounds"
+    )
+
+
 def formula_landscape(
     text: str, bounds: object = None, start: Sequence[float] | None = None, lr: float | None = None
 ) -> Landscape:
@@ -774,6 +799,7 @@ def formula_landscape(
             raise invalid("start", start, f"{dim} coordinates") from None
         if len(default_start) != dim:
             raise invalid("start", start, f"{dim} coordinates")
+    _check_finite_somewhere(text, energy, box)
     search = find_critical_points(energy, box)
     if lr is not None:
         default_lr = check_number("lr", lr, 0, low_open=True)

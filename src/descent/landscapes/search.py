@@ -144,6 +144,33 @@ def _cluster(x: torch.Tensor, value: torch.Tensor, radius: float) -> list[int]:
     return order[chosen].tolist()
 
 
+def box_sample(bounds: Sequence[tuple[float, float]], per_axis: int = 65) -> torch.Tensor:
+    """Points covering ``bounds``: a ``per_axis``-point grid (edges and centre included) in 1-D and
+    2-D, else the centre, the corners (at most 1024) and 4096 Sobol points; ``[M, d]`` float64."""
+    low = torch.tensor([b[0] for b in bounds], dtype=torch.float64)
+    high = torch.tensor([b[1] for b in bounds], dtype=torch.float64)
+    d = low.numel()
+    if d <= 2:
+        axes = [torch.linspace(0.0, 1.0, per_axis, dtype=torch.float64)] * d
+        unit = torch.cartesian_prod(*axes).reshape(-1, d)
+    else:
+        corners = torch.cartesian_prod(*[torch.tensor([0.0, 1.0], dtype=torch.float64)] * d)[:1024]
+        sobol = torch.quasirandom.SobolEngine(d, scramble=True, seed=0).draw(4096, dtype=torch.float64)
+        unit = torch.cat([torch.full((1, d), 0.5, dtype=torch.float64), corners.reshape(-1, d), sobol])
+    return low + (high - low) * unit
+
+
+def first_finite(value_and_grad: Callable, points: torch.Tensor) -> tuple[int | None, int | None]:
+    """Index of the first of ``points`` where U is finite and of the first where U and its gradient
+    both are (None when there is none)."""
+    with torch.no_grad():
+        value, grad = value_and_grad(points)
+    finite = torch.isfinite(value)
+    both = finite & torch.isfinite(grad).all(dim=1)
+    first = lambda mask: int(mask.nonzero()[0, 0]) if bool(mask.any()) else None  # noqa: E731
+    return first(finite), first(both)
+
+
 @dataclass(frozen=True)
 class _Search:
     points: tuple[CriticalPoint, ...]
