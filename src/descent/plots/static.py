@@ -40,13 +40,19 @@ def draw_landscape(ax, landscape: Landscape, resolution: int = 200, bounds=None)
     import numpy as np
 
     xs, ys, values = landscape_grid(landscape, resolution, bounds)
-    finite = values[np.isfinite(values)]
-    levels = np.unique(np.quantile(finite, np.linspace(0, 1, 30))) if finite.size else np.zeros(0)
-    if levels.size < 2:  # a flat landscape (a constant formula) or nothing finite: one band
-        middle = float(levels[0]) if levels.size else 0.0
-        levels = np.array([middle - 0.5, middle + 0.5])
-    ax.contourf(xs, ys, values, levels=levels, cmap="viridis")
-    ax.contour(xs, ys, values, levels=levels, colors="k", linewidths=0.3, alpha=0.4)
+    defined = np.isfinite(values)
+    finite = values[defined]
+    with np.errstate(over="ignore", invalid="ignore"):  # values near the float limit
+        levels = np.unique(np.quantile(finite, np.linspace(0, 1, 30))) if finite.size else np.zeros(0)
+    levels = levels[np.isfinite(levels)]
+    scale = float(np.abs(levels).max()) if levels.size else 1.0
+    if scale > 1e300:  # near the float limit matplotlib's colour scale overflows: draw U / scale
+        values, levels = values / scale, np.unique(levels / scale)
+    if levels.size >= 2:
+        ax.contourf(xs, ys, values, levels=levels, cmap="viridis")
+        ax.contour(xs, ys, values, levels=levels, colors="k", linewidths=0.3, alpha=0.4)
+    else:
+        _draw_flat(ax, xs, ys, defined, finite)
     for point in landscape.critical_points:
         marker, color = MARKERS[point.kind]
         ax.plot(
@@ -60,6 +66,32 @@ def draw_landscape(ax, landscape: Landscape, resolution: int = 200, bounds=None)
         )
     ax.set_xlabel("x")
     ax.set_ylabel("y")
+
+
+def _draw_flat(ax, xs, ys, defined, finite) -> None:
+    """A landscape with one value (a constant formula; zero gradient everywhere) or none finite: one
+    even band where U is finite, grey where it is not, and a note saying which."""
+    import numpy as np
+
+    ax.set_facecolor("0.85")  # where U is not finite
+    if finite.size:
+        ax.contourf(xs, ys, np.where(defined, 0.0, np.nan), levels=[-1.0, 1.0], cmap="viridis")
+        where = "everywhere" if defined.all() else "wherever it is finite"
+        note = f"flat: U = {float(finite[0]) + 0.0:.6g} {where} (zero gradient)"  # + 0.0: no -0
+    else:
+        note = "U is not finite anywhere in this box"
+    ax.text(
+        0.5,
+        0.97,
+        note,
+        transform=ax.transAxes,
+        ha="center",
+        va="top",
+        fontsize=9,
+        bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.85},
+    )
+    ax.set_xlim(float(xs[0]), float(xs[-1]))
+    ax.set_ylim(float(ys[0]), float(ys[-1]))
 
 
 def trajectory_figure(trajectory: Trajectory, max_paths: int = 50):
