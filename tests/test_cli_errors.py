@@ -43,3 +43,27 @@ def test_a_long_error_stays_on_one_line(tmp_path):
     line = error_line(invoke("run", "--starts", "grid:100000", "--out", str(tmp_path)))
     assert line.startswith("error: invalid --starts=10000000000 particles: this run would hold about")
     assert len(line) > 120 and not (tmp_path / "trajectory.json").exists()
+
+
+def test_ctrl_c_while_writing_keeps_the_data_files_and_exits_130(tmp_path, monkeypatch):
+    import descent.plots
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(descent.plots, "trajectory_figure", interrupted)
+    result = invoke("run", "--steps", "50", "--out", str(tmp_path))
+    assert result.exit_code == 130, result.output
+    assert "interrupted" in result.output and "Traceback" not in result.output
+    assert (tmp_path / "trajectory.json").stat().st_size > 0 and (tmp_path / "trajectory.csv").exists()
+
+
+def test_ctrl_c_in_an_experiment_exits_130(tmp_path, monkeypatch):
+    import descent.experiments
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(descent.experiments, "run_experiment", interrupted)
+    result = invoke("experiment", "run", "all", "--quick", "--out", str(tmp_path))
+    assert result.exit_code == 130, result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import re
@@ -73,6 +74,20 @@ def _flag_name(parameter: str, flags: dict) -> str | None:
     return None
 
 
+def interruptible(command):
+    """Ctrl-C stops ``command`` with exit code 130 and one line, keeping what it wrote so far."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            typer.echo("interrupted: what finished was kept", err=True)
+            raise typer.Exit(code=130) from None
+
+    return wrapper
+
+
 def progress_bar(description: str) -> Progress:
     """A rich progress bar (shown on long work; quiet when not a terminal)."""
     return Progress(
@@ -132,6 +147,7 @@ def parse_bytes(text: str | None, parameter: str = "--memory-budget") -> int | N
 
 
 @app.command()
+@interruptible
 def run(
     landscape: str = typer.Option(
         "double-well",
@@ -421,6 +437,7 @@ def experiment_list() -> None:
 
 
 @experiment_app.command("run")
+@interruptible
 def experiment_run(
     name: str = typer.Argument(..., help="an experiment name, or 'all'"),
     quick: bool = typer.Option(False, help="the small size the tests run"),
@@ -446,6 +463,7 @@ def experiment_run(
 
 
 @app.command()
+@interruptible
 def report(
     out: Path = typer.Option(Path("report.html"), help="the HTML file to write"),
     quick: bool = typer.Option(False, help="run every experiment at its quick size"),
