@@ -67,3 +67,10 @@ def test_ctrl_c_in_an_experiment_exits_130(tmp_path, monkeypatch):
     monkeypatch.setattr(descent.experiments, "run_experiment", interrupted)
     result = invoke("experiment", "run", "all", "--quick", "--out", str(tmp_path))
     assert result.exit_code == 130, result.output
+
+
+def test_run_help_shows_the_defaults_written_in_brackets_and_a_plain_no_plot_flag():
+    text = " ".join(invoke("run", "--help").output.replace("│", " ").split())
+    assert "--lr <float> learning rate [default: the landscape's; adaptive rules: 1/80 of the box]" in text
+    assert "[default: half the machine's memory]" in text
+    assert "--no-plot" in text and "--no-no-plot" not in text

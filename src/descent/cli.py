@@ -156,7 +156,7 @@ def run(
     ),
     optimizer: str = typer.Option("momentum", help="update rule (see `descent list optimizers`)"),
     lr: float | None = typer.Option(
-        None, help="learning rate [default: the landscape's; adaptive rules: 1/80 of the box]"
+        None, help="learning rate \\[default: the landscape's; adaptive rules: 1/80 of the box]"
     ),
     momentum: float | None = typer.Option(None, help="momentum beta (momentum, nesterov, rmsprop)"),
     temperature: float | None = typer.Option(None, help="Langevin temperature T"),
@@ -192,7 +192,8 @@ def run(
         help="auto (default: the compiled kernel where it supports the run, else torch), kernel, torch",
     ),
     memory_budget: str | None = typer.Option(
-        None, help="refuse runs that would hold more than this, e.g. 2GB [default: half the machine's memory]"
+        None,
+        help="refuse runs that would hold more than this, e.g. 2GB \\[default: half the machine's memory]",
     ),
     spec_file: Path | None = typer.Option(
         None, "--spec", help="replay a stored spec (a spec .json or a trajectory.json); other flags ignored"
