@@ -556,6 +556,8 @@ REJECTED_SUMS = [
     ("sum(x[i] for i in range(x1))", "whole numbers made of d and integers", 25),
     ("sum(x[i] for i in range(d/3))", "whole numbers made of d and integers", 25),
     ("sum(x[i] for i in range(1e400))", "the constant '1e400' is not finite", 25),
+    ("sum(1 for i in range(10**15))", "range() has 1000000000000000 terms, at most 100000", 16),
+    ("x1 + mean(2 for i in range(-10**12, 10**12))", "range() has 2000000000000 terms", 22),
     ("sum(sum(x[i] for i in range(d)) for j in range(d))", "sums cannot be nested", 5),
     ("sum(x[i] for x in range(d))", "the index 'x' is already a name", 14),
     ("sum(x[i] for (i, j) in range(d))", "a plain name", 14),

@@ -43,6 +43,7 @@ MAX_LENGTH = 500
 MAX_DEPTH = 50
 MAX_EXPONENT = 100.0
 MAX_DIM = 10
+MAX_TERMS = 100_000  # the longest range() of a sum (one whose body is constant is added up at parse time)
 
 
 class FormulaError(DescentError):
@@ -517,7 +518,10 @@ class _Compiler:
             ):
                 raise self.fail("range() bounds must be whole numbers made of d and integers", arg)
             bounds.append(int(value.value))
-        return (0, bounds[0]) if len(bounds) == 1 else (bounds[0], bounds[1])
+        start, stop = (0, bounds[0]) if len(bounds) == 1 else (bounds[0], bounds[1])
+        if stop - start > MAX_TERMS:
+            raise self.fail(f"range() has {stop - start} terms, at most {MAX_TERMS}", node)
+        return start, stop
 
     def subscript(self, node: ast.Subscript) -> Expr:
         """``x[i + k]`` inside a sum: the columns i + k for every i of its range at once."""
@@ -671,8 +675,9 @@ def parse_formula(
     ``sum(... for i in range(a, b))`` and ``mean(...)`` whose body uses ``x[i]``, ``x[i + k]``,
     ``x[i - k]``, and ``x @ A @ x`` for a symmetric matrix in ``matrices``. ``^`` means power: it
     is rewritten to ``**`` before parsing (columns in messages refer to the original text).
-    Limits: at most 500 characters, nesting depth 50 (a flat chain ``a + b - c * d ...`` counts as
-    one level however long), literal exponents ``|p| <= 100`` on a non-constant base. Constant parts
+    Limits: at most 500 characters, sums of at most 100000 terms, nesting depth 50 (a flat chain
+    ``a + b - c * d ...`` counts as one level however long), literal exponents ``|p| <= 100`` on a
+    non-constant base. Constant parts
     are folded and must be finite (``1e999``, ``10**400``, ``0/0``, ``log(0)`` are refused alike), and
     dividing by a constant zero is refused. Anything else raises :class:`FormulaError` naming the
     problem and its column.
