@@ -162,6 +162,8 @@ REJECTED = [
     ("x**101", "exponent 101 is too large", 4),
     ("x**-1000", "exponent -1000 is too large", 4),
     ("x^1000", "exponent 1000 is too large", 3),
+    ("x**(50*3)", "exponent 150 is too large", 5),
+    ("y**-(10**3)", "exponent -1000 is too large", 4),
     ("1e999 * x", "the constant '1e999' is not finite (it evaluates to inf)", 1),
     ("x + 10**400", "the constant '10**400' is not finite (it evaluates to inf)", 5),
     ("x + 10^400", "the constant '10^400' is not finite (it evaluates to inf)", 5),

@@ -283,20 +283,6 @@ class _Compiler:
             )
         return value
 
-    def literal(self, node: ast.AST) -> float | None:
-        """The value of a (signed) numeric literal, else None."""
-        sign = 1.0
-        while isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
-            sign = -sign if isinstance(node.op, ast.USub) else sign
-            node = node.operand
-        if (
-            isinstance(node, ast.Constant)
-            and isinstance(node.value, (int, float))
-            and not isinstance(node.value, bool)
-        ):
-            return sign * self.number(node)
-        return None
-
     def compile(self, node: ast.AST) -> Expr:
         """The expression tree of ``node`` (constant subtrees folded into one :class:`Const`, which
         must be finite: ``1e999``, ``10**400``, ``0/0`` and ``log(0)`` are refused alike)."""
@@ -383,16 +369,15 @@ class _Compiler:
     def operation(self, node: ast.BinOp, left: Expr) -> Expr:
         """``left op right`` for ``node`` (an allowed operator), its left operand compiled into ``left``."""
         op = _BINARY[type(node.op)]
-        if isinstance(node.op, ast.Pow) and not isinstance(left, Const):
-            # a constant base is folded exactly (10**400 is refused as not finite, 2**200 is fine)
-            exponent = self.literal(node.right)
-            if exponent is not None and abs(exponent) > MAX_EXPONENT:
-                raise self.fail(
-                    f"exponent {exponent:g} is too large",
-                    node.right,
-                    f"literal exponents must satisfy |p| <= {MAX_EXPONENT:g}",
-                )
         right = self.compile(node.right)
+        if op == "**" and isinstance(right, Const) and not isinstance(left, Const):
+            # a constant base is folded exactly (10**400 is refused as not finite, 2**200 is fine)
+            if abs(right.value) > MAX_EXPONENT:
+                raise self.fail(
+                    f"exponent {right.value:g} is too large",
+                    node.right,
+                    f"constant exponents must satisfy |p| <= {MAX_EXPONENT:g}",
+                )
         if op == "/" and isinstance(right, Const) and right.value == 0 and not isinstance(left, Const):
             what = (
                 "" if isinstance(node.right, ast.Constant) else f" ({self.source.snippet(node.right)!r} is 0)"
@@ -676,8 +661,8 @@ def parse_formula(
     ``x[i - k]``, and ``x @ A @ x`` for a symmetric matrix in ``matrices``. ``^`` means power: it
     is rewritten to ``**`` before parsing (columns in messages refer to the original text).
     Limits: at most 500 characters, sums of at most 100000 terms, nesting depth 50 (a flat chain
-    ``a + b - c * d ...`` counts as one level however long), literal exponents ``|p| <= 100`` on a
-    non-constant base. Constant parts
+    ``a + b - c * d ...`` counts as one level however long), constant exponents ``|p| <= 100``
+    on a non-constant base. Constant parts
     are folded and must be finite (``1e999``, ``10**400``, ``0/0``, ``log(0)`` are refused alike), and
     dividing by a constant zero is refused. Anything else raises :class:`FormulaError` naming the
     problem and its column.
