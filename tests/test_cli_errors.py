@@ -74,3 +74,31 @@ def test_run_help_shows_the_defaults_written_in_brackets_and_a_plain_no_plot_fla
     assert "--lr <float> learning rate [default: the landscape's; adaptive rules: 1/80 of the box]" in text
     assert "[default: half the machine's memory]" in text
     assert "--no-plot" in text and "--no-no-plot" not in text
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--device", "tpu"], "error: invalid --device='tpu': expected cpu, cuda or cuda:N"),
+        (
+            ["--landscape", "sphere", "--param", "dim=1000000"],
+            "error: invalid --param dim=1000000.0: expected an integer in [1, 10000]",
+        ),
+    ],
+)
+def test_resource_requests_are_refused_before_any_work(tmp_path, args, expected):
+    assert error_line(invoke("run", *args, "--out", str(tmp_path / "o"))) == expected
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_bad_out_folder_is_refused_before_the_run(tmp_path, monkeypatch):
+    import descent.spec
+
+    def never(*args, **kwargs):
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(descent.spec, "simulate", never)
+    (tmp_path / "file").write_text("")
+    for out in (tmp_path / "file", tmp_path / "file" / "sub"):
+        line = error_line(invoke("run", "--out", str(out)))
+        assert line == f"error: invalid --out='{out}': expected a folder ({tmp_path / 'file'} is a file)"

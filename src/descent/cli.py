@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import re
 from pathlib import Path
 
@@ -227,31 +228,64 @@ def run(
         else:
             spec = _spec_from_flags(flags)
             spec = spec.with_(device=device, backend=backend)
-        if spec.device.startswith("cuda"):
-            import torch
-
-            if not torch.cuda.is_available():
-                raise invalid("device", spec.device, "'cpu' (no CUDA device is available here)")
+        check_resources(spec)
+        check_out_folder(out)
         with progress_bar("simulating") as bar:
             task = bar.add_task("simulating", total=spec.steps)
             trajectory = run_spec(spec, progress=_bar_callback(bar, task), memory_budget=budget)
     except DescentError as error:
         _fail(error, flags if spec_file is None else None)
         return
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [
-        trajectory.write_json(out / "trajectory.json", max_bytes=file_limit),
-        trajectory.write_csv(out / "trajectory.csv", max_bytes=file_limit),
-    ]
-    if not no_plot:
-        from descent.plots import trajectory_figure
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        paths = [
+            trajectory.write_json(out / "trajectory.json", max_bytes=file_limit),
+            trajectory.write_csv(out / "trajectory.csv", max_bytes=file_limit),
+        ]
+        if not no_plot:
+            from descent.plots import trajectory_figure
 
-        figure = trajectory_figure(trajectory)
-        figure.savefig(out / "trajectory.png", dpi=110)
-        paths.append(out / "trajectory.png")
+            figure = trajectory_figure(trajectory)
+            figure.savefig(out / "trajectory.png", dpi=110)
+            paths.append(out / "trajectory.png")
+    except OSError as error:  # what the check before the run could not foresee (a full disk, /proc)
+        _fail(invalid("--out", str(out), f"a folder the files can be written to ({error.strerror})"))
     _print_summary(trajectory, paths)
     if trajectory.interrupted:
         raise typer.Exit(code=130)  # interrupted (Ctrl-C): what finished was written
+
+
+MAX_DIM = 10_000  # the largest dimension the command line runs (`--param dim=...`)
+
+
+def check_resources(spec) -> None:
+    """Refuse a device or a dimension the run cannot have, before any work (the particles and the
+    memory they need are checked by ``run_spec`` before any start is made)."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", spec.device):
+        raise invalid("device", spec.device, "cpu, cuda or cuda:N")
+    if spec.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise invalid("device", spec.device, "'cpu' (no CUDA device is available here)")
+        index = int(spec.device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise invalid("device", spec.device, f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    dim = spec.landscape_params.get("dim")
+    if dim is not None and not 1 <= dim <= MAX_DIM:
+        raise invalid(f"{spec.landscape}.dim", dim, f"an integer in [1, {MAX_DIM}]")
+
+
+def check_out_folder(out: Path) -> None:
+    """Refuse an output folder that is a file, lies under a file or cannot be written, before any
+    work (nothing is created here)."""
+    for folder in [out, *out.absolute().parents]:
+        if folder.exists():
+            if not folder.is_dir():
+                raise invalid("--out", str(out), f"a folder ({folder} is a file)")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise invalid("--out", str(out), f"a folder you can write to ({folder} is not writable)")
+            return
 
 
 # the run flags that shape a spec, with their defaults read from `run` itself (given together with
