@@ -227,7 +227,7 @@ def test_a_swarm_too_big_to_save_every_step_is_refused_and_the_summary_runs(tmp_
         (["--lr", "-1"], "invalid --lr=-1.0"),
         (["--optimizer", "sgdd"], "invalid --optimizer='sgdd'"),
         (["--momentum", "1.5"], "invalid --momentum=1.5"),
-        (["--start", "a,b"], "invalid start='a,b'"),
+        (["--start", "a,b"], "invalid --start='a,b'"),
         (["--landscape", "x**2 + foo(y)"], "foo"),
         (["--schedule", "cosine:total=-3"], "invalid --schedule cosine.total=-3"),
         (["--hp", "beta9=3"], "invalid --hp='beta9'"),

@@ -102,3 +102,22 @@ def test_a_bad_out_folder_is_refused_before_the_run(tmp_path, monkeypatch):
     for out in (tmp_path / "file", tmp_path / "file" / "sub"):
         line = error_line(invoke("run", "--out", str(out)))
         assert line == f"error: invalid --out='{out}': expected a folder ({tmp_path / 'file'} is a file)"
+
+
+FINITE = "expected comma-separated finite numbers, e.g. -1.7,0 (points separated by ';')"
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--start", "nan,0"], f"error: invalid --start='nan,0': {FINITE}"),
+        (["--starts", "1,2;inf,3"], f"error: invalid --starts='1,2;inf,3': {FINITE}"),
+        (["--start", "0.5"], "error: invalid --start='0.5': expected points of 2 numbers"),
+        (
+            ["--start", "1,0", "--starts", "random:5"],
+            "error: invalid --starts='random:5': expected one of --start and --starts, not both (aliases)",
+        ),
+    ],
+)
+def test_bad_starts_are_reported_as_typed(tmp_path, args, expected):
+    assert error_line(invoke("run", *args, "--out", str(tmp_path))) == expected

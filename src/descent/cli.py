@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -37,7 +38,9 @@ def _fail(error: Exception, flags: dict | None = None) -> None:
         named = re.match(r"invalid ([\w.:-]+)=", text)
         parameter = error.parameter or (named.group(1) if named else None)
         flag = _flag_name(parameter, flags) if parameter else None
-        if flag is not None and text.startswith(f"invalid {parameter}="):
+        if flag in ("--start", "--starts") and error.allowed is not None:
+            text = str(invalid(flag, flags[flag[2:]], error.allowed))  # the points as typed
+        elif flag is not None and text.startswith(f"invalid {parameter}="):
             text = f"invalid {flag}=" + text[len(f"invalid {parameter}=") :]
     typer.echo("error: " + text, err=True)
     raise typer.Exit(code=2)
@@ -107,20 +110,29 @@ def _bar_callback(bar: Progress, task: int):
     return lambda k, total: bar.update(task, completed=k, total=total)
 
 
-def parse_point(text: str, parameter: str = "start") -> list[float]:
+def parse_point(text: str, parameter: str = "--start") -> list[float]:
     """'-1.7,0' -> [-1.7, 0.0]."""
     try:
-        return [float(v) for v in text.split(",")]
+        point = [float(v) for v in text.split(",")]
     except ValueError:
-        raise invalid(parameter, text, "comma-separated numbers, e.g. -1.7,0") from None
+        point = []
+    if not point or not all(math.isfinite(v) for v in point):
+        raise invalid(parameter, text, "comma-separated finite numbers, e.g. -1.7,0")
+    return point
 
 
-def parse_starts(text: str | None) -> object:
+def parse_starts(text: str | None, parameter: str = "--start") -> object:
     if text is None or text == "default":
         return "default"
     if text.startswith(("random:", "grid:", "default:")):
         return text
-    return [parse_point(p) for p in text.split(";")]
+    points = []
+    for part in text.split(";"):
+        try:
+            points.append(parse_point(part, parameter))
+        except DescentError as error:
+            raise invalid(parameter, text, error.allowed + " (points separated by ';')") from None
+    return points
 
 
 def parse_params(items: list[str], parameter: str) -> dict[str, float]:
@@ -307,6 +319,8 @@ def _spec_from_flags(flags: dict):
     record_every, grad_tol, target_loss = flags["record_every"], flags["grad_tol"], flags["target_loss"]
     grad_noise, clip, l2 = flags["grad_noise"], flags["clip"], flags["l2"]
 
+    if flags["start"] is not None and flags["starts"] is not None:
+        raise invalid("--starts", flags["starts"], "one of --start and --starts, not both (aliases)")
     hyper = parse_params(hp, "--hp")
     for key in ("lr", "momentum", "temperature"):
         if flags[key] is not None:
@@ -339,7 +353,7 @@ def _spec_from_flags(flags: dict):
         hyper=hyper,
         schedule=schedule_to_dict(parse_schedule(schedule)) if schedule else None,
         transforms=transforms,
-        starts=parse_starts(flags["start"] or flags["starts"]),
+        starts=parse_starts(flags["start"] or flags["starts"], "--start" if flags["start"] else "--starts"),
         steps=flags["steps"],
         save=save,
         events=events,
