@@ -121,3 +121,20 @@ FINITE = "expected comma-separated finite numbers, e.g. -1.7,0 (points separated
 )
 def test_bad_starts_are_reported_as_typed(tmp_path, args, expected):
     assert error_line(invoke("run", *args, "--out", str(tmp_path))) == expected
+
+
+def test_each_run_gets_its_own_folder_named_by_the_spec_digest(tmp_path, monkeypatch):
+    import json
+
+    from descent.spec import RunSpec
+
+    monkeypatch.chdir(tmp_path)
+    folders = []
+    for momentum in ("0", "0.9"):
+        result = invoke("run", "--momentum", momentum, "--steps", "20", "--no-plot")
+        assert result.exit_code == 0, result.output
+        (folder,) = {path.parent for path in (tmp_path / "out").glob("*/trajectory.json")} - set(folders)
+        spec = RunSpec.from_dict(json.loads((folder / "trajectory.json").read_text())["spec"])
+        assert folder.name == spec.digest[:8] and f"wrote out/{folder.name}/trajectory.json" in result.output
+        folders.append(folder)
+    assert len(set(folders)) == 2

@@ -211,7 +211,11 @@ def run(
     spec_file: Path | None = typer.Option(
         None, "--spec", help="replay a stored spec (a spec .json or a trajectory.json); other flags ignored"
     ),
-    out: Path = typer.Option(Path("out/run"), help="folder for trajectory.json/.csv/.png"),
+    out: Path | None = typer.Option(
+        None,
+        help="folder for trajectory.json/.csv/.png "
+        "\\[default: out/<first 8 characters of the spec's digest>]",
+    ),
     max_file_size: str = typer.Option(
         "50MB", help="decimate trajectory.json and .csv (even frames and particles) to stay under this"
     ),
@@ -241,6 +245,8 @@ def run(
             spec = _spec_from_flags(flags)
             spec = spec.with_(device=device, backend=backend)
         check_resources(spec)
+        if out is None:  # each run its own folder, named by what it runs
+            out = Path("out") / spec.digest[:8]
         check_out_folder(out)
         with progress_bar("simulating") as bar:
             task = bar.add_task("simulating", total=spec.steps)
