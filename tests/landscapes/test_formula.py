@@ -402,6 +402,7 @@ def test_a_constant_or_partly_finite_formula_is_a_landscape():
         assert flat.minima == () and torch.equal(flat.gradient(torch.ones(3, 2)), torch.zeros(3, 2))
     assert formula_landscape("log(x) + y**2").dim == 2  # finite on half the box
     assert formula_landscape("x*sqrt(-abs(y))").dim == 2  # finite on the line y = 0 only
+    assert formula_landscape("x**2 + y**2", bounds=(-1e308, 1e308)).dim == 2  # the box's width overflows
 
 
 def test_minima_search_is_fast():

@@ -157,7 +157,7 @@ def box_sample(bounds: Sequence[tuple[float, float]], per_axis: int = 65) -> tor
         corners = torch.cartesian_prod(*[torch.tensor([0.0, 1.0], dtype=torch.float64)] * d)[:1024]
         sobol = torch.quasirandom.SobolEngine(d, scramble=True, seed=0).draw(4096, dtype=torch.float64)
         unit = torch.cat([torch.full((1, d), 0.5, dtype=torch.float64), corners.reshape(-1, d), sobol])
-    return low + (high - low) * unit
+    return low * (1 - unit) + high * unit  # not low + (high - low) * unit: high - low may overflow
 
 
 def first_finite(value_and_grad: Callable, points: torch.Tensor) -> tuple[int | None, int | None]:
