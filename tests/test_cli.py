@@ -18,11 +18,16 @@ def invoke(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
-@pytest.mark.parametrize("momentum, outcome, side", [("0", "minimum:left", -1), ("0.9", "minimum:right", 1)])
-def test_double_well_momentum_claim_with_every_other_flag_at_its_default(tmp_path, momentum, outcome, side):
+@pytest.mark.parametrize(
+    "momentum, outcome, kind, side",
+    [("0", "minimum:left", "local", -1), ("0.9", "minimum:right", "global", 1)],
+)
+def test_double_well_momentum_claim_with_every_other_flag_at_its_default(
+    tmp_path, momentum, outcome, kind, side
+):
     result = invoke("run", "--landscape", "double-well", "--momentum", momentum, "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
-    assert f"outcome: {outcome}" in result.output
+    assert f"outcome: {outcome} ({kind}), reached at step" in result.output
     data = json.loads((tmp_path / "trajectory.json").read_text())
     particles = data["particles"]
     assert data["outcome_labels"][particles["outcome"][0]] == outcome
@@ -36,7 +41,8 @@ def test_double_well_momentum_claim_with_every_other_flag_at_its_default(tmp_pat
 def test_swarm_prints_a_table_of_outcomes(tmp_path):
     result = invoke("run", "--starts", "random:50", "--steps", "500", "--no-plot", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
-    assert "minimum:right" in result.output and "share" in result.output
+    assert "minimum:right (global)" in result.output and "minimum:left (local)" in result.output
+    assert "share" in result.output
 
 
 def test_formula_landscape_and_schedule_options(tmp_path):
@@ -98,7 +104,7 @@ def test_a_stored_trajectory_replays_with_spec(tmp_path):
 def test_the_compiled_backend_gives_the_same_outcome(tmp_path):
     result = invoke("run", "--backend", "kernel", "--momentum", "0.9", "--no-plot", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
-    assert "outcome: minimum:right (reached at step 169)" in result.output.replace("\n", " ")
+    assert "outcome: minimum:right (global), reached at step 169" in result.output
     # an objective with data stays on torch (the kernels hold formulas, not data sets)
     args = ("--landscape", "logistic-risk", "--optimizer", "gd", "--out", str(tmp_path / "x"))
     refused = invoke("run", "--backend", "kernel", *args)

@@ -138,3 +138,24 @@ def test_each_run_gets_its_own_folder_named_by_the_spec_digest(tmp_path, monkeyp
         assert folder.name == spec.digest[:8] and f"wrote out/{folder.name}/trajectory.json" in result.output
         folders.append(folder)
     assert len(set(folders)) == 2
+
+
+def test_the_run_header_shows_schedule_clipping_noise_and_decay(tmp_path):
+    args = (
+        "--schedule",
+        "warmup:steps=10>cosine:total=90",
+        "--clip",
+        "1",
+        "--grad-noise",
+        "0.5",
+        "--l2",
+        "0.01",
+    )
+    result = invoke("run", *args, "--steps", "100", "--no-plot", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == (
+        "double-well · momentum (lr=0.02, momentum=0.9) · schedule warmup:steps=10>cosine:total=90,final=0.0"
+        " · grad noise 0.5 · clip 1.0 · l2 0.01"
+    )
+    plain = invoke("run", "--steps", "10", "--no-plot", "--out", str(tmp_path))
+    assert plain.output.splitlines()[0] == "double-well · momentum (lr=0.02, momentum=0.9)"

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from descent._errors import DescentError, check_number, invalid
 
@@ -370,26 +371,59 @@ def _spec_from_flags(flags: dict):
     )
 
 
+def _settings_text(settings: dict) -> str:
+    """{'kind': 'warmup', 'steps': 100, 'then': {...}} -> 'warmup:steps=100>cosine:total=1900,final=0.0'."""
+    then = settings.get("then")
+    values = ",".join(f"{k}={v}" for k, v in settings.items() if k not in ("kind", "then"))
+    text = settings["kind"] + (f":{values}" if values else "")
+    return text + (">" + _settings_text(then) if isinstance(then, dict) else "")
+
+
+def run_header(trajectory) -> str:
+    """One line: landscape, rule and hyper-parameters, and the schedule, clipping, noise and decay
+    when set (plain text, no markup)."""
+    settings = trajectory.optimizer.to_dict()
+    hyper = ", ".join(
+        f"{k}={v if not isinstance(v, list) else '[...]'}" for k, v in settings["hyper"].items()
+    )
+    parts = [f"{trajectory.landscape.name} · {settings['name']} ({hyper})"]
+    if settings.get("schedule") and settings["schedule"].get("kind") != "constant":
+        parts.append(f"schedule {_settings_text(settings['schedule'])}")
+    names = {"clip_norm": "clip", "grad_noise": "grad noise", "l2": "l2"}
+    for transform in settings.get("transforms") or []:
+        values = ", ".join(str(v) for k, v in transform.items() if k != "kind")
+        parts.append(f"{names.get(transform['kind'], transform['kind'])} {values}")
+    return " · ".join(parts)
+
+
+def outcome_name(label: str, landscape) -> str:
+    """'minimum:left' -> 'minimum:left (local)' (or '(global)'), from the landscape's known points."""
+    kind, _, point = label.partition(":")
+    if kind == "minimum":
+        for known in getattr(landscape, "critical_points", ()):
+            if known.id == point and known.kind in ("global_min", "local_min"):
+                return f"{label} ({known.kind.removesuffix('_min')})"
+    return label
+
+
 def _print_summary(trajectory, paths) -> None:
     summary = trajectory.summary()
-    opt = trajectory.optimizer
-    hyper = ", ".join(
-        f"{k}={v if not isinstance(v, list) else '[...]'}" for k, v in opt.to_dict()["hyper"].items()
-    )
-    console.print(f"[bold]{trajectory.landscape.name}[/] · [bold]{opt.name}[/] ({hyper})")
+    console.print(run_header(trajectory), markup=False, style="bold", soft_wrap=True)
     n = summary["particles"]
     if n == 1:
         pos = ", ".join(f"{v:.4f}" for v in trajectory.final_position[0].tolist())
         outcome = trajectory.outcomes[0]
         when = "not settled" if outcome == "moving" else f"reached at step {int(trajectory.outcome_step[0])}"
         console.print(
-            f"outcome: [bold green]{outcome}[/] ({when}); final position ({pos}); "
-            f"final loss {float(trajectory.final_loss[0]):.6g}"
+            f"outcome: {outcome_name(outcome, trajectory.landscape)}, {when}; final position ({pos}); "
+            f"final loss {float(trajectory.final_loss[0]):.6g}",
+            markup=False,
+            soft_wrap=True,
         )
     else:
         table = Table("outcome", "particles", "share")  # every particle, whatever the files kept
         for label, count in sorted(summary["outcomes"].items(), key=lambda kv: -kv[1]):
-            table.add_row(label, str(count), f"{count / n:.1%}")
+            table.add_row(Text(outcome_name(label, trajectory.landscape)), str(count), f"{count / n:.1%}")
         console.print(table)
         console.print(f"median final loss {summary['final_loss_median']:.6g}")
     console.print(f"steps run: {summary['steps_run']}" + (" (interrupted)" if summary["interrupted"] else ""))
