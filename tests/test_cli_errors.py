@@ -159,3 +159,13 @@ def test_the_run_header_shows_schedule_clipping_noise_and_decay(tmp_path):
     )
     plain = invoke("run", "--steps", "10", "--no-plot", "--out", str(tmp_path))
     assert plain.output.splitlines()[0] == "double-well · momentum (lr=0.02, momentum=0.9)"
+
+
+def test_an_outcome_named_global_is_not_labelled_twice():
+    from descent.cli import outcome_name
+    from descent.landscapes import get_landscape
+
+    rosenbrock, double_well = get_landscape("rosenbrock"), get_landscape("double-well")
+    assert outcome_name("minimum:global", rosenbrock) == "minimum:global"
+    assert outcome_name("minimum:left", double_well) == "minimum:left (local)"
+    assert outcome_name("moving", double_well) == "moving"

@@ -401,8 +401,9 @@ def outcome_name(label: str, landscape) -> str:
     kind, _, point = label.partition(":")
     if kind == "minimum":
         for known in getattr(landscape, "critical_points", ()):
-            if known.id == point and known.kind in ("global_min", "local_min"):
-                return f"{label} ({known.kind.removesuffix('_min')})"
+            scope = known.kind.removesuffix("_min")
+            if known.id == point and known.kind in ("global_min", "local_min") and scope not in point:
+                return f"{label} ({scope})"
     return label
 
 
