@@ -101,7 +101,10 @@ def test_a_bad_out_folder_is_refused_before_the_run(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("")
     for out in (tmp_path / "file", tmp_path / "file" / "sub"):
         line = error_line(invoke("run", "--out", str(out)))
-        assert line == f"error: invalid --out='{out}': expected a folder ({tmp_path / 'file'} is a file)"
+        assert (
+            line
+            == f"error: invalid --out='{out}': expected a path in a folder ({tmp_path / 'file'} is a file)"
+        )
 
 
 FINITE = "expected comma-separated finite numbers, e.g. -1.7,0 (points separated by ';')"
@@ -169,3 +172,23 @@ def test_an_outcome_named_global_is_not_labelled_twice():
     assert outcome_name("minimum:global", rosenbrock) == "minimum:global"
     assert outcome_name("minimum:left", double_well) == "minimum:left (local)"
     assert outcome_name("moving", double_well) == "moving"
+
+
+def test_experiment_and_report_refuse_a_bad_out_before_any_work(tmp_path, monkeypatch):
+    import descent.experiments
+    import descent.experiments.report
+
+    def never(*args, **kwargs):
+        raise AssertionError("the work started")
+
+    monkeypatch.setattr(descent.experiments, "run_experiment", never)
+    monkeypatch.setattr(descent.experiments.report, "build_report", never)
+    file = tmp_path / "file"
+    file.write_text("")
+    line = error_line(invoke("experiment", "run", "all", "--quick", "--out", str(file)))
+    assert line == f"error: invalid --out='{file}': expected a path in a folder ({file} is a file)"
+    page = file / "report.html"
+    line = error_line(invoke("report", "--out", str(page)))
+    assert line == f"error: invalid --out='{page}': expected a path in a folder ({file} is a file)"
+    line = error_line(invoke("report", "--out", str(tmp_path)))
+    assert line == f"error: invalid --out='{tmp_path}': expected a file name for the page (this is a folder)"

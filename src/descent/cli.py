@@ -295,15 +295,16 @@ def check_resources(spec) -> None:
         raise invalid(f"{spec.landscape}.dim", dim, f"an integer in [1, {MAX_DIM}]")
 
 
-def check_out_folder(out: Path) -> None:
+def check_out_folder(out: Path, typed: Path | None = None) -> None:
     """Refuse an output folder that is a file, lies under a file or cannot be written, before any
-    work (nothing is created here)."""
+    work (nothing is created here); ``typed``: the --out the user gave, when ``out`` is its folder."""
+    shown = str(typed or out)
     for folder in [out, *out.absolute().parents]:
         if folder.exists():
             if not folder.is_dir():
-                raise invalid("--out", str(out), f"a folder ({folder} is a file)")
+                raise invalid("--out", shown, f"a path in a folder ({folder} is a file)")
             if not os.access(folder, os.W_OK | os.X_OK):
-                raise invalid("--out", str(out), f"a folder you can write to ({folder} is not writable)")
+                raise invalid("--out", shown, f"a folder you can write to ({folder} is not writable)")
             return
 
 
@@ -538,6 +539,7 @@ def experiment_run(
 
     names = list(EXPERIMENT_NAMES) if name == "all" else [name]
     try:
+        check_out_folder(out)
         for each in names:
             with progress_bar(each) as bar:
                 task = bar.add_task(each, total=None)
@@ -561,9 +563,15 @@ def report(
     """Run every experiment and gather them into one self-contained HTML page."""
     from descent.experiments.report import build_report
 
-    with progress_bar("report") as bar:
-        task = bar.add_task("experiments", total=None)
-        path = build_report(out, quick=quick, progress=_bar_callback(bar, task))
+    try:
+        if out.is_dir():
+            raise invalid("--out", str(out), "a file name for the page (this is a folder)")
+        check_out_folder(out.parent, out)
+        with progress_bar("report") as bar:
+            task = bar.add_task("experiments", total=None)
+            path = build_report(out, quick=quick, progress=_bar_callback(bar, task))
+    except DescentError as error:
+        _fail(error)
     console.print(f"wrote {path}")
 
 
