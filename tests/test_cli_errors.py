@@ -192,3 +192,17 @@ def test_experiment_and_report_refuse_a_bad_out_before_any_work(tmp_path, monkey
     assert line == f"error: invalid --out='{page}': expected a path in a folder ({file} is a file)"
     line = error_line(invoke("report", "--out", str(tmp_path)))
     assert line == f"error: invalid --out='{tmp_path}': expected a file name for the page (this is a folder)"
+
+
+def test_a_progress_bar_covers_the_file_writing_on_a_terminal(tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    import descent.cli
+
+    screen = io.StringIO()
+    monkeypatch.setattr(descent.cli, "console", Console(file=screen, force_terminal=True, width=120))
+    result = invoke("run", "--steps", "20", "--no-plot", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert f"writing {tmp_path}" in screen.getvalue()

@@ -257,16 +257,19 @@ def run(
         return
     try:
         out.mkdir(parents=True, exist_ok=True)
-        paths = [
-            trajectory.write_json(out / "trajectory.json", max_bytes=file_limit),
-            trajectory.write_csv(out / "trajectory.csv", max_bytes=file_limit),
-        ]
-        if not no_plot:
-            from descent.plots import trajectory_figure
+        with progress_bar("writing") as bar:
+            task = bar.add_task(f"writing {out}", total=2 if no_plot else 3)
+            paths = [trajectory.write_json(out / "trajectory.json", max_bytes=file_limit)]
+            bar.advance(task)
+            paths.append(trajectory.write_csv(out / "trajectory.csv", max_bytes=file_limit))
+            bar.advance(task)
+            if not no_plot:
+                from descent.plots import trajectory_figure
 
-            figure = trajectory_figure(trajectory)
-            figure.savefig(out / "trajectory.png", dpi=110)
-            paths.append(out / "trajectory.png")
+                figure = trajectory_figure(trajectory)
+                figure.savefig(out / "trajectory.png", dpi=110)
+                paths.append(out / "trajectory.png")
+                bar.advance(task)
     except OSError as error:  # what the check before the run could not foresee (a full disk, /proc)
         _fail(invalid("--out", str(out), f"a folder the files can be written to ({error.strerror})"))
     _print_summary(trajectory, paths)
