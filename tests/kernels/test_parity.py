@@ -232,6 +232,10 @@ def test_auto_and_refusals(landscapes, monkeypatch):
     for words, change in refused.items():
         with pytest.raises(DescentError, match=f"invalid backend='kernel'.*{words}"):
             simulate(land, gd, starts, 10, backend="kernel", **change)
+    sphere = get_landscape("sphere", dim=backend.MAX_DIM + 1)
+    assert simulate(sphere, gd, sphere.start(), 10, backend="auto").backend == "torch"
+    with pytest.raises(DescentError, match=f"more than {backend.MAX_DIM} dimensions"):
+        simulate(sphere, gd, sphere.start(), 10, backend="kernel")
     risk = get_landscape("logistic-risk")
     with pytest.raises(DescentError, match="objectives with data"):
         simulate(risk, gd, risk.start(), 10, backend="kernel")

@@ -44,6 +44,8 @@ def unsupported(
         return "objectives with data"
     if getattr(energy, "tree", None) is None or getattr(objective, "_fused", None) is None:
         return "objectives that are not formulas"
+    if objective.dim > MAX_DIM:
+        return f"landscapes of more than {MAX_DIM} dimensions (a kernel unrolls every coordinate)"
     rule = kernel_rule(optimizer)
     if rule not in RULES:
         return f"the rule {optimizer.rule.name!r}"
@@ -61,6 +63,10 @@ def unsupported(
         return f"near events with more than {most} known points"
     return too_long(steps, starts.dtype)
 
+
+#: the most coordinates a kernel unrolls: its compile time grows with the dimension (about 90 s at
+#: d = 100), so higher-dimensional runs stay on the torch loop
+MAX_DIM = 16
 
 #: near events mark the points a particle is near as the bits of one float: at most this many points
 MAX_POINTS = {"float32": 24, "float64": 53}
