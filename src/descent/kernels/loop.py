@@ -481,6 +481,15 @@ def start(first, last, starts, state, center, far_inverse, box_inverse, grad_tol
     frame += [f"frames_u[f, i, {j}] = U{j}[p]" for j in range(dim)]
     # a snapshot of the hot rows for the probes (``snapshots[q]`` at the steps where snap[k] = q >= 0)
     snapshot = [f"snapshots[q, {rows[name]}, i] = {name}[p]" for name in hot_rows]
+
+    def keep_step(step: str) -> list[str]:
+        """Lines that keep the block's state at ``step``: its frame and its probes' snapshot, if due."""
+        lines = []
+        for index, due, kept in (("f", "every, marks", frame), ("q", "0, snap", snapshot)):
+            lines += [f"{index} = frame_of({step}, {due})", f"if {index} >= 0:", "    for p in range(count):"]
+            lines += ["        i = first + p", *("        " + line for line in kept)]
+        return lines
+
     flush_on = ["saved = get_mxcsr()", "set_mxcsr(saved | FTZ_DAZ)"] if flush else []
     flush_off = ["set_mxcsr(saved)"] if flush else []
     advance = f"""
@@ -529,27 +538,9 @@ def advance(first_block, last_block, state, hyper, factors, seed, k0, k1, every,
                 for p in range(count):
                     i = first + p
 {_indent(cold, 20)}
-            f = frame_of(k, every, marks)
-            if f >= 0:
-                for p in range(count):
-                    i = first + p
-{_indent(frame, 20)}
-            q = frame_of(k, 0, snap)
-            if q >= 0:
-                for p in range(count):
-                    i = first + p
-{_indent(snapshot, 20)}
+{_indent(keep_step("k"), 12)}
         for later in range(k + 1, k1 + 1):  # a stopped block keeps its states in the chunk's later frames
-            f = frame_of(later, every, marks)
-            if f >= 0:
-                for p in range(count):
-                    i = first + p
-{_indent(frame, 20)}
-            q = frame_of(later, 0, snap)
-            if q >= 0:
-                for p in range(count):
-                    i = first + p
-{_indent(snapshot, 20)}
+{_indent(keep_step("later"), 12)}
         for p in range(count):
             i = first + p
 {_indent([f"state[{rows[name]}, i] = S[{offset[name]} + p]" for name in hot_rows], 12)}
