@@ -336,6 +336,27 @@ def run_kernel(
     if n and (stop_row >= 0).all():  # the run ends when every particle has stopped (as in simulate)
         done = int(stop_row.max())
 
+    held = [state, snapshots]  # handed over: the trajectory frees them before the outcomes' temporaries
+    state = stop_row = snapshots = None
+    frames = (frames_x, frames_e, frames_u)
+    run = (done, interrupted, seed, spec, dtype, "cpu", kernel.compile_seconds)
+    return kernel_trajectory(objective, optimizer, events, save, probes, rule, rows, points, held, frames,
+                             wanted, taken, run)  # fmt: skip
+
+
+def kernel_trajectory(objective, optimizer, events: Events, save: SaveAt, probes, rule: str, rows: dict,
+                      points: tuple, held: list, frames: tuple, wanted: list[int], taken: list[int],
+                      run: tuple) -> Trajectory:  # fmt: skip
+    """The :class:`Trajectory` of a kernel run (CPU or CUDA) from its host arrays, as the torch engine
+    builds it: ``held`` = [state ``[R, N]``, the probes' snapshots], emptied here so they are freed
+    before the outcome labels' temporaries (the caller keeps no reference); ``frames`` the frame
+    arrays (x, U, u) of the steps ``wanted`` with a spare slot after them for the final state; ``run``
+    = (done, interrupted, seed, spec, dtype, device, compile_seconds)."""
+    done, interrupted, seed, spec, dtype, device, compile_seconds = run
+    state, snapshots = held
+    held.clear()
+    dim = objective.dim
+
     def coordinates(name: str) -> torch.Tensor:  # [N, d] from the state's consecutive rows, one copy
         first = rows[f"{name}0"]  # (row-major: a reduction over d of a strided view is 20x slower)
         return torch.from_numpy(state[first : first + dim].T.copy())
@@ -347,14 +368,14 @@ def run_kernel(
     diverged, left_box, converged, reached = (steps_of(name) for name in ("DIV", "LEFT", "CONV", "TGT"))
     min_step, stop_step = steps_of("LOWK"), steps_of("STOP")
     settled = torch.where(torch.from_numpy(state[rows["SET"]] > 0), steps_of("SINCE"), -1)
-    frames_x, frames_e, frames_u = (torch.from_numpy(a) for a in (frames_x, frames_e, frames_u))
+    frames_x, frames_e, frames_u = frames
     frame_steps = [k for k in wanted if k <= done]
     kept = len(frame_steps)
     if frame_steps[-1] != done:  # the final state, in the slot after the kept frames
         frame_steps.append(done)
-        _copy_frame(state, rows, dim, frames_x.numpy(), frames_e.numpy(), frames_u.numpy(), kept)
+        _copy_frame(state, rows, dim, frames_x, frames_e, frames_u, kept)
         kept += 1
-    positions, loss, displacement = frames_x[:kept], frames_e[:kept], frames_u[:kept]
+    positions, loss, displacement = (torch.from_numpy(a[:kept]) for a in frames)
     final_x, final_e, final_u = positions[-1], loss[-1], displacement[-1]  # the last frame is the final state
 
     step_log = {"diverged": diverged, "converged": converged}
@@ -366,10 +387,10 @@ def run_kernel(
     if probes:
         record_probes(records, optimizer, rule, rows, snapshots, taken, done, diverged, seed)
     step_log.update({f"near:{p.id}": steps_of(f"NEARP{i}") for i, p in enumerate(points)})
-    state = stop_row = snapshots = None  # all read: free them before the outcomes' temporaries
+    state = snapshots = None  # all read: free them before the outcomes' temporaries
     log = EventLog(step_log, settled, min_loss, min_step)
     labels, outcome_step = outcomes(events, objective, log, final_x, final_g, final_u)
-    trajectory = Trajectory(
+    return Trajectory(
         landscape=objective,
         optimizer=optimizer,
         steps=torch.tensor(frame_steps, dtype=torch.int64),
@@ -385,7 +406,7 @@ def run_kernel(
         interrupted=interrupted,
         seed=int(seed),
         dtype=str(dtype).removeprefix("torch."),
-        device="cpu",
+        device=device,
         spec=spec,
         events=log.steps,
         event_thresholds=events.to_dict(),
@@ -397,6 +418,5 @@ def run_kernel(
         probes=records.finish(),
         save=save,
         backend="kernel",
-        compile_seconds=kernel.compile_seconds,
+        compile_seconds=compile_seconds,
     )
-    return trajectory

@@ -51,12 +51,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from descent.dynamics.events import EventLog, Events, known_points, outcomes
+from descent.dynamics.events import Events, known_points
 from descent.dynamics.save import SaveAt
-from descent.dynamics.simulate import _ProbeRecords
-from descent.dynamics.trajectory import Trajectory, nearest_minimum
+from descent.dynamics.trajectory import Trajectory
 from descent.kernels import stream
-from descent.kernels.backend import _hyper_rows, kernel_rule, unsupported
+from descent.kernels.backend import _hyper_rows, kernel_rule, kernel_trajectory, unsupported
 from descent.kernels.cache import Kernel, load, timed_first_call
 from descent.kernels.codegen import value_and_grad_source
 from descent.kernels.loop import (
@@ -70,7 +69,7 @@ from descent.kernels.loop import (
     layout,
     squared_threshold,
 )
-from descent.kernels.probes import record_probes, snapshot_steps
+from descent.kernels.probes import snapshot_steps
 from descent.kernels.stream import as_uint64
 from descent.optim.schedules import Constant
 
@@ -590,73 +589,40 @@ def run_cuda(
     """Run ``optimizer`` on ``objective`` from ``starts`` (a CUDA tensor) with the CUDA kernels; the
     same arguments and result as :func:`descent.kernels.backend.run_kernel` (see ``simulate``)."""
     run = run_on_device(objective, optimizer, starts, steps, save, events, seed, progress, probes)
-    n, dim = starts.shape
-    rule, rows, points, done, wanted = run.rule, run.rows, run.points, run.done, run.wanted
-    # the trajectory, on the host (as run_kernel builds it)
-    state_h = run.state.cpu().numpy()
-
-    def coordinates(name: str) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(state_h[[rows[f"{name}{j}"] for j in range(dim)]].T))
-
-    def steps_of(name: str) -> torch.Tensor:
-        return torch.from_numpy(state_h[rows[name]].astype(np.int64))
-
-    final_x, final_g, final_u = coordinates("X"), coordinates("G"), coordinates("U")
-    final_e, min_loss = (torch.from_numpy(state_h[rows[name]].copy()) for name in ("E", "LOW"))
-    diverged, left_box, converged, reached = (steps_of(name) for name in ("DIV", "LEFT", "CONV", "TGT"))
-    min_step, stop_step = steps_of("LOWK"), steps_of("STOP")
-    settled = torch.where(torch.from_numpy(state_h[rows["SET"]] > 0), steps_of("SINCE"), -1)
-    frame_steps = [k for k in wanted if k <= done]
-    kept = len(frame_steps)
-    positions, loss, displacement = (a[:kept].cpu() for a in (run.frames_x, run.frames_e, run.frames_u))
-    if frame_steps[-1] != done:
-        frame_steps.append(done)
-        positions = torch.cat([positions, final_x.unsqueeze(0)])
-        loss = torch.cat([loss, final_e.unsqueeze(0)])
-        displacement = torch.cat([displacement, final_u.unsqueeze(0)])
-
-    step_log = {"diverged": diverged, "converged": converged}
-    if not objective.bounded_below:
-        step_log["left_box"] = left_box
-    if events.target_loss is not None:
-        step_log["target"] = reached
-    records = _ProbeRecords(probes)
-    if probes:
-        record_probes(
-            records, optimizer, rule, rows, run.snapshots.cpu().numpy(), run.taken, done, diverged, seed
-        )
-    step_log.update({f"near:{p.id}": steps_of(f"NEARP{i}") for i, p in enumerate(points)})
-    log = EventLog(step_log, settled, min_loss, min_step)
-    labels, outcome_step = outcomes(events, objective, log, final_x, final_g, final_u)
-    return Trajectory(
-        landscape=objective,
-        optimizer=optimizer,
-        steps=torch.tensor(frame_steps, dtype=torch.int64),
-        positions=positions,
-        loss=loss,
-        displacement=displacement,
-        time_step=None,
-        outcomes=labels,
-        outcome_step=outcome_step,
-        stop_step=stop_step,
-        nearest_minimum=nearest_minimum(objective, final_x),
-        steps_run=done,
-        interrupted=run.interrupted,
-        seed=int(seed),
-        dtype=str(starts.dtype).removeprefix("torch."),
-        device=str(starts.device),
-        spec=spec,
-        events=log.steps,
-        event_thresholds=events.to_dict(),
-        final_position=final_x,
-        final_loss=final_e,
-        final_update=final_u,
-        min_loss=min_loss,
-        min_loss_step=min_step,
-        probes=records.finish(),
-        save=save,
-        backend="kernel",
-        compile_seconds=run.kernel.compile_seconds,
+    # the trajectory on the host, as run_kernel builds it: the kept frames copied into arrays with a
+    # spare slot for the final state
+    kept = sum(1 for k in run.wanted if k <= run.done)
+    frames = []
+    for device_frames in (run.frames_x, run.frames_e, run.frames_u):
+        host = np.zeros((kept + 1, *device_frames.shape[1:]), dtype=device_frames[:0].cpu().numpy().dtype)
+        host[:kept] = device_frames[:kept].cpu().numpy()
+        frames.append(host)
+    held = [run.state.cpu().numpy(), run.snapshots.cpu().numpy()]
+    about = (
+        run.done,
+        run.interrupted,
+        seed,
+        spec,
+        starts.dtype,
+        str(starts.device),
+        run.kernel.compile_seconds,
+    )
+    rule, rows, points, wanted, taken = run.rule, run.rows, run.points, run.wanted, run.taken
+    del run
+    return kernel_trajectory(
+        objective,
+        optimizer,
+        events,
+        save,
+        probes,
+        rule,
+        rows,
+        points,
+        held,
+        tuple(frames),
+        wanted,
+        taken,
+        about,
     )
 
 
