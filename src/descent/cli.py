@@ -539,6 +539,7 @@ def experiment_run(
 ) -> None:
     """Run one experiment (or all): numbers, theory, verdict, figure."""
     from descent.experiments import EXPERIMENT_NAMES, run_experiment
+    from descent.experiments._base import result_lines
 
     names = list(EXPERIMENT_NAMES) if name == "all" else [name]
     try:
@@ -550,8 +551,8 @@ def experiment_run(
             paths = result.save(out)
             colour = {"held": "green", "did not hold": "red"}.get(result.verdict, "yellow")
             console.print(f"[bold]{each}[/]: [{colour}]{result.verdict}[/] — {result.explanation}")
-            for key, value in result.numbers.items():
-                console.print(f"  {key}: {value}")
+            for line in result_lines(result):
+                console.print(f"  {line}", markup=False)
             console.print(f"  wrote {', '.join(str(p) for p in paths.values())}")
     except DescentError as error:
         _fail(error)

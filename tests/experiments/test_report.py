@@ -12,6 +12,7 @@ import torch
 
 from descent import experiments
 from descent.experiments import Result, report
+from descent.experiments.rows import agrees, number
 from descent.spec import RunSpec
 
 torch.set_num_threads(1)
@@ -40,11 +41,12 @@ def _fine(config, progress=None):
     return Result(
         "fake-fine",
         "the claim of fake-fine",
-        "did not hold",
         "made up <b>not bold</b>",
-        numbers={"a": 1.0, "nested": {"b": math.inf}, "label": "x"},
-        theory={"a": 1.25},
-        checks={"a is 1.25": False},
+        [
+            number("a", "a", 1.0, theory=1.25),
+            number("b", "nested / b", math.inf),
+            agrees("c", "made up <b>not bold</b>", 1.0, 1.25, rel=0.01, about="claim"),
+        ],
     )
 
 
@@ -92,7 +94,7 @@ def test_report_from_two_quick_experiments_and_a_failure(fakes, tmp_path):
     # the data beside the page
     data = out.parent / "report-data"
     cond = json.loads((data / "conditioning.json").read_text())
-    assert cond["verdict"] == "held" and cond["quick"] is True and "numbers" in cond
+    assert cond["verdict"] == "held" and cond["quick"] is True and "rows" in cond
     assert json.loads((data / "adaptive.json").read_text())["verdict"] == "partly held"
     broken = json.loads((data / "fake-broken.json").read_text())
     assert broken["verdict"] == "error" and FAILURE in broken["error"] and "Traceback" in broken["traceback"]
@@ -112,21 +114,18 @@ def test_report_defaults_to_the_registry_and_escapes(fakes, monkeypatch, tmp_pat
     assert "nested / b" in page and ">inf<" in page
     assert "ModuleNotFoundError" in page and FAILURE in page
     fine = json.loads((tmp_path / "report-data" / "fake-fine.json").read_text())
-    assert fine["numbers"]["nested"]["b"] == "inf"  # standard JSON, no Infinity
+    assert fine["rows"][1]["value"] == "inf"  # standard JSON, no Infinity
 
 
 def _wide(config, progress=None):
     rows = [
-        {"batch": b, "covariance": [[0.123456789012345 * b, 1e-9], [2.5e-3, 7.77777777777]]}
-        for b in range(40)
+        number(f"r{b}", "y" * 500 + str(b), 0.123456789012345 * b, theory=7.77777777777) for b in range(40)
     ]
     return Result(
         "fake-wide",
         "the claim of fake-wide",
-        "held",
         "x" * 3000,
-        numbers={"rows": rows, "long text": "y" * 5000, "a list": list(range(500))},
-        theory={"rows": rows},
+        [*rows, agrees("c", "c", 1, 1, rel=0, about="claim")],
     )
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from descent._errors import invalid
-from descent.experiments._base import Progress, Result, Runs, verdict_from
+from descent.experiments._base import Progress, Result, Runs, legacy_result, legacy_verdict
 from descent.landscapes import Landscape, get_landscape, quadratic_matrix
 from descent.spec import RunSpec
 from descent.theory.rates import gd_parameters
@@ -349,7 +349,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
             "met than in the steepest quarter"
         ] = min(step_ratios) > 1.0
 
-    verdict = verdict_from(checks) if checks else "did not hold"
+    verdict = legacy_verdict(checks) if checks else "did not hold"
     explanation = _explain(verdict, checks, results, probes, comparisons, config)
     config_dict = {
         **asdict(config),
@@ -366,7 +366,9 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         ),
     }
     figure = _figure(config, results, probes)
-    return Result(NAME, CLAIM, verdict, explanation, numbers, theory, config_dict, figure, checks, runs.specs)
+    return legacy_result(
+        NAME, CLAIM, verdict, explanation, numbers, theory, config_dict, figure, checks, runs.specs
+    )
 
 
 PROTOCOL = (

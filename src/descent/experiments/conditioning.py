@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from descent.experiments._base import Progress, Result, Runs, verdict_from
+from descent.experiments._base import Progress, Result, Runs, legacy_result, legacy_verdict
 from descent.landscapes import get_landscape, quadratic_matrix
 from descent.spec import RunSpec
 from descent.theory.rates import optimal_parameters, optimal_rate
@@ -146,7 +146,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
             theory[f"kappa={kappa:g}: speed-up of heavy ball over GD (ratio of 1 - rate)"] = (
                 1 - optimal_rate("momentum", kappa)
             ) / (1 - optimal_rate("gd", kappa))
-    verdict = verdict_from(checks)
+    verdict = legacy_verdict(checks)
     worst = max(
         abs(numbers[f"{m} kappa={k:g}: relative error of 1 - rate"])
         for k in config.kappas
@@ -187,7 +187,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         "fit": "log|x_k| = c + p log k + k log rho over the last 75 % of each run, median over starts",
         "theory": THEORY_TEXT,
     }
-    return Result(
+    return legacy_result(
         NAME,
         CLAIM,
         verdict,

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from descent.experiments._base import Progress, Result, Runs, verdict_from
+from descent.experiments._base import Progress, Result, Runs, legacy_result, legacy_verdict
 from descent.landscapes import get_landscape
 from descent.optim import RULES
 from descent.spec import RunSpec
@@ -184,7 +184,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         numbers[f"basins, {rule}: columns (same x0) with one outcome"] = data["stripes"]
     _tick(progress, 4, stages)
 
-    verdict = verdict_from(checks)
+    verdict = legacy_verdict(checks)
     explanation = _explain(config, numbers, bands, gamma_limit, checks)
     config_dict = {
         **asdict(config),
@@ -198,7 +198,9 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         },
     }
     figure = _figure(config, landscape, seed, scan, grid, friction, basins, gamma_limit)
-    return Result(NAME, CLAIM, verdict, explanation, numbers, theory, config_dict, figure, checks, runs.specs)
+    return legacy_result(
+        NAME, CLAIM, verdict, explanation, numbers, theory, config_dict, figure, checks, runs.specs
+    )
 
 
 # --- runs -------------------------------------------------------------------------------------

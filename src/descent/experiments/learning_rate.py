@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from descent.experiments._base import Progress, Result, Runs, verdict_from
+from descent.experiments._base import Progress, Result, Runs, legacy_result, legacy_verdict
 from descent.landscapes import get_landscape, quadratic_matrix
 from descent.optim import RULES
 from descent.spec import RunSpec
@@ -158,7 +158,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
             f"{LABELS[method]}'s stability edge by bisection within {config.edge_tolerance:.0%} of {formula}"
         ] = ok
 
-    verdict = verdict_from(checks)
+    verdict = legacy_verdict(checks)
     explanation = _explain(config, mu, L, rep, agreement, edges, worst, checks)
     config_dict = {
         **asdict(config),
@@ -166,7 +166,9 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         "representatives (units of 1/L)": REPRESENTATIVE,
     }
     figure = _figure(config, mu, L, sweep, edges, predicted_edge)
-    return Result(NAME, CLAIM, verdict, explanation, numbers, theory, config_dict, figure, checks, runs.specs)
+    return legacy_result(
+        NAME, CLAIM, verdict, explanation, numbers, theory, config_dict, figure, checks, runs.specs
+    )
 
 
 def _tick(progress: Progress | None, k: int, total: int) -> None:

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from descent.experiments._base import Progress, Result, Runs, checks_line, verdict_from
+from descent.experiments._base import Progress, Result, Runs, checks_line, legacy_result, legacy_verdict
 from descent.landscapes import get_landscape
 from descent.optim import Warmup, schedule_to_dict
 from descent.spec import RunSpec
@@ -228,7 +228,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         "variants": VARIANTS,
     }
     checks = {name: bool(ok) for name, ok in checks.items()}
-    verdict = verdict_from(checks)
+    verdict = legacy_verdict(checks)
     explanation = _explain(config, gd_order, gd_order_se, gd_const_ratio, hb, checks)
     config_dict = {
         **asdict(config),
@@ -236,7 +236,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         "error": "RMS over starts of |w_K - x(t)| at t = K * time step",
     }
     figure = _figure(config, gd_lr, gd_err, gd_pred, gd_order, hb)
-    return Result(
+    return legacy_result(
         NAME,
         CLAIM,
         verdict,

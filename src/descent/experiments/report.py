@@ -213,8 +213,8 @@ def _summary_table(entries: list[Entry]) -> str:
         if entry.result is not None:
             r = entry.result
             claim = _e(r.claim)
-            passed = sum(bool(v) for v in r.checks.values())
-            checks = f"{passed}/{len(r.checks)} passed" if r.checks else "none"
+            passed = sum(bool(row.passed) for row in _checks(r))
+            checks = f"{passed}/{len(_checks(r))} passed" if _checks(r) else "none"
             try:
                 key = "<br>".join(_key_number_lines(entry))
             except Exception as error:  # noqa: BLE001
@@ -235,8 +235,7 @@ def _summary_table(entries: list[Entry]) -> str:
 def _key_number_lines(entry: Entry) -> list[str]:
     r = entry.result
     assert r is not None
-    numbers = _flatten(r.numbers)
-    theory = _flatten(r.theory)
+    numbers, theory = _numbers(r), _theory(r)
     keys = [k for k in entry.key_numbers if k in numbers]
     if not keys:
         keys = [k for k in numbers if k in theory][:SUMMARY_NUMBERS] or list(numbers)[:SUMMARY_NUMBERS]
@@ -270,10 +269,10 @@ def _section(entry: Entry) -> str:
         "<h3>Numbers vs theory</h3>",
         _numbers_table(r),
     ]
-    if r.checks:
+    if _checks(r):
         rows = "".join(
-            f'<tr><td>{_e(name)}</td><td class="{_pass(ok)}">{_pass(ok)}</td></tr>'
-            for name, ok in r.checks.items()
+            f'<tr><td>{_e(row.label)}</td><td class="{_pass(row.passed)}">{_pass(row.passed)}</td></tr>'
+            for row in _checks(r)
         )
         parts += ["<h3>Checks</h3>", f"<table><tr><th>check</th><th>result</th></tr>{rows}</table>"]
     if entry.png:
@@ -296,7 +295,7 @@ def _section(entry: Entry) -> str:
 
 
 def _numbers_table(r: Result) -> str:
-    numbers, theory = _flatten(r.numbers), _flatten(r.theory)
+    numbers, theory = _numbers(r), _theory(r)
     rows = ["<table><tr><th>quantity</th><th>measured</th><th>theory</th><th>relative difference</th></tr>"]
     for key in [*numbers, *(k for k in theory if k not in numbers)]:
         measured = numbers.get(key, "")
@@ -326,6 +325,18 @@ def _runs_table(specs: list[dict]) -> str:
         rows.append("<tr>" + first + "".join(f"<td>{_e(c)}</td>" for c in cells[1:]) + "</tr>")
     rows.append("</table>")
     return "\n".join(rows)
+
+
+def _checks(r: Result) -> list:
+    return [row for row in r.rows if row.is_check]
+
+
+def _numbers(r: Result) -> dict[str, Any]:
+    return {row.label: row.value for row in r.rows}
+
+
+def _theory(r: Result) -> dict[str, Any]:
+    return {row.label: row.theory for row in r.rows if row.theory is not None}
 
 
 def _flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:

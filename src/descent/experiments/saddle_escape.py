@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from descent.experiments._base import Progress, Result, Runs, verdict_from
+from descent.experiments._base import Progress, Result, Runs, legacy_result, legacy_verdict
 from descent.landscapes import get_landscape
 from descent.spec import RunSpec
 from descent.theory.saddle import (
@@ -94,7 +94,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
     if progress is not None:
         progress(3, stages)
 
-    verdict = verdict_from(checks)
+    verdict = legacy_verdict(checks)
     explanation = _explain(config, lam, radius, numbers, theory, checks)
     config_dict = {
         **asdict(config),
@@ -104,7 +104,9 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
     figure = _figure(config, lam, radius, det, noisy, bounded)
     if progress is not None:
         progress(4, stages)
-    return Result(NAME, CLAIM, verdict, explanation, numbers, theory, config_dict, figure, checks, runs.specs)
+    return legacy_result(
+        NAME, CLAIM, verdict, explanation, numbers, theory, config_dict, figure, checks, runs.specs
+    )
 
 
 def _saddle(config: Config, **fields) -> RunSpec:

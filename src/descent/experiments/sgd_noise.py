@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from descent.dynamics.batches import draw_indices
-from descent.experiments._base import Progress, Result, Runs, checks_line, verdict_from
+from descent.experiments._base import Progress, Result, Runs, checks_line, legacy_result, legacy_verdict
 from descent.landscapes import get_landscape
 from descent.landscapes.thermal import logistic_per_example_gradients, sharp_flat_points
 from descent.objectives import EmpiricalRisk, logistic_risk
@@ -441,7 +441,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
 
     checks, numbers, theory = _assess(config, noise, sgd, flat, hessian)
     checks = {name: bool(ok) for name, ok in checks.items()}
-    verdict = verdict_from(checks)
+    verdict = legacy_verdict(checks)
     explanation = _explain(config, noise, sgd, flat, hessian, checks)
     config_dict = {
         **asdict(config),
@@ -450,7 +450,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         "SGD-like noise": "sharp_flat_risk: per-example losses U(x) + xi_i s(x), xi of variance sigma^2",
     }
     figure = _figure(config, risk, noise, sgd, flat, hessian)
-    return Result(
+    return legacy_result(
         NAME,
         CLAIM,
         verdict,

@@ -45,7 +45,7 @@ import torch
 from scipy import optimize, special
 
 from descent._errors import invalid
-from descent.experiments._base import Progress, Result, Runs, checks_line, verdict_from
+from descent.experiments._base import Progress, Result, Runs, checks_line, legacy_result, legacy_verdict
 from descent.landscapes.thermal import quartic_roots
 from descent.spec import RunSpec
 from descent.theory.escape import (
@@ -395,7 +395,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
 
     checks, numbers, theory = _assess(config, geo, hist, esc, mom)
     checks = {name: bool(ok) for name, ok in checks.items()}
-    verdict = verdict_from(checks)
+    verdict = legacy_verdict(checks)
     explanation = _explain(config, geo, hist, esc, mom, checks)
     config_dict = {
         **asdict(config),
@@ -404,7 +404,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         "momentum mapping": "h = sqrt(lr), gamma = (1 - beta)/h, T = lr s^2 / (2 (1 - beta)), unit mass",
     }
     figure = _figure(config, geo, hist, esc, mom)
-    return Result(
+    return legacy_result(
         NAME,
         CLAIM,
         verdict,
