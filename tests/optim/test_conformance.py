@@ -156,6 +156,20 @@ def torch_optimizer(name: str, params: list[torch.Tensor], hp: dict[str, float])
     )
 
 
+@pytest.mark.parametrize("name, variant", CASES, ids=CASE_IDS)
+def test_each_rule_declares_the_torch_class_it_is_tested_against(name, variant):
+    """``Rule.torch_name`` (shown by ``descent optimizers`` and used by the adapter's param groups) names
+    the class these conformance tests build for the rule."""
+    hp = draw_hyper(name, variant, rng_for("declared", name))
+    built = torch_optimizer(name, [torch.zeros(2, dtype=DTYPE, requires_grad=True)], hp)
+    assert type(built).__name__ == RULES[name].torch_name
+
+
+def test_only_the_rules_without_a_torch_counterpart_are_left_out_of_conformance():
+    tested = {name for name, _ in CASES}
+    assert {name for name, rule in RULES.items() if rule.torch_name is not None} == tested
+
+
 def state_keys(name: str, hp: dict) -> dict[str, str]:
     """Our state key -> torch's state key, for the keys torch keeps with these hyper-parameters."""
     if name == "momentum":
