@@ -5,7 +5,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from descent.cli import app
+from descent.cli import app, main
 
 torch.set_num_threads(1)
 runner = CliRunner()
@@ -28,7 +28,8 @@ def error_line(result) -> str:
     [
         (
             ["--landscape", "max(*[x, y])"],
-            "error: invalid landscape formula 'max(*[x, y])': starred arguments are not allowed at column 5",
+            "error: invalid --landscape formula 'max(*[x, y])': "
+            "starred arguments are not allowed at column 5",
         ),
         (["--clip", "-1"], "error: invalid --clip=-1.0: expected a finite number in (0.0, inf)"),
         (["--lr", "-1"], "error: invalid --lr=-1.0: expected a finite number in (0.0, inf)"),
@@ -206,3 +207,32 @@ def test_a_progress_bar_covers_the_file_writing_on_a_terminal(tmp_path, monkeypa
     result = invoke("run", "--steps", "20", "--no-plot", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert f"writing {tmp_path}" in screen.getvalue()
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["run", "--lr", "abc"], "error: Invalid value for '--lr': Input should be a valid number"),
+        (["run", "--bogus"], "error: No such option: --bogus"),
+        (["experiment", "run"], "error: Missing argument 'name'."),
+    ],
+)
+def test_clicks_usage_errors_are_one_plain_line_too(capsys, args, expected):
+    """What Click itself rejects (a wrong type, an unknown flag, a missing argument) is not a boxed panel
+    but the same one line and exit code 2 as descent's own errors, with where to find help."""
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2
+    out, err = capsys.readouterr()
+    lines = err.strip("\n").splitlines()
+    assert out == "" and len(lines) == 1, err
+    assert lines[0].startswith(expected) and lines[0].endswith(
+        f"(see 'descent {args[0]}{' run' if args[0] == 'experiment' else ''} --help')"
+    )
+
+
+def test_a_bare_command_group_shows_its_help(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["list"])
+    assert stop.value.code == 0
+    assert "landscapes" in capsys.readouterr().out

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import re
+import sys
 from pathlib import Path
 
 import typer
@@ -43,6 +44,9 @@ def _fail(error: Exception, flags: dict | None = None) -> None:
             text = str(invalid(flag, flags[flag[2:]], error.allowed))  # the points as typed
         elif flag is not None and text.startswith(f"invalid {parameter}="):
             text = f"invalid {flag}=" + text[len(f"invalid {parameter}=") :]
+    formula = "invalid landscape formula "
+    if flags is not None and "landscape" in flags and text.startswith(formula):
+        text = "invalid --landscape formula " + text[len(formula) :]
     typer.echo("error: " + text, err=True)
     raise typer.Exit(code=2)
 
@@ -579,8 +583,33 @@ def report(
     console.print(f"wrote {path}")
 
 
-def main() -> None:
-    app()
+def _is_usage_error(error: Exception) -> bool:
+    """Click's UsageError (Typer vendors Click, so matched by its class names, not imported)."""
+    return any(cls.__name__ == "UsageError" for cls in type(error).__mro__)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``descent`` command. Click's own usage errors (an unknown option, a value of the wrong type,
+    a missing argument) come out like descent's: one plain line on stderr, exit code 2; Ctrl-C between
+    commands' own handlers exits 130 with one line."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="descent", standalone_mode=False)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as error:
+        if not _is_usage_error(error):
+            raise
+        if type(error).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as Click shows it
+            typer.echo(error.format_message())  # type: ignore[attr-defined]
+            sys.exit(0)
+        ctx = getattr(error, "ctx", None)
+        where = ctx.command_path if ctx is not None else "descent"
+        message = " ".join(error.format_message().split())  # type: ignore[attr-defined]
+        typer.echo(f"error: {message} (see '{where} --help')", err=True)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
