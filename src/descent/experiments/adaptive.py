@@ -1,25 +1,34 @@
 """Adaptive methods: AdaGrad, RMSProp and Adam raced against GD and momentum on flat ground (the
-plateau) and in ill-conditioned valleys (a rotated quadratic with kappa = 100, Rosenbrock), plus a
-look inside Adam: its per-coordinate effective learning rate (its step per unit of gradient) on flat
-and steep ground.
+plateau) and in ill-conditioned valleys (a rotated quadratic with kappa = 100, the same one aligned
+with the axes, Rosenbrock), plus a look inside Adam: its step per coordinate on the flatter and the
+steeper direction of the same step.
 
 The race (a fair one). For each landscape every optimizer gets the same log grid of learning rates,
 the same budget of steps (one gradient per step for every rule, so the same gradient budget) and the
 same starts; momentum, betas, alpha and eps stay at their defaults. A particle finishes when its loss
-reaches the landscape's target; the step at which it does is its time, failures (not reached within
-the budget, or diverged) count as infinite. Each optimizer's learning rate is tuned on ``n_tune``
-starts (lowest median time, then highest success rate, then lowest mean time, failures counted as
-``budget + 1``) and reported on ``n_eval`` fresh starts drawn with another seed: median time with its
-interquartile range and success rate. All learning rates of one optimizer run as one `RunSpec` (a
-per-particle lr).
+reaches the landscape's target; the step at which it does is its time. A start that does not reach
+the target within the budget (or diverges) is a failure, counted at the budget (a censored time: the
+failing method is credited with the best time it could still have had). Each optimizer's learning
+rate is tuned on ``n_tune`` starts for the quantity it is judged on, the mean of these censored times
+(then the median), and judged on ``n_eval`` fresh starts drawn with another seed, the same starts for
+every optimizer, so the comparison is paired start by start: the share of starts that reach the
+target (with its binomial SE), and the ratio of mean censored times (with the paired ratio
+estimator's SE). On the starts both reached, the geometric mean of the per-start time ratio is
+reported beside it. All learning rates of one optimizer run as one `RunSpec` (a per-particle lr).
 
 Inside Adam. At each race's tuned lr, Adam runs from the fresh starts with the engine's
 ``update_parts`` probe, which records every step's parts: the force step ``-lr g`` and the update
-``u`` itself. Adam's effective learning rate per coordinate is its step per unit of gradient,
-``|u| / |g|`` (GD's is lr), so the probe's scale ``u / (-lr g)`` is the effective lr over lr: for Adam
-``(m_hat / g) / (sqrt(v_hat) + eps)``, which is ``1/|g|`` where the gradient is steady. Every (step,
-particle, coordinate) sample is ranked by its gradient size; the flattest quarter is "flat ground",
-the steepest quarter "steep slope".
+``u`` itself. The claim is about parameters: at the same step, does Adam step further along the
+flatter coordinate (the smaller ``|g_i|``) than along the steeper one? For every step of every
+particle, the log of ``|u_flat| / |u_steep|`` (the step ratio) and of ``(|u|/|g|)_flat /
+(|u|/|g|)_steep`` (the effective learning rate ratio; GD's is 1, its step ratio is the gradient
+ratio) are averaged over the particle's steps until it reaches the target; the particles are the
+independent samples of the mean and its SE. (Ranking samples pooled over all steps instead, as a
+first version of this experiment did, compares early steps with the last ones before the minimum,
+where every method's steps shrink because it has arrived: it measures time, not direction.) On the
+plateau, the same coordinate x is also compared on the two kinds of ground: the constant slope,
+where Adam's step is exactly ``lr s/(s + eps)`` (a constant gradient gives ``m_hat = s``,
+``v_hat = s^2``; Kingma and Ba (2015)), and the well's steep walls (``|g_x| >= 10 s``).
 """
 
 from __future__ import annotations
@@ -31,7 +40,9 @@ import numpy as np
 import torch
 
 from descent._errors import invalid
-from descent.experiments._base import Progress, Result, Runs, legacy_result, legacy_verdict
+from descent.experiments._base import Progress, Result, Row, Runs
+from descent.experiments.figures import finish, subplots
+from descent.experiments.rows import agrees, below, exceeds, mean_se, number, share_se
 from descent.landscapes import Landscape, get_landscape, quadratic_matrix
 from descent.spec import RunSpec
 from descent.theory.rates import gd_parameters
@@ -42,16 +53,25 @@ CLAIM = (
     "which adjust the learning rate of each parameter: Adam takes bigger steps on flat ground and "
     "smaller, careful ones on steep slopes."
 )
-
-KEY_NUMBERS = (
-    "plateau: gd median steps to target",
-    "plateau: momentum median steps to target",
-    "plateau: adam median steps to target",
-    "plateau: adam step / lr along x on the flat part",
+PROTOCOL = (
+    "GD, momentum, AdaGrad, RMSProp and Adam race on a plateau, two ill-conditioned quadratics and "
+    "Rosenbrock with the same learning-rate grid, step budget and starts, each tuned for its mean steps "
+    "to the target (a failure counted at the budget) and judged on fresh starts by the share that "
+    "reach it and the paired ratio of mean steps. At each tuned lr Adam's update is recorded step by "
+    "step and its step along the flatter coordinate is compared with the one along the steeper "
+    "coordinate of the same step."
 )
+
 ADAPTIVE = ("adagrad", "rmsprop", "adam")
 PLAIN = ("gd", "momentum")
 LABELS = {"gd": "GD", "momentum": "momentum", "adagrad": "AdaGrad", "rmsprop": "RMSProp", "adam": "Adam"}
+COLORS = {
+    "gd": "tab:blue",
+    "momentum": "tab:orange",
+    "adagrad": "tab:green",
+    "rmsprop": "tab:red",
+    "adam": "tab:purple",
+}
 RACES = {
     "plateau": "the seeds' plateau: slope 0.05 over x in [0, 8], then a well; starts x in [0, 1], "
     "y in [-1, 1]; target: loss within 1e-3 of the well's minimum",
@@ -62,6 +82,14 @@ RACES = {
     "rosenbrock": "Rosenbrock's banana 100(y - x^2)^2 + (1 - x)^2; starts uniform in [-2.048, 2.048]^2; "
     "target loss 1e-4",
 }
+ADAM_EPS = 1e-8  # Adam's default eps (descent.optim.rules), for its exact first step
+PROBE_EXACT = 1e-12  # the probe's update against the saved displacement: the same float64 numbers
+FIRST_STEP_EXACT = 1e-12  # Adam's first step lr g/(|g| + eps): exact up to rounding
+# On the plateau's slope the well's Gaussian tail adds a force of at most depth 6 width/width^2
+# exp(-18) ~ 2e-7, under 1e-5 of the slope (see descent.landscapes.seeds.plateau): Adam's step there
+# is lr s/(s + eps) to that relative precision.
+SLOPE_EXACT = 1e-5
+WALL = 10.0  # the well's steep walls: |g_x| >= WALL * slope
 
 
 @dataclass(frozen=True)
@@ -73,13 +101,17 @@ class Config:
     lr_per_decade: int = 4
     budget: int = 3000
     n_tune: int = 16
-    n_eval: int = 32
+    n_eval: int = 64
     seed: int = 0
 
     @classmethod
     def quick(cls) -> Config:
         return cls(
-            races=("plateau", "valley-rotated", "rosenbrock"), lr_per_decade=2, budget=800, n_tune=6, n_eval=8
+            races=("plateau", "valley-rotated", "rosenbrock"),
+            lr_per_decade=2,
+            budget=800,
+            n_tune=6,
+            n_eval=12,
         )
 
     def lr_grid(self) -> np.ndarray:
@@ -152,12 +184,22 @@ def quantile(times: np.ndarray, q: float) -> float:
     return float(lo + (hi - lo) * (position - math.floor(position)))
 
 
-def _selection_key(times: np.ndarray, budget: int) -> tuple[float, float, float]:
-    return (
-        quantile(times, 0.5),
-        -float(np.isfinite(times).mean()),
-        float(np.mean(np.minimum(times, budget + 1))),
-    )
+def censored(times: np.ndarray, budget: int) -> np.ndarray:
+    """Times with each failure (inf) counted at the budget."""
+    return np.minimum(np.asarray(times, dtype=float), float(budget))
+
+
+def ratio_of_means(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """``mean(a)/mean(b)`` of paired samples and its SE by the ratio estimator's linearisation,
+    ``sd(a - r b)/(sqrt(n) mean(b))`` (Cochran, Sampling Techniques (1977), section 6.3)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    ratio = float(a.mean() / b.mean())
+    residual = a - ratio * b
+    return ratio, float(residual.std(ddof=1) / (math.sqrt(len(a)) * b.mean()))
+
+
+def _selection_key(times: np.ndarray, budget: int) -> tuple[float, float]:
+    return float(censored(times, budget).mean()), quantile(times, 0.5)
 
 
 def race(race_name: str, optimizer: str, config: Config, runs: Runs) -> dict:
@@ -180,61 +222,103 @@ def race(race_name: str, optimizer: str, config: Config, runs: Runs) -> dict:
         "median": quantile(chosen, 0.5),
         "q25": quantile(chosen, 0.25),
         "q75": quantile(chosen, 0.75),
-        "success": float(np.isfinite(chosen).mean()),
+        "reached": int(np.isfinite(chosen).sum()),
         "any_reached": bool(np.isfinite(tune_times).any()),
         "times": chosen,
-        "tuning_median": np.array([k[0] for k in keys]),
-        "tuning_success": np.array([-k[1] for k in keys]),
+        "starts": fresh,
+        "tuning_mean": np.array([k[0] for k in keys]),
         "target": target,
     }
 
 
+def gd_exact_steps(matrix: torch.Tensor, starts: torch.Tensor, lr: float, target: float, budget: int):
+    """GD's steps to ``target`` on ``x^T A x / 2`` from each start, from the exact recurrence in A's
+    eigenbasis, ``f_k = sum_i lambda_i (1 - lr lambda_i)^(2k) c_i^2 / 2`` (inf if not within budget)."""
+    eigenvalues, vectors = np.linalg.eigh(matrix.numpy())
+    coefficients = starts.numpy() @ vectors  # [n, d]
+    k = np.arange(budget + 1)[:, None, None]
+    loss = 0.5 * (eigenvalues * (1.0 - lr * eigenvalues) ** (2 * k) * coefficients**2).sum(-1)  # [K, n]
+    hit = loss <= target
+    return np.where(hit.any(0), hit.argmax(0), np.inf).astype(float)
+
+
+def gd_rate(matrix: torch.Tensor, lr: float) -> float:
+    """GD's exact contraction rate per step on the quadratic, ``max_i |1 - lr lambda_i|``."""
+    eigenvalues = np.linalg.eigvalsh(matrix.numpy())
+    return float(np.abs(1.0 - lr * eigenvalues).max())
+
+
 # --- inside Adam -------------------------------------------------------------------------------
 def adam_probe(race_name: str, lr: float, config: Config, runs: Runs) -> dict:
-    """Adam at ``lr`` from the fresh starts, every step's parts recorded by the ``update_parts`` probe."""
+    """Adam at ``lr`` from the fresh starts, every step's parts recorded by the ``update_parts`` probe:
+    per particle, the mean log ratio of its flatter coordinate's step (and effective lr) to its steeper
+    coordinate's at the same step."""
     landscape, starts, target = race_setup(race_name, config.n_eval, config.seed + 1)
     spec = race_spec(race_name, "adam", [lr] * config.n_eval, starts, target, config)
     trajectory = runs(spec.with_(save="every:1", probes=[{"name": "update_parts"}]))
     parts = trajectory.probes["update_parts"]
     steps = int(parts["steps"][-1])  # record k: step k, from frame k - 1 to frame k (k = 0: the start)
-    force, update = parts["force"][1:], parts["update"][1:]  # [steps, N, d]
+    force, update = parts["force"][1:].numpy(), parts["update"][1:].numpy()  # [steps, N, d]
     grads = -force / lr  # the force step is -lr g
-    scale = parts["scale"][1:].abs()  # |u| / (lr |g|): the effective lr over lr
-    k = torch.arange(1, steps + 1).unsqueeze(1)
-    stop = trajectory.stop_step.clone()
+    k = np.arange(1, steps + 1)[:, None]
+    stop = trajectory.stop_step.numpy().copy()
     stop[stop < 0] = steps
-    moved = k <= stop.unsqueeze(0)  # a step up to the one that reached the target
-    diverged = trajectory.events["diverged"]
-    moved &= (diverged < 0).unsqueeze(0) | (k < diverged.unsqueeze(0))  # a diverging step is undone
-    active = moved.unsqueeze(-1).expand_as(grads)
-    saved = trajectory.displacement[1 : steps + 1]
-    mismatch = float(((update - saved).abs() * active).max() / saved.abs().max().clamp(min=1e-300))
-    g, eff, step = grads[active].abs(), scale[active], update[active].abs()
-    flat_cut, steep_cut = float(torch.quantile(g, 0.25)), float(torch.quantile(g, 0.75))
-    flat, steep = g <= flat_cut, g >= steep_cut
+    moved = k <= stop[None, :]  # a step up to the one that reached the target
+    diverged = trajectory.events["diverged"].numpy()
+    moved &= (diverged < 0)[None, :] | (k < diverged[None, :])  # a diverging step is undone
+    saved = trajectory.displacement[1 : steps + 1].numpy()
+    mismatch = float((np.abs(update - saved) * moved[..., None]).max() / max(np.abs(saved).max(), 1e-300))
+    g, step = np.abs(grads), np.abs(update)
+    first = lr * g[0] / (g[0] + ADAM_EPS)
+    first_error = float(np.abs(step[0] / first - 1.0).max())
+
+    flat = g.argmin(-1)[..., None]  # at each step, the coordinate with the smaller |g| ...
+    steep = g.argmax(-1)[..., None]  # ... and the one with the larger
+    g_flat, g_steep = np.take_along_axis(g, flat, -1)[..., 0], np.take_along_axis(g, steep, -1)[..., 0]
+    u_flat, u_steep = np.take_along_axis(step, flat, -1)[..., 0], np.take_along_axis(step, steep, -1)[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_step = np.log(u_flat / u_steep)
+        log_grad = np.log(g_flat / g_steep)
+    usable = moved & np.isfinite(log_step) & np.isfinite(log_grad) & (flat[..., 0] != steep[..., 0])
+    particles = [p for p in range(config.n_eval) if usable[:, p].any()]
+    per_step = [float(log_step[usable[:, p], p].mean()) for p in particles]
+    per_grad = [float(log_grad[usable[:, p], p].mean()) for p in particles]
+    per_eff = [s - q for s, q in zip(per_step, per_grad)]
     out = {
         "lr": lr,
-        "samples": int(g.numel()),
+        "particles": len(particles),
+        "samples": int(usable.sum()),
         "probe_mismatch": mismatch,
-        "first_step": float(update[0].abs().median() / lr),
-        "flat_grad": float(g[flat].median()),
-        "steep_grad": float(g[steep].median()),
-        "flat_eff": float(eff[flat].median()),
-        "steep_eff": float(eff[steep].median()),
-        "flat_step": float(step[flat].median()),
-        "steep_step": float(step[steep].median()),
-        "scatter": (g.numpy(), eff.numpy(), step.numpy() / lr),
+        "first_step_error": first_error,
+        "log_step": mean_se(per_step),
+        "log_grad": mean_se(per_grad),
+        "log_eff": mean_se(per_eff),
+        "pairs": (g_flat[usable] / g_steep[usable], u_flat[usable] / u_steep[usable]),
     }
+    # pooled over all steps (flattest vs steepest quarter of every |g_i| met): confounded by time
+    pooled_g, pooled_u = g[moved], step[moved]
+    lo, hi = np.quantile(pooled_g, 0.25), np.quantile(pooled_g, 0.75)
+    out["pooled_step"] = float(np.median(pooled_u[pooled_g <= lo]) / np.median(pooled_u[pooled_g >= hi]))
     if race_name == "plateau":  # along x: the flat part (force = slope) against the well's walls
         slope, length = landscape.params["slope"], landscape.params["length"]
-        before = trajectory.positions[:steps, :, 0]  # the position each step starts from
-        on_flat = active[..., 0] & (before < length)
-        on_wall = active[..., 0] & (grads[..., 0].abs() >= 10 * slope)
-        out["plateau_slope"] = slope
-        for part, mask in (("flat", on_flat), ("wall", on_wall)):
-            if bool(mask.any()):
-                out[f"plateau_{part}_gain_x"] = float(scale[..., 0][mask].median())
-                out[f"plateau_{part}_step_x"] = float(update[..., 0][mask].abs().median() / lr)
+        before = trajectory.positions[:steps, :, 0].numpy()  # the position each step starts from
+        on_slope = moved & (np.cumprod((before >= 0) & (before <= length), axis=0) > 0)
+        on_wall = moved & (g[..., 0] >= WALL * slope)
+        exact = slope / (slope + ADAM_EPS)
+        out["slope"] = slope
+        out["slope_step_error"] = float(np.abs(step[..., 0][on_slope] / lr / exact - 1.0).max())
+        out["slope_samples"] = int(on_slope.sum())
+        both = [p for p in range(config.n_eval) if on_slope[:, p].any() and on_wall[:, p].any()]
+        out["ground"] = mean_se(
+            [
+                float(np.log(np.median(step[on_slope[:, p], p, 0]) / np.median(step[on_wall[:, p], p, 0])))
+                for p in both
+            ]
+        )
+        out["ground_particles"] = len(both)
+        out["slope_step"] = float(np.median(step[..., 0][on_slope]) / lr)
+        out["wall_step"] = float(np.median(step[..., 0][on_wall]) / lr)
+        out["ground_scatter"] = (before[moved], step[..., 0][moved] / lr, g[..., 0][moved] >= WALL * slope)
     return out
 
 
@@ -258,248 +342,419 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         done += 1
         if progress is not None:
             progress(done, units)
-
-    numbers: dict[str, object] = {}
-    theory: dict[str, object] = {}
-    for race_name, table in results.items():
-        for optimizer, r in table.items():
-            key = f"{race_name}: {optimizer}"
-            numbers[f"{key} median steps to target"] = _steps_value(r["median"], config)
-            numbers[f"{key} steps IQR"] = [_steps_value(r["q25"], config), _steps_value(r["q75"], config)]
-            numbers[f"{key} success rate"] = r["success"]
-            if not r["any_reached"]:
-                numbers[f"{key} tuned lr"] = "none: no lr of the grid reached the target"
-            else:
-                numbers[f"{key} tuned lr"] = (
-                    r["lr"] if not r["lr_at_grid_edge"] else f"{r['lr']:.3g} (grid edge)"
-                )
-        if race_name.startswith("valley") and "gd" in table:
-            landscape, _, _ = race_setup(race_name, 1, config.seed)
-            eig = torch.linalg.eigvalsh(quadratic_matrix(landscape))
-            theory[f"{race_name}: gd tuned lr"] = gd_parameters(float(eig[-1]), float(eig[0]))
-    for race_name, probe in probes.items():
-        key = f"{race_name}: adam"
-        numbers[f"{key} effective lr flat / steep (flattest vs steepest quarter of |g|)"] = (
-            probe["flat_eff"] / probe["steep_eff"]
-        )
-        numbers[f"{key} step length flat / steep"] = probe["flat_step"] / probe["steep_step"]
-        numbers[f"{key} median |g| flat, steep"] = [probe["flat_grad"], probe["steep_grad"]]
-        numbers[f"{key} median step / lr flat, steep"] = [
-            probe["flat_step"] / probe["lr"],
-            probe["steep_step"] / probe["lr"],
-        ]
-        numbers[f"{key} probe's update vs the saved displacement (max relative mismatch)"] = probe[
-            "probe_mismatch"
-        ]
-        numbers[f"{key} first step / lr (median over coordinates)"] = probe["first_step"]
-        if "plateau_flat_gain_x" in probe:
-            numbers["plateau: adam effective lr / lr along x on the flat part"] = probe["plateau_flat_gain_x"]
-            theory["plateau: adam effective lr / lr along x on the flat part"] = 1.0 / probe["plateau_slope"]
-            numbers["plateau: adam step / lr along x on the flat part"] = probe["plateau_flat_step_x"]
-            theory["plateau: adam step / lr along x on the flat part"] = 1.0
-        if "plateau_wall_gain_x" in probe:
-            numbers["plateau: adam effective lr / lr along x on the well's walls (|g_x| >= 10 slope)"] = (
-                probe["plateau_wall_gain_x"]
-            )
-            numbers["plateau: adam step / lr along x on the well's walls"] = probe["plateau_wall_step_x"]
-
-    checks: dict[str, bool] = {}
-    comparisons: list[str] = []
-    for race_name, table in results.items():
-        adaptive = [o for o in ADAPTIVE if o in table]
-        if not adaptive:
-            continue
-        best = min(adaptive, key=lambda o: (table[o]["median"], -table[o]["success"]))
-        numbers[f"{race_name}: best adaptive"] = best
-        rivals = ("gd", "momentum") if race_name == "plateau" else ("gd",)
-        for rival in rivals:
-            if rival not in table or race_name == "valley-aligned":
-                continue
-            win = table[best]["median"] < table[rival]["median"]
-            checks[
-                f"{race_name}: best adaptive ({LABELS[best]}) reaches the target in fewer median steps "
-                f"than tuned {LABELS[rival]}"
-            ] = win
-        plain = [o for o in PLAIN if o in table]
-        if plain:
-            best_plain = min(plain, key=lambda o: (table[o]["median"], -table[o]["success"]))
-            comparisons.append(
-                f"{race_name}: {LABELS[best]} {_fmt_steps(table[best]['median'], config)} "
-                f"({table[best]['success']:.0%} reached) vs {LABELS[best_plain]} "
-                f"{_fmt_steps(table[best_plain]['median'], config)} ({table[best_plain]['success']:.0%})"
-            )
-    plateau = probes.get("plateau", {})
-    if "plateau_flat_gain_x" in plateau and "plateau_wall_gain_x" in plateau:
-        checks[
-            "plateau: Adam's effective lr along the slope is larger on the flat part than on the well's "
-            "steep walls"
-        ] = plateau["plateau_flat_gain_x"] > plateau["plateau_wall_gain_x"]
-        checks[
-            "plateau: Adam's steps along the slope are longer on the flat part than on the well's steep walls"
-        ] = plateau["plateau_flat_step_x"] > plateau["plateau_wall_step_x"]
-    if probes:
-        eff_ratios = [p["flat_eff"] / p["steep_eff"] for p in probes.values()]
-        step_ratios = [p["flat_step"] / p["steep_step"] for p in probes.values()]
-        checks[
-            "every landscape: Adam's effective lr is larger in the flattest quarter of per-coordinate "
-            "gradients met than in the steepest quarter"
-        ] = min(eff_ratios) > 1.0
-        checks[
-            "every landscape: Adam's steps are longer in the flattest quarter of per-coordinate gradients "
-            "met than in the steepest quarter"
-        ] = min(step_ratios) > 1.0
-
-    verdict = legacy_verdict(checks) if checks else "did not hold"
-    explanation = _explain(verdict, checks, results, probes, comparisons, config)
     config_dict = {
         **asdict(config),
         "lr_grid": config.lr_grid().tolist(),
         "races": {r: RACES[r] for r in config.races},
-        "protocol": PROTOCOL.format(
-            budget=config.budget,
-            n=len(config.lr_grid()),
-            lo=config.lr_min,
-            hi=config.lr_max,
-            per=config.lr_per_decade,
-            tune=config.n_tune,
-            fresh=config.n_eval,
-        ),
+        "optimizers' settings": "momentum 0.9, Adam betas (0.9, 0.999), RMSProp alpha 0.99, eps 1e-8",
     }
-    figure = _figure(config, results, probes)
-    return legacy_result(
-        NAME, CLAIM, verdict, explanation, numbers, theory, config_dict, figure, checks, runs.specs
-    )
+    figures = [_figure(config, results, probes), _details_figure(config, results)]
+    return Result(NAME, CLAIM, PROTOCOL, _rows(config, results, probes), config_dict, figures, runs.specs)
 
 
-PROTOCOL = (
-    "Same log grid of {n} learning rates from {lo:g} to {hi:g} ({per} per decade) for every optimizer; "
-    "same budget of {budget} steps = {budget} gradients; momentum 0.9, Adam betas (0.9, 0.999), "
-    "RMSProp alpha 0.99, default eps; lr tuned on {tune} starts (lowest median steps to target, then "
-    "success rate), reported on {fresh} fresh starts; failures count as never reaching the target."
+# --- the rows ----------------------------------------------------------------------------------
+RACE_GROUP = "plateau race: fresh starts, each optimizer at its tuned lr (failures counted at the budget)"
+SPEED_GROUP = "plateau race: speed on the starts both reached (reported)"
+TABLE_GROUP = "every race: tuned lr, share reached, steps to target (reported)"
+OTHER_GROUP = "the valleys and Rosenbrock: adaptive over GD, failures at the budget (reported)"
+COORD_GROUP = "inside Adam: flatter vs steeper coordinate of the same step (geometric mean over starts)"
+GROUND_GROUP = "inside Adam on the plateau: the same coordinate x on the slope and on the well's walls"
+INSTRUMENT_GROUP = (
+    "instrument (theory: Adam's exact first step lr g/(|g| + eps), the probe vs the trajectory)"
+)
+GD_GROUP = (
+    "GD on the quadratic valleys (theory: the exact recurrence f_k = sum lambda (1 - lr lambda)^2k c^2/2)"
 )
 
 
-def _steps_value(value: float, config: Config) -> float | str:
-    return value if math.isfinite(value) else f"> {config.budget} (not reached)"
+def _steps(value: float) -> str:
+    return f"{value:.0f}" if math.isfinite(value) else "never"
 
 
-def _fmt_steps(value: float, config: Config) -> str:
-    return f"{value:.0f} steps" if math.isfinite(value) else f"> {config.budget} steps"
-
-
-def _explain(verdict, checks, results, probes, comparisons, config) -> str:
-    passed = [name for name, ok in checks.items() if ok]
-    failed = [name for name, ok in checks.items() if not ok]
-    parts = [
-        "Median steps to target on fresh starts, best adaptive vs best of GD/momentum: "
-        + "; ".join(comparisons)
-        + "."
-    ]
-    if passed:
-        parts.append("Held: " + "; ".join(passed) + ".")
-    if failed:
-        parts.append("Did not hold: " + "; ".join(failed) + ".")
-    plateau = probes.get("plateau", {})
-    if "plateau_flat_step_x" in plateau and "plateau_wall_step_x" in plateau:
-        p = plateau
-        parts.append(
-            f"Inside Adam on the plateau, along the slope: on the flat part its effective lr is "
-            f"{p['plateau_flat_gain_x']:.3g} lr (theory 1/slope = {1 / p['plateau_slope']:.3g}) and it moves "
-            f"{p['plateau_flat_step_x']:.3g} lr per step; on the well's steep walls the effective lr is "
-            f"{p['plateau_wall_gain_x']:.3g} lr and it moves {p['plateau_wall_step_x']:.3g} lr per step. "
-            "So there the hiker picture is right."
-        )
-    if probes:
-        eff = ", ".join(f"{r} x{p['flat_eff'] / p['steep_eff']:.3g}" for r, p in probes.items())
-        grad = ", ".join(f"{r} x{p['steep_grad'] / p['flat_grad']:.3g}" for r, p in probes.items())
-        step = ", ".join(f"{r} x{p['flat_step'] / p['steep_step']:.3g}" for r, p in probes.items())
-        first = np.median([p["first_step"] for p in probes.values()])
-        parts.append(
-            "Over all the gradients Adam meets (flattest vs steepest quarter, per coordinate), its effective "
-            f"lr (its step per unit of gradient, |u|/|g|, read from the update_parts probe) flat / steep is "
-            f"{eff}, while the gradients differ by {grad}: v_hat follows the gradient's history over about "
-            "1/(1 - beta2) = 1000 steps, not the slope underfoot. Its step length flat / "
-            f"steep is {step}. Adam's stride, lr*|m_hat|/(sqrt(v_hat) + eps), is about lr only where the "
-            f"gradient has been steady and no smaller than before (its first step is lr on every coordinate, "
-            f"median {first:.3g} lr; the plateau's flat part gives 1 lr); where small gradients follow large "
-            "ones, on a valley floor after the fall from its walls or near a minimum, v_hat still remembers "
-            "the steep ground and the steps are short. Adam normalises steps; it does not reliably lengthen "
-            "them on flat ground. On the plateau its advantage is that its step does not shrink with the "
-            "gradient, as GD's does."
-        )
-    if "valley-aligned" in results and "valley-rotated" in results:
-        aligned = min(
-            results["valley-aligned"][o]["median"] for o in ADAPTIVE if o in results["valley-aligned"]
-        )
-        rotated = min(
-            results["valley-rotated"][o]["median"] for o in ADAPTIVE if o in results["valley-rotated"]
-        )
-        parts.append(
-            f"The per-coordinate step fixes a valley only when it lies along the axes: best adaptive "
-            f"{_fmt_steps(aligned, config)} on the axis-aligned quadratic, "
-            f"{_fmt_steps(rotated, config)} on the same one rotated by 30 degrees."
-        )
-    return " ".join(parts)
-
-
-def _figure(config: Config, results, probes):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    colors = {
-        "gd": "tab:blue",
-        "momentum": "tab:orange",
-        "adagrad": "tab:green",
-        "rmsprop": "tab:red",
-        "adam": "tab:purple",
-    }
-    races = list(results)
-    n = len(races)
-    fig, axes = plt.subplots(2, n + 1, figsize=(4.0 * (n + 1), 7.2), squeeze=False)
-    grid = config.lr_grid()
-    cap = config.budget * 1.25
-    for j, race_name in enumerate(races):
-        ax = axes[0, j]
-        for optimizer, r in results[race_name].items():
-            med = np.where(np.isfinite(r["tuning_median"]), r["tuning_median"], np.nan)
-            ax.loglog(
-                grid, med, "-o", ms=3, color=colors.get(optimizer), label=LABELS.get(optimizer, optimizer)
+def _rows(config: Config, results: dict, probes: dict) -> list[Row]:
+    out: list[Row] = []
+    n = config.n_eval
+    budget = config.budget
+    plateau = results.get("plateau", {})
+    for a in (o for o in ADAPTIVE if o in plateau):
+        ra = plateau[a]
+        share, se = share_se(ra["reached"], n)
+        name = LABELS[a]
+        out.append(
+            agrees(
+                f"escape/plateau/{a}",
+                f"plateau: share of the fresh starts {name} brings to the target",
+                share,
+                1.0,
+                se=se,
+                about="claim",
+                group=RACE_GROUP,
+                key=a == "rmsprop",
+                if_pass=f"{name} crossed the plateau to the target from {ra['reached']} of {n} starts.",
+                if_fail=f"{name} reached the target from only {ra['reached']} of {n} starts at its tuned lr "
+                f"{ra['lr']:.3g}; the others stayed short of it within {budget} steps.",
             )
-            ax.loglog([r["lr"]], [min(r["median"], cap)], "*", ms=12, color=colors.get(optimizer), mec="k")
-        ax.axhline(config.budget, color="k", lw=0.6, ls=":")
-        ax.set_title(f"{race_name}: tuning (star: fresh starts)", fontsize=9)
+        )
+        for r in (o for o in PLAIN if o in plateau):
+            rr = plateau[r]
+            ratio, se = ratio_of_means(censored(ra["times"], budget), censored(rr["times"], budget))
+            mean_a, mean_r = censored(ra["times"], budget).mean(), censored(rr["times"], budget).mean()
+            out.append(
+                below(
+                    f"faster/plateau/{a}-vs-{r}",
+                    f"plateau: {name}'s mean steps to target over {LABELS[r]}'s (same starts, failures at "
+                    "the budget)",
+                    ratio,
+                    1.0,
+                    se=se,
+                    group=RACE_GROUP,
+                    key=a == "adam" and r == "gd",
+                    if_pass=f"On the plateau {name} took {mean_a:.0f} steps on average against "
+                    f"{LABELS[r]}'s {mean_r:.0f} ({ratio:.2f} of them, failures counted at {budget}).",
+                    if_fail=f"On the plateau {name} took {mean_a:.0f} steps on average against "
+                    f"{LABELS[r]}'s {mean_r:.0f} ({ratio:.2f} of them, failures counted at {budget}; "
+                    f"{name} reached {ra['reached']} of {n} starts, {LABELS[r]} {rr['reached']}): "
+                    "not faster.",
+                )
+            )
+            both = np.isfinite(ra["times"]) & np.isfinite(rr["times"])
+            if both.sum() >= 2:
+                m, s = mean_se(np.log(ra["times"][both] / rr["times"][both]).tolist())
+                out.append(
+                    number(
+                        f"speed_both/plateau/{a}-vs-{r}",
+                        f"plateau: {name}'s steps over {LABELS[r]}'s on the {int(both.sum())} starts both "
+                        "reached (geometric mean)",
+                        math.exp(m),
+                        se=math.exp(m) * s,
+                        group=SPEED_GROUP,
+                    )
+                )
+    for race_name, table in results.items():
+        for optimizer, r in table.items():
+            where = f"{race_name}: {LABELS[optimizer]}"
+            lr_note = " (grid edge)" if r["lr_at_grid_edge"] else ""
+            if not r["any_reached"]:
+                lr_note = " (no lr of the grid reached the target)"
+            out.append(
+                number(
+                    f"lr/{race_name}/{optimizer}", f"{where} tuned lr{lr_note}", r["lr"], group=TABLE_GROUP
+                )
+            )
+            share, se = share_se(r["reached"], n)
+            out.append(
+                number(
+                    f"reached/{race_name}/{optimizer}",
+                    f"{where} share reached",
+                    share,
+                    se=se,
+                    group=TABLE_GROUP,
+                )
+            )
+            for q in ("q25", "median", "q75"):
+                out.append(
+                    number(
+                        f"{q}/{race_name}/{optimizer}",
+                        f"{where} {'median' if q == 'median' else q[1:] + ' % quantile of'} steps to target "
+                        "(inf: not reached)",
+                        r[q],
+                        unit="steps",
+                        group=TABLE_GROUP,
+                    )
+                )
+            mean, se = mean_se(censored(r["times"], budget).tolist())
+            out.append(
+                number(
+                    f"mean/{race_name}/{optimizer}",
+                    f"{where} mean steps to target (failures at {budget})",
+                    mean,
+                    se=se if se > 0 else None,
+                    unit="steps",
+                    group=TABLE_GROUP,
+                )
+            )
+        if race_name != "plateau" and "gd" in table:
+            for a in (o for o in ADAPTIVE if o in table):
+                ratio, se = ratio_of_means(
+                    censored(table[a]["times"], budget), censored(table["gd"]["times"], budget)
+                )
+                out.append(
+                    number(
+                        f"vs_gd/{race_name}/{a}",
+                        f"{race_name}: {LABELS[a]}'s mean steps over GD's (failures at the budget)",
+                        ratio,
+                        se=se if se > 0 else None,
+                        group=OTHER_GROUP,
+                    )
+                )
+        if race_name.startswith("valley") and "gd" in table:
+            out.extend(_gd_rows(race_name, table["gd"], config))
+    for race_name, p in probes.items():
+        out.extend(_probe_rows(race_name, p))
+    return out
+
+
+def _gd_rows(race_name: str, gd: dict, config: Config) -> list[Row]:
+    landscape, _, _ = race_setup(race_name, 1, config.seed)
+    matrix = quadratic_matrix(landscape)
+    eigenvalues = torch.linalg.eigvalsh(matrix)
+    exact = gd_exact_steps(matrix, gd["starts"], gd["lr"], gd["target"], config.budget)
+    grid = config.lr_grid()
+    fastest = float(grid[int(np.argmin([gd_rate(matrix, lr) for lr in grid]))])
+    return [
+        agrees(
+            f"gd_steps/{race_name}",
+            f"{race_name}: GD's mean steps to target at its tuned lr (exact recurrence)",
+            float(censored(gd["times"], config.budget).mean()),
+            float(censored(exact, config.budget).mean()),
+            absolute=1.0,
+            unit="steps",
+            group=GD_GROUP,
+        ),
+        agrees(
+            f"gd_lr/{race_name}",
+            f"{race_name}: GD's tuned lr (theory: the grid's lr of the fastest exact rate "
+            "max |1 - lr lambda|)",
+            gd["lr"],
+            fastest,
+            absolute=0.0,
+            group=GD_GROUP,
+        ),
+        number(
+            f"gd_lr_optimal/{race_name}",
+            f"{race_name}: GD's optimal lr off the grid, 2/(L + mu)",
+            gd_parameters(float(eigenvalues[-1]), float(eigenvalues[0])),
+            group=GD_GROUP,
+        ),
+    ]
+
+
+def _probe_rows(race_name: str, p: dict) -> list[Row]:
+    out: list[Row] = []
+    (ls, ls_se), (lg, lg_se), (le, le_se) = p["log_step"], p["log_grad"], p["log_eff"]
+    step, grad, eff = math.exp(ls), math.exp(lg), math.exp(le)
+    starts = p["particles"]
+    evens = ""
+    if abs(ls) < abs(lg) and le > 3 * le_se:
+        evens = ": Adam evens the steps out rather than lengthening the flat ones"
+    out.append(
+        exceeds(
+            f"step_flat_vs_steep/{race_name}",
+            f"{race_name}: Adam's step along the flatter coordinate over the steeper one's",
+            step,
+            1.0,
+            se=step * ls_se,
+            group=COORD_GROUP,
+            key=race_name in ("plateau", "valley-rotated"),
+            if_pass=f"On {race_name} Adam stepped {step:.2f} times further along the flatter coordinate "
+            f"than along the steeper one of the same step (the gradients differ {1 / grad:.3g} times).",
+            if_fail=f"On {race_name} Adam's step along the flatter coordinate was {step:.2f} times its step "
+            f"along the steeper one (SE {step * ls_se:.2f}, {starts} starts), where GD's would be {grad:.3g} "
+            f"times (the gradients' ratio){evens}.",
+        )
+    )
+    out.append(
+        exceeds(
+            f"eff_lr_flat_vs_steep/{race_name}",
+            f"{race_name}: Adam's effective lr |u|/|g| along the flatter coordinate over the steeper one's "
+            "(GD: 1)",
+            eff,
+            1.0,
+            se=eff * le_se,
+            group=COORD_GROUP,
+            key=race_name == "plateau",
+            if_pass=f"Its step per unit of gradient was {eff:.3g} times larger along the flatter coordinate "
+            f"on {race_name}.",
+            if_fail=f"Its step per unit of gradient along the flatter coordinate on {race_name} was only "
+            f"{eff:.3g} times the steeper one's.",
+        )
+    )
+    out.append(
+        number(
+            f"grad_flat_vs_steep/{race_name}",
+            f"{race_name}: gradient along the flatter coordinate over the steeper one's (GD's step ratio)",
+            grad,
+            se=grad * lg_se,
+            group=COORD_GROUP,
+        )
+    )
+    out.append(
+        number(
+            f"pooled_step/{race_name}",
+            f"{race_name}: Adam's median step, flattest over steepest quarter of all |g_i| pooled over the "
+            "run (mixes the approach to the minimum in: not a per-coordinate measure)",
+            p["pooled_step"],
+            group=COORD_GROUP,
+        )
+    )
+    if "ground" in p:
+        (lgr, lgr_se), ground = p["ground"], math.exp(p["ground"][0])
+        out.append(
+            exceeds(
+                "ground/plateau",
+                "plateau: Adam's step along x on the slope over its step on the well's steep walls",
+                ground,
+                1.0,
+                se=ground * lgr_se,
+                group=GROUND_GROUP,
+                if_pass=f"Along the plateau's x, Adam moved {p['slope_step']:.3g} lr per step on the gentle "
+                f"slope and {p['wall_step']:.3g} lr on the well's steep walls (median).",
+                if_fail=f"Along the plateau's x, Adam's steps on the gentle slope ({p['slope_step']:.3g} lr) "
+                f"were not longer than on the well's walls ({p['wall_step']:.3g} lr).",
+            )
+        )
+        del lgr
+        out.append(
+            agrees(
+                "slope_step/plateau",
+                "plateau: Adam's step along x on the slope, largest relative deviation from lr s/(s + eps)",
+                p["slope_step_error"],
+                0.0,
+                absolute=SLOPE_EXACT,
+                group=GROUND_GROUP,
+            )
+        )
+        out.append(
+            number(
+                "slope_eff/plateau",
+                "plateau: Adam's effective lr over lr along x on the slope (theory 1/(s + eps))",
+                p["slope_step"] / p["slope"],
+                theory=1.0 / (p["slope"] + ADAM_EPS),
+                group=GROUND_GROUP,
+            )
+        )
+    out.append(
+        agrees(
+            f"first_step/{race_name}",
+            f"{race_name}: Adam's first step, largest relative deviation from lr |g|/(|g| + eps)",
+            p["first_step_error"],
+            0.0,
+            absolute=FIRST_STEP_EXACT,
+            group=INSTRUMENT_GROUP,
+        )
+    )
+    out.append(
+        agrees(
+            f"probe/{race_name}",
+            f"{race_name}: the probe's update against the trajectory's displacement, largest relative "
+            "difference",
+            p["probe_mismatch"],
+            0.0,
+            absolute=PROBE_EXACT,
+            group=INSTRUMENT_GROUP,
+        )
+    )
+    return out
+
+
+# --- figures -----------------------------------------------------------------------------------
+def _figure(config: Config, results: dict, probes: dict):
+    """The card: the plateau race (every start's time, failures above the budget), Adam's flatter over
+    steeper coordinate per race, and Adam's step along the plateau's x by ground."""
+    fig, axes = subplots(1, 3, height=4.6, gridspec_kw={"width_ratios": [1.3, 1.0, 1.0]})
+    budget = config.budget
+    ax = axes[0]
+    table = results.get("plateau", {})
+    names = list(table)
+    rng = np.random.default_rng(0)
+    for i, optimizer in enumerate(names):
+        times = table[optimizer]["times"]
+        ok = np.isfinite(times)
+        jitter = rng.uniform(-0.22, 0.22, len(times))
+        ax.plot(i + jitter[ok], times[ok], ".", ms=5, alpha=0.6, color=COLORS[optimizer])
+        ax.plot(i + jitter[~ok], np.full((~ok).sum(), budget * 1.6), "x", ms=5, color=COLORS[optimizer])
+        mean = censored(times, budget).mean()
+        ax.plot([i - 0.32, i + 0.32], [mean, mean], "k-", lw=1.6)
+    ax.axhline(budget, color="k", lw=0.8, ls=":")
+    ax.set_yscale("log")
+    ax.set_xticks(
+        range(len(names)),
+        [f"{LABELS[o]}\n{table[o]['reached']}/{config.n_eval}" for o in names],
+        fontsize=9,
+    )
+    ax.set_ylabel("steps to target (x above the dotted budget: failed)")
+    ax.set_title("plateau race (bar: mean, failures at the budget)", fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+
+    ax = axes[1]
+    races = list(probes)
+    pos = np.arange(len(races))
+    series = (
+        ("log_step", "Adam's step", "tab:purple"),
+        ("log_eff", "Adam's step / |g|", "tab:green"),
+        ("log_grad", "gradient (GD's step)", "tab:blue"),
+    )
+    for j, (key, label, color) in enumerate(series):
+        values = [math.exp(probes[r][key][0]) for r in races]
+        errors = [3 * v * probes[r][key][1] for r, v in zip(races, values)]
+        ax.bar(
+            pos + (j - 1) * 0.27, values, 0.27, yerr=errors, color=color, alpha=0.8, label=label, capsize=3
+        )
+    ax.axhline(1.0, color="k", lw=0.9)
+    ax.set_yscale("log")
+    ax.set_xticks(pos, [r.replace("-", "\n") for r in races])
+    ax.set_ylabel("flatter coordinate / steeper coordinate")
+    ax.set_title("same step, per coordinate (bars: 3 SE)", fontsize=10)
+    ax.legend(fontsize=9, loc="lower left")
+    ax.grid(alpha=0.3, axis="y")
+
+    ax = axes[2]
+    probe = probes.get("plateau", {})
+    if "ground_scatter" in probe:
+        x, step, wall = probe["ground_scatter"]
+        ax.plot(x[~wall], step[~wall], ".", ms=3, alpha=0.4, color="tab:gray", label="elsewhere")
+        ax.plot(
+            x[wall], step[wall], ".", ms=3, alpha=0.6, color="tab:red", label=f"walls: |g_x| >= {WALL:g} s"
+        )
+        ax.axhline(1.0, color="tab:purple", lw=1.0, ls="--", label="slope: lr s/(s + eps)")
+        ax.axvspan(0.0, 8.0, color="tab:green", alpha=0.08)
+        ax.set_yscale("log")
+        ax.set_xlabel("x before the step (shaded: the slope)")
+        ax.set_ylabel("Adam's |step along x| / lr")
+        ax.set_title("plateau: Adam along x by ground", fontsize=10)
+        ax.legend(fontsize=9, loc="lower left")
+        ax.grid(alpha=0.3)
+    else:
+        ax.set_axis_off()
+    return finish(fig)
+
+
+def _details_figure(config: Config, results: dict):
+    """Per race: the tuning curve (mean steps to target over the tuning starts against lr) and the
+    fresh starts' times at the tuned lr."""
+    races = list(results)
+    fig, axes = subplots(len(races), 2, height=3.0 * len(races), squeeze=False)
+    grid = config.lr_grid()
+    budget = config.budget
+    for i, race_name in enumerate(races):
+        ax = axes[i, 0]
+        for optimizer, r in results[race_name].items():
+            ax.loglog(grid, r["tuning_mean"], "-o", ms=3, color=COLORS[optimizer], label=LABELS[optimizer])
+            ax.loglog(
+                [r["lr"]], [censored(r["times"], budget).mean()], "*", ms=12, color=COLORS[optimizer], mec="k"
+            )
+        ax.axhline(budget, color="k", lw=0.6, ls=":")
+        ax.set_title(f"{race_name}: tuning (star: fresh starts at the tuned lr)", fontsize=10)
         ax.set_xlabel("learning rate")
-        ax.set_ylabel("median steps to target")
+        ax.set_ylabel("mean steps to target")
         ax.grid(alpha=0.3, which="both")
-        ax = axes[1, j]
+        if i == 0:
+            ax.legend(fontsize=9, ncol=2)
+        ax = axes[i, 1]
         names = list(results[race_name])
-        data = [np.minimum(results[race_name][o]["times"], cap) for o in names]
+        data = [censored(results[race_name][o]["times"], budget) for o in names]
         box = ax.boxplot(data, patch_artist=True, showfliers=True)
         for patch, optimizer in zip(box["boxes"], names):
-            patch.set_facecolor(colors.get(optimizer, "grey"))
+            patch.set_facecolor(COLORS[optimizer])
             patch.set_alpha(0.6)
-        ax.set_xticks(range(1, len(names) + 1), [LABELS.get(o, o) for o in names], rotation=30, fontsize=8)
+        ax.set_xticks(
+            range(1, len(names) + 1),
+            [f"{LABELS[o]}\n{results[race_name][o]['reached']}/{config.n_eval}" for o in names],
+            fontsize=9,
+        )
         ax.set_yscale("log")
-        ax.axhline(config.budget, color="k", lw=0.6, ls=":")
-        ax.set_title(f"{race_name}: fresh starts, tuned lr", fontsize=9)
-        ax.set_ylabel("steps to target (above dotted: failed)")
+        ax.axhline(budget, color="k", lw=0.6, ls=":")
+        ax.set_title(f"{race_name}: fresh starts at the tuned lr (reached / starts)", fontsize=10)
+        ax.set_ylabel("steps to target")
         ax.grid(alpha=0.3, axis="y")
-    axes[0, 0].legend(fontsize=7)
-    marker_colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (race_name, probe) in enumerate(probes.items()):
-        g, gain, step = probe["scatter"]
-        pick = np.linspace(0, len(g) - 1, min(len(g), 3000)).astype(int)
-        color = marker_colors[i % len(marker_colors)]
-        axes[0, n].loglog(g[pick], gain[pick], ".", ms=2, alpha=0.4, color=color, label=race_name)
-        axes[1, n].loglog(g[pick], step[pick], ".", ms=2, alpha=0.4, color=color, label=race_name)
-    axes[0, n].set_title("Adam: effective lr / lr = |step| / (lr |g|)", fontsize=9)
-    axes[1, n].set_title("Adam: |step| / lr per coordinate", fontsize=9)
-    for ax in axes[:, n]:
-        ax.set_xlabel("|gradient| of the coordinate")
-        ax.grid(alpha=0.3, which="both")
-        if probes:
-            ax.legend(fontsize=7, markerscale=4)
-    fig.tight_layout()
-    return fig
+    return finish(fig)
