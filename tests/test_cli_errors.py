@@ -188,11 +188,11 @@ def test_experiment_and_report_refuse_a_bad_out_before_any_work(tmp_path, monkey
     file.write_text("")
     line = error_line(invoke("experiment", "run", "all", "--quick", "--out", str(file)))
     assert line == f"error: invalid --out='{file}': expected a path in a folder ({file} is a file)"
-    page = file / "report.html"
-    line = error_line(invoke("report", "--out", str(page)))
-    assert line == f"error: invalid --out='{page}': expected a path in a folder ({file} is a file)"
-    line = error_line(invoke("report", "--out", str(tmp_path)))
-    assert line == f"error: invalid --out='{tmp_path}': expected a file name for the page (this is a folder)"
+    line = error_line(invoke("report", "--out", str(file)))
+    assert line == f"error: invalid --out='{file}': expected a path in a folder ({file} is a file)"
+    inside = file / "report"
+    line = error_line(invoke("report", "--out", str(inside)))
+    assert line == f"error: invalid --out='{inside}': expected a path in a folder ({file} is a file)"
 
 
 def test_a_progress_bar_covers_the_file_writing_on_a_terminal(tmp_path, monkeypatch):

@@ -565,22 +565,23 @@ def experiment_run(
 @app.command()
 @interruptible
 def report(
-    out: Path = typer.Option(Path("report.html"), help="the HTML file to write"),
+    out: Path = typer.Option(
+        Path("out/report"), help="the folder to write report.html and each experiment's JSON and PNG into"
+    ),
     quick: bool = typer.Option(False, help="run every experiment at its quick size"),
 ) -> None:
-    """Run every experiment and gather them into one self-contained HTML page."""
+    """Run every experiment and gather them into one self-contained HTML page (in --out, beside each
+    experiment's JSON and PNG)."""
     from descent.experiments.report import build_report
 
     try:
-        if out.is_dir():
-            raise invalid("--out", str(out), "a file name for the page (this is a folder)")
-        check_out_folder(out.parent, out)
-        with progress_bar("report") as bar:
-            task = bar.add_task("experiments", total=None)
-            path = build_report(out, quick=quick, progress=_bar_callback(bar, task))
+        check_out_folder(out)
     except DescentError as error:
         _fail(error)
-    console.print(f"wrote {path}")
+    with progress_bar("report") as bar:
+        task = bar.add_task("experiments", total=None)
+        path = build_report(out, quick=quick, progress=_bar_callback(bar, task))
+    console.print(f"wrote {path}", markup=False)
 
 
 def _is_usage_error(error: Exception) -> bool:
