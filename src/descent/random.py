@@ -156,7 +156,8 @@ class Draw:
     def stacked(cls, draws: list[Draw]) -> Draw:
         """The draws of several steps as one set of particles (a step per row): what each step drew."""
         particle = torch.cat([d.particle for d in draws])
-        step = torch.cat([torch.full_like(d.particle, d.step) for d in draws])
+        # each draw is one step's: its step an int (or a tensor holding one number)
+        step = torch.cat([torch.full_like(d.particle, int(d.step)) for d in draws])
         return cls(draws[0].seed, particle, step, draws[0].dtype)
 
     def normal(self, purpose: str, count: int) -> torch.Tensor:

@@ -21,6 +21,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, TypedDict, TypeVar, cast
 
 import torch
 
@@ -29,6 +30,11 @@ from descent.dynamics import MODES, Batching, Events, SaveAt, Trajectory, probe_
 from descent.dynamics.simulate import check_memory
 from descent.landscapes import LANDSCAPES, Landscape, get_landscape
 from descent.optim import Optimizer, get_rule, transform_from_dict
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+V = TypeVar("V")
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 BACKENDS = ("torch", "kernel", "auto")
@@ -141,7 +147,8 @@ class RunSpec:
             data = data["spec"]
         return cls.from_dict(data)
 
-    def with_(self, **changes: object) -> RunSpec:
+    def with_(self, **changes: Unpack[RunSpecChanges]) -> RunSpec:
+        """This spec with some fields changed (validated again)."""
         return replace(self, **changes)
 
     # --- building ---------------------------------------------------------------------------
@@ -156,11 +163,17 @@ class RunSpec:
 
     def build_optimizer(self, landscape: Landscape) -> Optimizer:
         hyper = {"lr": default_lr(landscape, self.optimizer), **self.hyper}
+        values = {k: _tensor(v) for k, v in hyper.items()}
+        # ``hyper`` may also name build's shorthands (grad_noise, clip_norm, l2); clip_norm alone is
+        # typed a plain number there. The cast states what build then checks, whatever the JSON held:
+        # ClipNorm's check_number passes a finite number > 0 on and raises DescentError otherwise.
+        clip_norm = cast("float | None", values.pop("clip_norm", None))
         return Optimizer.build(
             self.optimizer,
             schedule=self.schedule,
             transforms=[transform_from_dict(t) for t in self.transforms],
-            **{k: _tensor(v) for k, v in hyper.items()},
+            clip_norm=clip_norm,
+            **values,
         )
 
     def build_starts(self, landscape: Landscape) -> torch.Tensor:
@@ -218,6 +231,30 @@ class RunSpec:
         if len(lengths) > 1:
             raise invalid("hyper", self.hyper, "per-particle lists of one common length")
         return lengths.pop() if lengths else 0
+
+
+class RunSpecChanges(TypedDict, total=False):
+    """The keywords of :meth:`RunSpec.with_`: RunSpec's fields, with their types (a test keeps the
+    two equal)."""
+
+    landscape: str
+    landscape_params: dict
+    optimizer: str
+    hyper: dict
+    schedule: dict | None
+    transforms: list
+    starts: str | list
+    steps: int
+    save: str
+    events: dict
+    batch_size: int | list | None
+    batch_mode: str | list
+    probes: list
+    seed: int
+    dtype: str
+    device: str
+    backend: str
+    version: int
 
 
 _V1_TRANSFORMS = (("grad_noise", "sigma"), ("clip_norm", "max_norm"), ("l2", "l2"))
@@ -311,7 +348,8 @@ def run_spec(
     )
 
 
-def _tensor(value: object) -> object:
+def _tensor(value: V) -> V | torch.Tensor:
+    """A JSON list as a float64 tensor (per-particle values); anything else as it is."""
     return torch.tensor(value, dtype=torch.float64) if isinstance(value, list) else value
 
 

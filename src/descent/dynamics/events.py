@@ -19,7 +19,7 @@ A particle that stopped is therefore never ``moving``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 import torch
 
@@ -89,10 +89,10 @@ class EventLog:
     at the end); ``min_loss`` / ``min_loss_step``: the running minimum of the loss and where it was.
     """
 
-    steps: dict[str, torch.Tensor] = field(default_factory=dict)
-    settled_since: torch.Tensor | None = None
-    min_loss: torch.Tensor | None = None
-    min_loss_step: torch.Tensor | None = None
+    steps: dict[str, torch.Tensor]
+    settled_since: torch.Tensor
+    min_loss: torch.Tensor
+    min_loss_step: torch.Tensor
 
 
 NEVER = 1 << 62  # "not yet" while running; -1 in the log
@@ -149,7 +149,9 @@ class EventTracker:
         return ~(((x - self.box_center) * self.box_inverse).abs().amax(dim=1) <= 1)
 
     def converged(self, grad: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
-        return (norm(grad) < self.events.grad_tol) & (norm(update) < self.events.step_tol)
+        step_tol = self.events.step_tol
+        assert step_tol is not None  # Events.__post_init__ replaces a None step_tol
+        return (norm(grad) < self.events.grad_tol) & (norm(update) < step_tol)
 
     def mark_diverged(self, k: int, now: torch.Tensor) -> None:
         self.diverged = torch.where(now, torch.clamp(self.diverged, max=k), self.diverged)
@@ -293,7 +295,9 @@ def outcomes(
 
     assign(steps["diverged"] >= 0, labels.index(DIVERGED), steps["diverged"])
     finite = torch.isfinite(xs).all(dim=1) & torch.isfinite(gs).all(dim=1)
-    converged = finite & (norm(gs) < events.grad_tol) & (norm(us) < events.step_tol)
+    step_tol = events.step_tol
+    assert step_tol is not None  # Events.__post_init__ replaces a None step_tol
+    converged = finite & (norm(gs) < events.grad_tol) & (norm(us) < step_tol)
     if points:
         centers = torch.tensor([p.position for p in points], dtype=xs.dtype)
         distance, nearest = point_distances(torch.nan_to_num(xs), centers).min(dim=1)

@@ -203,12 +203,14 @@ class EnergyLedger(Probe):
         total = kinetic + view.value
         if view.k == 0:
             self.initial = total
+        initial = self.initial
+        assert initial is not None  # set at step 0: the ledger sees every step (check: every == 1)
         return {
             "kinetic": kinetic,
             "potential": view.value,
             "total": total,
             "dissipated": self.dissipated,
-            "imbalance": total + self.dissipated - self.initial,
+            "imbalance": total + self.dissipated - initial,
         }
 
 

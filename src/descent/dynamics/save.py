@@ -91,7 +91,8 @@ class SaveAt:
         text = str(text).strip()
         if text == "summary":
             return cls.summary()
-        every, steps = None, ()
+        every: int | None = None
+        steps: tuple[int, ...] = ()
         for part in filter(None, (p.strip() for p in text.split(";"))):
             kind, _, value = part.partition(":")
             try:
@@ -166,8 +167,9 @@ def check_budget(
 
 
 def _size(n: int) -> str:
+    size: float = n
     for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
-        n /= 1024
+        if size < 1024 or unit == "TB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{n} B"
+        size /= 1024
     return f"{n} B"

@@ -92,12 +92,15 @@ class Trajectory:
     @property
     def velocity(self) -> torch.Tensor:
         """Displacement over the physical time step: dx/dt at each frame, ``[T, N, d]``."""
-        return self.displacement / self.time_step.unsqueeze(-1)
+        step = self.time_step
+        assert step is not None  # __post_init__ fills it
+        return self.displacement / step.unsqueeze(-1)
 
     def _velocity_at(self, frames: torch.Tensor, particles: torch.Tensor) -> torch.Tensor:
         """:attr:`velocity` at some frames and particles only ``[F, P, d]``."""
         displacement = _kept(self.displacement, frames, particles)
         step = self.time_step
+        assert step is not None  # __post_init__ fills it
         if step.shape[1] and step.stride(1) == 0:  # one time step for all particles (a broadcast view)
             step = step[:, :1].index_select(0, frames).expand(-1, len(particles))
         else:
@@ -127,6 +130,7 @@ class Trajectory:
     def summary(self) -> dict:
         """Outcome shares and headline numbers (used by the CLI and the Arena)."""
         final = self.final_loss
+        assert final is not None  # __post_init__ fills it
         finite = final[torch.isfinite(final)]
         counts = Counter(self.outcomes)
         n = len(self.outcomes)
@@ -162,6 +166,8 @@ class Trajectory:
 
         keep_p, keep_t, everyone = self._decimation(max_bytes)
         n, t = len(self.outcomes), len(self.steps)
+        final_position, final_loss = self.final_position, self.final_loss
+        assert final_position is not None and final_loss is not None  # __post_init__ fills them
         velocity = self._velocity_at(keep_t, keep_p)  # only the kept frames: no copy of the whole run
         loss = _kept(self.loss, keep_t, keep_p)
         kinetic = 0.5 * (velocity**2).sum(dim=-1) if self.has_inertia else None
@@ -205,8 +211,8 @@ class Trajectory:
                 "stop_step": self.stop_step[list(rows)].tolist(),
                 "nearest_minimum": [self.nearest_minimum[i] for i in rows],
                 "start": _finite_list(self.positions[0, list(rows)]),
-                "final": _finite_list(self.final_position[list(rows)]),
-                "final_loss": _finite_list(self.final_loss[list(rows)]),
+                "final": _finite_list(final_position[list(rows)]),
+                "final_loss": _finite_list(final_loss[list(rows)]),
                 "events": {name: s[list(rows)].tolist() for name, s in self.events.items()},
             },
         }

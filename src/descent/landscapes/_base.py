@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 import torch
 
@@ -14,6 +14,7 @@ PointKind = Literal["global_min", "local_min", "saddle", "max"]
 POINT_KINDS: tuple[str, ...] = ("global_min", "local_min", "saddle", "max")
 
 Energy = Callable[[torch.Tensor], torch.Tensor]
+L = TypeVar("L", bound="Landscape")
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class Landscape:
             if self.grad_fn == self.energy.gradient:  # type: ignore[attr-defined]
                 object.__setattr__(self, "_fused", fused)
 
-    def with_recipe(self, function: Callable[..., Landscape], *args: object) -> Landscape:
+    def with_recipe(self: L, function: Callable[..., Landscape], *args: object) -> L:
         """This landscape, remembering ``function(*args)`` as the way to rebuild it (what it pickles
         as). A copy made by ``dataclasses.replace`` has no recipe: it is another landscape."""
         object.__setattr__(self, "recipe", (function, args))

@@ -58,12 +58,19 @@ class PerturbedLandscape(Landscape):
         if batch is None:
             return value, grad
         xi = self.weights.to(dtype=x.dtype, device=x.device)[batch].mean(dim=-1)  # [N]
-        return value + xi * self.term.value(x), grad + xi.unsqueeze(1) * self.term.gradient(x)
+        term = self._term()
+        return value + xi * term.value(x), grad + xi.unsqueeze(1) * term.gradient(x)
 
     def example_losses(self, x: torch.Tensor) -> torch.Tensor:
         """Every example's loss l_i(x) = U(x) + xi_i V(x), ``[N, n]`` (differentiable by autograd)."""
         weights = self.weights.to(dtype=x.dtype, device=x.device)
-        return self.value(x).unsqueeze(1) + weights.unsqueeze(0) * self.term.value(x).unsqueeze(1)
+        return self.value(x).unsqueeze(1) + weights.unsqueeze(0) * self._term().value(x).unsqueeze(1)
+
+    def _term(self) -> Landscape:
+        """V: None only as the dataclass's default (a field after the base's defaulted ones needs one);
+        ``perturbed_landscape`` always gives one."""
+        assert self.term is not None
+        return self.term
 
 
 def perturbed_landscape(

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 
 from descent._errors import invalid
-from descent.landscapes._base import CriticalPoint, Landscape, refine_critical_point
+from descent.landscapes._base import CriticalPoint, Energy, Landscape, refine_critical_point
 from descent.landscapes._registry import rebuild_landscape, register
 
 LOSSES = ("logistic", "squared")
@@ -89,7 +89,7 @@ class EmpiricalRisk(Landscape):
         return self.value_and_grad(self._check_batch(x), batch)[1]
 
 
-def _full_energy(risk_args: tuple) -> object:
+def _full_energy(risk_args: tuple) -> Energy:
     features, targets, loss, l2 = risk_args
 
     def energy(w: torch.Tensor) -> torch.Tensor:

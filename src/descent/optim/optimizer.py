@@ -8,10 +8,10 @@ Per step k, with raw gradient g:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 
@@ -23,6 +23,8 @@ from descent.optim.transforms import ClipNorm, GradNoise, Transform, WeightDecay
 
 if TYPE_CHECKING:
     from descent.random import Draw
+
+V = TypeVar("V")
 
 
 def get_rule(name: str) -> UpdateRule:
@@ -80,24 +82,18 @@ class Optimizer:
     def name(self) -> str:
         return self.rule.name
 
-    # --- the transforms' settings, for faces that show them --------------------------------------
-    def _setting(self, kind: str, attribute: str, default: object) -> object:
-        for t in self.transforms:
-            if t.kind == kind:
-                return getattr(t, attribute)
-        return default
-
+    # --- the transforms' settings, for faces that show them (the first transform of each kind) --------
     @property
     def grad_noise(self) -> Hyper:
-        return self._setting("grad_noise", "sigma", 0.0)  # type: ignore[return-value]
+        return next((t.sigma for t in self.transforms if isinstance(t, GradNoise)), 0.0)
 
     @property
     def clip_norm(self) -> float | None:
-        return self._setting("clip_norm", "max_norm", None)  # type: ignore[return-value]
+        return next((t.max_norm for t in self.transforms if isinstance(t, ClipNorm)), None)
 
     @property
     def l2(self) -> Hyper:
-        return self._setting("l2", "l2", 0.0)  # type: ignore[return-value]
+        return next((t.l2 for t in self.transforms if isinstance(t, WeightDecay)), 0.0)
 
     @property
     def needs_draw(self) -> bool:
@@ -144,35 +140,27 @@ class Optimizer:
         """This optimizer with its per-particle tensors on ``like``'s device and the hyper-parameters
         shaped ``[N, 1]``, once (not at every step: on CUDA each host copy is a sync)."""
 
-        def moved(value: object, column: bool) -> object:
+        def moved(value: Hyper, column: bool) -> Hyper:
             if not isinstance(value, torch.Tensor):
                 return value
             value = value.to(device=like.device)
             return value.reshape(-1, 1) if column and value.ndim == 1 else value
 
         hp = {k: moved(v, True) for k, v in self.hp.items()}
-        chain = []
-        for t in self.transforms:
-            name = {"grad_noise": "sigma", "l2": "l2"}.get(t.kind)
-            chain.append(
-                t if name is None else dataclasses.replace(t, **{name: moved(getattr(t, name), False)})
-            )
-        return dataclasses.replace(self, hp=hp, transforms=tuple(chain))
+        chain = tuple(_with_setting(t, lambda value: moved(value, False)) for t in self.transforms)
+        return dataclasses.replace(self, hp=hp, transforms=chain)
 
     def select(self, index: int) -> Optimizer:
         """The optimizer of particle ``index`` alone: every per-particle tensor cut to its one entry
         (kept a tensor, so the arithmetic is the same as in the batch)."""
 
-        def one(value: object) -> object:
+        def one(value: Hyper) -> Hyper:
             if isinstance(value, torch.Tensor) and value.ndim >= 1 and value.shape[0] > 1:
                 return value[index : index + 1]
             return value
 
-        chain = []
-        for t in self.transforms:
-            name = {"grad_noise": "sigma", "l2": "l2"}.get(t.kind)
-            chain.append(t if name is None else dataclasses.replace(t, **{name: one(getattr(t, name))}))
-        return dataclasses.replace(self, hp={k: one(v) for k, v in self.hp.items()}, transforms=tuple(chain))
+        chain = tuple(_with_setting(t, one) for t in self.transforms)
+        return dataclasses.replace(self, hp={k: one(v) for k, v in self.hp.items()}, transforms=chain)
 
     # --- serialisation ----------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -197,6 +185,16 @@ class Optimizer:
         )
 
 
+def _with_setting(transform: Transform, change: Callable[[Hyper], Hyper]) -> Transform:
+    """``transform`` with its per-particle setting (``GradNoise.sigma``, ``WeightDecay.l2``) changed;
+    ``ClipNorm``'s ``max_norm`` is one number, kept."""
+    if isinstance(transform, GradNoise):
+        return dataclasses.replace(transform, sigma=change(transform.sigma))
+    if isinstance(transform, WeightDecay):
+        return dataclasses.replace(transform, l2=change(transform.l2))
+    return transform
+
+
 def _nonzero(value: Hyper) -> bool:
     return bool((value != 0).any()) if isinstance(value, torch.Tensor) else value != 0
 
@@ -205,5 +203,6 @@ def _plain(value: Hyper) -> float | list[float]:
     return value.tolist() if isinstance(value, torch.Tensor) else value
 
 
-def _tensor(value: object) -> object:
+def _tensor(value: V) -> V | torch.Tensor:
+    """A JSON list as a float64 tensor (per-particle values); anything else as it is."""
     return torch.tensor(value, dtype=torch.float64) if isinstance(value, list) else value

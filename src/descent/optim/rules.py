@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TypedDict
+from typing import TypedDict, cast
 
 import torch
 
-from descent.optim._base import Hyper, HyperParam, State, UpdateRule, per_particle, zeros_like_state
+from descent.optim._base import Hyper, HyperParam, State, UpdateRule, per_particle
 
 
 # --- the rules' states: typed dicts of tensors shaped like the particles [N, d], plus the step count ---
@@ -41,6 +41,19 @@ class AdamState(GDState):
     exp_avg: torch.Tensor  # m, first moment
     exp_avg_sq: torch.Tensor  # v, second moment
     max_exp_avg_sq: torch.Tensor  # running maximum of v (AMSGrad)
+
+
+def _state(typed: GDState) -> State:
+    """A rule's typed state as the engine's ``State`` (``dict[str, Tensor]``). The cast holds: every
+    field of GDState and of the TypedDicts that extend it is a tensor, and each init builds its state
+    with exactly its TypedDict's keys (mypy checks that); mypy only refuses a TypedDict as a ``dict``
+    because a TypedDict in general may hold other values."""
+    return cast(State, typed)
+
+
+def _no_steps(params: torch.Tensor) -> torch.Tensor:
+    """The step count of a fresh state: an int64 scalar 0 on the particles' device."""
+    return torch.zeros((), dtype=torch.int64, device=params.device)
 
 
 LR = "learning rate (step size; time step lr for GD, sqrt(lr) for the heavy ball)"
@@ -154,8 +167,8 @@ def _amsgrad_edge(hessian, state, hp):
 
 
 # --- gd -------------------------------------------------------------------------------------
-def _gd_init(params: torch.Tensor) -> GDState:
-    return GDState(**zeros_like_state(params))
+def _gd_init(params: torch.Tensor) -> State:
+    return _state(GDState(step=_no_steps(params)))
 
 
 def _gd_update(grads, state, params, hp, draw):
@@ -202,8 +215,8 @@ LANGEVIN = UpdateRule(
 
 
 # --- momentum (the seeds' velocity form) ----------------------------------------------------
-def _momentum_init(params: torch.Tensor) -> MomentumState:
-    return MomentumState(**zeros_like_state(params, "velocity"))
+def _momentum_init(params: torch.Tensor) -> State:
+    return _state(MomentumState(velocity=torch.zeros_like(params), step=_no_steps(params)))
 
 
 def _momentum_update(grads, state, params, hp, draw):
@@ -229,8 +242,8 @@ MOMENTUM = UpdateRule(
 
 
 # --- nesterov (torch's buffer form) ---------------------------------------------------------
-def _nesterov_init(params: torch.Tensor) -> NesterovState:
-    return NesterovState(**zeros_like_state(params, "buffer"))
+def _nesterov_init(params: torch.Tensor) -> State:
+    return _state(NesterovState(buffer=torch.zeros_like(params), step=_no_steps(params)))
 
 
 def _nesterov_update(grads, state, params, hp, draw):
@@ -255,8 +268,8 @@ NESTEROV = UpdateRule(
 
 
 # --- adagrad --------------------------------------------------------------------------------
-def _adagrad_init(params: torch.Tensor) -> AdagradState:
-    return AdagradState(**zeros_like_state(params, "sum"))
+def _adagrad_init(params: torch.Tensor) -> State:
+    return _state(AdagradState(sum=torch.zeros_like(params), step=_no_steps(params)))
 
 
 def _adagrad_update(grads, state, params, hp, draw):
@@ -283,8 +296,15 @@ ADAGRAD = UpdateRule(
 
 
 # --- rmsprop --------------------------------------------------------------------------------
-def _rmsprop_init(params: torch.Tensor) -> RMSpropState:
-    return RMSpropState(**zeros_like_state(params, "square_avg", "grad_avg", "buffer"))
+def _rmsprop_init(params: torch.Tensor) -> State:
+    return _state(
+        RMSpropState(
+            square_avg=torch.zeros_like(params),
+            grad_avg=torch.zeros_like(params),
+            buffer=torch.zeros_like(params),
+            step=_no_steps(params),
+        )
+    )
 
 
 def _rmsprop_update(grads, state, params, hp, draw):
@@ -329,8 +349,15 @@ RMSPROP = UpdateRule(
 
 
 # --- adam family ----------------------------------------------------------------------------
-def _adam_init(params: torch.Tensor) -> AdamState:
-    return AdamState(**zeros_like_state(params, "exp_avg", "exp_avg_sq", "max_exp_avg_sq"))
+def _adam_init(params: torch.Tensor) -> State:
+    return _state(
+        AdamState(
+            exp_avg=torch.zeros_like(params),
+            exp_avg_sq=torch.zeros_like(params),
+            max_exp_avg_sq=torch.zeros_like(params),
+            step=_no_steps(params),
+        )
+    )
 
 
 def _adam_step(grads, state, params, hp: Mapping[str, Hyper], amsgrad: bool):

@@ -157,7 +157,7 @@ def schedule_to_dict(schedule: Schedule) -> dict:
     if isinstance(schedule, Warmup):
         return {"kind": kind, "steps": schedule.steps, "then": schedule_to_dict(schedule.then)}
     if isinstance(schedule, (Sequence, Product)):
-        out = {"kind": kind, "parts": [schedule_to_dict(p) for p in schedule.parts]}
+        out: dict[str, object] = {"kind": kind, "parts": [schedule_to_dict(p) for p in schedule.parts]}
         if isinstance(schedule, Sequence):
             out["lengths"] = list(schedule.lengths)
         return out

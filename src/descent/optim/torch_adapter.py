@@ -197,13 +197,15 @@ class TorchOptimizer(torch.optim.Optimizer):
         for group, setting in zip(self.param_groups, settings):
             for p in group["params"]:
                 if p.grad is not None:
-                    self._step_parameter(p, particle, setting)
+                    self._step_parameter(p, p.grad, particle, setting)
                 particle += 1
         return loss
 
-    def _step_parameter(self, p: torch.Tensor, particle: int, setting: GroupSettings) -> None:
+    def _step_parameter(
+        self, p: torch.Tensor, grad: torch.Tensor, particle: int, setting: GroupSettings
+    ) -> None:
         flat = p.detach().reshape(1, -1)
-        grads = p.grad.detach().reshape(1, -1)
+        grads = grad.detach().reshape(1, -1)
         state = self.state[p]
         if not state:
             state.update(self.rule.init(flat))
