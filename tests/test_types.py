@@ -1,9 +1,14 @@
 """The public API type-checks (mypy, configured in pyproject.toml's ``[tool.mypy]``).
 
-- The configured scope (``src/descent/__init__.py`` and the engine's entry ``dynamics/simulate.py``)
-  has no type errors.
+- The configured scope (``[tool.mypy] files``: the modules that define the public API: the package's
+  entry, ``spec``, ``_errors``, ``random``; the engine, ``dynamics/{simulate, trajectory, events,
+  save, probes}``; ``optim`` (optimizer, rules, schedules, transforms, the torch adapter); the
+  landscapes' ``_base`` and ``_registry``; ``objectives``; the experiments' ``_base``, ``rows`` and
+  ``figures``) has no type errors. The experiment modules, report, CLI, Arena, kernels, the
+  landscapes' formula code, plots and theory are outside it (pyproject.toml says so too).
 - A user's script written against the names ``descent`` exports type-checks, and a call with a
   wrong type is rejected: the exported signatures carry real hints, not ``Any``.
+- ``RunSpec.with_``'s keywords (``RunSpecChanges``) are RunSpec's fields with their types.
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ import importlib.util
 import subprocess
 import sys
 import textwrap
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
+
+from descent.spec import RunSpec, RunSpecChanges
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "pyproject.toml"
@@ -86,10 +94,19 @@ def test_a_script_using_the_public_api_type_checks(tmp_path):
 
 
 def test_a_call_with_a_wrong_type_is_rejected(tmp_path):
-    wrong = USER_SCRIPT + '\nsimulate(well, opt, starts, steps="100")\nbad: int = spec.digest\n'
+    wrong = USER_SCRIPT + (
+        '\nsimulate(well, opt, starts, steps="100")\nbad: int = spec.digest\nspec.with_(seed="1")\n'
+    )
     result = _check_script(tmp_path, wrong)
     assert result.returncode == 1, result.stdout + result.stderr
     assert 'Argument "steps" to "simulate" has incompatible type "str"' in result.stdout
     assert 'Incompatible types in assignment (expression has type "str", variable has type "int")' in (
         result.stdout
     )
+    assert 'Argument "seed" to "with_" of "RunSpec" has incompatible type "str"' in result.stdout
+
+
+def test_with_takes_the_fields_of_a_run_spec():
+    declared = {f.name: f.type for f in fields(RunSpec)}
+    keywords = {name: hint.__forward_arg__ for name, hint in RunSpecChanges.__annotations__.items()}
+    assert keywords == declared
