@@ -27,6 +27,14 @@ order fitted on log error against log lr.
   ball's iterates stay far from that point and close to Newton's ``x(t)``: the ratio of the two
   distances measures the inertia momentum brings back.
 
+- The over-damped limit: at friction ``gamma`` the heavy ball with a fixed ``beta`` and ``h = (1 - beta)/
+  gamma`` (``lr = h^2``) moves, read as GD, with the effective learning rate ``lr/(1 - beta) = h/gamma``;
+  run for ``K = gamma^2 t/(1 - beta)`` steps it reaches Newton's time ``gamma t``, i.e. the over-damped
+  time ``t``. Newton's ``x(gamma t)`` differs from gradient flow's ``x(t)`` by O(1/gamma^2), and the
+  fixed-beta heavy ball (its velocity relaxing by beta per step) is a first-order scheme for gradient
+  flow with time step ``h/gamma = (1 - beta)/gamma^2``, so the distance to gradient flow vanishes like
+  the effective lr: order 1 (order 2 in 1/gamma).
+
 All rungs of a ladder (and all starts) run as one spec with per-particle lr and beta lists; each
 particle's frame at its own step count ``K = t / time_step`` is read from the frames saved at exactly
 those step counts.
@@ -70,11 +78,11 @@ EXPECTED_ORDER = {
 }
 RTOL = 1e-13
 PROTOCOL = (
-    "GD and the heavy ball run on the double well from three starts over ladders of learning rates, "
-    "each to a fixed physical time (GD: t = steps x lr; heavy ball: t = steps x sqrt(lr), friction "
-    "gamma = (1 - beta)/sqrt(lr)). Their errors against gradient flow and against Newton's equation "
-    "with friction, both integrated by SciPy's DOP853 to 1e-13, give the order of convergence in lr, "
-    "and the heavy ball's distance to the over-damped flow measures its inertia."
+    "GD and the heavy ball run on the double well from three starts over ladders of learning rates, each "
+    "to a fixed physical time (GD: t = steps x lr; heavy ball: t = steps x sqrt(lr), friction gamma = "
+    "(1 - beta)/sqrt(lr)), and at growing friction gamma. Their distances to gradient flow and to "
+    "Newton's equation with friction (SciPy's DOP853 to 1e-13) give the order of convergence in lr, the "
+    "heavy ball's inertia, and its over-damped limit."
 )
 # The runs are deterministic: orders and constants are checked with absolute or relative tolerances,
 # the same at every size.
@@ -94,10 +102,18 @@ class Config:
     hb_time: float = 4.0
     hb_steps: tuple[int, ...] = (40, 80, 160, 320, 640, 1280, 2560, 5120)  # h = hb_time / K
     fit_rungs: int = 5  # the order is fitted over the smallest-lr rungs
+    # the over-damped limit: frictions gamma with h = (1 - od_momentum)/gamma, run to t = gamma * gd_time
+    od_frictions: tuple[float, ...] = (4.0, 8.0, 16.0, 32.0, 64.0)
+    od_momentum: float = 0.5
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(gd_steps=(25, 50, 100, 200, 400, 800), hb_steps=(40, 80, 160, 320, 640, 1280), fit_rungs=4)
+        return cls(
+            gd_steps=(25, 50, 100, 200, 400, 800),
+            hb_steps=(40, 80, 160, 320, 640, 1280),
+            fit_rungs=4,
+            od_frictions=(4.0, 8.0, 16.0, 32.0),
+        )
 
 
 def _numpy_field(landscape):
@@ -154,7 +170,11 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
     starts = np.array(config.starts, dtype=float)
     gd_k = np.array(config.gd_steps)
     hb_k = np.array(config.hb_steps)
-    total = int(gd_k.max() + len(VARIANTS) * hb_k.max())
+    # the over-damped ladder: K = gamma^2 gd_time/(1 - beta) steps of effective lr lr/(1 - beta) = h/gamma
+    od_gamma = np.array(config.od_frictions, dtype=float)
+    od_h = (1.0 - config.od_momentum) / od_gamma
+    od_k = np.rint(od_gamma * config.gd_time / od_h).astype(int)
+    total = int(gd_k.max() + len(VARIANTS) * hb_k.max() + od_k.max())
     offset = [0]
 
     def tick(k: int, _t: int) -> None:
@@ -206,6 +226,19 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
             "x": x,
             "local_orders_lr": np.diff(np.log(err)) / np.diff(np.log(lr)),
         }
+    # --- the over-damped limit: heavy ball at growing friction against gradient flow at t/gamma ----------
+    od_x = _ladder(
+        config,
+        runs,
+        "momentum",
+        {"lr": od_h**2, "momentum": np.full(len(od_k), config.od_momentum)},
+        od_k,
+        tick=tick,
+    )
+    od_err = np.sqrt(((od_x - exact) ** 2).sum(-1).mean(-1))  # against gradient flow at gd_time
+    od_lr_eff = od_h**2 / (1.0 - config.od_momentum)
+    od_order, _ = _fit_order(od_lr_eff, od_err, min(config.fit_rungs, len(od_k)))
+    od = {"gamma": od_gamma, "lr_eff": od_lr_eff, "error": od_err, "order": od_order, "steps": od_k}
     if progress is not None:
         progress(total, total)
 
@@ -237,14 +270,14 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         NAME,
         CLAIM,
         PROTOCOL,
-        _rows(config, gd, hb, inertia),
+        _rows(config, gd, hb, inertia, od),
         config_dict,
-        [_figure(config, gd, hb)],
+        [_figure(config, gd, hb, od)],
         runs.specs,
     )
 
 
-def _rows(config: Config, gd: dict, hb: dict, inertia: dict) -> list[Row]:
+def _rows(config: Config, gd: dict, hb: dict, inertia: dict, od: dict) -> list[Row]:
     doc = hb["standard"]
     out: list[Row] = []
     # --- the claim ------------------------------------------------------------------------------------
@@ -299,6 +332,46 @@ def _rows(config: Config, gd: dict, hb: dict, inertia: dict) -> list[Row]:
             "with inertia.",
         )
     )
+    group = "the over-damped limit (claim: GD's gradient flow is the heavy ball at high friction)"
+    out.append(
+        exceeds(
+            "overdamped/converges",
+            f"heavy ball as friction gamma grows (beta {config.od_momentum:g}, h = (1 - beta)/gamma): order "
+            f"in its effective lr h/gamma of its distance to gradient flow at t/gamma = {config.gd_time:g}",
+            od["order"],
+            0.0,
+            margin=ORDER_ABS,
+            group=group,
+            key=True,
+            if_pass=f"GD's dynamics is the over-damped limit of the heavy ball: as the friction grows from "
+            f"{od['gamma'][0]:g} to {od['gamma'][-1]:g} the heavy ball's distance to gradient flow at time "
+            f"t/gamma = {config.gd_time:g} falls from {od['error'][0]:.2g} to {od['error'][-1]:.2g} "
+            f"(order {od['order']:.3f} in the effective lr h/gamma).",
+            if_fail=f"As the friction grows from {od['gamma'][0]:g} to {od['gamma'][-1]:g} the heavy ball "
+            f"does not approach gradient flow (distance {od['error'][0]:.2g} -> {od['error'][-1]:.2g}, order "
+            f"{od['order']:.3f}).",
+        )
+    )
+    out.append(
+        agrees(
+            "overdamped/order",
+            "heavy ball at growing friction: order of its distance to gradient flow in the effective lr",
+            od["order"],
+            1.0,
+            absolute=ORDER_ABS,
+            group=group,
+        )
+    )
+    out += _series(
+        [f"overdamped/distance/gamma={g:g}" for g in od["gamma"]],
+        [
+            f"heavy ball at friction {g:g} ({k} steps): RMS distance to gradient flow"
+            for g, k in zip(od["gamma"], od["steps"])
+        ],
+        od["error"],
+        None,
+        group,
+    )
     # --- theory: GD's error constant ------------------------------------------------------------------
     group = "GD's error (theory: lr E(t), the Euler error equation)"
     out.append(
@@ -321,16 +394,13 @@ def _rows(config: Config, gd: dict, hb: dict, inertia: dict) -> list[Row]:
             group=group,
         )
     )
-    for j, lr in enumerate(gd["lr"]):
-        out.append(
-            number(
-                f"gd/error/lr={lr:.4g}",
-                f"GD at lr {lr:.4g}: RMS error at t = {config.gd_time:g}",
-                gd["error"][j],
-                theory=gd["predicted"][j],
-                group=group,
-            )
-        )
+    out += _series(
+        [f"gd/error/lr={lr:.4g}" for lr in gd["lr"]],
+        [f"GD at lr {lr:.4g}: RMS error at t = {config.gd_time:g}" for lr in gd["lr"]],
+        gd["error"],
+        gd["predicted"],
+        group,
+    )
     # --- theory: the heavy ball's order under each mapping -------------------------------------------
     group = "heavy ball's order in lr (theory: 1/2 from each O(h) source, 1 without both)"
     for name, r in hb.items():
@@ -374,7 +444,13 @@ def _rows(config: Config, gd: dict, hb: dict, inertia: dict) -> list[Row]:
     return out
 
 
-def _figure(config, gd, hb):
+def _series(ids, labels, values, theory, group) -> list[Row]:
+    """One number row per rung of a ladder (with its theory value where there is one)."""
+    theory = [None] * len(ids) if theory is None else theory
+    return [number(i, label, v, theory=t, group=group) for i, label, v, t in zip(ids, labels, values, theory)]
+
+
+def _figure(config, gd, hb, od):
     from descent.plots.static import draw_landscape
 
     fig, axes = subplots(1, 3, height=4.6)
@@ -398,9 +474,17 @@ def _figure(config, gd, hb):
     ax = axes[1]
     ax.loglog(gd["lr"], gd["error"], "o-", color="tab:blue", label=f"GD (order {gd['order']:.2f})")
     ax.loglog(gd["lr"], gd["predicted"], "k--", lw=0.8, label="lr |E(t)|, Euler error equation")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel(f"RMS error at t = {config.gd_time:g}")
-    ax.set_title("GD vs gradient flow: error ~ lr", fontsize=11)
+    ax.loglog(
+        od["lr_eff"],
+        od["error"],
+        "s-",
+        ms=4,
+        color="tab:purple",
+        label=f"heavy ball, gamma {od['gamma'][0]:g} to {od['gamma'][-1]:g} ({od['order']:.2f})",
+    )
+    ax.set_xlabel("learning rate (heavy ball: effective lr h/gamma)")
+    ax.set_ylabel(f"RMS distance at t = {config.gd_time:g}")
+    ax.set_title("vs gradient flow: distance ~ lr", fontsize=11)
     ax.legend(fontsize=9)
     ax.grid(alpha=0.3, which="both")
 
@@ -421,6 +505,6 @@ def _figure(config, gd, hb):
     ax.set_xlabel("learning rate lr (h = sqrt(lr))")
     ax.set_ylabel(f"RMS error at t = {config.hb_time:g}")
     ax.set_title(f"heavy ball vs x'' + {config.friction:g} x' = -grad U", fontsize=11)
-    ax.legend(fontsize=9, title="mapping (order in lr)", title_fontsize=9, loc="upper left")
+    ax.legend(fontsize=9, title="mapping (order in lr)", title_fontsize=9, loc="lower right")
     ax.grid(alpha=0.3, which="both")
     return finish(fig)
