@@ -24,6 +24,7 @@ import base64
 import datetime as _dt
 import html
 import math
+import re
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -194,6 +195,7 @@ code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monosp
               align-items: baseline; padding: 7px 16px; border-top: 1px solid #eaeef2; }
 .summary li:first-child { border-top: 0; }
 .summary .claimline { color: #424a53; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.summary .badge { justify-self: start; }
 .summary .count { color: #57606a; font-size: .9rem; white-space: nowrap; }
 .card { background: #fff; border: 1px solid #d0d7de; border-left: 6px solid var(--verdict);
         border-radius: 10px; padding: 20px 24px; margin: 0 0 28px; }
@@ -240,7 +242,7 @@ pre { background: #f6f8fa; padding: 10px; font-size: .8rem; white-space: pre-wra
   main { padding: 14px 10px 32px; }
   .card { padding: 14px 12px; }
   .summary li { grid-template-columns: auto minmax(0, 1fr); gap: 4px 10px; }
-  .summary .claimline { grid-column: 1 / -1; white-space: normal; }
+  .summary .claimline, .summary .count { grid-column: 1 / -1; white-space: normal; }
 }
 """
 
@@ -538,6 +540,8 @@ def _deviation(row: Row) -> str:
     if row.deviation_se is not None:
         return _e(f"{_signed(row.deviation_se, 2)} SE")
     if row.relative_deviation is not None:
+        if abs(row.relative_deviation) < 1e-5:
+            return "&lt; 0.001 %"
         return _e(f"{_signed(100 * row.relative_deviation, 2)} %")
     return ""
 
@@ -553,6 +557,7 @@ def _power_words(row: Row) -> str:
 def _criterion(text: str) -> str:
     if text == "legacy check":
         return ""
+    text = re.sub(r"(\d+(?:\.\d+)?)e([+-]?\d+)", lambda m: _num(float(m.group(0)), 6), text)
     return text.replace("<=", "\u2264").replace(">=", "\u2265").replace(" - ", " \u2212 ")
 
 
@@ -623,7 +628,7 @@ def _value(value: Any) -> str:
         return "none"
     if isinstance(value, str):
         return _clip(value, 300)
-    return _num(value, 6)
+    return _num(value)
 
 
 def _params(params: dict[str, Any]) -> str:
