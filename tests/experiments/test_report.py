@@ -320,14 +320,6 @@ IMAGES = """() => [...document.querySelectorAll('main figure img')].map(img => (
 }))"""
 
 
-def _legacy(folder: Path, anchor: str) -> bool:
-    """TRANSITIONAL: a result not yet written on typed rows (its rows are "n0".., "c0..") may lack key
-    numbers with a theory value (it has only named checks)."""
-    name = anchor.removeprefix("exp-")
-    rows = json.loads((folder / f"{name}.json").read_text())["rows"]
-    return all(re.fullmatch(r"[nc]\d+", row["id"]) for row in rows)
-
-
 @pytest.mark.browser
 def test_the_report_of_all_nine_reads_in_a_browser(full_report, browser):
     folder = full_report.parent
@@ -349,7 +341,7 @@ def test_the_report_of_all_nine_reads_in_a_browser(full_report, browser):
     for c in cards:
         assert c["badge"] in ("held", "partly held", "did not hold"), c
         assert c["figures"] == 1, c
-        assert (c["keys"] >= 1 and c["theory"] >= 1) or _legacy(folder, c["id"]), c
+        assert c["keys"] >= 1 and c["theory"] >= 1, c
     # every image loaded, shown at its own size or smaller (never stretched), and not shrunk needlessly
     images = page.evaluate(IMAGES)
     assert len(images) == len(cards)
