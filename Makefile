@@ -45,7 +45,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_simulate.py
 
 report: setup
-	$(BIN)/descent report --out report.html
+	$(BIN)/descent report   # writes out/report/report.html and each experiment's JSON and PNG
 
 clean:
-	rm -rf out artifacts report.html .pytest_cache
+	rm -rf out artifacts .pytest_cache

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from descent.dynamics import Trajectory
+from descent.experiments.figures import DPI
 from descent.landscapes import Landscape
 from descent.spec import RunSpec, run_spec
 
@@ -181,11 +182,12 @@ class Result:
             data.get("specs", []),
         )
 
-    def figure_png(self, index: int = 0, dpi: float = 110) -> bytes:
+    def figure_png(self, index: int = 0, dpi: float | None = None) -> bytes:
+        """Figure ``index`` as PNG bytes, at ``figures.DPI`` unless ``dpi`` is given."""
         if len(self.figures) <= index:
             return b""
         buffer = io.BytesIO()
-        self.figures[index].savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+        self.figures[index].savefig(buffer, format="png", dpi=dpi or DPI, bbox_inches="tight")
         return buffer.getvalue()
 
     def save(self, out: str | Path) -> dict[str, Path]:
