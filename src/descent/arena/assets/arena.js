@@ -34,9 +34,12 @@
     return document.querySelector("#" + id + " .js-plotly-plot");
   }
 
+  // a figure of run `run` is drawn: a 2-D one has its x axis laid out, a 3-D one its scene (a figure
+  // with only a scene has no 2-D x axis)
   function ready(gd, run) {
-    return !!(gd && gd.layout && gd.layout.meta && gd.layout.meta.run === run && gd._fullLayout &&
-              gd._fullLayout.xaxis && gd._fullLayout._size);
+    var full = gd && gd._fullLayout;
+    return !!(gd && gd.layout && gd.layout.meta && gd.layout.meta.run === run && full && full._size &&
+              (full.xaxis || full.scene));
   }
 
   // the SVG group of scatter trace `i` of a figure (null for WebGL traces)
@@ -309,8 +312,24 @@
       setTimeout(function () {
         if (self.anim && self.anim.run === run && window.dash_clientside.set_props) {
           window.dash_clientside.set_props("views-request", { data: run });
+          self.awaitViews(run);
         }
       }, 0);
+    },
+
+    // the slower views come after the first frame, maybe after the player has stopped: once they are
+    // drawn, show the current step in them (while playing, the frames do it)
+    awaitViews: function (run) {
+      var self = this, tries = 0;
+      function poll() {
+        if (!self.anim || self.anim.run !== run) return;
+        if (ready(graph("surface-graph"), run) || ready(graph("loss-graph"), run)) {
+          if (!self.playing) { self.renderText(self.step); self.slowViews(true); }
+          if (ready(graph("surface-graph"), run) && ready(graph("loss-graph"), run)) return;
+        }
+        if (++tries < 600) setTimeout(poll, 50);
+      }
+      setTimeout(poll, 50);
     },
 
     unhide: function () {
