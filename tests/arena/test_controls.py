@@ -81,7 +81,7 @@ def test_parse_pairs():
         ("formula", None, "invalid formula"),
         ("steps-input", -5, "invalid steps=-5"),
         ("lr-input", 0, "invalid lr=0"),
-        ("lr-input", None, "invalid lr=None"),
+        ("lr-input", None, "invalid lr=(empty)"),
         ("params-input", "tilt=9", "double-well.tilt"),
         ("params-input", "width=1", "double-well parameter"),
         ("noise-level", -1, "noise level"),

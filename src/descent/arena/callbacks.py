@@ -20,13 +20,21 @@ from descent._errors import DescentError
 from descent.arena import views as views_module
 from descent.arena.controls import CONTROLS, control_values, racer_rows, reduce
 from descent.arena.layout import racer_row_components
-from descent.arena.runner import _LRU, run_state
-from descent.arena.state import FORMULA, PRESETS, default_state, normalize, state_url
+from descent.arena.runner import _LRU, CACHE_BYTES, run_state, tensor_bytes
+from descent.arena.state import FORMULA, PRESETS, default_state, normalize, state_from_search, state_url
 
 log = logging.getLogger(__name__)
 
-RUNS_BY_ID = _LRU(16)  # run id -> ArenaRun, for the arrows callback
-VIEWS_BY_ID = _LRU(16)  # run id -> Views, for the slower views' callback
+# run id -> ArenaRun, for the arrows callback; run id -> Views, for the slower views' callback. Both
+# are bounded in bytes too: a swarm's run holds tens of MB, its views (the player's lists) about as much.
+RUNS_BY_ID = _LRU(16, CACHE_BYTES, lambda run: tensor_bytes(run.trajectories))
+VIEWS_BY_ID = _LRU(16, CACHE_BYTES, lambda views: _run_bytes(views.run_id))
+
+
+def _run_bytes(run_id: str) -> int:
+    run = RUNS_BY_ID.items.get(run_id)
+    return tensor_bytes(run.trajectories) if run is not None else 2**20
+
 
 # controls whose change is read from their value (the rest: buttons, clicks, url)
 _VALUE_INPUTS = [c for c in CONTROLS if c != "formula-input"]
@@ -51,7 +59,8 @@ def controller(
         current = default_state()
     try:
         if trigger is None or trigger == "url":
-            new = reduce(current, "url", search)
+            new, message = state_from_search(search)  # the nearest valid state, and what was refused
+            return new, message or "", note
         elif isinstance(trigger, dict) and trigger.get("type") == "preset":
             new = reduce(current, "preset", trigger["index"])
             note = PRESETS[trigger["index"]][1]
@@ -183,6 +192,16 @@ def register(app: Dash) -> None:
         [State("state-store", "data"), State("formula-input", "value"), State("map-key", "data")],
     )
     def _update(search, presets, _apply, _submit, click, _default, lrs, betas, others, *rest):
+        try:
+            return _update_or_raise(
+                search, presets, _apply, _submit, click, _default, lrs, betas, others, *rest
+            )
+        except Exception as error:  # noqa: BLE001 - a request the page never sends (a forged store)
+            controls = [no_update] * len(control_outputs)
+            controls[len(CONTROLS) + 2] = _error_text(error)  # input-message
+            return [*controls, *[no_update] * len(view_outputs)]
+
+    def _update_or_raise(search, presets, _apply, _submit, click, _default, lrs, betas, others, *rest):
         *values_list, resets, options, state, formula, map_key = rest
         trigger = ctx.triggered_id
         if trigger in ("reset-ball", "view-options") and state:

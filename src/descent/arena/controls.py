@@ -12,14 +12,16 @@ import copy
 import math
 from typing import Any
 
-from descent._errors import DescentError, check_number, invalid
-from descent.arena.runner import get_landscape
+from descent._errors import DescentError, invalid
+from descent.arena.runner import check_start, get_landscape
 from descent.arena.state import (
     FORMULA,
     LR_LOG_RANGE,
     MAX_RACERS,
     PRESETS,
+    field_number,
     normalize,
+    short,
     state_from_search,
 )
 from descent.landscapes import LANDSCAPES
@@ -80,17 +82,9 @@ def parse_pairs(text: str, what: str) -> dict[str, float]:
             continue
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise invalid(what, item.strip(), "key=value pairs separated by commas, e.g. tilt=0.3")
-        out[key.strip()] = check_number(f"{what} {key.strip()}", value.strip())
+            raise invalid(what, short(item.strip()), "key=value pairs separated by commas, e.g. tilt=0.3")
+        out[key.strip()] = field_number(f"{what} {key.strip()}", value.strip())
     return out
-
-
-def _number(
-    name: str, value: object, low: float | None = None, high: float | None = None, **kw: bool
-) -> float:
-    if value is None or value == "":
-        raise invalid(name, value, "a number")
-    return check_number(name, value, low, high, **kw)
 
 
 def reduce(state: dict[str, Any], control: str, value: Any) -> dict[str, Any]:
@@ -136,11 +130,11 @@ def reduce(state: dict[str, Any], control: str, value: Any) -> dict[str, Any]:
         new["racers"][0] = {"optimizer": value, "hyper": hyper}
     elif control == "lr-slider":
         low, high = LR_LOG_RANGE
-        ball["hyper"]["lr"] = _round(10 ** _number("lr slider", value, low, high), 3)
+        ball["hyper"]["lr"] = _round(10 ** field_number("lr slider", value, low, high), 3)
     elif control == "lr-input":
-        ball["hyper"]["lr"] = _number("lr", value, 0.0, 10.0, low_open=True)
+        ball["hyper"]["lr"] = field_number("lr", value, 0.0, 10.0, low_open=True)
     elif control in ("momentum-slider", "momentum-input"):
-        beta = _number("momentum", value, 0.0, 1.0, high_open=True)
+        beta = field_number("momentum", value, 0.0, 1.0, high_open=True)
         if _has(ball["optimizer"], "momentum"):
             ball["hyper"]["momentum"] = beta
         elif ball["optimizer"] == "gd" and beta > 0:
@@ -152,7 +146,17 @@ def reduce(state: dict[str, Any], control: str, value: Any) -> dict[str, Any]:
                 f"0: {ball['optimizer']} has no momentum (its inertia is beta1 for the adam family)",
             )
     elif control == "race-dropdown":
-        names = [v for v in (value or []) if v in RULES][: MAX_RACERS - 1]
+        names = list(value or []) if isinstance(value, (list, tuple)) else [value]
+        for name in names:
+            if not isinstance(name, str) or name not in RULES:
+                raise invalid("racer", short(name), f"one of {list(RULES)}")
+        if len(names) > MAX_RACERS - 1:
+            raise invalid(
+                "racers",
+                short(names),
+                f"at most {MAX_RACERS - 1} racers beside the ball ({MAX_RACERS} runs in all): "
+                "remove one before adding another",
+            )
         existing = {r["optimizer"]: r for r in new["racers"][1:]}
         landscape = get_landscape(new["landscape"], new["params"])
         lr = ball["hyper"].get("lr")
@@ -171,11 +175,11 @@ def reduce(state: dict[str, Any], control: str, value: Any) -> dict[str, Any]:
         racer = new["racers"][index]
         label = f"racer {index} ({racer['optimizer']})"
         if name == "lr":
-            racer["hyper"]["lr"] = _number(f"{label} lr", raw, 0.0, 10.0, low_open=True)
+            racer["hyper"]["lr"] = field_number(f"{label} lr", raw, 0.0, 10.0, low_open=True)
         elif name == "momentum":
             if not _has(racer["optimizer"], "momentum"):
                 raise invalid(f"{label} momentum", raw, "nothing: this rule has no momentum")
-            racer["hyper"]["momentum"] = _number(f"{label} momentum", raw, 0.0, 1.0, high_open=True)
+            racer["hyper"]["momentum"] = field_number(f"{label} momentum", raw, 0.0, 1.0, high_open=True)
         elif name == "other":
             other = parse_pairs(str(raw or ""), f"{label} hyper-parameter")
             kept = {k: v for k, v in racer["hyper"].items() if k in ("lr", "momentum")}
@@ -183,11 +187,11 @@ def reduce(state: dict[str, Any], control: str, value: Any) -> dict[str, Any]:
         else:
             raise invalid("racer field", name, "lr, momentum or other")
     elif control == "map-click":
-        point = value["points"][0] if isinstance(value, dict) and "points" in value else value
         try:
+            point = value["points"][0] if isinstance(value, dict) and "points" in value else value
             x, y = float(point["x"]), float(point["y"])
-        except (TypeError, KeyError, ValueError):
-            raise invalid("map click", value, "a point {x, y} on the map") from None
+        except (TypeError, KeyError, IndexError, ValueError, OverflowError):
+            raise invalid("map click", short(value), "a point {x, y} on the map") from None
         new["start"] = [_round(x, 4), _round(y, 4)]
     elif control == "start-default":
         new["start"] = None
@@ -196,7 +200,7 @@ def reduce(state: dict[str, Any], control: str, value: Any) -> dict[str, Any]:
     elif control == "seed-input":
         new["seed"] = value
     elif control == "target-input":
-        new["target"] = None if value in (None, "") else _number("target loss", value)
+        new["target"] = None if value in (None, "") else field_number("target loss", value)
     elif control == "swarm-on":
         new["swarm"]["on"] = "on" in (value or [])
     elif control == "swarm-n":
@@ -204,13 +208,13 @@ def reduce(state: dict[str, Any], control: str, value: Any) -> dict[str, Any]:
     elif control == "noise-kind":
         new["swarm"]["noise"] = value
     elif control == "noise-level":
-        new["swarm"]["level"] = _number("noise level", value, 0.0, 1e3)
+        new["swarm"]["level"] = field_number("noise level", value, 0.0, 1e3)
     elif control == "swarm-spread":
         new["swarm"]["spread"] = value
     else:
         raise invalid("control", control, f"one of {CONTROLS}")
     normalized = normalize(new)
-    get_landscape(normalized["landscape"], normalized["params"])
+    check_start(normalized, get_landscape(normalized["landscape"], normalized["params"]))
     return normalized
 
 

@@ -1,30 +1,57 @@
 """Runs a state through the engine (`descent.spec.run_spec`, nothing else simulates) with small caches.
 
 Landscapes (formulas cost a critical-point search) and trajectories are kept in LRU caches keyed by
-their JSON spec, so replaying, sharing a link or moving a slider back is instant.
+their JSON spec, so replaying, sharing a link or moving a slider back is instant. The caches are
+bounded by count and by bytes (a swarm's trajectory is tens of MB), so no sequence of links can make
+the server hold more than ``CACHE_BYTES`` of runs in each.
+
+Nothing that comes from a link or a box is built before it is checked (`get_landscape`): a registered
+landscape's parameters are checked by name and size and its dimension is known to be 2 before its
+factory runs (``sphere`` with ``dim = 1e7`` would allocate gigabytes), a formula goes through the
+package's safe parser (which refuses one that is not finite anywhere on the box), and anything the
+build still raises becomes one message in the package's format. A torch run (one the compiled kernel
+does not take) stops once it has used ``RUN_SECONDS`` of CPU time, with a message naming the steps.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from descent.arena.state import is_swarm, state_specs
+import torch
+
+from descent._errors import DescentError, invalid
+from descent.arena.state import is_swarm, short, state_specs
 from descent.dynamics import Trajectory
-from descent.landscapes import Landscape
+from descent.landscapes import LANDSCAPES, Landscape
+from descent.landscapes.search import box_sample, first_finite
 from descent.spec import RunSpec, resolve_landscape, run_spec
 
 T = TypeVar("T")
 
+MB = 2**20
+CACHE_BYTES = 96 * MB  # per cache of runs (trajectories, the runs by id, the views by id)
+PARAM_LIMIT = 1e6  # |a landscape parameter|: larger ones only overflow
+RUN_SECONDS = 1.2  # CPU seconds a state's torch runs may take together
+
 
 class _LRU:
-    def __init__(self, size: int) -> None:
+    """A thread-safe LRU cache of at most ``size`` items and (with ``weigh``) ``max_bytes`` bytes."""
+
+    def __init__(
+        self, size: int, max_bytes: int | None = None, weigh: Callable[[Any], int] | None = None
+    ) -> None:
         self.size = size
+        self.max_bytes = max_bytes
+        self.weigh = weigh
         self.items: OrderedDict[str, Any] = OrderedDict()
+        self.weights: dict[str, int] = {}
         self.lock = threading.Lock()
 
     def get(self, key: str, make: Callable[[], T]) -> T:
@@ -33,35 +60,179 @@ class _LRU:
                 self.items.move_to_end(key)
                 return self.items[key]
         value = make()
+        weight = self.weigh(value) if self.weigh is not None else 0
         with self.lock:
             self.items[key] = value
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
+            self.weights[key] = weight
+            self.items.move_to_end(key)
+            while len(self.items) > self.size or (
+                self.max_bytes is not None and len(self.items) > 1 and self.bytes() > self.max_bytes
+            ):
+                old, _ = self.items.popitem(last=False)
+                self.weights.pop(old, None)
         return value
+
+    def bytes(self) -> int:
+        return sum(self.weights.values())
 
     def clear(self) -> None:
         with self.lock:
             self.items.clear()
+            self.weights.clear()
+
+
+def tensor_bytes(value: object, depth: int = 0) -> int:
+    """Bytes held by the tensors in ``value`` (a tensor, a list/tuple/dict of them, or an object's
+    fields), two levels deep."""
+    if isinstance(value, torch.Tensor):
+        return value.nelement() * value.element_size()
+    if depth > 2:
+        return 0
+    if isinstance(value, dict):
+        return sum(tensor_bytes(v, depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(tensor_bytes(v, depth + 1) for v in value)
+    if hasattr(value, "__dict__") and not isinstance(value, type):
+        return sum(tensor_bytes(v, depth + 1) for v in vars(value).values())
+    return 0
 
 
 LANDSCAPE_CACHE = _LRU(32)
-RUN_CACHE = _LRU(24)
+RUN_CACHE = _LRU(24, CACHE_BYTES, tensor_bytes)
+REFUSED = _LRU(64)  # spec JSON -> the message of a run stopped at its time budget
 
 
 def landscape_key(text: str, params: dict[str, float]) -> str:
     return json.dumps([text, params], sort_keys=True)
 
 
+def _default_dim(name: str) -> int:
+    """The dimension of registered landscape ``name`` with its default parameters (built once)."""
+    return LANDSCAPE_CACHE.get(landscape_key(name, {}), lambda: resolve_landscape(name)).dim
+
+
+def check_landscape_params(text: str, params: dict[str, Any]) -> dict[str, float]:
+    """The checked parameters of landscape ``text`` for the Arena, before anything is built: known
+    names, finite numbers of at most ``PARAM_LIMIT``, a dimension of 2; raises DescentError."""
+    if not isinstance(params, dict):
+        raise invalid("landscape parameters", short(params), "an object of numbers")
+    if text not in LANDSCAPES:
+        if params:
+            raise invalid("formula parameters", short(params), "none (a formula takes no parameters)")
+        return {}
+    entry = LANDSCAPES[text]
+    for key in params:
+        if key not in entry.defaults:
+            allowed = ", ".join(entry.defaults) or "no parameters"
+            raise invalid(f"{text} parameter", short(key), f"one of: {allowed}")
+    if "dim" in entry.defaults:
+        if params.get("dim", entry.defaults["dim"]) != 2:  # 2 == 2.0; anything else, before it is built
+            raise invalid(f"{text}.dim", short(params["dim"]), "2 (the Arena draws maps of x and y)")
+    elif _default_dim(text) != 2:
+        raise invalid("landscape", text, "a 2-D landscape (the Arena draws maps of x and y)")
+    return {key: number(f"{text}.{key}", value, -PARAM_LIMIT, PARAM_LIMIT) for key, value in params.items()}
+
+
+def number(parameter: str, value: object, low: float, high: float) -> float:
+    """``value`` as a finite float in [low, high], else the package's message (never OverflowError)."""
+    allowed = f"a finite number in [{low:g}, {high:g}]"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise invalid(parameter, short(value), allowed)
+    try:
+        result = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise invalid(parameter, short(value), allowed) from None
+    if not (math.isfinite(result) and low <= result <= high):
+        raise invalid(parameter, short(value), allowed)
+    return result
+
+
+def _build(text: str, params: dict[str, float]) -> Landscape:
+    try:
+        landscape = resolve_landscape(text, **params)
+    except DescentError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a factory's own failure, in the message format
+        reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
+        raise invalid(
+            f"{short(text)} parameters", short(params), f"values it can be built with (it failed: {reason})"
+        ) from None
+    if landscape.dim != 2:
+        raise invalid("landscape dimension", landscape.dim, "2 (the Arena draws maps of x and y)")
+    value_at, both_at = first_finite(landscape.value_and_gradient, box_sample(landscape.bounds, 33))
+    if both_at is None:
+        what = "U" if value_at is None else "the gradient of U"
+        raise invalid(
+            f"{short(text)} with {short(params)}" if params else short(text),
+            "not finite",
+            f"a landscape whose {what} is finite somewhere in its box",
+        )
+    return landscape
+
+
 def get_landscape(text: str, params: dict[str, float] | None = None) -> Landscape:
-    """The landscape called (or written as) ``text`` with ``params``, cached; raises DescentError."""
-    params = dict(params or {})
-    return LANDSCAPE_CACHE.get(landscape_key(text, params), lambda: resolve_landscape(text, **params))
+    """The 2-D landscape called (or written as) ``text`` with ``params``, checked before it is built
+    and cached; raises DescentError."""
+    if not isinstance(text, str):
+        raise invalid("landscape", short(text), f"one of {list(LANDSCAPES)} or a formula in x, y")
+    text = text.strip()
+    params = check_landscape_params(text, dict(params or {}))
+    return LANDSCAPE_CACHE.get(landscape_key(text, params), lambda: _build(text, params))
 
 
-def run_cached(spec: RunSpec, landscape: Landscape | None = None) -> Trajectory:
+class _OverBudget(Exception):
+    """A run stopped at its CPU-time budget (``done`` of ``steps`` steps after ``seconds``)."""
+
+    def __init__(self, done: int, steps: int, seconds: float) -> None:
+        super().__init__(done, steps, seconds)
+        self.done, self.steps, self.seconds = done, steps, seconds
+
+
+class _Budget:
+    """A progress callback that stops a run once the thread has used ``seconds`` of CPU time since
+    ``start`` (shared by a state's runs)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.start = time.thread_time()
+
+    def used(self) -> float:
+        return time.thread_time() - self.start
+
+    def __call__(self, done: int, steps: int) -> None:
+        used = self.used()
+        if used > self.seconds and done < steps:
+            raise _OverBudget(done, steps, used)
+
+
+def _refusal(spec: RunSpec, stop: _OverBudget, landscape: Landscape) -> DescentError:
+    estimate = stop.seconds * stop.steps / max(stop.done, 1)
+    balls = spec.starts_count(landscape.dim)
+    size = f"{spec.steps} steps" + (f" x {balls} balls" if balls > 1 else "")
+    return invalid(
+        "steps",
+        spec.steps,
+        f"a run the server can do in {RUN_SECONDS:g} s: {size} on {short(spec.landscape)} with "
+        f"{spec.optimizer} would take about {estimate:.0f} s (this landscape runs without the compiled "
+        "kernel); fewer steps or balls",
+    )
+
+
+def run_cached(
+    spec: RunSpec, landscape: Landscape | None = None, budget: Callable[[int, int], None] | None = None
+) -> Trajectory:
     """``run_spec(spec)``, cached by the spec's canonical JSON; ``landscape``: the spec's, from
-    `get_landscape`."""
-    return RUN_CACHE.get(spec.to_json(), lambda: run_spec(spec, landscape=landscape))
+    `get_landscape`; ``budget``: a progress callback that may stop the run (`_Budget`)."""
+    key = spec.to_json()
+    refused = REFUSED.items.get(key)
+    if refused is not None:
+        raise DescentError(refused)
+    try:
+        return RUN_CACHE.get(key, lambda: run_spec(spec, budget, landscape=landscape))
+    except _OverBudget as stop:
+        error = _refusal(spec, stop, landscape if landscape is not None else spec.build_landscape())
+        REFUSED.get(key, lambda: str(error))
+        raise error from None
 
 
 @dataclass
@@ -78,13 +249,21 @@ class ArenaRun:
         return is_swarm(self.state)
 
 
+def check_start(state: dict[str, Any], landscape: Landscape) -> None:
+    """A chosen start must lie on the map (the landscape's box); raises DescentError."""
+    start = state["start"]
+    if start is None:
+        return
+    (x0, x1), (y0, y1) = landscape.bounds
+    if not (x0 <= start[0] <= x1 and y0 <= start[1] <= y1):
+        raise invalid("start", start, f"a point on the map: x in [{x0:g}, {x1:g}], y in [{y0:g}, {y1:g}]")
+
+
 def run_state(state: dict[str, Any]) -> ArenaRun:
     """Build the landscape and run every racer of a normalised ``state``; raises DescentError."""
     landscape = get_landscape(state["landscape"], state["params"])
-    if landscape.dim != 2:
-        from descent._errors import invalid
-
-        raise invalid("landscape dimension", landscape.dim, "2 (the Arena draws maps of x and y)")
+    check_start(state, landscape)
     specs = state_specs(state, [float(v) for v in landscape.start().squeeze(0).tolist()])
-    trajectories = [run_cached(spec, landscape) for spec in specs]
+    budget = _Budget(RUN_SECONDS)
+    trajectories = [run_cached(spec, landscape, budget) for spec in specs]
     return ArenaRun(state, landscape, specs, trajectories)

@@ -52,6 +52,7 @@ SPREADS = ("start", "random")
 INERTIAL = ("momentum", "nesterov")
 LR_LOG_RANGE = (-4.0, 0.5)  # the learning-rate slider, in log10(lr)
 FORMULA = "__formula__"  # the landscape dropdown's "custom formula" entry
+MAX_FORMULA = 500  # characters of a formula (the parser's own limit)
 
 DEFAULT_STATE: dict[str, Any] = {
     "v": STATE_VERSION,
@@ -117,10 +118,45 @@ PRESETS: dict[str, tuple[dict[str, Any], str]] = {
 
 
 # --- validation -----------------------------------------------------------------------------------
-def _int(parameter: str, value: object, low: int, high: int) -> int:
-    number = check_number(parameter, value, low, high)
+def short(value: object, width: int = 60) -> object:
+    """``value`` for a message: itself when its repr is short, else its repr cut to ``width``
+    characters (a link may carry a megabyte of list)."""
+    text = repr(value)
+    return value if len(text) <= width else _Cut(text[: width - 3] + "...")
+
+
+class _Cut(str):
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def field_number(
+    parameter: str, value: object, low: float | None = None, high: float | None = None, **kw: bool
+) -> float:
+    """`check_number` whose message shows a long value cut short, and that also turns an empty box
+    (None, "") and an integer too large for a float (OverflowError) into the one message format."""
+    lo, hi = ("(" if kw.get("low_open") else "["), (")" if kw.get("high_open") else "]")
+    upper = "inf)" if high is None else f"{high}{hi}"
+    bounds = f" in {lo}{'-inf' if low is None else low}, {upper}"
+    allowed = "a finite number" + ("" if low is None and high is None else bounds)
+    if value is None or value == "":
+        raise invalid(parameter, _Cut("(empty)"), allowed)
+    try:
+        return check_number(parameter, value, low, high, **kw)
+    except (DescentError, OverflowError):
+        raise invalid(parameter, short(value), allowed) from None
+
+
+def field_int(parameter: str, value: object, low: int, high: int) -> int:
+    allowed = f"an integer in [{low}, {high}]"
+    if value is None or value == "":
+        raise invalid(parameter, _Cut("(empty)"), allowed)
+    try:
+        number = field_number(parameter, value, low, high)
+    except DescentError:
+        raise invalid(parameter, short(value), allowed) from None
     if number != int(number):
-        raise invalid(parameter, value, f"an integer in [{low}, {high}]")
+        raise invalid(parameter, short(value), allowed)
     return int(number)
 
 
@@ -130,74 +166,168 @@ def rule_hyper_names(optimizer: str) -> list[str]:
 
 def _racer(data: object, index: int) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise invalid(f"racer {index}", data, "an object with 'optimizer' and 'hyper'")
+        raise invalid(f"racer {index}", short(data), "an object with 'optimizer' and 'hyper'")
+    unknown = sorted(set(data) - {"optimizer", "hyper"})
+    if unknown:
+        raise invalid(f"racer {index} field", short(unknown[0]), "optimizer or hyper")
     name = data.get("optimizer")
-    if name not in RULES:
-        raise invalid(f"racer {index} optimizer", name, f"one of {list(RULES)}")
+    if not isinstance(name, str) or name not in RULES:
+        raise invalid(f"racer {index} optimizer", short(name), f"one of {list(RULES)}")
     hyper = data.get("hyper") or {}
     if not isinstance(hyper, dict):
-        raise invalid(f"racer {index} hyper", hyper, "an object of numbers")
+        raise invalid(f"racer {index} hyper", short(hyper), "an object of numbers")
+    hyper = {k: field_number(f"{name}.{k}", v) for k, v in hyper.items()}  # finite numbers first
     RULES[name].resolve(hyper)  # names and ranges, the rule's own message
-    return {"optimizer": name, "hyper": {k: float(v) for k, v in hyper.items()}}
+    return {"optimizer": name, "hyper": hyper}
 
 
 def normalize(data: object) -> dict[str, Any]:
-    """A complete, checked copy of a state dict (missing fields take defaults); raises DescentError."""
+    """A complete, checked copy of a state dict (missing fields take defaults); raises DescentError.
+
+    It checks the state's form and ranges; what depends on the landscape (that it can be built, the
+    start on its map) is checked when it is built (`descent.arena.runner.get_landscape`)."""
     if not isinstance(data, dict):
         raise invalid("state", type(data).__name__, "a JSON object")
     state = default_state()
     unknown = sorted(set(data) - set(state))
     if unknown:
-        raise invalid("state field", unknown[0], f"one of {sorted(state)}")
+        raise invalid("state field", short(unknown[0]), f"one of {sorted(state)}")
     state.update({k: v for k, v in data.items() if k != "swarm"})
-    state["swarm"].update(data.get("swarm") or {})
+    swarm = data.get("swarm")
+    if swarm is not None and not isinstance(swarm, dict):
+        raise invalid("swarm", short(swarm), "an object with " + ", ".join(DEFAULT_STATE["swarm"]))
+    unknown = sorted(set(swarm or {}) - set(DEFAULT_STATE["swarm"]))
+    if unknown:
+        raise invalid("swarm field", short(unknown[0]), f"one of {sorted(DEFAULT_STATE['swarm'])}")
+    state["swarm"].update(swarm or {})
     if state["v"] != STATE_VERSION:
-        raise invalid("state version", state["v"], f"{STATE_VERSION}")
+        raise invalid("state version", short(state["v"]), f"{STATE_VERSION}")
     landscape = state["landscape"]
     if not isinstance(landscape, str) or not landscape.strip():
-        raise invalid("landscape", landscape, f"one of {list(LANDSCAPES)} or a formula in x, y")
+        raise invalid("landscape", short(landscape), f"one of {list(LANDSCAPES)} or a formula in x, y")
+    if len(landscape) > MAX_FORMULA:
+        raise invalid(
+            "landscape", short(landscape), f"a name or a formula of at most {MAX_FORMULA} characters"
+        )
     state["landscape"] = landscape.strip()
     params = state["params"] or {}
     if not isinstance(params, dict):
-        raise invalid("landscape parameters", params, "an object of numbers")
-    state["params"] = {str(k): check_number(f"{landscape} parameter {k}", v) for k, v in params.items()}
+        raise invalid("landscape parameters", short(params), "an object of numbers")
+    name = state["landscape"] if len(state["landscape"]) <= 40 else "landscape"
+    state["params"] = {str(k): field_number(f"{name} parameter {k}", v) for k, v in params.items()}
     racers = state["racers"]
-    if not isinstance(racers, list) or not 1 <= len(racers) <= MAX_RACERS:
-        raise invalid("racers", racers, f"a list of 1 to {MAX_RACERS} optimizers")
+    if not isinstance(racers, list) or not racers:
+        raise invalid("racers", short(racers), f"a list of 1 to {MAX_RACERS} optimizers")
+    if len(racers) > MAX_RACERS:
+        raise invalid(
+            "racers",
+            _Cut(f"{len(racers)} optimizers"),
+            f"at most {MAX_RACERS} (the ball and {MAX_RACERS - 1} others)",
+        )
     state["racers"] = [_racer(r, i) for i, r in enumerate(racers)]
     start = state["start"]
     if start is not None:
         if not isinstance(start, (list, tuple)) or len(start) != 2:
-            raise invalid("start", start, "null (the landscape's default) or [x, y]")
-        state["start"] = [check_number("start x", start[0]), check_number("start y", start[1])]
-    state["steps"] = _int("steps", state["steps"], 1, MAX_STEPS)
-    state["seed"] = _int("seed", state["seed"], 0, 2**31 - 1)
+            raise invalid("start", short(start), "null (the landscape's default) or [x, y]")
+        state["start"] = [field_number("start x", start[0]), field_number("start y", start[1])]
+    state["steps"] = field_int("steps", state["steps"], 1, MAX_STEPS)
+    state["seed"] = field_int("seed", state["seed"], 0, 2**31 - 1)
     if state["target"] is not None:
-        state["target"] = check_number("target loss", state["target"])
+        state["target"] = field_number("target loss", state["target"])
     swarm = state["swarm"]
-    unknown = sorted(set(swarm) - set(DEFAULT_STATE["swarm"]))
-    if unknown:
-        raise invalid("swarm field", unknown[0], f"one of {sorted(DEFAULT_STATE['swarm'])}")
-    swarm["on"] = bool(swarm["on"])
-    swarm["n"] = _int("swarm balls", swarm["n"], 1, MAX_BALLS)
-    if swarm["noise"] not in NOISE_KINDS:
-        raise invalid("swarm noise", swarm["noise"], f"one of {NOISE_KINDS}")
-    swarm["level"] = check_number("noise level", swarm["level"], 0.0, 1e3)
-    if swarm["spread"] not in SPREADS:
-        raise invalid("swarm spread", swarm["spread"], f"one of {SPREADS}")
+    if not isinstance(swarm["on"], bool):
+        raise invalid("swarm on", short(swarm["on"]), "true or false")
+    swarm["n"] = field_int("swarm balls", swarm["n"], 1, MAX_BALLS)
+    if not isinstance(swarm["noise"], str) or swarm["noise"] not in NOISE_KINDS:
+        raise invalid("swarm noise", short(swarm["noise"]), f"one of {NOISE_KINDS}")
+    swarm["level"] = field_number("noise level", swarm["level"], 0.0, 1e3)
+    if not isinstance(swarm["spread"], str) or swarm["spread"] not in SPREADS:
+        raise invalid("swarm spread", short(swarm["spread"]), f"one of {SPREADS}")
     if swarm["on"] and swarm["n"] * state["steps"] > MAX_SWARM_WORK:
         raise invalid(
             "swarm size",
-            f"{swarm['n']} balls x {state['steps']} steps",
+            _Cut(f"{swarm['n']} balls x {state['steps']} steps"),
             f"at most {MAX_SWARM_WORK:,} ball-steps (fewer balls or steps keep the page responsive)",
         )
     if not swarm["on"] and len(state["racers"]) * state["steps"] > MAX_RACE_WORK:
         raise invalid(
             "race size",
-            f"{len(state['racers'])} racers x {state['steps']} steps",
+            _Cut(f"{len(state['racers'])} racers x {state['steps']} steps"),
             f"at most {MAX_RACE_WORK:,} racer-steps (fewer racers or steps keep the page responsive)",
         )
     return state
+
+
+#: the order in which `repair` takes a link's fields (a field is checked with the ones before it)
+_FIELDS = ("v", "landscape", "params", "racers", "start", "steps", "seed", "target")
+
+
+def repair(data: object) -> tuple[dict[str, Any], list[str]]:
+    """The nearest valid state to ``data``: each field that does not check out takes its default
+    value (a racer that does not is left out), with one message per field saying why. Never raises.
+
+    Only the form and ranges are checked here (`normalize`); the landscape, its parameters and the
+    start on its map are checked by `descent.arena.runner.restore`."""
+    if not isinstance(data, dict):
+        return default_state(), [str(invalid("state", type(data).__name__, "a JSON object"))]
+    state = default_state()
+    messages: list[str] = []
+    unknown = sorted(set(data) - set(state))
+    if unknown:
+        messages.append(str(invalid("state field", short(unknown[0]), f"one of {sorted(state)}")))
+
+    def attempt(change: dict[str, Any]) -> bool:
+        nonlocal state
+        try:
+            state = normalize({**state, **change})
+        except DescentError as error:
+            messages.append(str(error))
+            return False
+        return True
+
+    for field in _FIELDS:
+        if field not in data:
+            continue
+        if field == "params" and "landscape" in data and state["landscape"] != _text(data["landscape"]):
+            continue  # the parameters of a landscape that was refused
+        if field == "racers" and isinstance(data["racers"], list) and data["racers"]:
+            racers = data["racers"]
+            if len(racers) <= MAX_RACERS and attempt({"racers": racers}):
+                continue
+            if len(racers) <= MAX_RACERS:
+                messages.pop()
+            kept = []
+            for index, racer in enumerate(racers):
+                try:
+                    kept.append(_racer(racer, index))
+                except DescentError as error:
+                    messages.append(str(error))
+            if len(kept) > MAX_RACERS:
+                allowed = (
+                    f"at most {MAX_RACERS} (the ball and {MAX_RACERS - 1} others): the first {MAX_RACERS} run"
+                )
+                messages.append(str(invalid("racers", _Cut(f"{len(kept)} optimizers"), allowed)))
+                kept = kept[:MAX_RACERS]
+            if kept:
+                attempt({"racers": kept})
+            continue
+        attempt({field: data[field]})
+    if "swarm" in data:
+        swarm = data["swarm"]
+        if not isinstance(swarm, dict):
+            attempt({"swarm": swarm})
+        else:
+            for key in ("on", "n", "noise", "level", "spread"):
+                if key in swarm:
+                    attempt({"swarm": {**state["swarm"], key: swarm[key]}})
+            extra = sorted(set(swarm) - set(DEFAULT_STATE["swarm"]))
+            if extra:
+                attempt({"swarm": {**state["swarm"], extra[0]: swarm[extra[0]]}})
+    return state, messages
+
+
+def _text(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
 
 
 # --- URL --------------------------------------------------------------------------------------------
@@ -207,8 +337,8 @@ def encode_state(state: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def decode_state(token: str) -> dict[str, Any]:
-    """Inverse of :func:`encode_state`; raises DescentError on anything malformed."""
+def _decode(token: str) -> object:
+    """The JSON inside a ``?s=`` token; raises DescentError on anything malformed."""
     if not isinstance(token, str) or len(token) > 20_000:
         raise invalid(
             "shared state",
@@ -217,10 +347,16 @@ def decode_state(token: str) -> dict[str, Any]:
         )
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw.decode())
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise invalid("shared state", token[:40], "the ?s= token of a link made by the Arena") from None
-    return normalize(data)
+        return json.loads(raw.decode())
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
+        raise invalid(
+            "shared state", short(token[:40]), "the ?s= token of a link made by the Arena"
+        ) from None
+
+
+def decode_state(token: str) -> dict[str, Any]:
+    """Inverse of :func:`encode_state`; raises DescentError on anything malformed."""
+    return normalize(_decode(token))
 
 
 def state_url(state: dict[str, Any]) -> str:
@@ -229,17 +365,64 @@ def state_url(state: dict[str, Any]) -> str:
 
 
 def state_from_search(search: str | None) -> tuple[dict[str, Any], str | None]:
-    """The state in a page's query string, or the default one and a message saying why not."""
+    """The state in a page's query string, or the nearest valid one and a message saying what was
+    refused (each field that does not check out, its value and what is allowed). Never raises.
+
+    The landscape is built here (checked before, `descent.arena.runner.get_landscape`): a link whose
+    landscape or parameters cannot be built opens the default landscape; one whose start is off the
+    map, the landscape's default start."""
     if not search or search in ("?", ""):
         return default_state(), None
-    query = parse_qs(search.lstrip("?"))
+    try:
+        query = parse_qs(search.lstrip("?"), max_num_fields=20)
+    except ValueError:
+        query = {}
     tokens = query.get("s")
     if not tokens:
         return default_state(), None
     try:
-        return decode_state(tokens[0]), None
+        data = _decode(tokens[0])
+        if not isinstance(data, dict) or data.get("v", STATE_VERSION) != STATE_VERSION:
+            normalize(data)  # not a state of this format at all: its message
     except DescentError as error:
         return default_state(), f"This link's state could not be restored: {error}. Showing the default."
+    state, messages = repair(data)
+    state, more = _repair_landscape(state)
+    messages += more
+    if not messages:
+        return state, None
+    return state, (
+        "This link's state was restored in part: "
+        + "; ".join(messages)
+        + ". Showing the default for "
+        + ("that." if len(messages) == 1 else "those.")
+    )
+
+
+def _repair_landscape(state: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``state`` with a landscape that builds (else its parameters' defaults, else the default
+    landscape) and a start on its map (else the default start), and the messages saying why."""
+    from descent.arena.runner import check_start, get_landscape
+
+    messages: list[str] = []
+    try:
+        landscape = get_landscape(state["landscape"], state["params"])
+    except DescentError as error:
+        messages.append(str(error))
+        try:
+            if not state["params"]:
+                raise
+            landscape = get_landscape(state["landscape"], {})
+            state = {**state, "params": {}}
+        except DescentError:
+            state = {**state, "landscape": DEFAULT_STATE["landscape"], "params": {}}
+            landscape = get_landscape(state["landscape"], {})
+    try:
+        check_start(state, landscape)
+    except DescentError as error:
+        messages.append(str(error))
+        state = {**state, "start": None}
+    return normalize(state), messages
 
 
 # --- specs --------------------------------------------------------------------------------------
