@@ -1,10 +1,16 @@
-"""The page: a sidebar of controls and a main column of views. Stable element ids (tests use them)."""
+"""The page: a sidebar of controls and a main column of views. Stable element ids (tests use them).
+
+The number boxes take any number (``step="any"``, no ``min``/``max``): Dash's Input sends ``None`` for a
+value that fails the browser's own range or step check, so the server could neither accept 0.999 nor
+name a rejected -1. The server checks every value and the page shows its message (field, value, what
+is allowed).
+"""
 
 from __future__ import annotations
 
 from dash import dcc, html
 
-from descent.arena.state import FORMULA, LR_LOG_RANGE, MAX_BALLS, MAX_STEPS, PRESETS
+from descent.arena.state import FORMULA, LR_LOG_RANGE, PRESETS
 from descent.landscapes import LANDSCAPES
 from descent.optim import RULES
 
@@ -74,7 +80,6 @@ def racer_row_components(rows: list[dict]) -> list:
                         id={"type": "racer-lr", "index": i},
                         type="number",
                         value=row["lr"],
-                        min=0,
                         step="any",
                         debounce=True,
                         className="cell",
@@ -83,9 +88,7 @@ def racer_row_components(rows: list[dict]) -> list:
                         id={"type": "racer-momentum", "index": i},
                         type="number",
                         value=row["momentum"],
-                        min=0,
-                        max=0.999,
-                        step=0.05,
+                        step="any",
                         debounce=True,
                         className="cell",
                         disabled=not row["has_momentum"],
@@ -184,7 +187,11 @@ def controls() -> html.Aside:
                         className="slider-wrap",
                     ),
                     dcc.Input(
-                        id="lr-input", type="number", min=0, step="any", debounce=True, className="num-input"
+                        id="lr-input",
+                        type="number",
+                        step="any",
+                        debounce=True,
+                        className="num-input",
                     ),
                 ],
                 className="row",
@@ -192,7 +199,7 @@ def controls() -> html.Aside:
         ),
         html.Div(id="lr-note", className="note ok"),
         _field(
-            "momentum β",
+            "momentum β (0 ≤ β < 1: type 0.99 or 0.999 in the box)",
             html.Div(
                 [
                     html.Div(
@@ -211,9 +218,7 @@ def controls() -> html.Aside:
                     dcc.Input(
                         id="momentum-input",
                         type="number",
-                        min=0,
-                        max=0.999,
-                        step=0.05,
+                        step="any",
                         debounce=True,
                         className="num-input",
                     ),
@@ -242,9 +247,7 @@ def controls() -> html.Aside:
                     dcc.Input(
                         id="steps-input",
                         type="number",
-                        min=1,
-                        max=MAX_STEPS,
-                        step=1,
+                        step="any",
                         debounce=True,
                         className="num-input",
                     ),
@@ -252,7 +255,11 @@ def controls() -> html.Aside:
                 _field(
                     "seed",
                     dcc.Input(
-                        id="seed-input", type="number", min=0, step=1, debounce=True, className="num-input"
+                        id="seed-input",
+                        type="number",
+                        step="any",
+                        debounce=True,
+                        className="num-input",
                     ),
                 ),
                 _field(
@@ -293,9 +300,7 @@ def controls() -> html.Aside:
                     dcc.Input(
                         id="swarm-n",
                         type="number",
-                        min=1,
-                        max=MAX_BALLS,
-                        step=1,
+                        step="any",
                         debounce=True,
                         className="num-input",
                     ),
@@ -305,7 +310,6 @@ def controls() -> html.Aside:
                     dcc.Input(
                         id="noise-level",
                         type="number",
-                        min=0,
                         step="any",
                         debounce=True,
                         className="num-input",
