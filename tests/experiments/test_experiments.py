@@ -22,8 +22,6 @@ from descent.experiments.rows import Z_POWER
 
 torch.set_num_threads(1)
 
-# TRANSITIONAL: experiments still on the old dict results keep their own test files until written on rows
-PORTED = tuple(name for name in EXPERIMENT_NAMES if not hasattr(get_experiment(name), "legacy_result"))
 
 
 def run(name: str, quick: bool) -> Result:
@@ -32,7 +30,7 @@ def run(name: str, quick: bool) -> Result:
     return module.run(config)
 
 
-@pytest.fixture(scope="module", params=PORTED)
+@pytest.fixture(scope="module", params=EXPERIMENT_NAMES)
 def full(request) -> Result:
     return run(request.param, quick=False)
 

@@ -56,8 +56,6 @@ from descent.optim import Warmup, schedule_to_dict
 from descent.spec import RunSpec
 from descent.theory.flows import damped_newton, flow_path, gradient_flow
 
-torch.set_num_threads(1)
-
 NAME = "overdamped"
 CLAIM = (
     "Gradient descent simulates an over-damped dynamical system: parameters flow along the negative "

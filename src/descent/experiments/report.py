@@ -415,18 +415,13 @@ def key_rows(result: Result) -> list[Row]:
     keys = [row for row in result.rows if row.key]
     if keys:
         return keys
-    with_theory = [row for row in result.rows if row.theory is not None and not _legacy_check(row)]
+    with_theory = [row for row in result.rows if row.theory is not None]
     return with_theory[:FALLBACK_KEYS] or result.claim_checks[:FALLBACK_KEYS] or result.rows[:FALLBACK_KEYS]
 
 
 def _key_tile(row: Row) -> str:
     failed = row.is_check and not row.passed
     label = _e(row.label) + _kind_tag(row)
-    if _legacy_check(row):
-        return (
-            f'<div class="key{" failed" if failed else ""}"><div class="label">{label}</div>'
-            f'<div class="values">{_verdict_word(row)}</div></div>'
-        )
     values = f'<span class="measured">{_e(_num(row.value))}</span>'
     if row.se:
         values += f' <span class="se">&plusmn; {_e(_num(row.se, 2))}</span>'
@@ -519,11 +514,6 @@ def _fold(title: str, inner: str) -> str:
 
 
 # --- words and numbers -------------------------------------------------------------------------
-def _legacy_check(row: Row) -> bool:
-    """TRANSITIONAL: a check of a `LegacyResult` (a pass or fail without its numbers)."""
-    return row.criterion == "legacy check"
-
-
 def _kind_tag(row: Row) -> str:
     if not row.is_check:
         return ""
@@ -555,8 +545,6 @@ def _power_words(row: Row) -> str:
 
 
 def _criterion(text: str) -> str:
-    if text == "legacy check":
-        return ""
     text = re.sub(r"(\d+(?:\.\d+)?)e([+-]?\d+)", lambda m: _num(float(m.group(0)), 6), text)
     return text.replace("<=", "\u2264").replace(">=", "\u2265").replace(" - ", " \u2212 ")
 

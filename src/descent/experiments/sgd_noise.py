@@ -71,8 +71,6 @@ from descent.theory.noise import (
     without_replacement_factor,
 )
 
-torch.set_num_threads(1)
-
 NAME = "sgd-noise"
 CLAIM = (
     "Mini-batch SGD's gradient noise acts as a temperature, lr * sigma^2 / (2B), and these thermal "

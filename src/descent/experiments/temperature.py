@@ -53,7 +53,6 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
 from scipy import optimize, special
 
 from descent._errors import invalid
@@ -70,8 +69,6 @@ from descent.theory.escape import (
     kramers_rate_moderate,
     mfpt,
 )
-
-torch.set_num_threads(1)
 
 NAME = "temperature"
 PROTOCOL = (
