@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
+THREADS ?= 4
 PORT   ?= 8050
 CHROMIUM := /usr/bin/chromium
 
@@ -26,8 +27,8 @@ demo: setup
 	$(BIN)/descent run --landscape double-well --momentum 0 --out out/double-well-momentum-0
 	$(BIN)/descent run --landscape double-well --momentum 0.9 --out out/double-well-momentum-0.9
 
-arena: demo
-	$(BIN)/descent arena --host $(HOST) --port $(PORT)
+arena: demo  # waitress, one process, $(THREADS) worker threads (`descent arena --help`)
+	$(BIN)/descent arena --host $(HOST) --port $(PORT) --threads $(THREADS)
 
 test: setup browser
 	$(BIN)/ruff check src tests benchmarks

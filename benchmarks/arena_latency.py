@@ -14,21 +14,35 @@ separately in-process for the same specs. Targets: median under 150 ms.
 Frame rate: 1000 balls under gradient noise, 1000 steps (200 recorded frames), played at 250
 steps/s; frames counted by the player's requestAnimationFrame loop. Target: at least 30 frames/s.
 
+Load (``--load``): the production server (``descent arena``: waitress, in its own process, timed by
+its WSGI middleware from a request's arrival to its last byte, ``DESCENT_ARENA_TIMINGS``) gets the
+request a browser sends for Reset Ball from 16 clients at once, each with its own start (so no cache
+answers); the slowest of the server's 16 answers must be under 1 s. ``--hostile`` sends the worst links
+(huge dimensions and sizes, 30 different 5000-ball swarms, a slow landscape's swarm) and reports the
+server's resident memory and its slowest answer.
+
     .venv/bin/python benchmarks/arena_latency.py --trials 15 --write   # updates BENCHMARKS.md "## Arena"
+    .venv/bin/python benchmarks/arena_latency.py --load 16 --hostile   # the server only, no browser
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as _dt
+import json
 import logging
 import os
 import platform
 import re
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import torch
@@ -146,6 +160,239 @@ def server_share(trials: int) -> dict[str, list[float]]:
     return out
 
 
+# --- the production server under load ------------------------------------------------------------------
+LOAD_TARGET_S = 1.0
+
+
+class ProductionServer:
+    """``descent arena`` (waitress) in its own process on a free loopback port, its requests timed by
+    the WSGI middleware into a file; ``rss_mb()`` reads its resident memory from /proc."""
+
+    def __init__(self, threads: int = 4) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.timings = Path(tempfile.mkdtemp(prefix="arena-timings-")) / "timings.jsonl"
+        env = {**os.environ, "DESCENT_ARENA_TIMINGS": str(self.timings), "PYTHONPATH": str(ROOT / "src")}
+        command = "from descent.cli import main; main()"
+        args = ["arena", "--port", str(self.port), "--threads", str(threads)]
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", command, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    out = self.process.stdout.read().decode() if self.process.stdout else ""
+                    raise RuntimeError(f"the Arena server did not start: {out[-2000:]}") from None
+                time.sleep(0.2)
+        self.callbacks = callback_inputs()
+
+    def rss_mb(self) -> float:
+        with open(f"/proc/{self.process.pid}/status") as status:
+            line = next(line for line in status if line.startswith("VmRSS"))
+        return int(line.split()[1]) / 1024
+
+    def cpu_seconds(self) -> float:
+        """The server process's CPU time so far (user + system, all its threads), from /proc."""
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def wait_records(self, count: int, timeout: float = 10) -> list[dict]:
+        """The records once there are ``count`` (a request's is written just after its last byte)."""
+        deadline = time.monotonic() + timeout
+        while len(records := self.records()) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return records
+
+    def records(self) -> list[dict]:
+        if not self.timings.exists():
+            return []
+        return [json.loads(line) for line in self.timings.read_text().splitlines() if line.strip()]
+
+    def post(self, body: dict, timeout: float = 120) -> tuple[int, dict, float]:
+        """POST one callback request: (HTTP status, the JSON answer or {}, seconds round trip)."""
+        data = json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.url + "_dash-update-component", data=data, headers={"Content-Type": "application/json"}
+        )
+        start = time.perf_counter()
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
+                text = answer.read()
+                status = answer.status
+        except urllib.error.HTTPError as error:
+            return error.code, {}, time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        return status, (json.loads(text) if text.strip() else {}), seconds
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        if self.process.stdout:
+            self.process.stdout.close()
+
+
+def callback_inputs() -> dict:
+    """The page's main callback as Dash's callback map has it (its output key, outputs, inputs,
+    states): what a browser's request names."""
+    callback_map = create_app().callback_map
+    key = next(k for k in callback_map if "state-store.data" in k)
+    entry = callback_map[key]
+    outputs = []
+    for part in key.strip(".").split("..."):
+        ident, _, prop = part.rpartition(".")
+        outputs.append({"id": ident, "property": prop})
+    return {"output": key, "outputs": outputs, "inputs": entry["inputs"], "state": entry["state"]}
+
+
+def update_request(callbacks: dict, changed: str, values: dict[str, object]) -> dict:
+    """The body a browser posts when ``changed`` ("reset-ball.n_clicks", "url.search") fires the page's
+    main callback; ``values``: "id.property" -> value (others None; pattern inputs: no components)."""
+
+    def entry(item: dict) -> object:
+        if item["id"].startswith("{"):
+            return []  # a pattern-matching input (ALL) with no components
+        name = f"{item['id']}.{item['property']}"
+        return {"id": item["id"], "property": item["property"], "value": values.get(name)}
+
+    return {
+        "output": callbacks["output"],
+        "outputs": callbacks["outputs"],
+        "inputs": [entry(i) for i in callbacks["inputs"]],
+        "changedPropIds": [changed],
+        "state": [entry(i) for i in callbacks["state"]],
+    }
+
+
+def answer_part(answer: dict, ident: str, prop: str) -> object:
+    return answer.get("response", {}).get(ident, {}).get(prop)
+
+
+def reset_ball_bodies(callbacks: dict, count: int, steps: int = 1000) -> list[dict]:
+    """``count`` Reset Ball requests, each for the default ball from its own start (no cache answers)."""
+    bodies = []
+    for k in range(count):
+        state = default_state()
+        state.update(steps=steps, start=[round(-1.8 + 0.2 * (k % 8), 3), round(-1.2 + 0.3 * (k // 8), 3)])
+        values = {
+            "state-store.data": normalize(state),
+            "reset-ball.n_clicks": 1,
+            "view-options.value": ["ghost"],
+        }
+        bodies.append(update_request(callbacks, "reset-ball.n_clicks", values))
+    return bodies
+
+
+def concurrent_posts(server: ProductionServer, bodies: list[dict]) -> list[tuple[int, dict, float]]:
+    """Post ``bodies`` from as many threads at once (released together by a barrier)."""
+    results: list = [None] * len(bodies)
+    barrier = threading.Barrier(len(bodies))
+
+    def client(index: int) -> None:
+        barrier.wait()
+        results[index] = server.post(bodies[index])
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(bodies))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def measure_load(server: ProductionServer, clients: int = 16, rounds: int = 3) -> dict:
+    """``rounds`` bursts of ``clients`` Reset Ball requests at once (new starts each round): the
+    server's slowest answer (middleware, arrival to last byte), the clients' slowest round trip, and
+    whether every request got its own run."""
+    server.post(reset_ball_bodies(server.callbacks, 1)[0])  # the kernels load once per process
+    slowest, trips, distinct = [], [], True
+    for r in range(rounds):
+        bodies = reset_ball_bodies(server.callbacks, clients)
+        for body in bodies:  # a new start each round
+            state = body["state"][0]["value"]
+            state["start"] = [state["start"][0] + 0.01 * (r + 1), state["start"][1]]
+        before = len(server.records())
+        results = concurrent_posts(server, bodies)
+        records = [
+            x
+            for x in server.wait_records(before + clients)[before:]
+            if x["path"].endswith("_dash-update-component")
+        ]
+        runs = {(answer_part(a, "anim-store", "data") or {}).get("run") for _, a, _ in results}
+        distinct &= all(s == 200 for s, _, _ in results) and len(runs - {None}) == clients
+        slowest.append(max(x["seconds"] for x in records))
+        trips.append(max(t for _, _, t in results))
+    return {"server_max_s": max(slowest), "rounds": slowest, "client_max_s": max(trips), "distinct": distinct}
+
+
+def link(state_change: dict | None = None, raw: str | None = None) -> str:
+    """A ``?s=`` link: the default state with ``state_change``, or ``raw`` JSON text as it is."""
+    if raw is None:
+        state = default_state()
+        state.update(state_change or {})
+        raw = json.dumps(state)
+    return "?s=" + base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+#: the links that once cost the most memory or time (name -> link)
+WORST_LINKS = {
+    "sphere dim=1e7": link({"landscape": "sphere", "params": {"dim": 1e7}}),
+    "quadratic dim=6000": link({"landscape": "quadratic", "params": {"dim": 6000}}),
+    "sharp-flat-risk size=1e9": link({"landscape": "sharp-flat-risk", "params": {"size": 1e9}}),
+    "logistic-risk swarm 5000 x 1000": link(
+        raw='{"v":1,"landscape":"logistic-risk","steps":1000,"swarm":{"on":true,"n":5000,"spread":"random"}}'
+    ),
+    "logistic-risk race 6 x 5000": link(
+        {
+            "landscape": "logistic-risk",
+            "steps": 5000,
+            "racers": [{"optimizer": o, "hyper": {"lr": 0.5}} for o in ("gd", "momentum", "nesterov")]
+            + [{"optimizer": o, "hyper": {"lr": 0.05}} for o in ("adam", "rmsprop", "adagrad")],
+        }
+    ),
+    **{
+        f"5000-ball swarm, seed {k}": link(
+            raw=f'{{"v":1,"steps":1000,"seed":{k},"swarm":{{"on":true,"n":5000,"spread":"random"}}}}'
+        )
+        for k in range(30)
+    },
+}
+
+
+def measure_hostile(server: ProductionServer, links: dict[str, str] | None = None) -> dict:
+    """Open each worst link (the request a browser sends when it loads it) one after the other: the
+    server's memory before and at its highest, and for each link its answer's time (middleware: from
+    arrival to last byte) and the CPU time the server spent on it (what a shared machine does not
+    inflate)."""
+    links = WORST_LINKS if links is None else links
+    server.post(update_request(server.callbacks, "url.search", {"url.search": ""}))  # warm
+    before = server.rss_mb()
+    peak, answers = before, {}
+    for name, search in links.items():
+        start, cpu = len(server.records()), server.cpu_seconds()
+        status, answer, _ = server.post(
+            update_request(server.callbacks, "url.search", {"url.search": search})
+        )
+        seconds = max(x["seconds"] for x in server.wait_records(start + 1)[start:])
+        cpu = server.cpu_seconds() - cpu
+        message = (answer_part(answer, "input-message", "children") or "") + (
+            answer_part(answer, "run-message", "children") or ""
+        )
+        answers[name] = {"status": status, "seconds": seconds, "cpu_seconds": cpu, "message": message}
+        peak = max(peak, server.rss_mb())
+    return {"rss_before_mb": before, "rss_peak_mb": peak, "answers": answers}
+
+
 def measure_fps(page, url: str, plays: int) -> list[float]:
     page.goto(url + state_url(swarm_state()))
     page.wait_for_function(WAIT_RUN, arg=None, timeout=180_000)
@@ -192,7 +439,17 @@ def main() -> None:
     parser.add_argument("--plays", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads in the server")
     parser.add_argument("--write", action="store_true", help="write the numbers into BENCHMARKS.md")
+    parser.add_argument(
+        "--load", type=int, default=0, help="N clients pressing Reset Ball at once (server only)"
+    )
+    parser.add_argument(
+        "--hostile", action="store_true", help="the worst links: memory and time (server only)"
+    )
+    parser.add_argument("--server-threads", type=int, default=4, help="waitress threads for --load/--hostile")
     args = parser.parse_args()
+    if args.load or args.hostile:
+        server_only(args)
+        return
     torch.set_num_threads(args.threads)
     from playwright.sync_api import sync_playwright
 
@@ -276,6 +533,40 @@ def main() -> None:
         text = "\n".join(lines)
         write_section(text)
         print("wrote the Arena section of BENCHMARKS.md")
+
+
+def server_only(args: argparse.Namespace) -> None:
+    server = ProductionServer(threads=args.server_threads)
+    try:
+        if args.load:
+            load = measure_load(server, args.load)
+            print(
+                f"{args.load} clients pressing Reset Ball at once (waitress, {args.server_threads} threads): "
+                f"server's slowest answer {load['server_max_s']:.2f} s (rounds: "
+                f"{', '.join(f'{s:.2f}' for s in load['rounds'])}; target < {LOAD_TARGET_S:.0f} s), "
+                f"clients' slowest round trip {load['client_max_s']:.2f} s; "
+                f"every run its own: {load['distinct']}"
+            )
+        if args.hostile:
+            if args.load:  # a fresh server: its memory before is not the load's
+                server.close()
+                server = ProductionServer(threads=args.server_threads)
+            hostile = measure_hostile(server)
+            worst = max(hostile["answers"].items(), key=lambda item: item[1]["seconds"])
+            busiest = max(hostile["answers"].items(), key=lambda item: item[1]["cpu_seconds"])
+            grown = hostile["rss_peak_mb"] - hostile["rss_before_mb"]
+            print(
+                f"worst links: server RSS {hostile['rss_before_mb']:.0f} MB before, "
+                f"{hostile['rss_peak_mb']:.0f} MB at most (+{grown:.0f}); "
+                f"slowest answer {worst[1]['seconds']:.2f} s ({worst[0]}); most CPU time "
+                f"{busiest[1]['cpu_seconds']:.2f} s ({busiest[0]})"
+            )
+            for name, answer in hostile["answers"].items():
+                print(
+                    f"  {name}: HTTP {answer['status']}, {answer['seconds']:.2f} s  {answer['message'][:140]}"
+                )
+    finally:
+        server.close()
 
 
 if __name__ == "__main__":

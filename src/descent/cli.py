@@ -514,13 +514,18 @@ def list_optimizers(as_json: bool = typer.Option(False, "--json", help="machine-
 def arena(
     host: str = typer.Option("127.0.0.1", help="interface to serve on (loopback by default)"),
     port: int = typer.Option(8050, help="port"),
-    debug: bool = typer.Option(False, help="Dash debug mode"),
+    debug: bool = typer.Option(
+        False, help="Flask's development server in Dash debug mode (reloader, debugger) instead of waitress"
+    ),
+    threads: int = typer.Option(
+        4, min=1, max=64, help="waitress worker threads (one process; each request runs on one of them)"
+    ),
 ) -> None:
-    """Serve the Descent Arena, the interactive page."""
+    """Serve the Descent Arena, the interactive page, through waitress (a production WSGI server: one
+    process, 4 worker threads unless --threads says otherwise); --debug uses Flask's development server."""
     from descent.arena import serve
 
-    console.print(f"Descent Arena on http://{host}:{port}/  (Ctrl-C to stop)")
-    serve(host=host, port=port, debug=debug)
+    serve(host=host, port=port, debug=debug, threads=threads, announce=console.print)
 
 
 @experiment_app.command("list")

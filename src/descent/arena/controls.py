@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from descent._errors import DescentError, invalid
-from descent.arena.runner import check_start, get_landscape
+from descent.arena.runner import check_start, check_work, get_landscape
 from descent.arena.state import (
     FORMULA,
     LR_LOG_RANGE,
@@ -214,7 +214,9 @@ def reduce(state: dict[str, Any], control: str, value: Any) -> dict[str, Any]:
     else:
         raise invalid("control", control, f"one of {CONTROLS}")
     normalized = normalize(new)
-    check_start(normalized, get_landscape(normalized["landscape"], normalized["params"]))
+    landscape = get_landscape(normalized["landscape"], normalized["params"])
+    check_start(normalized, landscape)
+    check_work(normalized, landscape)
     return normalized
 
 

@@ -36,9 +36,10 @@ from descent.spec import RunSpec, resolve_landscape, run_spec
 T = TypeVar("T")
 
 MB = 2**20
-CACHE_BYTES = 96 * MB  # per cache of runs (trajectories, the runs by id, the views by id)
+CACHE_BYTES = 48 * MB  # per cache of runs (trajectories, the runs by id, the views by id): one big swarm
 PARAM_LIMIT = 1e6  # |a landscape parameter|: larger ones only overflow
-RUN_SECONDS = 1.2  # CPU seconds a state's torch runs may take together
+RUN_SECONDS = 0.7  # CPU seconds a state's torch runs may take together
+MAX_DATA_WORK = 500_000  # balls x examples of one step on a landscape with data (its tensors: ~4 MB each)
 
 
 class _LRU:
@@ -180,6 +181,19 @@ def get_landscape(text: str, params: dict[str, float] | None = None) -> Landscap
     return LANDSCAPE_CACHE.get(landscape_key(text, params), lambda: _build(text, params))
 
 
+def warm_landscapes() -> float:
+    """Build every registered landscape with its defaults (kept in the cache), so that no first visitor
+    waits for one (eggholder's and logistic-risk's critical points take about a second each); returns
+    the seconds it took."""
+    start = time.perf_counter()
+    for name in LANDSCAPES:
+        try:
+            get_landscape(name)
+        except DescentError:
+            pass  # not 2-D: refused, and remembered as such
+    return time.perf_counter() - start
+
+
 class _OverBudget(Exception):
     """A run stopped at its CPU-time budget (``done`` of ``steps`` steps after ``seconds``)."""
 
@@ -259,10 +273,24 @@ def check_start(state: dict[str, Any], landscape: Landscape) -> None:
         raise invalid("start", start, f"a point on the map: x in [{x0:g}, {x1:g}], y in [{y0:g}, {y1:g}]")
 
 
+def check_work(state: dict[str, Any], landscape: Landscape) -> None:
+    """On a landscape with data each ball's step sums over every example: at most ``MAX_DATA_WORK``
+    ball-examples a step (the swarm's tensors stay small); raises DescentError."""
+    examples = getattr(landscape, "data_size", None)
+    if examples and is_swarm(state) and state["swarm"]["n"] * examples > MAX_DATA_WORK:
+        most = MAX_DATA_WORK // examples
+        raise invalid(
+            "swarm balls",
+            state["swarm"]["n"],
+            f"at most {most} on {state['landscape']} (each ball's step sums its {examples} examples)",
+        )
+
+
 def run_state(state: dict[str, Any]) -> ArenaRun:
     """Build the landscape and run every racer of a normalised ``state``; raises DescentError."""
     landscape = get_landscape(state["landscape"], state["params"])
     check_start(state, landscape)
+    check_work(state, landscape)
     specs = state_specs(state, [float(v) for v in landscape.start().squeeze(0).tolist()])
     budget = _Budget(RUN_SECONDS)
     trajectories = [run_cached(spec, landscape, budget) for spec in specs]

@@ -402,7 +402,7 @@ def state_from_search(search: str | None) -> tuple[dict[str, Any], str | None]:
 def _repair_landscape(state: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """``state`` with a landscape that builds (else its parameters' defaults, else the default
     landscape) and a start on its map (else the default start), and the messages saying why."""
-    from descent.arena.runner import check_start, get_landscape
+    from descent.arena.runner import check_start, check_work, get_landscape
 
     messages: list[str] = []
     try:
@@ -422,6 +422,11 @@ def _repair_landscape(state: dict[str, Any]) -> tuple[dict[str, Any], list[str]]
     except DescentError as error:
         messages.append(str(error))
         state = {**state, "start": None}
+    try:
+        check_work(state, landscape)
+    except DescentError as error:
+        messages.append(str(error))
+        state = {**state, "swarm": {**state["swarm"], "n": DEFAULT_STATE["swarm"]["n"]}}
     return normalize(state), messages
 
 
