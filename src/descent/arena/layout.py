@@ -181,7 +181,7 @@ def controls() -> html.Aside:
                                 id="edge-marker",
                                 className="edge-marker",
                                 style={"display": "none"},
-                                title="local stability edge at the ball: a larger lr overshoots",
+                                title="stability edge at the ball's curvature now: a larger lr overshoots",
                             ),
                         ],
                         className="slider-wrap",
@@ -384,7 +384,7 @@ def player() -> html.Div:
             ),
             html.Button("▶ Play", id="play-button", n_clicks=0),
             html.Button("❚❚ Pause", id="pause-button", n_clicks=0),
-            html.Button("Step ▸", id="step-button", n_clicks=0, title="one recorded step forward"),
+            html.Button("Step ▸", id="step-button", n_clicks=0, title="one optimizer step forward"),
             dcc.Dropdown(
                 id="speed-dropdown",
                 options=[{"label": k, "value": v} for k, v in SPEEDS],
@@ -409,10 +409,26 @@ def player() -> html.Div:
 def theory_panel() -> html.Div:
     return html.Div(
         [
-            html.H3(["Theory at the ball ", html.Span(id="saddle-badge", className="badge saddle hidden")]),
-            html.Div(["Hessian eigenvalues ", html.B(id="theory-eigs")], className="stat"),
-            html.Div(["condition number κ ", html.B(id="theory-kappa")], className="stat"),
-            html.Div(["stability edge ", html.B(id="theory-edge")], className="stat"),
+            html.H3(
+                [
+                    "Theory at the ball, ",
+                    html.Span(id="theory-step"),
+                    " ",
+                    html.Span(id="saddle-badge", className="badge saddle hidden"),
+                ]
+            ),
+            html.Div(
+                ["curvature of the hill (the Hessian's eigenvalues λ): ", html.B(id="theory-eigs")],
+                className="stat",
+            ),
+            html.Div(id="theory-eigs-words", className="words"),
+            html.Div(["condition number κ: ", html.B(id="theory-kappa")], className="stat"),
+            html.Div(id="theory-kappa-words", className="words"),
+            html.Div(
+                ["stability edge at the ball's current curvature: ", html.B(id="theory-edge")],
+                className="stat",
+            ),
+            html.Div(id="theory-lr", className="words"),
             html.Div(id="edge-warning", className="stat warning"),
             html.Div(id="adaptive-scale", className="stat"),
             html.Div(id="arrow-note", className="hint"),

@@ -93,16 +93,47 @@ def ball_theory(
         edge = optimizer.rule.edge(hess, optimizer.init(points), hp)
     edge = torch.where(ok, edge, torch.full_like(edge, math.nan))
     formula, where = edge_formula(optimizer)
+    lr = float(hp["lr"])
+    shape, kappa = curvature_shape(eig[:, 0], eig[:, -1])
+    ratio = torch.where(edge > 0, lr / edge, torch.full_like(edge, math.nan))
     return {
         "rule": optimizer.name,
-        "lr": float(hp["lr"]),
+        "lr": lr,
         "formula": formula,
         "where": where,
         "state": ("running" if states is not None else "fresh") if adaptive else None,
         "lamMin": _clean(eig[:, 0].tolist()),
         "lamMax": _clean(eig[:, -1].tolist()),
         "edge": _clean(edge.tolist()),
+        "shape": [SHAPES[int(k)] for k in shape.tolist()],
+        "kappa": _clean(kappa.tolist()),
+        "lrRatio": _clean(ratio.tolist()),
     }
+
+
+#: What the curvature at a point looks like, by the signs of the Hessian's flattest and steepest
+#: eigenvalues (a curvature within `FLAT` of the largest one in size counts as zero).
+SHAPES = ("unknown", "bowl", "flat-bowl", "saddle", "flat-ridge", "hilltop", "flat")
+FLAT = 1e-8
+
+
+def curvature_shape(low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For the Hessian's flattest and steepest eigenvalues ``[M]``: the index in `SHAPES` of the shape
+    (a bowl: both positive; flat-bowl: one zero, one positive; a saddle; flat-ridge: one zero, one
+    negative; a hilltop; flat: both zero) and the condition number λmax/λmin where it is finite (a
+    bowl; NaN elsewhere: a zero or negative curvature has no finite condition number)."""
+    scale = torch.maximum(low.abs(), high.abs()).clamp(min=1.0)
+    tol = FLAT * scale
+    lo = torch.where(low.abs() <= tol, 0, torch.sign(low))
+    hi = torch.where(high.abs() <= tol, 0, torch.sign(high))
+    table = {(1, 1): 1, (0, 1): 2, (-1, 1): 3, (-1, 0): 4, (-1, -1): 5, (0, 0): 6}
+    finite = (torch.isfinite(low) & torch.isfinite(high)).tolist()
+    shape = torch.tensor(
+        [table.get((int(a), int(b)), 0) if f else 0 for a, b, f in zip(lo.tolist(), hi.tolist(), finite)],
+        dtype=torch.int64,
+    )
+    kappa = torch.where(shape == 1, high / low, torch.full_like(high, math.nan))
+    return shape, kappa
 
 
 def frame_states(trajectory: Trajectory, frames, particle: int = 0) -> dict | None:
@@ -138,6 +169,10 @@ def typed_theory(theory: dict) -> dict:
         "lamMin": pack(theory["lamMin"]),
         "lamMax": pack(theory["lamMax"]),
         "edge": pack(theory["edge"]),
+        "kappa": pack(theory["kappa"]),
+        "lrRatio": pack(theory["lrRatio"]),
+        "shape": pack([SHAPES.index(k) for k in theory["shape"]]),
+        "shapes": list(SHAPES),
     }
 
 
@@ -266,6 +301,50 @@ def describe_outcome(
         return f"stationary at step {step} (no known critical point near)"
     near = f" (nearest minimum: {nearest})" if nearest else ""
     return f"still moving after {steps_run} steps{near}"
+
+
+#: The order of outcomes on the leaderboard (best first) and each one's badge and its colour.
+OUTCOME_ORDER = ("global", "local", "saddle", "stationary", "moving", "escaped", "diverged")
+BADGES = {
+    "global": ("global minimum", "ok"),
+    "local": ("local minimum", "warn"),
+    "saddle": ("stalled at a saddle", "warn"),
+    "stationary": ("stopped", "warn"),
+    "moving": ("still moving", "info"),
+    "escaped": ("escaped", "bad"),
+    "diverged": ("diverged", "bad"),
+}
+
+
+def outcome_class(landscape: Landscape, outcome: str) -> str:
+    """The outcome's class in `OUTCOME_ORDER`: a minimum is global or local."""
+    kind, _, point_id = outcome.partition(":")
+    if kind == "minimum":
+        return "global" if landscape.point(point_id).kind == "global_min" else "local"
+    return kind if kind in OUTCOME_ORDER else "moving"
+
+
+def outcome_badge(
+    landscape: Landscape, outcome: str, step: int, steps_run: int, nearest: str | None = None
+) -> tuple[str, str, str]:
+    """(badge, its level ok/warn/info/bad, the rest of the sentence) for the leaderboard: the badge
+    says what happened, the rest where and when, without repeating it ('diverged', 'at step 59')."""
+    cls = outcome_class(landscape, outcome)
+    badge, level = BADGES[cls]
+    kind, _, point_id = outcome.partition(":")
+    if cls in ("global", "local"):
+        detail = f"{point_id}, settled at step {step}"
+    elif cls == "saddle":
+        detail = f"{point_id}, at step {step}"
+    elif cls == "moving":
+        detail = f"after {steps_run} steps" + (f" (nearest minimum: {nearest})" if nearest else "")
+    elif cls == "escaped":
+        detail = f"left the box at step {step} (unbounded below)"
+    elif cls == "stationary":
+        detail = f"at step {step}, no known critical point near"
+    else:
+        detail = f"at step {step}"
+    return badge, level, detail
 
 
 def steps_to_target(trajectory: Trajectory, target: float | None, particle: int = 0) -> int | None:

@@ -14,7 +14,7 @@ from dash import html
 
 from descent.arena import figures, readout
 from descent.arena.runner import ArenaRun
-from descent.arena.state import LR_LOG_RANGE, MAX_FRAMES_PLAYER, racer_label
+from descent.arena.state import LR_LOG_RANGE, MAX_FRAMES_PLAYER, MAX_FRAMES_RACE, racer_label
 from descent.optim import RULES
 
 BACKGROUND_ROUTE = "/_arena/landscape.png"  # served by create_app: the map's contour image
@@ -101,6 +101,7 @@ def build_views(run: ArenaRun, run_id: str, ghost: bool = True) -> Views:
         "maxStep": max_step,
         "playEnd": play_end,
         "racers": [_anim_racer(r) for r in racers],
+        "frameEvery": _frame_every(racers[0]["steps"] if racers else swarm["steps"]),
         "swarm": _anim_swarm(swarm) if swarm else None,
         "theory": readout.typed_theory(theory),
         "target": target,
@@ -138,13 +139,19 @@ def _play_end(racers: list[dict[str, Any]], max_step: int) -> int:
 
 
 # --- per racer -------------------------------------------------------------------------------------
+#: The player gets every recorded frame up to this many: a run of up to ``MAX_FRAMES_RACE`` steps
+#: records every step, so Step moves the ball one optimizer step (a longer run is thinned, and the
+#: player says by how much).
+PLAYER_FRAMES = max(MAX_FRAMES_PLAYER, MAX_FRAMES_RACE + 1)
+
+
 def player_frames(traj) -> np.ndarray:
-    """The recorded frames the player gets: all of them up to ``MAX_FRAMES_PLAYER``, else that many
+    """The recorded frames the player gets: all of them up to ``PLAYER_FRAMES``, else that many
     evenly spaced, the first and the last (the final position, exact) always among them."""
     total = len(traj.steps)
-    if total <= MAX_FRAMES_PLAYER:
+    if total <= PLAYER_FRAMES:
         return np.arange(total)
-    return np.unique(np.round(np.linspace(0, total - 1, MAX_FRAMES_PLAYER)).astype(np.int64))
+    return np.unique(np.round(np.linspace(0, total - 1, PLAYER_FRAMES)).astype(np.int64))
 
 
 def _racer_data(index: int, racer_state: dict, traj, target: float | None) -> dict[str, Any]:
@@ -168,6 +175,8 @@ def _racer_data(index: int, racer_state: dict, traj, target: float | None) -> di
         "outcomeStep": step,
         "stepsRun": traj.steps_run,
         "text": readout.describe_outcome(landscape, outcome, step, traj.steps_run, traj.nearest_minimum[0]),
+        "badge": readout.outcome_badge(landscape, outcome, step, traj.steps_run, traj.nearest_minimum[0]),
+        "rank": (readout.OUTCOME_ORDER.index(readout.outcome_class(landscape, outcome)), step),
         "toTarget": readout.steps_to_target(traj, target),
         "diverged": outcome == "diverged",
     }
@@ -187,6 +196,12 @@ def _anim_racer(racer: dict[str, Any]) -> dict[str, Any]:
         "diverged": racer["diverged"],
         "toTarget": racer["toTarget"],
     }
+
+
+def _frame_every(steps: np.ndarray) -> int:
+    """How many optimizer steps apart the player's frames are (the largest gap: 1 when every step is
+    there)."""
+    return int(np.diff(steps).max()) if len(steps) > 1 else 1
 
 
 def _energy(traj, racer: dict[str, Any] | None, swarm: bool) -> tuple[dict[str, Any] | None, str]:
@@ -318,11 +333,15 @@ def _outcome_lines(run: ArenaRun, racers: list[dict[str, Any]], swarm: dict[str,
             described.append(f"{outcome}{tag} {100 * count / n:.0f}%")
         line = f"{n} balls after {swarm['stepsRun']} steps: " + ", ".join(described)
         return [html.Div([_swatch(swarm["color"]), html.Span(line, className="outcome-line")])]
+    # the player fills `outcome-now-i` with where the ball is at the shown step: the run's end is
+    # labelled as such, so it is never read as the ball's state at step 0
     return [
         html.Div(
             [
                 _swatch(r["color"]),
                 html.B(r["label"] + ": "),
+                html.Span(id=f"outcome-now-{r['index']}", className="outcome-now"),
+                html.Span("final result of the run: ", className="outcome-label"),
                 html.Span(r["text"], className="outcome-line" + (" bad" if r["diverged"] else "")),
             ]
         )
@@ -331,28 +350,34 @@ def _outcome_lines(run: ArenaRun, racers: list[dict[str, Any]], swarm: dict[str,
 
 
 def _leaderboard(racers: list[dict[str, Any]], target: float | None) -> html.Table:
-    target_text = f"steps to U ≤ {target:.4g}" if target is not None else "steps to target"
+    """The racers ranked by outcome (a global minimum, a local one, a saddle, ..., escaped, diverged)
+    then by the step it was reached: the same outcome step as the banner's. The target column is
+    another count: the first step whose loss is at or below the target."""
+    target_text = f"first step with U ≤ {target:.4g}" if target is not None else "first step at target"
     header = html.Tr(
-        [html.Th("#"), html.Th("optimizer"), html.Th("loss now"), html.Th(target_text), html.Th("outcome")]
+        [
+            html.Th("#"),
+            html.Th("optimizer"),
+            html.Th("loss now"),
+            html.Th(target_text),
+            html.Th("outcome (step it was reached)"),
+        ]
     )
     rows = []
-    for r in racers:
+    for rank, r in enumerate(sorted(racers, key=lambda r: (*r["rank"], r["index"])), start=1):
         i = r["index"]
-        status = (
-            html.Span("diverged", className="badge bad")
-            if r["diverged"]
-            else html.Span("stable", className="badge ok")
-        )
+        badge, level, detail = r["badge"]
         rows.append(
             html.Tr(
                 [
-                    html.Td(html.Span(id=f"lb-rank-{i}", className="rank")),
+                    html.Td(html.Span(str(rank), id=f"lb-rank-{i}", className="rank")),
                     html.Td([_swatch(r["color"]), r["label"]]),
                     html.Td(html.Span(id=f"lb-loss-{i}", className="num")),
                     html.Td(str(r["toTarget"]) if r["toTarget"] is not None else "—", className="num"),
-                    html.Td([status, " ", r["text"]]),
+                    html.Td([html.Span(badge, className=f"badge {level}"), " ", detail]),
                 ],
                 id=f"lb-row-{i}",
+                className="lb-row",
             )
         )
     return html.Table([html.Thead(header), html.Tbody(rows)], className="leaderboard", id="leaderboard-table")
@@ -406,7 +431,7 @@ def _edge_note(theory: dict) -> tuple[str, str, dict]:
             hidden,
         )
     if edge is None:
-        return "no stability edge here (no positive curvature at the start)", "info", hidden
+        return "stability edge at the start: none (no positive curvature there)", "info", hidden
     low, high = LR_LOG_RANGE
     position = (math.log10(edge) - low) / (high - low)
     percent = 100 * min(max(position, 0.0), 1.0)
@@ -420,11 +445,17 @@ def _edge_note(theory: dict) -> tuple[str, str, dict]:
         )
     if lr > 0.8 * edge:
         return (
-            f"lr {lr:.4g} is close to the stability edge at the start ({formula} = {edge:.4g})",
+            f"lr {lr:.4g} is close to the stability edge at the start ({formula} = {edge:.4g}; the "
+            "edge at the ball's current curvature is under Theory at the ball)",
             "warn",
             marker,
         )
-    return f"stability edge at the start: {formula} = {edge:.4g}", "ok", marker
+    return (
+        f"stability edge at the start: {formula} = {edge:.4g} (the edge at the ball's current "
+        "curvature, which the slider's marker follows, is under Theory at the ball)",
+        "ok",
+        marker,
+    )
 
 
 def _scalar(value: object) -> float:

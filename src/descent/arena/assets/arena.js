@@ -131,9 +131,12 @@
       var th = anim.theory;
       var a = { run: anim.run, mapKey: anim.mapKey, maxStep: anim.maxStep, playEnd: anim.playEnd || anim.maxStep,
                 target: anim.target, lrLog: anim.lrLog, racers: [], swarm: null, arrows: null,
+                frameEvery: anim.frameEvery || 1,
                 theory: th ? { rule: th.rule, lr: th.lr, formula: th.formula, where: th.where, state: th.state,
-                               lamMin: decode(th.lamMin),
-                               lamMax: decode(th.lamMax), edge: th.edge ? decode(th.edge) : null } : null };
+                               lamMin: decode(th.lamMin), lamMax: decode(th.lamMax),
+                               edge: th.edge ? decode(th.edge) : null, kappa: decode(th.kappa),
+                               lrRatio: decode(th.lrRatio), shape: decode(th.shape),
+                               shapes: th.shapes || [] } : null };
       anim.racers.forEach(function (r) {
         a.racers.push({ label: r.label, color: r.color, steps: r.steps, x: decode(r.x), y: decode(r.y),
                         loss: decode(r.loss), diverged: r.diverged, outcome: r.outcome,
@@ -187,19 +190,24 @@
 
     pause: function () { this.playing = false; this.kick(); },
 
+    // one optimizer step forward (every step is recorded up to the server's frame cap; beyond it the
+    // next recorded frame, and the step text says how far apart the frames are)
     stepOnce: function () {
       if (!this.anim) return;
       this.playing = false;
-      var steps = this.anim.ballSteps;
+      var steps = this.anim.ballSteps, last = steps[steps.length - 1];
+      var next = Math.floor(this.step) + 1;
       var i = frameAt(steps, this.step);
-      this.step = steps[Math.min(i + 1, steps.length - 1)];
+      if (i + 1 < steps.length && steps[i + 1] > next) next = steps[i + 1];
+      this.step = Math.min(next, last);
       this.kick();
     },
 
+    // the progress bar spans the whole run (its step budget)
     seek: function (fraction) {
       if (!this.anim) return;
       this.playing = false;
-      this.step = Math.max(0, Math.min(1, fraction)) * this.anim.playEnd;
+      this.step = Math.round(Math.max(0, Math.min(1, fraction)) * this.anim.maxStep);
       this.kick();
     },
 
@@ -580,9 +588,10 @@
     renderText: function (s) {
       var a = this.anim;
       var settled = a.playEnd < a.maxStep && s >= a.playEnd;
-      setText("frame-text", "step " + Math.round(s) + " / " + a.maxStep + (settled ? " · all settled" : ""));
+      var thinned = a.frameEvery > 1 ? " · a frame every " + a.frameEvery + " steps" : "";
+      setText("frame-text", "step " + Math.floor(s) + " / " + a.maxStep + (settled ? " · all settled" : "") + thinned);
       var fill = document.getElementById("progress-fill");
-      if (fill) fill.style.width = (a.playEnd ? (100 * s / a.playEnd) : 100).toFixed(2) + "%";
+      if (fill) fill.style.width = (a.maxStep ? Math.min(100, 100 * s / a.maxStep) : 100).toFixed(2) + "%";
       this.renderCursor("loss-graph", s);
       this.renderCursor("energy-graph", s);
       var rows = a.racers.map(function (r, k) {
@@ -590,37 +599,75 @@
         return { k: k, loss: r.loss[i], bad: gone || !isFinite(r.loss[i]) };
       });
       rows.forEach(function (row) { setText("lb-loss-" + row.k, row.bad ? "diverged" : fmt(row.loss, 5)); });
-      rows.slice().sort(function (p, q) {
-        if (p.bad !== q.bad) return p.bad ? 1 : -1;
-        return p.loss - q.loss;
-      }).forEach(function (row, rank) { setText("lb-rank-" + row.k, String(rank + 1)); });
+      // the banner: where each ball is at the shown step, before the run's final result
+      a.racers.forEach(function (r, k) {
+        var now;
+        if (r.outcome === "moving") now = "step " + Math.floor(s) + ", rolling · ";
+        else if (s < r.outcomeStep) now = "step " + Math.floor(s) + ", on its way · ";
+        else now = "";
+        setText("outcome-now-" + k, now);
+      });
       var sw = a.swarm;
       if (sw && sw.share) setText("swarm-share-now", (100 * sw.share[frameAt(sw.steps, s)]).toFixed(1) + "%");
       this.renderTheory(s);
     },
 
+    // the theory at the ball, in words: every number comes with the run (the engine's Hessian, the
+    // rule's edge, their ratios: descent.arena.readout); the page only picks the frame and words
     renderTheory: function (s) {
       var a = this.anim, th = a.theory;
       if (!th) return;
       var i = Math.min(frameAt(a.ballSteps, s), th.lamMax.length - 1);
       var lo = th.lamMin[i], hi = th.lamMax[i];
-      if (!isFinite(lo) || !isFinite(hi)) { lo = null; hi = null; }
-      setText("theory-eigs", "λ = " + fmt(lo) + ", " + fmt(hi));
-      var kappa;
-      if (lo === null || hi === null) kappa = "—";
-      else if (lo > 0) kappa = fmt(hi / lo, 4);
-      else if (hi > 0) kappa = "∞ (negative curvature here)";
-      else kappa = "— (curving down in every direction)";
+      var shape = th.shapes[th.shape ? th.shape[i] : 0] || "unknown";
+      setText("theory-step", "step " + Math.floor(s));
+      if (shape === "unknown") {
+        setText("theory-eigs", "—");
+        setText("theory-eigs-words", "no curvature here (the ball has left the map or diverged)");
+      } else {
+        setText("theory-eigs", "steepest " + fmt(hi) + ", flattest " + fmt(lo));
+        setText("theory-eigs-words", {
+          bowl: "the hill curves up in every direction: a valley floor around the ball",
+          "flat-bowl": "one direction is flat (zero curvature): the slope there does not change, the ball " +
+            "moves along it at a steady pace",
+          saddle: "the hill curves up one way and down the other: a saddle, the ball leaves it along " +
+            "the downward direction",
+          "flat-ridge": "one direction is flat and the other curves down: the ball slides off sideways",
+          hilltop: "the hill curves down in every direction: a hilltop, any push sends the ball away",
+          flat: "flat in every direction: no curvature, only the slope moves the ball",
+        }[shape] || "");
+      }
+      var k = th.kappa ? th.kappa[i] : NaN, kappa, kwords;
+      if (isFinite(k)) {
+        kappa = fmt(k, 4);
+        kwords = k < 10 ? "steepest ÷ flattest: the valley is nearly round here, one lr suits every direction"
+          : "steepest ÷ flattest: a narrow valley; an lr safe across it crawls along it (momentum or an " +
+            "adaptive rule helps)";
+      } else {
+        kappa = {
+          "flat-bowl": "flat direction: no finite condition number",
+          saddle: "saddle: no finite condition number (negative curvature)",
+          "flat-ridge": "no finite condition number (negative and zero curvature)",
+          hilltop: "hilltop: no finite condition number (negative curvature)",
+          flat: "flat: no condition number",
+        }[shape] || "—";
+        kwords = {
+          "flat-bowl": "κ = steepest ÷ flattest is finite only where the hill curves up both ways; along " +
+            "the flat direction only the slope moves the ball (momentum speeds that up)",
+          saddle: "κ = steepest ÷ flattest is finite only where the hill curves up both ways; here the " +
+            "ball should leave along the downward direction (noise or momentum help it off)",
+        }[shape] || (shape === "unknown" ? "" : "κ = steepest ÷ flattest is finite only where the hill " +
+          "curves up both ways");
+      }
       setText("theory-kappa", kappa);
+      setText("theory-kappa-words", kwords);
       var badge = document.getElementById("saddle-badge");
       if (badge) {
-        var saddle = lo !== null && hi !== null && lo < 0 && hi > 0;
-        var top = lo !== null && hi !== null && hi < 0;
-        var label = saddle ? "SADDLE" : (top ? "HILLTOP" : "");
+        var label = shape === "saddle" ? "SADDLE" : (shape === "hilltop" ? "HILLTOP" : "");
         if (badge.textContent !== label) badge.textContent = label;
         badge.className = "badge saddle" + (label ? "" : " hidden");
       }
-      var warn = "";
+      var warn = "", lrWords = "";
       var marker = document.getElementById("edge-marker");
       if (th.edge && th.state === "fresh") {
         // an adaptive rule's edge reads its running scale, which no probe records: a fresh state's
@@ -631,18 +678,30 @@
         if (marker) marker.style.display = "none";
       } else if (th.edge && th.formula) {
         var e = isFinite(th.edge[i]) ? th.edge[i] : null;
+        var ratio = th.lrRatio && isFinite(th.lrRatio[i]) ? th.lrRatio[i] : null;
         var none = th.state === "running" && i === 0 ? "— (the running scale forms with the first step)"
-          : "none (no positive curvature here)";
-        setText("theory-edge", e === null ? none
-          : th.formula + " = " + fmt(e) + "  (lr " + fmt(th.lr) + ")");
+          : "none here (nothing curves up, so no step size overshoots)";
+        setText("theory-edge", e === null ? none : th.formula + " = " + fmt(e));
+        if (ratio !== null) {
+          if (ratio > 1) {
+            lrWords = "your lr " + fmt(th.lr) + " is " + fmt(ratio, 3) + "× this edge: each step overshoots " +
+              "across the steepest direction and the overshoot grows; lower the lr below " + fmt(e);
+          } else if (ratio > 0.8) {
+            lrWords = "your lr " + fmt(th.lr) + " is " + fmt(100 * ratio, 3) + "% of this edge: close; the " +
+              "ball rattles across the steep direction before it settles";
+          } else {
+            lrWords = "your lr " + fmt(th.lr) + " is " + fmt(100 * ratio, 3) + "% of this edge: stable here, " +
+              "every step shrinks the error; an lr above " + fmt(e) + " would overshoot";
+          }
+        } else if (e === null && th.state !== "running") {
+          lrWords = "your lr " + fmt(th.lr) + ": no edge to compare it with at this point";
+        }
         if (th.state === "running") {
           // an adaptive rule's edge on its running scale: along a direction that has had no gradient
           // yet the scale is eps and the edge tiny; shown, not warned about
           warn = "";
-        } else if (e !== null && th.lr > e) {
-          warn = "⚠ lr " + fmt(th.lr) + " > local edge " + fmt(e) + ": each step overshoots here";
-        } else if (e !== null && th.lr > 0.8 * e) {
-          warn = "lr is within 20% of the local stability edge";
+        } else if (ratio !== null && ratio > 1) {
+          warn = "⚠ lr " + fmt(th.lr) + " > the edge at the ball " + fmt(e) + ": each step overshoots here";
         }
         if (marker && a.lrLog) {
           if (e === null) marker.style.display = "none";
@@ -651,13 +710,14 @@
             marker.style.display = "block";
             var pct = 100 * Math.max(0, Math.min(1, pos));  // the slider insets its ends by 8px
             marker.style.left = "calc(" + pct.toFixed(2) + "% + " + (8 - 0.16 * pct).toFixed(2) + "px)";
-            marker.className = "edge-marker" + (th.lr > e ? " over" : "");
+            marker.className = "edge-marker" + (ratio !== null && ratio > 1 ? " over" : "");
           }
         }
       } else {
         setText("theory-edge", th.rule + " declares no stability edge");
         if (marker) marker.style.display = "none";
       }
+      setText("theory-lr", lrWords);
       setText("edge-warning", warn);
       var scale = "";
       if (a.arrows && a.arrows.adaptive && a.racers.length) {
