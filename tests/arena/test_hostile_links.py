@@ -23,12 +23,18 @@ torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[2]
 
 
+MARK = 7  # every link's seed: the nearest valid state keeps it (the old code fell back to the default, 0)
+
+
 def link(change: dict | None = None, raw: str | None = None) -> str:
-    """``?s=`` of the default state with ``change`` (or of ``raw`` JSON text as it is)."""
+    """``?s=`` of the default state with seed ``MARK`` and ``change`` (or of ``raw`` JSON text, whose
+    ``{"v":1`` gains ``"seed":MARK``)."""
     if raw is None:
         state = default_state()
-        state.update(change or {})
+        state.update({"seed": MARK, **(change or {})})
         raw = json.dumps(state)
+    else:
+        raw = raw.replace('{"v":1', f'{{"v":1,"seed":{MARK}', 1)
     return "?s=" + base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -122,6 +128,8 @@ def test_a_hostile_link_opens_the_nearest_valid_state_with_a_message(name):
         assert word in message, f"{word!r} not in {message!r}"
     assert "internal error" not in message and "Traceback" not in message
     assert normalize(state) == state
+    if name not in ("seed -1", "not an object", "not JSON", "deeply nested JSON"):
+        assert state["seed"] == MARK  # the fields that check out are kept
     views = run_views(state, 0, ["ghost"])
     assert "views" in views, views  # the page works: the map and the run of that state
 
@@ -275,3 +283,36 @@ def test_a_hostile_link_in_the_browser(page, arena_url, name):
         assert word in message, f"{word!r} not in {message!r}"
     drawn = page.evaluate("() => document.querySelector('#map-graph .js-plotly-plot').data.length")
     assert drawn > 0
+
+
+def test_a_forged_request_gets_a_message_not_a_500(bench):
+    """The page's stores come back from the browser: a forged one is answered with a message."""
+    from descent.arena import create_app
+
+    client = create_app().server.test_client()
+    callbacks = bench.callback_inputs()
+    forged = {"v": 1, "swarm": [1, 2], "racers": "all"}
+    for changed, values in [
+        ("steps-input.value", {"steps-input.value": 300, "state-store.data": forged}),
+        ("reset-ball.n_clicks", {"reset-ball.n_clicks": 1, "state-store.data": forged}),
+        ("url.search", {"url.search": link({"landscape": "sphere", "params": {"dim": 1e7}})}),
+    ]:
+        answer = client.post("/_dash-update-component", json=bench.update_request(callbacks, changed, values))
+        assert answer.status_code == 200, (changed, answer.data[:300])
+        body = answer.get_json()["response"]
+        message = body.get("input-message", {}).get("children", "") + body.get("run-message", {}).get(
+            "children", ""
+        )
+        assert "invalid" in message and "internal error" not in message, message
+
+
+def test_the_run_caches_are_bounded_in_bytes():
+    from descent.arena.runner import _LRU
+
+    cache = _LRU(24, max_bytes=48 * 2**20, weigh=lambda value: value)
+    for k in range(10):
+        cache.get(str(k), lambda: 30 * 2**20)  # ten 30-MB runs: one fits beside no other
+    assert list(cache.items) == ["9"] and cache.bytes() == 30 * 2**20
+    for k in range(30):
+        cache.get(f"small {k}", lambda: 2**20)
+    assert len(cache.items) == 24 and cache.bytes() <= 48 * 2**20

@@ -221,3 +221,27 @@ def test_an_adaptive_balls_edge_is_on_its_running_scale():
     hessian = traj.landscape.hessian(traj.positions[1:2, 0])
     expected = traj.optimizer.rule.edge(hessian, one, traj.optimizer.hp)
     assert running["edge"][1] == pytest.approx(float(expected[0]), rel=1e-12)
+
+
+def test_repair_keeps_the_fields_that_check_out_and_says_which_did_not():
+    from descent.arena.state import repair
+
+    data = {
+        "v": 1,
+        "steps": 0,
+        "seed": 3,
+        "racers": [{"optimizer": "gd", "hyper": {"lr": 0.1}}, {"optimizer": "x"}],
+    }
+    state, messages = repair(data)
+    assert state["seed"] == 3 and state["steps"] == default_state()["steps"]
+    assert state["racers"] == [{"optimizer": "gd", "hyper": {"lr": 0.1}}]
+    assert len(messages) == 2 and "racer 1 optimizer='x'" in messages[0] and "invalid steps=0" in messages[1]
+    assert repair(default_state()) == (default_state(), [])
+
+
+def test_a_long_value_is_cut_short_in_its_message():
+    with pytest.raises(DescentError) as error:
+        normalize({"v": 1, "start": list(range(10_000))})
+    assert len(str(error.value)) < 200 and "invalid start=[0, 1, 2" in str(error.value)
+    with pytest.raises(DescentError, match="invalid steps=1000"):
+        normalize({"v": 1, "steps": 10**400})  # an OverflowError before
