@@ -89,6 +89,18 @@ def _axis(title: str, bounds: tuple[float, float] | None = None) -> dict[str, An
     return axis
 
 
+#: A legend above the plot area, in one line where it fits (never over the plot).
+LEGEND_ABOVE = {
+    "orientation": "h",
+    "x": 1,
+    "xanchor": "right",
+    "y": 1.0,
+    "yanchor": "bottom",
+    "bgcolor": "rgba(0,0,0,0)",
+    "font": {"size": 11},
+}
+
+
 def _layout(**extra: Any) -> dict[str, Any]:
     layout = {
         "paper_bgcolor": PAPER,
@@ -263,6 +275,7 @@ def map_figure(
                 "y": typed(racer["y"]),
                 "name": racer["label"],
                 "legendgroup": group,
+                "showlegend": False,  # the banner and the leaderboard name the racers by colour
                 "hoverinfo": "skip",
                 "line": {"color": racer["color"], "width": 2.6},
             }
@@ -368,6 +381,8 @@ def map_figure(
         meta=meta,
         clickmode="event",
     )
+    # one line above the plot: a horizontal legend would stack a group's entries
+    layout["legend"] = {**layout["legend"], "traceorder": "normal", "font": {"size": 11}}
     return {"data": data, "layout": layout}
 
 
@@ -402,7 +417,7 @@ def surface_figure(
     low, high = float(values.min()), float(np.quantile(values, 0.97))
     high = high if high > low else low + 1.0
     clipped = np.minimum(values, high)
-    lift = 0.03 * (high - low)
+    lift = 0.05 * (high - low)
     data: list[dict[str, Any]] = [
         {
             "type": "surface",
@@ -411,7 +426,7 @@ def surface_figure(
             "z": {**typed(clipped, "f4"), "shape": f"{len(ys)}, {len(xs)}"},
             "colorscale": "Viridis",
             "showscale": False,
-            "opacity": 0.92,
+            "opacity": 1.0,
             "name": "U",
             "hovertemplate": "U %{z:.4g}<extra></extra>",
             "contours": {"z": {"show": True, "usecolormap": True, "project": {"z": False}, "width": 1}},
@@ -508,7 +523,7 @@ def surface_figure(
             "gridcolor": GRID,
             "color": "#aab4c3",
         },
-        "camera": {"eye": {"x": -1.35, "y": -1.45, "z": 1.05}},
+        "camera": {"eye": {"x": -1.55, "y": -1.65, "z": 1.2}},
         "aspectmode": "manual",
         "aspectratio": {"x": 1.25, "y": 1.0, "z": 0.6},
     }
@@ -517,7 +532,7 @@ def surface_figure(
         uirevision=_landscape_revision(landscape),
         meta=meta,
         showlegend=False,
-        margin={"l": 0, "r": 0, "t": 8, "b": 0},
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
     )
     return {"data": data, "layout": layout}
 
@@ -591,6 +606,7 @@ def loss_figure(
                 "y": typed(loss),
                 "name": racer["label"],
                 "legendgroup": f"r{i}",
+                "showlegend": False,  # named by colour in the banner and the leaderboard
                 "line": {"color": racer["color"], "width": 2},
                 "hovertemplate": "step %{x}<br>U %{y:.5g}<extra>" + racer["label"] + "</extra>",
             }
@@ -612,9 +628,10 @@ def loss_figure(
         xaxis=_axis("step", (0, end)),
         yaxis=_axis("loss U", y_range),
         meta={"run": run_id},
-        title={"text": "loss against step", "font": {"size": 13}, "x": 0.01, "y": 0.98},
+        title={"text": "loss against step", "font": {"size": 13}, "x": 0.01, "y": 0.97},
     )
-    layout["legend"] = {"x": 1, "xanchor": "right", "y": 1, "bgcolor": "rgba(13,17,23,0.6)"}
+    layout["legend"] = LEGEND_ABOVE
+    layout["margin"] = {**layout["margin"], "t": 58}
     return {"data": data, "layout": layout}
 
 
@@ -668,7 +685,8 @@ def energy_figure(
         meta={"run": run_id},
         title={"text": "energy against step (unit mass)", "font": {"size": 13}, "x": 0.01, "y": 0.98},
     )
-    layout["legend"] = {"x": 1, "xanchor": "right", "y": 1, "bgcolor": "rgba(13,17,23,0.6)"}
+    layout["legend"] = LEGEND_ABOVE
+    layout["margin"] = {**layout["margin"], "t": 58}
     return {"data": data, "layout": layout}
 
 
@@ -710,7 +728,8 @@ def swarm_figure(
         bargap=0.02,
         title={"text": "swarm: where the balls are (x)", "font": {"size": 13}, "x": 0.01, "y": 0.98},
     )
-    layout["legend"] = {"x": 1, "xanchor": "right", "y": 1, "bgcolor": "rgba(13,17,23,0.6)"}
+    layout["legend"] = LEGEND_ABOVE
+    layout["margin"] = {**layout["margin"], "t": 58}
     return {"data": data, "layout": layout}
 
 

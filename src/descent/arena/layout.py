@@ -482,50 +482,30 @@ def create_layout() -> html.Div:
             html.Div(id="input-message", className="message", role="alert"),
             html.Div(id="run-message", className="message", role="alert"),
             html.Div(id="outcome-text", className="outcome"),
+            # the map first and largest; the 3-D surface and the theory at the ball beside it on a wide
+            # screen, under it on a narrow one (arena.css)
             html.Div(
                 [
-                    dcc.Graph(
-                        id="map-graph", config=GRAPH_CONFIG, className="graph big", style={"height": "500px"}
-                    ),
-                    dcc.Graph(
-                        id="surface-graph",
-                        config=GRAPH_CONFIG,
-                        className="graph big",
-                        style={"height": "500px"},
-                    ),
-                ],
-                className="grid two",
-            ),
-            html.Div(
-                [
-                    theory_panel(),
+                    dcc.Graph(id="map-graph", config=GRAPH_CONFIG, className="graph map"),
                     html.Div(
-                        [html.H3("Leaderboard", id="board-title"), html.Div(id="leaderboard")],
-                        className="panel board",
+                        [
+                            dcc.Graph(id="surface-graph", config=GRAPH_CONFIG, className="graph surface"),
+                            theory_panel(),
+                        ],
+                        className="side",
                     ),
                 ],
-                className="grid two",
+                className="map-row",
+            ),
+            html.Div(
+                [html.H3("Leaderboard", id="board-title"), html.Div(id="leaderboard")],
+                className="panel board",
             ),
             html.Div(
                 [
-                    dcc.Graph(
-                        id="loss-graph",
-                        config=GRAPH_CONFIG,
-                        className="graph small",
-                        style={"height": "280px"},
-                    ),
-                    dcc.Graph(
-                        id="energy-graph",
-                        config=GRAPH_CONFIG,
-                        className="graph small",
-                        style={"height": "280px"},
-                    ),
-                    dcc.Graph(
-                        id="swarm-graph",
-                        config=GRAPH_CONFIG,
-                        className="graph small",
-                        style={"height": "280px"},
-                    ),
+                    dcc.Graph(id="loss-graph", config=GRAPH_CONFIG, className="graph small"),
+                    dcc.Graph(id="energy-graph", config=GRAPH_CONFIG, className="graph small"),
+                    dcc.Graph(id="swarm-graph", config=GRAPH_CONFIG, className="graph small"),
                 ],
                 className="grid three",
                 id="curves",
