@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
-THREADS ?= 4
+THREADS ?= 2
 PORT   ?= 8050
 CHROMIUM := /usr/bin/chromium
 

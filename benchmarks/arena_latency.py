@@ -168,7 +168,7 @@ class ProductionServer:
     """``descent arena`` (waitress) in its own process on a free loopback port, its requests timed by
     the WSGI middleware into a file; ``rss_mb()`` reads its resident memory from /proc."""
 
-    def __init__(self, threads: int = 4) -> None:
+    def __init__(self, threads: int = 2) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -278,12 +278,16 @@ def answer_part(answer: dict, ident: str, prop: str) -> object:
     return answer.get("response", {}).get(ident, {}).get(prop)
 
 
-def reset_ball_bodies(callbacks: dict, count: int, steps: int = 1000) -> list[dict]:
-    """``count`` Reset Ball requests, each for the default ball from its own start (no cache answers)."""
+def reset_ball_bodies(callbacks: dict, count: int, steps: int | None = None) -> list[dict]:
+    """``count`` Reset Ball requests, each for the default ball (its 2000 steps unless ``steps``) from
+    its own start (no cache answers)."""
     bodies = []
     for k in range(count):
         state = default_state()
-        state.update(steps=steps, start=[round(-1.8 + 0.2 * (k % 8), 3), round(-1.2 + 0.3 * (k // 8), 3)])
+        state.update(
+            steps=steps or state["steps"],
+            start=[round(-1.8 + 0.2 * (k % 8), 3), round(-1.2 + 0.3 * (k // 8), 3)],
+        )
         values = {
             "state-store.data": normalize(state),
             "reset-ball.n_clicks": 1,
@@ -445,7 +449,7 @@ def main() -> None:
     parser.add_argument(
         "--hostile", action="store_true", help="the worst links: memory and time (server only)"
     )
-    parser.add_argument("--server-threads", type=int, default=4, help="waitress threads for --load/--hostile")
+    parser.add_argument("--server-threads", type=int, default=2, help="waitress threads for --load/--hostile")
     args = parser.parse_args()
     if args.load or args.hostile:
         server_only(args)

@@ -518,11 +518,11 @@ def arena(
         False, help="Flask's development server in Dash debug mode (reloader, debugger) instead of waitress"
     ),
     threads: int = typer.Option(
-        4, min=1, max=64, help="waitress worker threads (one process; each request runs on one of them)"
+        2, min=1, max=64, help="waitress worker threads (one process; each request runs on one of them)"
     ),
 ) -> None:
     """Serve the Descent Arena, the interactive page, through waitress (a production WSGI server: one
-    process, 4 worker threads unless --threads says otherwise); --debug uses Flask's development server."""
+    process, 2 worker threads unless --threads says otherwise); --debug uses Flask's development server."""
     from descent.arena import serve
 
     serve(host=host, port=port, debug=debug, threads=threads, announce=console.print)

@@ -20,7 +20,7 @@ from typing import Any
 from dash import Dash
 
 ASSETS = Path(__file__).parent / "assets"
-THREADS = 4  # waitress worker threads: the simulation holds the GIL, so more threads only share 2 cores
+THREADS = 2  # waitress worker threads: a run holds the GIL, so more threads only slow each answer down
 TIMINGS_ENV = "DESCENT_ARENA_TIMINGS"  # a file: one JSON line per request (path, seconds from arrival)
 
 __all__ = ["THREADS", "TimingMiddleware", "TrimMiddleware", "create_app", "serve"]
