@@ -232,3 +232,27 @@ def test_the_seeds_plateau_by_hand():
     fast = run_state(reduce(state, "momentum-input", 0.9)).trajectories[0]
     assert crawl.outcomes == fast.outcomes == ["minimum:well"]
     assert 3 * int(fast.outcome_step[0]) < int(crawl.outcome_step[0]) < state["steps"]
+
+
+def test_curvature_shape_condition_number_and_lr_ratio_come_from_the_hessian():
+    """The theory panel's words read `ball_theory`'s shape, condition number and lr/edge: a bowl has
+    κ = λmax/λmin, a flat direction or a negative curvature has none, and lr/edge is the rule's edge."""
+    cases = {
+        "quadratic": ([[1.0, 1.0]], "bowl"),
+        "plateau": ([[0.0, 0.0]], "flat-bowl"),
+        "double-well": ([[-0.1, 0.0]], "saddle"),
+    }
+    for name, (points, shape) in cases.items():
+        landscape = get_landscape(name, {"kappa": 10.0} if name == "quadratic" else {})
+        optimizer = Optimizer.build("gd", lr=0.05)
+        theory = readout.ball_theory(landscape, optimizer, torch.tensor(points, dtype=torch.float64))
+        assert theory["shape"] == [shape], (name, theory)
+        low, high = theory["lamMin"][0], theory["lamMax"][0]
+        if shape == "bowl":
+            assert theory["kappa"][0] == pytest.approx(high / low, rel=1e-12) == pytest.approx(10.0)
+        else:
+            assert theory["kappa"] == [None]
+        assert theory["lrRatio"][0] == pytest.approx(0.05 / theory["edge"][0], rel=1e-12)
+        assert theory["edge"][0] == pytest.approx(stability_edge("gd", high), rel=1e-12)
+    shape, _ = readout.curvature_shape(torch.tensor([-2.0, 0.0, -1.0]), torch.tensor([-1.0, 0.0, 0.0]))
+    assert [readout.SHAPES[k] for k in shape.tolist()] == ["hilltop", "flat", "flat-ridge"]

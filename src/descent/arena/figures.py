@@ -523,7 +523,8 @@ def surface_figure(
             "gridcolor": GRID,
             "color": "#aab4c3",
         },
-        "camera": {"eye": {"x": -1.55, "y": -1.65, "z": 1.2}},
+        "camera": {"eye": {"x": -1.7, "y": -1.8, "z": 1.3}},
+        "domain": {"x": [0.06, 1.0], "y": [0.0, 1.0]},  # room for the U axis' labels on the left
         "aspectmode": "manual",
         "aspectratio": {"x": 1.25, "y": 1.0, "z": 0.6},
     }
