@@ -198,7 +198,9 @@ def serve(
     from waitress import serve as waitress_serve
 
     from descent.arena.runner import warm_landscapes
+    from descent.kernels.backend import defer_compiling
 
+    defer_compiling()  # a new formula runs on torch at once while its kernel compiles (seconds)
     warm_landscapes()
     _fewer_malloc_arenas()
     app.server.wsgi_app = TrimMiddleware(app.server.wsgi_app)  # type: ignore[method-assign]

@@ -86,6 +86,7 @@ def simulate(
     if backend not in BACKENDS:
         raise invalid("backend", backend, f"one of {BACKENDS}")
     fallback = None
+    extra: dict[str, bool] = {}
     if backend != "torch":
         if device.type == "cuda":  # the CUDA kernels: one thread per particle (descent.kernels.cuda)
             from descent.kernels.cuda import cuda_unsupported as unsupported
@@ -93,12 +94,21 @@ def simulate(
         else:
             from descent.kernels.backend import run_kernel, unsupported
 
+            extra = {"defer": backend == "auto"}  # an "auto" run need not wait for a compilation
         reason = unsupported(objective, optimizer, starts, save, events, probes, batching, steps)
         if reason is None:
-            return run_kernel(objective, optimizer, starts, steps, save, events, seed, progress, spec, probes)
-        if backend == "kernel":
+            from descent.kernels.backend import NotCompiledYet
+
+            try:
+                return run_kernel(
+                    objective, optimizer, starts, steps, save, events, seed, progress, spec, probes, **extra
+                )
+            except NotCompiledYet as waiting:  # only on the CPU, only for "auto" (defer_compiling)
+                fallback = str(waiting)
+        elif backend == "kernel":
             raise invalid("backend", backend, f"'torch' or 'auto' here: no kernel supports {reason} yet")
-        fallback = f"no kernel supports {reason} yet"
+        else:
+            fallback = f"no kernel supports {reason} yet"
 
     ids = torch.arange(n, dtype=torch.int64, device=device)
     opt = optimizer.on(starts)

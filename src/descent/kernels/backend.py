@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import math
 import os
+import threading
 import time
 
 import numba
@@ -33,6 +34,42 @@ _KERNELS: dict[tuple, tuple[object, Kernel]] = {}
 #: float32 kernels flush subnormals to zero (FTZ/DAZ, :mod:`descent.kernels.flush`; x86 only)
 FLUSH_FLOAT32 = flush.AVAILABLE
 _LAST: dict = {}
+_DEFERRING = False  # set by defer_compiling: an "auto" run never waits for a compilation
+_COMPILING: dict[str, threading.Thread] = {}  # kernel digest -> the thread compiling it
+_COMPILING_LOCK = threading.Lock()
+
+
+class NotCompiledYet(Exception):
+    """An ``"auto"`` run found its kernel still compiling (see `defer_compiling`): run it on torch."""
+
+
+def defer_compiling(on: bool = True) -> None:
+    """For servers: with ``on``, an ``"auto"`` run whose kernel is not compiled in this process yet
+    runs on the torch loop at once (its ``fallback`` says so) while the kernel compiles (or loads from
+    the disk cache) on a background thread; later runs use it. A first compilation takes seconds, a
+    torch run of the Arena's size tens of milliseconds. ``backend="kernel"`` always waits."""
+    global _DEFERRING
+    _DEFERRING = on
+
+
+def wait_for_compiles(timeout: float | None = None) -> bool:
+    """Wait for the background compilations started so far; True when all have finished."""
+    with _COMPILING_LOCK:
+        threads = list(_COMPILING.values())
+    for thread in threads:
+        thread.join(timeout)
+    return not any(thread.is_alive() for thread in threads)
+
+
+def _compile_in_background(kernel: Kernel, warm_up) -> None:
+    with _COMPILING_LOCK:
+        if kernel.digest in _COMPILING:
+            return
+        thread = threading.Thread(
+            target=timed_first_call, args=(kernel, warm_up), name=f"compile-{kernel.digest}", daemon=True
+        )
+        _COMPILING[kernel.digest] = thread
+    thread.start()
 
 
 def unsupported(
@@ -237,8 +274,11 @@ def run_kernel(
     progress=None,
     spec: dict | None = None,
     probes=(),
+    defer: bool = False,
 ) -> Trajectory:
-    """Run ``optimizer`` on ``objective`` from ``starts`` with the compiled kernel (see ``simulate``)."""
+    """Run ``optimizer`` on ``objective`` from ``starts`` with the compiled kernel (see ``simulate``).
+    ``defer`` (an ``"auto"`` run): raise `NotCompiledYet` instead of waiting for a compilation when
+    `defer_compiling` is on."""
     n, dim = starts.shape
     dtype = starts.dtype
     np_dtype = np.float32 if dtype == torch.float32 else np.float64
@@ -293,6 +333,9 @@ def run_kernel(
             np.zeros((0, height, 0), np_dtype), *settings,
         )  # fmt: skip
 
+    if defer and _DEFERRING and kernel.compile_seconds is None:
+        _compile_in_background(kernel, warm_up)
+        raise NotCompiledYet("its compiled kernel is being built in the background")
     timed_first_call(kernel, warm_up)
     state = np.empty((height, n), np_dtype)
     frames_x, frames_e, frames_u = frames(n, n_frames + 1)  # a slot for the final state (untouched
