@@ -244,6 +244,15 @@ def run_cached(
     try:
         return RUN_CACHE.get(key, lambda: run_spec(spec, budget, landscape=landscape))
     except _OverBudget as stop:
+        from descent.kernels.backend import compiling
+
+        if compiling():  # ran on torch only because its kernel is still compiling: not for good
+            raise invalid(
+                "steps",
+                spec.steps,
+                "a moment's patience: the compiled kernel for this run is being built (a few seconds, "
+                "once); press Reset Ball again",
+            ) from None
         error = _refusal(spec, stop, landscape if landscape is not None else spec.build_landscape())
         REFUSED.get(key, lambda: str(error))
         raise error from None

@@ -61,6 +61,12 @@ def wait_for_compiles(timeout: float | None = None) -> bool:
     return not any(thread.is_alive() for thread in threads)
 
 
+def compiling() -> bool:
+    """Is a background compilation (`defer_compiling`) still running?"""
+    with _COMPILING_LOCK:
+        return any(thread.is_alive() for thread in _COMPILING.values())
+
+
 def _compile_in_background(kernel: Kernel, warm_up) -> None:
     with _COMPILING_LOCK:
         if kernel.digest in _COMPILING:
