@@ -28,6 +28,7 @@ __all__ = ["THREADS", "TimingMiddleware", "TrimMiddleware", "create_app", "serve
 
 def create_app() -> Dash:
     """A new Dash app with the Arena's layout and callbacks (its Flask server is ``app.server``)."""
+    from descent.arena import live
     from descent.arena.callbacks import register
     from descent.arena.layout import create_layout
 
@@ -37,6 +38,7 @@ def create_app() -> Dash:
     app.layout = create_layout()
     register(app)
     _background_route(app)
+    live.register(app)  # POST /api/ball: the ball's path while a slider is dragged (assets/live.js)
     path = os.environ.get(TIMINGS_ENV)
     if path:
         app.server.wsgi_app = TimingMiddleware(app.server.wsgi_app, _append_to(path))  # type: ignore[method-assign]
