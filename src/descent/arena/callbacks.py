@@ -72,6 +72,12 @@ def controller(
             new = reduce(current, "map-click", values["map-click"])
         elif trigger == "start-default":
             new = reduce(current, "start-default", None)
+        elif trigger == "state-request":
+            # a mode's new state (descent.arena.modes): checked like a link's
+            request = values.get("state-request")
+            if not isinstance(request, dict) or "state" not in request:
+                return current, "", note
+            new = normalize(request["state"])
         else:
             new = reduce(current, trigger, values.get(trigger))
         return new, "", note
@@ -141,6 +147,9 @@ def export(kind: str, state: dict) -> dict:
 
 
 def register(app: Dash) -> None:
+    from descent.arena.modes import register_modes
+
+    register_modes(app)
     control_outputs = [
         *[Output(c, "value") for c in CONTROLS],
         Output("state-store", "data"),
@@ -188,6 +197,7 @@ def register(app: Dash) -> None:
             *[Input(c, "value") for c in _VALUE_INPUTS],
             Input("reset-ball", "n_clicks"),
             Input("view-options", "value"),
+            Input("state-request", "data"),
         ],
         [State("state-store", "data"), State("formula-input", "value"), State("map-key", "data")],
     )
@@ -202,7 +212,7 @@ def register(app: Dash) -> None:
             return [*controls, *[no_update] * len(view_outputs)]
 
     def _update_or_raise(search, presets, _apply, _submit, click, _default, lrs, betas, others, *rest):
-        *values_list, resets, options, state, formula, map_key = rest
+        *values_list, resets, options, request, state, formula, map_key = rest
         trigger = ctx.triggered_id
         if trigger in ("reset-ball", "view-options") and state:
             # the same state, run again (a new id: the player restarts) or drawn another way
@@ -210,16 +220,17 @@ def register(app: Dash) -> None:
             new = state
         else:
             controls, new = _control(
-                trigger, search, presets, click, lrs, betas, others, values_list, state, formula
+                trigger, search, presets, click, lrs, betas, others, values_list, state, formula, request
             )
         if new == state and trigger not in ("reset-ball", "view-options"):
             return [*controls, *[no_update] * len(view_outputs)]
         return [*controls, *_views(new, resets, options, map_key)]
 
-    def _control(trigger, search, presets, click, lrs, betas, others, values_list, state, formula):
+    def _control(trigger, search, presets, click, lrs, betas, others, values_list, state, formula, request):
         """The controller's outputs (``control_outputs``) and the new state."""
         values = dict(zip(_VALUE_INPUTS, values_list))
         values["map-click"] = click
+        values["state-request"] = request
         if isinstance(trigger, dict) and trigger.get("type") == "preset" and not any(presets or []):
             trigger = None  # the preset buttons' first render, not a click
         if isinstance(trigger, dict) and trigger.get("type") in _RACER_FIELDS:

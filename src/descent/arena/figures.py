@@ -356,23 +356,7 @@ def map_figure(
             }
         )
     (x0, x1), (y0, y1) = landscape.bounds
-    images = []
-    if background:
-        images.append(
-            {
-                "source": background,
-                "xref": "x",
-                "yref": "y",
-                "x": x0,
-                "y": y1,
-                "sizex": x1 - x0,
-                "sizey": y1 - y0,
-                "sizing": "stretch",
-                "layer": "below",
-                "xanchor": "left",
-                "yanchor": "top",
-            }
-        )
+    images = background_images(landscape, background)
     layout = _layout(
         xaxis={**_axis("x", (x0, x1)), "showgrid": False},
         yaxis={**_axis("y", (y0, y1)), "showgrid": False},
@@ -384,6 +368,28 @@ def map_figure(
     # one line above the plot: a horizontal legend would stack a group's entries
     layout["legend"] = {**layout["legend"], "traceorder": "normal", "font": {"size": 11}}
     return {"data": data, "layout": layout}
+
+
+def background_images(landscape: Landscape, background: str | None) -> list[dict[str, Any]]:
+    """The map's contour image (``background``: its URL) laid over the landscape's box, under the data."""
+    if not background:
+        return []
+    (x0, x1), (y0, y1) = landscape.bounds
+    return [
+        {
+            "source": background,
+            "xref": "x",
+            "yref": "y",
+            "x": x0,
+            "y": y1,
+            "sizex": x1 - x0,
+            "sizey": y1 - y0,
+            "sizing": "stretch",
+            "layer": "below",
+            "xanchor": "left",
+            "yanchor": "top",
+        }
+    ]
 
 
 def map_key(figure: dict[str, Any]) -> str:
@@ -763,3 +769,325 @@ def finite_or_none(value: float) -> float | None:
 
 def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().cpu().to(torch.float64).numpy()
+
+
+# --- the narrated step -------------------------------------------------------------------------------
+#: Each part of a narrated step (`descent.arena.narrate`) as an arrow: its colour.
+STEP_COLORS = {
+    "force": "#ff9f0a",
+    "transforms": "#30d158",
+    "weight_decay": "#8e8e93",
+    "inertia": "#64d2ff",
+    "kick": "#bf5af2",
+    "lookahead": "#ffd60a",
+    "adaptive": "#ff375f",
+    "update": "#ffffff",
+    "lookahead_point": "#64d2ff",
+    "lookahead_force": "#ffb340",
+}
+STEP_ZOOM = 0.4  # the zoomed view's margin around the step, in its own size
+STEP_MIN_VIEW = 0.02  # the zoomed view spans at least this share of the box
+
+
+def step_view(
+    landscape: Landscape, arrows: dict[str, tuple[tuple[float, ...], tuple[float, ...]]], zoom: bool
+) -> tuple[list[float], list[float]]:
+    """The step map's x and y ranges: the box, or (``zoom``) the step's arrows with a margin."""
+    (x0, x1), (y0, y1) = landscape.bounds
+    if not zoom:
+        return [x0, x1], [y0, y1]
+    xs, ys = [], []
+    for origin, vector in arrows.values():
+        for x, y in ((origin[0], origin[1]), (origin[0] + vector[0], origin[1] + vector[1])):
+            if math.isfinite(x) and math.isfinite(y):
+                xs.append(x)
+                ys.append(y)
+    if not xs:
+        return [x0, x1], [y0, y1]
+    half = 0.5 * max(max(xs) - min(xs), max(ys) - min(ys)) * (1 + 2 * STEP_ZOOM)
+    half = max(half, 0.5 * STEP_MIN_VIEW * max(x1 - x0, y1 - y0))
+    cx, cy = 0.5 * (max(xs) + min(xs)), 0.5 * (max(ys) + min(ys))
+    return [cx - half, cx + half], [cy - half, cy + half]
+
+
+def step_figure(
+    landscape: Landscape,
+    arrows: dict[str, tuple[tuple[float, ...], tuple[float, ...]]],
+    labels: dict[str, str],
+    path: tuple[np.ndarray, np.ndarray],
+    step: int,
+    zoom: bool = True,
+    background: str | None = None,
+) -> dict[str, Any]:
+    """The map of one narrated step: the contour, the ball's path up to the step's end, the ball before
+    and after, and each arrow of ``arrows`` (``{name: (origin, vector)}``, `Narration.arrows`) drawn at
+    its true length as an annotation named ``name`` (head at origin + vector). ``labels``: the arrows'
+    names in words; ``zoom``: the view fits the step (else the whole box)."""
+    x_range, y_range = step_view(landscape, arrows, zoom)
+    (x0, x1), (y0, y1) = landscape.bounds
+    px, py = path
+    data: list[dict[str, Any]] = [
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": "path",
+            "x": typed(px),
+            "y": typed(py),
+            "showlegend": False,
+            "hovertemplate": "(%{x:.4g}, %{y:.4g})<extra>path</extra>",
+            "line": {"color": COLORS[0], "width": 1.5},
+            "marker": {"size": 5, "color": COLORS[0]},
+            "opacity": 0.6,
+        }
+    ]
+    before = arrows["update"][0]
+    after = tuple(o + v for o, v in zip(*arrows["update"]))
+    for name, point, symbol in (("w_k (before)", before, "circle"), ("w_k+1 (after)", after, "circle-open")):
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": name,
+                "x": [_num(point[0])],
+                "y": [_num(point[1])],
+                "showlegend": False,
+                "hovertemplate": name + " (%{x:.6g}, %{y:.6g})<extra></extra>",
+                "marker": {
+                    "symbol": symbol,
+                    "size": 14,
+                    "color": COLORS[0],
+                    "line": {"color": "#fff", "width": 2},
+                },
+            }
+        )
+    annotations = []
+    for name, (origin, vector) in arrows.items():
+        head = (origin[0] + vector[0], origin[1] + vector[1])
+        if not all(math.isfinite(v) for v in (*origin, *head)) or math.hypot(*vector) == 0:
+            continue
+        annotations.append(
+            {
+                "name": name,
+                "x": head[0],
+                "y": head[1],
+                "ax": origin[0],
+                "ay": origin[1],
+                "xref": "x",
+                "yref": "y",
+                "axref": "x",
+                "ayref": "y",
+                "text": "",
+                "showarrow": True,
+                "arrowhead": 2,
+                "arrowsize": 1.2,
+                "arrowwidth": 1.5 if name in ("update", "lookahead_point") else 3,
+                "arrowcolor": STEP_COLORS.get(name, "#ffffff"),
+                "opacity": 0.75 if name in ("update", "lookahead_point", "lookahead_force") else 1.0,
+                "hovertext": labels.get(name, name),
+                "captureevents": False,
+            }
+        )
+    images = background_images(landscape, background)
+    layout = _layout(
+        xaxis={**_axis("x", tuple(x_range)), "showgrid": False},
+        yaxis={**_axis("y", tuple(y_range)), "showgrid": False, "scaleanchor": "x", "scaleratio": 1},
+        images=images,
+        annotations=annotations,
+        showlegend=False,
+        meta={"step": step, "zoom": zoom, "arrows": [a["name"] for a in annotations]},
+        title={
+            "text": f"step {step}: w_{step} → w_{step + 1}" + (" (zoomed on the step)" if zoom else ""),
+            "font": {"size": 13},
+            "x": 0.01,
+            "y": 0.98,
+        },
+    )
+    return {"data": data, "layout": layout}
+
+
+# --- the maps of outcomes ----------------------------------------------------------------------------
+OUTCOME_COLORS = {
+    "global": "#ffd60a",
+    "local": "#0a84ff",
+    "saddle": "#bf5af2",
+    "stationary": "#5ac8fa",
+    "target": "#30d158",
+    "escaped": "#ff9f0a",
+    "diverged": "#ff453a",
+    "moving": "#8e8e93",
+}
+LOCAL_COLORS = ("#0a84ff", "#30d158", "#64d2ff", "#5e5ce6", "#66d4cf", "#ac8e68")
+SHADE = 0.9  # of a band of the colour scale: settled at step 0 (bright) to never (dark)
+
+
+def outcome_colors(landscape: Landscape, labels: tuple[str, ...]) -> list[str]:
+    """A colour per outcome label (the same for every map of one landscape): the global minimum gold,
+    local minima blue-greens, a saddle purple, diverged red, still moving grey."""
+    colours, local = [], 0
+    for label in labels:
+        kind, _, point = label.partition(":")
+        if kind == "minimum":
+            try:
+                is_global = landscape.point(point).kind == "global_min"
+            except Exception:  # noqa: BLE001 - an unknown point: a local colour
+                is_global = False
+            if is_global:
+                colours.append(OUTCOME_COLORS["global"])
+            else:
+                colours.append(LOCAL_COLORS[local % len(LOCAL_COLORS)])
+                local += 1
+        else:
+            colours.append(OUTCOME_COLORS.get(kind, "#8e8e93"))
+    return colours
+
+
+def _darker(colour: str, share: float = 0.7) -> str:
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    keep = 1 - share
+    return f"rgb({round(r * keep)},{round(g * keep)},{round(b * keep)})"
+
+
+def outcome_colorscale(colours: list[str]) -> list[list]:
+    """One band per outcome (``[k, k+1)`` of z over ``[0, K]``): its colour bright at the band's start
+    (settled at once) and dark at its end (settled late, or never)."""
+    count = len(colours)
+    scale: list[list] = []
+    for k, colour in enumerate(colours):
+        scale.append([k / count, colour])
+        scale.append([(k + 1) / count, _darker(colour)])
+    return scale
+
+
+def outcome_z(outcome: np.ndarray, settle: np.ndarray, steps: int) -> np.ndarray:
+    """The heatmap's z: the outcome's band plus a shade by the steps to settle (-1: never, darkest)."""
+    shade = np.where(settle >= 0, np.log1p(np.maximum(settle, 0)) / math.log1p(max(steps, 1)), 1.0)
+    return outcome.astype(np.float64) + SHADE * np.clip(shade, 0.0, 1.0)
+
+
+def _outcome_heatmap(x, y, outcome, settle, steps, colours, hover: str) -> dict[str, Any]:
+    rows, columns = outcome.shape
+    return {
+        "type": "heatmap",
+        "name": "outcome",
+        "x": typed(x),
+        "y": typed(y),
+        "z": {**typed(outcome_z(outcome, settle, steps), "f4"), "shape": f"{rows}, {columns}"},
+        "customdata": {**typed(settle, "f4"), "shape": f"{rows}, {columns}"},
+        "zmin": 0,
+        "zmax": len(colours),
+        "colorscale": outcome_colorscale(colours),
+        "showscale": False,
+        "hovertemplate": hover + "<br>settled at step %{customdata} (-1: still moving)<extra></extra>",
+    }
+
+
+def basin_figure(landscape: Landscape, basin, start: list[float], colours: list[str]) -> dict[str, Any]:
+    """The basin map (`descent.arena.maps.BasinMap`): each start of the grid coloured by where it
+    ends, shaded by when; the known points and the ball's start over it."""
+    steps = int(basin.spec.steps)
+    data = [
+        _outcome_heatmap(
+            basin.x, basin.y, basin.outcome, basin.settle, steps, colours, "start (%{x:.3f}, %{y:.3f})"
+        )
+    ]
+    points = _points_trace(landscape)
+    if points:
+        data.append({**points, "mode": "markers", "hoverinfo": "skip", "hovertemplate": None})
+    data.append(
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "name": "the ball's start",
+            "x": [start[0]],
+            "y": [start[1]],
+            "hoverinfo": "skip",
+            "marker": {"symbol": "circle-open", "size": 14, "color": "#ffffff", "line": {"width": 2.5}},
+        }
+    )
+    (x0, x1), (y0, y1) = landscape.bounds
+    rows, columns = basin.shape
+    layout = _layout(
+        xaxis={**_axis("start x", (x0, x1)), "showgrid": False},
+        yaxis={**_axis("start y", (y0, y1)), "showgrid": False},
+        showlegend=False,
+        meta={"kind": "basin", "n": columns, "steps": steps, "key": _map_key(basin)},
+        title={
+            "text": f"basin map: where each start ends ({columns}×{rows}, {steps} steps)",
+            "font": {"size": 12},
+        },
+        margin={"l": 50, "r": 12, "t": 30, "b": 40},
+        clickmode="event",
+    )
+    return {"data": data, "layout": layout}
+
+
+def phase_figure(phase, lr: float, second: float | None, colours: list[str]) -> dict[str, Any]:
+    """The phase map (`descent.arena.maps.PhaseMap`): each setting (lr across on a log axis, the
+    rule's second hyper-parameter up) coloured by where the ball ends from its start, shaded by when;
+    the rule's stability edge at each known minimum over it; the ball's setting marked."""
+    steps = int(phase.spec.steps)
+    name = phase.second_name
+    strip = name is None
+    y = phase.second if not strip else np.zeros(1)
+    hover = "lr %{x:.4g}" + ("" if strip else f", {name} %{{y:.4g}}")
+    data = [_outcome_heatmap(phase.lr, y, phase.outcome, phase.settle, steps, colours, hover)]
+    for curve in phase.edges:
+        edge = np.asarray(curve.lr, dtype=np.float64)
+        keep = np.isfinite(edge) & (edge > 0)
+        if not keep.any():
+            continue
+        if strip:
+            xs, ys = [float(edge[0]), float(edge[0])], [-0.5, 0.5]
+        else:
+            xs, ys = edge[keep].tolist(), np.asarray(y)[keep].tolist()
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"stability edge at {curve.minimum}",
+                "x": xs,
+                "y": ys,
+                "line": {"color": "#ffffff", "width": 2, "dash": "dash"},
+                "hovertemplate": f"stability edge at {curve.minimum} ({phase.edge_math}): lr %{{x:.4g}}"
+                "<extra></extra>",
+            }
+        )
+    data.append(
+        {
+            "type": "scatter",
+            "mode": "markers",
+            "name": "the ball's setting",
+            "x": [lr],
+            "y": [second if not strip and second is not None else 0.0],
+            "hoverinfo": "skip",
+            "marker": {"symbol": "circle-open", "size": 14, "color": "#ffffff", "line": {"width": 2.5}},
+        }
+    )
+    rows, columns = phase.shape
+    low, high = float(phase.lr[0]), float(phase.lr[-1])
+    yaxis = _axis(name or "", None if strip else (float(y[0]), float(y[-1])))
+    if strip:
+        yaxis.update(visible=False, range=[-0.5, 0.5])
+    layout = _layout(
+        xaxis={
+            **_axis("learning rate", (math.log10(low), math.log10(high))),
+            "type": "log",
+            "showgrid": False,
+        },
+        yaxis={**yaxis, "showgrid": False},
+        showlegend=False,
+        meta={"kind": "phase", "n": columns, "steps": steps, "key": _map_key(phase), "second": name},
+        title={
+            "text": f"phase map: where each setting ends ({columns}×{rows}, {steps} steps)",
+            "font": {"size": 12},
+        },
+        margin={"l": 50, "r": 12, "t": 30, "b": 40},
+        clickmode="event",
+    )
+    return {"data": data, "layout": layout}
+
+
+def _map_key(outcome_map) -> str:
+    return hashlib.sha1(
+        (outcome_map.spec.to_json() + json.dumps(outcome_map.source, sort_keys=True)).encode()
+    ).hexdigest()[:16]

@@ -439,7 +439,17 @@ def theory_panel() -> html.Div:
     )
 
 
+def play_side() -> html.Div:
+    """The play mode's panel beside the map: the 3-D surface and the theory at the ball."""
+    return html.Div(
+        [dcc.Graph(id="surface-graph", config=GRAPH_CONFIG, className="graph surface"), theory_panel()],
+        className="side-panel",
+    )
+
+
 def create_layout() -> html.Div:
+    from descent.arena.modes import DEFAULT_MODE, main_panels, mode_buttons, side_panels
+
     header = html.Header(
         [
             html.Div(
@@ -478,22 +488,27 @@ def create_layout() -> html.Div:
     )
     views = html.Main(
         [
+            mode_buttons(),
             player(),
             html.Div(id="input-message", className="message", role="alert"),
             html.Div(id="run-message", className="message", role="alert"),
             html.Div(id="outcome-text", className="outcome"),
             # the map first and largest; the 3-D surface and the theory at the ball beside it on a wide
             # screen, under it on a narrow one (arena.css)
+            # the modes (descent.arena.modes): each shows its panel beside the map, or in its place
             html.Div(
                 [
-                    dcc.Graph(id="map-graph", config=GRAPH_CONFIG, className="graph map"),
                     html.Div(
                         [
-                            dcc.Graph(id="surface-graph", config=GRAPH_CONFIG, className="graph surface"),
-                            theory_panel(),
+                            html.Div(
+                                dcc.Graph(id="map-graph", config=GRAPH_CONFIG, className="graph map"),
+                                id="map-slot",
+                            ),
+                            *main_panels(),
                         ],
-                        className="side",
+                        className="map-main",
                     ),
+                    html.Div(side_panels(), className="side"),
                 ],
                 className="map-row",
             ),
@@ -525,6 +540,8 @@ def create_layout() -> html.Div:
         dcc.Store(id="url-sink"),
         dcc.Store(id="png-sink"),
         dcc.Store(id="map-click"),
+        dcc.Store(id="mode", data=DEFAULT_MODE),  # the mode shown (descent.arena.modes)
+        dcc.Store(id="state-request"),  # a mode's new state for the page ({"state": ..., "t": ...})
         dcc.Download(id="download"),
     ]
     return html.Div([*stores, header, html.Div([controls(), views], className="body")], className="app")
