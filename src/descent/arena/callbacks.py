@@ -305,21 +305,27 @@ def register(app: Dash) -> None:
     # The player asks for them (`views-request`: the run's id) once the map shows the run's first
     # frame, so that this work and these figures' drawing never delay that frame.
     @app.callback(
-        [
-            Output("surface-graph", "figure"),
-            Output("loss-graph", "figure"),
-            Output("energy-graph", "figure"),
-            Output("swarm-graph", "figure"),
-            Output("arrows-store", "data"),
-        ],
-        Input("views-request", "data"),
+        output={
+            "surface": Output("surface-graph", "figure"),
+            "loss": Output("loss-graph", "figure"),
+            "energy": Output("energy-graph", "figure"),
+            "swarm": Output("swarm-graph", "figure"),
+            "arrows": Output("arrows-store", "data"),
+        },
+        inputs={"run_id": Input("views-request", "data")},
         prevent_initial_call=True,
     )
     def _more(run_id):
         v = VIEWS_BY_ID.items.get(run_id)
         if v is None:
-            return [no_update] * 5
-        return [v.surface, v.loss, v.energy, v.swarm, arrows_for({"run": run_id})]
+            return dict.fromkeys(("surface", "loss", "energy", "swarm", "arrows"), no_update)
+        return {
+            "surface": v.surface,
+            "loss": v.loss,
+            "energy": v.energy,
+            "swarm": v.swarm,
+            "arrows": arrows_for({"run": run_id}),
+        }
 
     @app.callback(
         Output("download", "data"),

@@ -1005,20 +1005,26 @@ def basin_figure(landscape: Landscape, basin, start: list[float], colours: list[
         }
     )
     (x0, x1), (y0, y1) = landscape.bounds
-    rows, columns = basin.shape
-    layout = _layout(
-        xaxis={**_axis("start x", (x0, x1)), "showgrid": False},
-        yaxis={**_axis("start y", (y0, y1)), "showgrid": False},
+    xaxis = {**_axis("start x", (x0, x1)), "showgrid": False}
+    yaxis = {**_axis("start y", (y0, y1)), "showgrid": False}
+    return {"data": data, "layout": _outcome_layout(basin, "where each start ends", xaxis, yaxis, {})}
+
+
+def _outcome_layout(outcome_map, what: str, xaxis: dict, yaxis: dict, meta: dict) -> dict[str, Any]:
+    rows, columns = outcome_map.shape
+    steps = int(outcome_map.spec.steps)
+    return _layout(
+        xaxis=xaxis,
+        yaxis=yaxis,
         showlegend=False,
-        meta={"kind": "basin", "n": columns, "steps": steps, "key": _map_key(basin)},
+        meta={"kind": outcome_map.kind, "n": columns, "steps": steps, "key": _map_key(outcome_map), **meta},
         title={
-            "text": f"basin map: where each start ends ({columns}×{rows}, {steps} steps)",
+            "text": f"{outcome_map.kind} map: {what} ({columns}×{rows}, {steps} steps)",
             "font": {"size": 12},
         },
         margin={"l": 50, "r": 12, "t": 30, "b": 40},
         clickmode="event",
     )
-    return {"data": data, "layout": layout}
 
 
 def phase_figure(phase, lr: float, second: float | None, colours: list[str]) -> dict[str, Any]:
@@ -1063,26 +1069,13 @@ def phase_figure(phase, lr: float, second: float | None, colours: list[str]) -> 
             "marker": {"symbol": "circle-open", "size": 14, "color": "#ffffff", "line": {"width": 2.5}},
         }
     )
-    rows, columns = phase.shape
     low, high = float(phase.lr[0]), float(phase.lr[-1])
     yaxis = _axis(name or "", None if strip else (float(y[0]), float(y[-1])))
     if strip:
         yaxis.update(visible=False, range=[-0.5, 0.5])
-    layout = _layout(
-        xaxis={
-            **_axis("learning rate", (math.log10(low), math.log10(high))),
-            "type": "log",
-            "showgrid": False,
-        },
-        yaxis={**yaxis, "showgrid": False},
-        showlegend=False,
-        meta={"kind": "phase", "n": columns, "steps": steps, "key": _map_key(phase), "second": name},
-        title={
-            "text": f"phase map: where each setting ends ({columns}×{rows}, {steps} steps)",
-            "font": {"size": 12},
-        },
-        margin={"l": 50, "r": 12, "t": 30, "b": 40},
-        clickmode="event",
+    xaxis = {**_axis("learning rate", (math.log10(low), math.log10(high))), "type": "log", "showgrid": False}
+    layout = _outcome_layout(
+        phase, "where each setting ends", xaxis, {**yaxis, "showgrid": False}, {"second": name}
     )
     return {"data": data, "layout": layout}
 

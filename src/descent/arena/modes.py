@@ -4,6 +4,7 @@ map, and optionally in the map's place) and the callbacks that fill it.
 - ``play``: the player (a single ball, a race or a swarm, as the state says): the 3-D surface and the
   theory at the ball beside the map;
 - ``step``: one optimizer step at a time, told in words and arrows (`descent.arena.stepmode`);
+- ``maps``: the basin map and the phase map beside the map (`descent.arena.mapsmode`).
 
 The layout asks the registry for the mode buttons and the panels (`mode_buttons`, `main_panels`,
 `side_panels`); `register_modes` wires the switch and each mode's own callbacks. Every element a
@@ -57,7 +58,7 @@ def mode_id(kind: str, name: str) -> dict[str, str]:
 
 def _builtin() -> None:
     """The page's own modes (imported here: their modules import this one)."""
-    from descent.arena import stepmode
+    from descent.arena import mapsmode, stepmode
     from descent.arena.layout import play_side
 
     register_mode(
@@ -69,6 +70,7 @@ def _builtin() -> None:
         )
     )
     register_mode(stepmode.MODE)
+    register_mode(mapsmode.MODE)
 
 
 def modes() -> dict[str, Mode]:

@@ -54,6 +54,11 @@ def side_panel() -> html.Div:
         [
             html.H3("Step by step"),
             html.Div(
+                "The ball's run (the first racer; a swarm's noise left out), one optimizer step at a time: "
+                "step k goes from w_k to w_k+1.",
+                className="hint",
+            ),
+            html.Div(
                 [
                     html.Button("◂ Previous", id="step-prev", n_clicks=0, title="the step before"),
                     html.Button(
