@@ -105,6 +105,7 @@ def test_three_steps_of_the_default_double_well_with_momentum(arena, artifacts):
     shown = _read(arena, 0)
     _check_against_engine(shown, state, 0)
     assert arena.page.is_hidden("#map-graph")  # the step's map takes the map's place
+    assert arena.page.is_hidden("#player-bar")  # Previous / Next take the steps
     for k in (1, 2, 3):
         arena.click("step-next")
         _wait_step(arena, k)
@@ -122,6 +123,7 @@ def test_three_steps_of_the_default_double_well_with_momentum(arena, artifacts):
     # back to the player: the map again
     _mode(arena, "Player")
     arena.page.wait_for_selector("#map-graph", state="visible")
+    arena.page.wait_for_selector("#player-bar", state="visible")
 
 
 def test_adam_names_its_adaptive_part(arena, artifacts):

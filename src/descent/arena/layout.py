@@ -403,6 +403,7 @@ def player() -> html.Div:
             html.Span(id="player-status", className="status"),
         ],
         className="player",
+        id="player-bar",
     )
 
 

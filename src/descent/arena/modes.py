@@ -30,7 +30,8 @@ SHOWN: dict[str, str] = {}
 @dataclass(frozen=True)
 class Mode:
     """One of the page's modes. ``side``: what it shows beside the map; ``main``: what it shows in the
-    map's place (None: the map stays); ``register``: its callbacks (given the Dash app)."""
+    map's place (None: the map stays); ``register``: its callbacks (given the Dash app); ``player``:
+    whether the player's bar shows in this mode."""
 
     name: str
     label: str
@@ -38,6 +39,7 @@ class Mode:
     side: Callable[[], Any] | None = None
     main: Callable[[], Any] | None = None
     register: Callable[[Dash], None] | None = None
+    player: bool = True
 
 
 MODES: dict[str, Mode] = {}
@@ -121,6 +123,7 @@ def switch(name: str) -> dict[str, Any]:
         "sides": [SHOWN if n == name else HIDDEN for n, m in modes().items() if m.side is not None],
         "mains": [SHOWN if n == name else HIDDEN for n, m in modes().items() if m.main is not None],
         "map": HIDDEN if chosen.main is not None else SHOWN,
+        "player": SHOWN if chosen.player else HIDDEN,
     }
 
 
@@ -135,6 +138,7 @@ def register_modes(app: Dash) -> None:
             "sides": Output(mode_id("side", ALL), "style"),
             "mains": Output(mode_id("main", ALL), "style"),
             "map": Output("map-slot", "style"),
+            "player": Output("player-bar", "style"),
         },
         inputs={"clicks": Input(mode_id("button", ALL), "n_clicks")},
         prevent_initial_call=True,
@@ -142,7 +146,7 @@ def register_modes(app: Dash) -> None:
     def _switch(clicks):
         trigger = ctx.triggered_id
         if not isinstance(trigger, dict) or trigger.get("mode") not in modes() or not any(clicks or []):
-            return {key: no_update for key in ("mode", "buttons", "sides", "mains", "map")}
+            return dict.fromkeys(("mode", "buttons", "sides", "mains", "map", "player"), no_update)
         return switch(trigger["mode"])
 
     for mode in modes().values():

@@ -236,4 +236,5 @@ MODE = Mode(
     side=side_panel,
     main=main_panel,
     register=register,
+    player=False,  # Previous / Next take the steps here
 )
