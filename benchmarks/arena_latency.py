@@ -21,7 +21,16 @@ answers); the slowest of the server's 16 answers must be under 1 s. ``--hostile`
 (huge dimensions and sizes, 30 different 5000-ball swarms, a slow landscape's swarm) and reports the
 server's resident memory and its slowest answer.
 
+Live (``--live``): while the lr slider is dragged the page redraws the ball's path (assets/live.js,
+POST /api/ball) against the production server in its own process. Each 2 s drag holds the mouse
+down and moves it, a move due every 10 ms: redraws per second (distinct paths drawn before release,
+over 2 s) and, for each drawn path, the time on the page's clock from the slider change it is for
+(the pointer event) to the frame that shows it. Then single changes: the mouse held, the thumb moved
+one step at a time, each time waiting for its path. Targets: 20 or more redraws a second, slider
+change to first frame under 50 ms median.
+
     .venv/bin/python benchmarks/arena_latency.py --trials 15 --write   # updates BENCHMARKS.md "## Arena"
+    .venv/bin/python benchmarks/arena_latency.py --live                # dragging: redraws/s, latency
     .venv/bin/python benchmarks/arena_latency.py --load 16 --hostile   # the server only, no browser
 """
 
@@ -69,6 +78,8 @@ ARGS = [
 ]
 LATENCY_TARGET_MS = 150.0
 FPS_TARGET = 30.0
+LIVE_RATE_TARGET = 20.0  # redraws a second while dragging
+LIVE_LATENCY_TARGET_MS = 50.0  # slider change -> first frame with its path, median
 
 
 def one_ball_state(steps: int = 1000) -> dict:
@@ -449,6 +460,107 @@ def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
     path.write_text(new)
 
 
+# --- live while dragging ---------------------------------------------------------------------------------
+LIVE_DRAWS = """(since) => (window.__liveDraws || []).filter(d => d.drawn >= since)
+  .map(d => ({value: d.value, digest: d.digest, latency: d.latency, serverMs: d.serverMs}))"""
+LIVE_QUIET = """() => window.descentLive.inFlight.length === 0 && !window.descentLive.busy &&
+  !window.descentLive.pending && !window.descentLive.queued"""
+
+
+def live_drag(page, dx: float, seconds: float = 2.0, every: float = 0.01) -> tuple[list[dict], int]:
+    """One drag of the lr slider by ``dx`` px over ``seconds``, a move due every ``every`` s: the
+    paths drawn before release and the moves made."""
+    box = page.locator("#lr-slider [role=slider]").bounding_box()
+    x0, y0 = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x0, y0)
+    since = page.evaluate("() => performance.now()")
+    page.mouse.down()
+    start, moves = time.perf_counter(), 0
+    while (elapsed := time.perf_counter() - start) < seconds:
+        page.mouse.move(x0 + dx * elapsed / seconds, y0)
+        moves += 1
+        due = start + moves * every
+        if due > time.perf_counter():
+            time.sleep(due - time.perf_counter())
+    draws = page.evaluate(LIVE_DRAWS, since)
+    page.mouse.up()
+    return draws, moves
+
+
+def live_steps(page, changes: int) -> list[float]:
+    """The mouse held on the lr slider's thumb, moved 3 px at a time (about 6 slider steps: a new
+    value each time; back and forth every 20), each time waiting until its path is drawn: the
+    latency of each change (ms, page clock)."""
+    box = page.locator("#lr-slider [role=slider]").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    out = []
+    for k in range(changes):
+        count = page.evaluate("() => window.__liveDraws.length")
+        x += -3 if (k // 20) % 2 == 0 else 3
+        page.mouse.move(x, y)
+        page.wait_for_function("(n) => window.__liveDraws.length > n", arg=count, timeout=30_000)
+        page.wait_for_function(LIVE_QUIET, timeout=30_000)
+        out.append(page.evaluate("() => window.__liveDraws[window.__liveDraws.length - 1].latency"))
+    page.mouse.up()
+    return out
+
+
+def measure_live(drags: int, changes: int, server_threads: int = 2) -> dict:
+    """``drags`` 2 s drags of the lr slider (1 ball, 1000 steps) against the production server, and
+    ``changes`` single changes: redraws a second, and slider change -> drawn path (ms)."""
+    from playwright.sync_api import sync_playwright
+
+    server = ProductionServer(threads=server_threads)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1250})
+            page.goto(server.url + state_url(one_ball_state()))
+            page.wait_for_function(WAIT_RUN, arg=None, timeout=120_000)
+            finished = "() => document.getElementById('player-status').dataset.state === 'finished'"
+            page.wait_for_function(finished, timeout=60_000)
+            live_drag(page, -20, seconds=0.5)  # warm: the kernel loads once per server process
+            page.wait_for_function(finished, timeout=60_000)
+            single = live_steps(page, changes)  # from about lr 0.016: 60 px left and back
+            rates, drag_latency, moves = [], [], []
+            for k in range(drags):
+                page.wait_for_function(finished, timeout=60_000)
+                draws, made = live_drag(page, -110 if k % 2 == 0 else 110)
+                rates.append(len({d["digest"] for d in draws}) / 2.0)
+                drag_latency += [d["latency"] for d in draws]
+                moves.append(made)
+            browser.close()
+    finally:
+        server.close()
+    return {"rates": rates, "drag_latency": drag_latency, "single": single, "moves": moves}
+
+
+def live_main(args: argparse.Namespace) -> None:
+    live = measure_live(args.drags, args.changes, args.server_threads)
+    rate, lat, single = summary(live["rates"]), summary(live["drag_latency"]), summary(live["single"])
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"live while dragging the lr slider (1 ball, 1000 steps; production server, {args.server_threads} "
+        f"threads; load average {load:.1f}):"
+    )
+    print(
+        f"  redraws a second (distinct paths drawn before release / 2 s): median {rate['median']:.1f} "
+        f"(min {rate['min']:.1f}, max {rate['max']:.1f}) over {len(live['rates'])} drags of "
+        f"{', '.join(str(m) for m in live['moves'])} moves; target >= {LIVE_RATE_TARGET:.0f}"
+    )
+    print(
+        f"  slider change -> first frame with its path, during the drags: median {lat['median']:.0f} ms "
+        f"(p10 {lat['p10']:.0f}, p90 {lat['p90']:.0f}) over {len(live['drag_latency'])} paths; "
+        f"target < {LIVE_LATENCY_TARGET_MS:.0f}"
+    )
+    print(
+        f"  single changes (one step, then wait): median {single['median']:.0f} ms (p10 {single['p10']:.0f}, "
+        f"p90 {single['p90']:.0f}) over {len(live['single'])} changes"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=15)
@@ -462,7 +574,15 @@ def main() -> None:
         "--hostile", action="store_true", help="the worst links: memory and time (server only)"
     )
     parser.add_argument("--server-threads", type=int, default=2, help="waitress threads for --load/--hostile")
+    parser.add_argument(
+        "--live", action="store_true", help="dragging the lr slider: redraws/s and latency (live.js)"
+    )
+    parser.add_argument("--drags", type=int, default=5, help="2 s drags for --live")
+    parser.add_argument("--changes", type=int, default=40, help="single slider changes for --live")
     args = parser.parse_args()
+    if args.live:
+        live_main(args)
+        return
     if args.load or args.hostile:
         server_only(args)
         return

@@ -172,13 +172,13 @@ def test_the_lr_slider_redraws_the_trajectory_while_dragged(live_page, live_url,
     live_page.screenshot(path=str(artifacts / "page-live-drag.png"), full_page=False)
     draws = result["draws"]
     digests = {d["digest"] for d in draws}
+    assert len(digests) >= 40, (result["moves"], len(draws))
     latencies = [d["latency"] for d in draws]
     print(
         f"\nlive drag: {result['moves']} moves, {len(draws)} draws ({len(digests)} distinct) in 2 s; "
         f"slider change -> drawn: median {statistics.median(latencies):.0f} ms, "
         f"max {max(latencies):.0f} ms"
     )
-    assert len(digests) >= 40, (result["moves"], len(draws))
     for d in draws:
         assert d["control"] == "lr-slider" and d["points"] == 1001, d
         assert d["hyper"] == {"lr": lr_of(d["value"]), "momentum": 0.9}, d

@@ -123,7 +123,7 @@
         startValue: parseFloat(thumb.getAttribute("aria-valuenow")),
         ball: state && state.racers ? state.racers[0] : null, run: playerState().run,
         eventTs: event.timeStamp, snapshot: this.snapshot(gd, meta), gd: gd, drawn: 0, last: null,
-        paused: false,
+        paused: false, pausedAt: 0,
       };
       this.hook(gd);
       this.note(id, "");
@@ -231,9 +231,11 @@
       if (!gd || !gd.layout || !gd.layout.meta || gd !== d.gd) return;
       if (playerState().state === "playing") {
         // the player draws its run on a canvas over the map while it plays: pause it first (its
-        // button), and draw once it has put its traces at rest
-        if (!d.paused) {
+        // button; again if a new run started playing since), and draw once its traces are at rest
+        var now = performance.now();
+        if (!d.pausedAt || now - d.pausedAt > 250) {
           d.paused = true;
+          d.pausedAt = now;
           var pause = document.getElementById("pause-button");
           if (pause) pause.click();
         }
