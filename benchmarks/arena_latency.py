@@ -463,14 +463,23 @@ def write_section(text: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
 # --- live while dragging ---------------------------------------------------------------------------------
 LIVE_DRAWS = """(since) => (window.__liveDraws || []).filter(d => d.drawn >= since)
   .map(d => ({value: d.value, digest: d.digest, latency: d.latency, serverMs: d.serverMs}))"""
-LIVE_QUIET = """() => window.descentLive.inFlight.length === 0 && !window.descentLive.busy &&
-  !window.descentLive.pending && !window.descentLive.queued"""
+LIVE_QUIET = """() => !window.descentLive || (window.descentLive.inFlight.length === 0 &&
+  !window.descentLive.busy && !window.descentLive.pending && !window.descentLive.queued)"""
 
 
-def live_drag(page, dx: float, seconds: float = 2.0, every: float = 0.01) -> tuple[list[dict], int]:
-    """One drag of the lr slider by ``dx`` px over ``seconds``, a move due every ``every`` s: the
-    paths drawn before release and the moves made."""
-    box = page.locator("#lr-slider [role=slider]").bounding_box()
+def live_drag(
+    page,
+    dx: float,
+    seconds: float = 2.0,
+    every: float = 0.01,
+    slider: str = "lr-slider",
+    read: str = LIVE_DRAWS,
+) -> tuple[object, int]:
+    """One drag of ``slider`` by ``dx`` px over ``seconds``, a move due every ``every`` s (the next at
+    once when the browser took longer to take the last); then, the mouse still held and the answers in
+    flight landed, ``read(since)`` evaluated in the page (default: the paths drawn since the drag
+    began), and the moves made."""
+    box = page.locator(f"#{slider} [role=slider]").bounding_box()
     x0, y0 = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x0, y0)
     since = page.evaluate("() => performance.now()")
@@ -482,9 +491,12 @@ def live_drag(page, dx: float, seconds: float = 2.0, every: float = 0.01) -> tup
         due = start + moves * every
         if due > time.perf_counter():
             time.sleep(due - time.perf_counter())
-    draws = page.evaluate(LIVE_DRAWS, since)
+    page.mouse.move(x0 + dx, y0)
+    page.wait_for_timeout(100)
+    page.wait_for_function(LIVE_QUIET, timeout=5_000)
+    result = page.evaluate(read, since)
     page.mouse.up()
-    return draws, moves
+    return result, moves
 
 
 def live_steps(page, changes: int) -> list[float]:

@@ -11,62 +11,36 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import socket
 import statistics
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
+from benchmarks.arena_latency import ProductionServer, live_drag
 
 from descent.arena.state import default_state, encode_state, normalize, state_url
 from descent.spec import RunSpec, run_spec
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
 DRAWS_JS = """(since) => (window.__liveDraws || []).filter(d => d.drawn >= since).map(d => ({
   seq: d.seq, control: d.control, value: d.value, optimizer: d.optimizer, hyper: d.hyper, label: d.label,
   digest: d.digest, points: d.points, t0: d.t0, drawn: d.drawn, latency: d.latency}))"""
 PATH_JS = """(seq) => { const d = window.__liveDraws.find(e => e.seq === seq); return [d.x, d.y]; }"""
-QUIET_JS = """() => !window.descentLive || (window.descentLive.inFlight.length === 0 &&
-  !window.descentLive.busy && !window.descentLive.pending && !window.descentLive.queued)"""
 TRAIL_JS = """() => { const gd = document.querySelector('#map-graph .js-plotly-plot');
   const t = gd.data[gd.layout.meta.trail[0]];
   return window.descentLive ? window.descentLive.digest(t.x, t.y) : Array.from(t.x).join(',').length; }"""
 
 
 @pytest.fixture(scope="module")
-def live_url() -> str:
+def live_url() -> Iterator[str]:
     """``descent arena`` (waitress, 2 threads) in its own process on a free loopback port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    command = [sys.executable, "-c", "from descent.cli import main; main()", "arena", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
+    server = ProductionServer(threads=2)
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=5):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the Arena server did not start") from None
-                time.sleep(0.2)
-        yield url
+        yield server.url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        server.close()
 
 
 @pytest.fixture(scope="module")
@@ -98,35 +72,15 @@ def open_state(page, url: str, state: dict) -> None:
     )
 
 
-def drag(page, slider: str, dx: float, seconds: float = 2.0, every: float = 0.01) -> dict:
-    """Hold the mouse down on ``slider``'s thumb and move it ``dx`` pixels over ``seconds``, a move due
-    every ``every`` seconds (the next one at once when the browser took longer to take the last); the
-    draws made before the release (page clock), the moves made, and the thumb's value at release."""
-    box = page.locator(f"#{slider} [role=slider]").bounding_box()
-    x0, y0 = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(x0, y0)
-    since = page.evaluate("() => performance.now()")
-    page.mouse.down()
-    start, moves = time.perf_counter(), 0
-    while (elapsed := time.perf_counter() - start) < seconds:
-        page.mouse.move(x0 + dx * elapsed / seconds, y0)
-        moves += 1
-        due = start + moves * every
-        if due > time.perf_counter():
-            time.sleep(due - time.perf_counter())
-    page.mouse.move(x0 + dx, y0)
-    # still held: the answers in flight land (live.js idle), then the page is read at one instant
-    page.wait_for_timeout(100)
-    page.wait_for_function(QUIET_JS, timeout=5_000)
-    read = page.evaluate(
-        f"""(since) => ({{draws: ({DRAWS_JS})(since), figure: ({TRAIL_JS})(),
-                         note: (document.getElementById('live-note') || {{}}).textContent || ''}})""",
-        since,
-    )
-    draws, figure, note = read["draws"], read["figure"], read["note"]
-    value = float(page.get_attribute(f"#{slider} [role=slider]", "aria-valuenow"))
-    page.mouse.up()
-    return {"draws": draws, "moves": moves, "value": value, "figure": figure, "note": note, "since": since}
+def drag(page, slider: str, dx: float, seconds: float = 2.0) -> dict:
+    """Hold the mouse down on ``slider``'s thumb and move it ``dx`` px over ``seconds``, a move due every
+    10 ms (`benchmarks/arena_latency.live_drag`); before the release, at one instant: the paths drawn,
+    the map's ball trail (its digest), the note and the thumb's value; and the moves made."""
+    read = f"""(since) => ({{draws: ({DRAWS_JS})(since), figure: ({TRAIL_JS})(),
+      note: (document.getElementById('live-note') || {{}}).textContent || '',
+      value: parseFloat(document.querySelector('#{slider} [role=slider]').getAttribute('aria-valuenow'))}})"""
+    result, moves = live_drag(page, dx, seconds, slider=slider, read=read)
+    return {**result, "moves": moves}
 
 
 def ball_path(state: dict) -> tuple[list[float], list[float]]:
