@@ -475,10 +475,10 @@ def live_drag(
     slider: str = "lr-slider",
     read: str = LIVE_DRAWS,
 ) -> tuple[object, int]:
-    """One drag of ``slider`` by ``dx`` px over ``seconds``, a move due every ``every`` s (the next at
-    once when the browser took longer to take the last); then, the mouse still held and the answers in
-    flight landed, ``read(since)`` evaluated in the page (default: the paths drawn since the drag
-    began), and the moves made."""
+    """One drag of ``slider`` by ``dx`` px over ``seconds``, a move due every ``every`` s (those that
+    fell due while the browser took the last ones are sent together, each to its own place); then,
+    the mouse still held and the answers in flight landed, ``read(since)`` evaluated in the page
+    (default: the paths drawn since the drag began), and the moves made."""
     box = page.locator(f"#{slider} [role=slider]").bounding_box()
     x0, y0 = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x0, y0)
@@ -486,11 +486,16 @@ def live_drag(
     page.mouse.down()
     start, moves = time.perf_counter(), 0
     while (elapsed := time.perf_counter() - start) < seconds:
-        page.mouse.move(x0 + dx * elapsed / seconds, y0)
-        moves += 1
-        due = start + moves * every
-        if due > time.perf_counter():
-            time.sleep(due - time.perf_counter())
+        # every move that is due by now, each at its own place on the way (one call to the browser:
+        # while the browser is busy the moves wait for it, none is dropped)
+        due = min(int(elapsed / every) + 1, int(seconds / every)) - moves
+        if due > 0:
+            target = x0 + dx * min(1.0, (moves + due) * every / seconds)
+            page.mouse.move(target, y0, steps=due)
+            moves += due
+        wait = start + moves * every - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
     page.mouse.move(x0 + dx, y0)
     page.wait_for_timeout(100)
     page.wait_for_function(LIVE_QUIET, timeout=5_000)
