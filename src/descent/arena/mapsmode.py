@@ -101,7 +101,13 @@ def side_panel() -> html.Div:
 
 
 def _key(kind: str, n: int, state: dict[str, Any]) -> str:
-    return json.dumps([kind, n, state], sort_keys=True)
+    """What a map depends on: the landscape, the ball's rule and settings, the steps and the seed (and
+    the start, for the phase map); not the other racers, the swarm or the target."""
+    used = {k: state[k] for k in ("landscape", "params", "steps", "seed")}
+    used["ball"] = state["racers"][0]
+    if kind == "phase":
+        used["start"] = state["start"]
+    return json.dumps([kind, n, used], sort_keys=True)
 
 
 def _steps(state: dict[str, Any], n: int, rows: int) -> int:
