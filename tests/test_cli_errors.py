@@ -236,3 +236,35 @@ def test_a_bare_command_group_shows_its_help(capsys):
         main(["list"])
     assert stop.value.code == 0
     assert "landscapes" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--schedule", "bogus:x=1"], "error: invalid --schedule kind='bogus': expected one of"),
+        (["--save", "every:0"], "error: invalid --save every=0: expected an integer >= 1"),
+        (["--landscape", "nope"], "error: invalid --landscape='nope': expected one of: ackley, beale,"),
+        (["--backend", "nope"], "error: invalid --backend='nope': expected one of: torch, kernel, auto"),
+    ],
+)
+def test_errors_name_the_flag_and_list_choices_as_words(tmp_path, args, expected):
+    assert error_line(invoke("run", *args, "--out", str(tmp_path))).startswith(expected)
+
+
+@pytest.mark.parametrize("port", ["-1", "0", "99999"])
+def test_arena_refuses_a_port_that_does_not_exist(port):
+    assert (
+        error_line(invoke("arena", "--port", port))
+        == f"error: invalid --port={port}: expected an integer in [1, 65535]"
+    )
+
+
+def test_the_command_starts_without_loading_torch():
+    """`descent --help` (and a Ctrl-C before a command starts its work) never waits for torch's import:
+    the package imports its public names when first used."""
+    import subprocess
+    import sys
+
+    code = "import sys, descent.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

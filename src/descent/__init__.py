@@ -1,13 +1,55 @@
-"""descent: gradient descent seen as physics. Landscapes are energies, optimizers are dynamics."""
+"""descent: gradient descent seen as physics. Landscapes are energies, optimizers are dynamics.
+
+The public names are imported when first used (PEP 562), so ``import descent`` and the ``descent``
+command start without loading torch until a command needs it.
+
+>>> import descent
+>>> descent.get_landscape("double-well").name
+'double-well'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from descent._errors import DescentError  # noqa: E402
-from descent.dynamics import Trajectory, simulate  # noqa: E402
-from descent.landscapes import Landscape, get_landscape  # noqa: E402
-from descent.objectives import EmpiricalRisk  # noqa: E402  (registers the objectives with data)
-from descent.optim import Optimizer  # noqa: E402
-from descent.spec import RunSpec, run_spec  # noqa: E402
+_EXPORTS = {
+    "DescentError": "descent._errors",
+    "EmpiricalRisk": "descent.objectives",
+    "Landscape": "descent.landscapes",
+    "Optimizer": "descent.optim",
+    "RunSpec": "descent.spec",
+    "Trajectory": "descent.dynamics",
+    "get_landscape": "descent.landscapes",
+    "run_spec": "descent.spec",
+    "simulate": "descent.dynamics",
+}
+
+if TYPE_CHECKING:
+    from descent._errors import DescentError as DescentError
+    from descent.dynamics import Trajectory as Trajectory
+    from descent.dynamics.simulate import simulate as simulate
+    from descent.landscapes import Landscape as Landscape
+    from descent.landscapes import get_landscape as get_landscape
+    from descent.objectives import EmpiricalRisk as EmpiricalRisk
+    from descent.optim import Optimizer as Optimizer
+    from descent.spec import RunSpec as RunSpec
+    from descent.spec import run_spec as run_spec
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # once: later lookups do not come here
+        return value
+    raise AttributeError(f"module 'descent' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "DescentError",

@@ -21,6 +21,11 @@ class DescentError(ValueError):
         self.parameter, self.value, self.allowed = parameter, value, allowed
 
 
+def listed(names: object) -> str:
+    """Names for a message, as a reader writes them: ``listed(["gd", "adam"]) == "gd, adam"``."""
+    return ", ".join(str(name) for name in names)  # type: ignore[attr-defined]
+
+
 def invalid(parameter: str, value: object, allowed: str) -> DescentError:
     """Build the error for a bad value: ``invalid('lr', -1, 'a number > 0')``."""
     message = f"invalid {parameter}={value!r}: expected {allowed}"

@@ -57,6 +57,9 @@ _FLAGS = {
     "grad_noise.sigma": "--grad-noise",
     "l2.l2": "--l2",
     "landscape formula": "--landscape",
+    "landscape": "--landscape",
+    "save.every": "--save every",
+    "schedule kind": "--schedule kind",
     **{name: "--" + name.replace("_", "-") for name in ("optimizer", "save", "steps", "seed", "dtype")},
     **{name: "--" + name.replace("_", "-") for name in ("batch_size", "batch_mode", "backend", "device")},
 }
@@ -511,6 +514,7 @@ def list_optimizers(as_json: bool = typer.Option(False, "--json", help="machine-
 
 
 @app.command()
+@interruptible
 def arena(
     host: str = typer.Option("127.0.0.1", help="interface to serve on (loopback by default)"),
     port: int = typer.Option(8050, help="port"),
@@ -523,9 +527,18 @@ def arena(
 ) -> None:
     """Serve the Descent Arena, the interactive page, through waitress (a production WSGI server: one
     process, 2 worker threads unless --threads says otherwise); --debug uses Flask's development server."""
+    if not 1 <= port <= 65535:
+        _fail(invalid("--port", port, "an integer in [1, 65535]"))
     from descent.arena import serve
 
-    serve(host=host, port=port, debug=debug, threads=threads, announce=console.print)
+    try:
+        serve(host=host, port=port, debug=debug, threads=threads, announce=console.print)
+    except OSError as error:  # the port is taken, the host is not this machine's, no permission
+        _fail(
+            invalid(
+                "--port", port, f"a port this machine lets us serve on at {host} ({error.strerror or error})"
+            )
+        )
 
 
 @experiment_app.command("list")

@@ -30,7 +30,7 @@ import math
 
 import torch
 
-from descent._errors import invalid
+from descent._errors import invalid, listed
 
 #: what a draw is for: separate streams that never collide
 PURPOSES: dict[str, int] = {"langevin": 1, "grad_noise": 2, "batch": 3, "shuffle": 4, "starts": 5}
@@ -75,7 +75,7 @@ def _purpose(purpose: str | int) -> int:
     if isinstance(purpose, int):
         return purpose
     if purpose not in PURPOSES:
-        raise invalid("purpose", purpose, f"one of {sorted(PURPOSES)}")
+        raise invalid("purpose", purpose, f"one of: {listed(sorted(PURPOSES))}")
     return PURPOSES[purpose]
 
 

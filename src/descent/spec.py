@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, TypedDict, TypeVar, cast
 
 import torch
 
-from descent._errors import check_number, invalid
+from descent._errors import check_number, invalid, listed
 from descent.dynamics import MODES, Batching, Events, SaveAt, Trajectory, probe_from_dict, simulate
 from descent.dynamics.simulate import check_memory
 from descent.landscapes import LANDSCAPES, Landscape, get_landscape
@@ -91,11 +91,11 @@ class RunSpec:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
             raise invalid("steps", self.steps, "an integer >= 0")
         if self.dtype not in DTYPES:
-            raise invalid("dtype", self.dtype, f"one of {sorted(DTYPES)}")
+            raise invalid("dtype", self.dtype, f"one of: {listed(sorted(DTYPES))}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise invalid("seed", self.seed, "an integer")
         if self.backend not in BACKENDS:
-            raise invalid("backend", self.backend, f"one of {BACKENDS}")
+            raise invalid("backend", self.backend, f"one of: {listed(BACKENDS)}")
         if self.version != SPEC_VERSION:
             raise invalid("version", self.version, f"{SPEC_VERSION} (this package's spec version)")
         get_rule(self.optimizer)
@@ -103,7 +103,7 @@ class RunSpec:
         self.build_events()
         for mode in self.batch_mode if isinstance(self.batch_mode, list) else [self.batch_mode]:
             if mode not in MODES:
-                raise invalid("batch_mode", mode, f"one of {MODES}")
+                raise invalid("batch_mode", mode, f"one of: {listed(MODES)}")
         for probe in self.probes:
             probe_from_dict(probe)
         for transform in self.transforms:
@@ -134,7 +134,7 @@ class RunSpec:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise invalid("spec field", unknown[0], f"one of {sorted(known)}")
+            raise invalid("spec field", unknown[0], f"one of: {listed(sorted(known))}")
         return cls(**data)
 
     @classmethod

@@ -283,7 +283,7 @@ def test_unknown_hyperparameter_names_it_and_lists_the_allowed_ones() -> None:
     for allowed in ("beta1", "beta2", "eps", "lr"):
         assert allowed in message
     message = _error(lambda: Optimizer.build("gd", lr=0.1, momentum=0.9))
-    assert "'momentum'" in message and "['lr']" in message
+    assert "'momentum'" in message and "one of: lr" in message
 
 
 def test_unknown_optimizer_names_it_and_lists_the_known_ones() -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from descent._errors import invalid
+from descent._errors import invalid, listed
 from descent.random import integers, permutation
 
 MODES = ("replacement", "without", "epoch")
@@ -49,7 +49,7 @@ class Batching:
                 raise invalid("batch_size", b, allowed)
         for m in modes:
             if m not in MODES:
-                raise invalid("batch_mode", m, f"one of {MODES}")
+                raise invalid("batch_mode", m, f"one of: {listed(MODES)}")
         sizes = [0 if int(b) >= data_size else int(b) for b in sizes]
         return cls(tuple(sizes), tuple(modes), int(data_size))
 

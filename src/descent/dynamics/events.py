@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 
-from descent._errors import check_number, invalid
+from descent._errors import check_number, invalid, listed
 
 STOPPABLE = ("converged", "target")
 DIVERGED, STATIONARY, TARGET, ESCAPED, MOVING = "diverged", "stationary", "target", "escaped", "moving"
@@ -72,7 +72,7 @@ class Events:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise invalid("events field", unknown[0], f"one of {sorted(known)}")
+            raise invalid("events field", unknown[0], f"one of: {listed(sorted(known))}")
         return cls(**data)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from descent._errors import invalid
+from descent._errors import invalid, listed
 from descent.optim._base import per_particle
 from descent.random import Draw
 
@@ -276,7 +276,7 @@ def probe_from_dict(spec: dict | str) -> Probe:
     if isinstance(spec, str):
         spec = {"name": spec}
     if not isinstance(spec, dict) or spec.get("name") not in PROBES:
-        raise invalid("probe", given, f"one of {sorted(PROBES)}")
+        raise invalid("probe", given, f"one of: {listed(sorted(PROBES))}")
     every = spec.get("every", 1)
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise invalid(f"{spec['name']}.every", every, "an integer >= 1")

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from descent._errors import invalid
+from descent._errors import invalid, listed
 from descent.dynamics.batches import Batching, batched_value_and_grad
 from descent.dynamics.events import Events, EventTracker, outcomes
 from descent.dynamics.probes import Probe, StepView
@@ -84,7 +84,7 @@ def simulate(
         probe.check(optimizer)
     check_memory(optimizer, n, dim, dtype, steps, save, probes, memory_budget)
     if backend not in BACKENDS:
-        raise invalid("backend", backend, f"one of {BACKENDS}")
+        raise invalid("backend", backend, f"one of: {listed(BACKENDS)}")
     fallback = None
     extra: dict[str, bool] = {}
     if backend != "torch":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from descent._errors import invalid
+from descent._errors import invalid, listed
 from descent.experiments._base import VERDICTS, Result, verdict_from
 
 EXPERIMENT_NAMES: tuple[str, ...] = (
@@ -28,7 +28,7 @@ EXPERIMENT_NAMES: tuple[str, ...] = (
 def get_experiment(name: str) -> ModuleType:
     """The experiment module called ``name`` (it has ``CLAIM``, ``Config`` and ``run``)."""
     if name not in EXPERIMENT_NAMES:
-        raise invalid("experiment", name, f"one of {list(EXPERIMENT_NAMES)} or 'all'")
+        raise invalid("experiment", name, f"one of: {listed(list(EXPERIMENT_NAMES))} or 'all'")
     return importlib.import_module(f"descent.experiments.{name.replace('-', '_')}")
 
 

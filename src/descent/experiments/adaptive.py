@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from descent._errors import invalid
+from descent._errors import invalid, listed
 from descent.experiments._base import Progress, Result, Row, Runs
 from descent.experiments.figures import finish, subplots
 from descent.experiments.rows import agrees, below, exceeds, mean_se, number, share_se
@@ -129,7 +129,7 @@ def race_landscape(race: str) -> tuple[str, dict]:
         return "quadratic", {"kappa": 100.0, "mu": 1.0, "angle": angle, "dim": 2}
     if race == "rosenbrock":
         return "rosenbrock", {}
-    raise invalid("race", race, f"one of {list(RACES)}")
+    raise invalid("race", race, f"one of: {listed(list(RACES))}")
 
 
 def race_setup(race: str, n: int, seed: int) -> tuple[Landscape, torch.Tensor, float]:

@@ -55,7 +55,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import optimize, special
 
-from descent._errors import invalid
+from descent._errors import invalid, listed
 from descent.experiments._base import Progress, Result, Row, Runs
 from descent.experiments.figures import finish, subplots
 from descent.experiments.rows import agrees, number
@@ -140,7 +140,7 @@ class Config:
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
-            raise invalid("dtype", self.dtype, f"one of {list(DTYPES)}")
+            raise invalid("dtype", self.dtype, f"one of: {listed(list(DTYPES))}")
         if len(self.barriers) != len(self.escape_particles) or len(self.barriers) < 2:
             raise invalid("barriers", self.barriers, "two or more, one particle count each")
         if self.groups < 2 or self.hist_particles % self.groups or self.bias_particles % self.groups:

@@ -33,3 +33,7 @@ __all__ = [
     "register",
     "resolve_landscape",
 ]
+
+# the landscapes with data (logistic-risk, sharp-flat-risk) register when their package is imported:
+# import it here, so that every way into the registry sees them
+from descent import objectives as _objectives  # noqa: E402, F401

@@ -8,7 +8,7 @@ from typing import Literal, TypeVar
 
 import torch
 
-from descent._errors import invalid
+from descent._errors import invalid, listed
 
 PointKind = Literal["global_min", "local_min", "saddle", "max"]
 POINT_KINDS: tuple[str, ...] = ("global_min", "local_min", "saddle", "max")
@@ -34,7 +34,7 @@ class CriticalPoint:
 
     def __post_init__(self) -> None:
         if self.kind not in POINT_KINDS:
-            raise invalid("kind", self.kind, f"one of {POINT_KINDS}")
+            raise invalid("kind", self.kind, f"one of: {listed(POINT_KINDS)}")
 
     @property
     def is_minimum(self) -> bool:
@@ -197,7 +197,7 @@ class Landscape:
         for p in self.critical_points:
             if p.id == point_id:
                 return p
-        raise invalid("point", point_id, f"one of {[p.id for p in self.critical_points]}")
+        raise invalid("point", point_id, f"one of: {listed([p.id for p in self.critical_points])}")
 
     @property
     def span(self) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from descent._errors import check_number, invalid
+from descent._errors import check_number, invalid, listed
 from descent.landscapes._base import Landscape
 
 CATEGORIES = ("seed", "theory", "classic")
@@ -41,7 +41,7 @@ LANDSCAPES: dict[str, LandscapeEntry] = {}
 def register(name: str, category: str, summary: str, **defaults: float) -> Callable:
     """Decorator: add a landscape factory to the registry under ``name``."""
     if category not in CATEGORIES:
-        raise invalid("category", category, f"one of {CATEGORIES}")
+        raise invalid("category", category, f"one of: {listed(CATEGORIES)}")
 
     def wrap(factory: Callable[..., Landscape]) -> Callable[..., Landscape]:
         if name in LANDSCAPES:
@@ -59,7 +59,7 @@ def get_landscape(name: str, **params: float) -> Landscape:
     100.0
     """
     if name not in LANDSCAPES:
-        raise invalid("landscape", name, f"one of {sorted(LANDSCAPES)} or a formula in x, y")
+        raise invalid("landscape", name, f"one of: {listed(sorted(LANDSCAPES))} or a formula in x, y")
     return LANDSCAPES[name].build(**params)
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from descent._errors import DescentError, check_number, invalid
+from descent._errors import DescentError, check_number, invalid, listed
 from descent.landscapes._base import Landscape
 from descent.landscapes._registry import LANDSCAPES, get_landscape
 from descent.landscapes.evaluate import Program
@@ -840,6 +840,6 @@ def resolve_landscape(text: str, **params: object) -> Landscape:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         detail = str(error).split(": ", 1)[-1]
         raise FormulaError(
-            f"invalid landscape={text!r}: expected one of {sorted(LANDSCAPES)}{hint} or a "
+            f"invalid landscape={text!r}: expected one of: {listed(sorted(LANDSCAPES))}{hint} or a "
             f"formula in x, y; it is not a valid formula either: {detail}"
         ) from None

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from descent._errors import invalid
+from descent._errors import invalid, listed
 from descent.landscapes._base import CriticalPoint, Energy, Landscape, refine_critical_point
 from descent.landscapes._registry import rebuild_landscape, register
 
@@ -116,7 +116,7 @@ def empirical_risk(
 ) -> EmpiricalRisk:
     """The empirical risk of a linear model on a data set, its minimum found by Newton's method."""
     if loss not in LOSSES:
-        raise invalid("loss", loss, f"one of {LOSSES}")
+        raise invalid("loss", loss, f"one of: {listed(LOSSES)}")
     features = torch.as_tensor(features, dtype=torch.float64)
     targets = torch.as_tensor(targets, dtype=torch.float64)
     if features.ndim != 2 or targets.shape != features.shape[:1]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from descent._errors import check_number, invalid
+from descent._errors import check_number, invalid, listed
 
 if TYPE_CHECKING:
     from descent.random import Draw
@@ -145,7 +145,7 @@ class UpdateRule:
         table = {h.name: h for h in self.hyperparams}
         for key in overrides:
             if key not in table:
-                raise invalid(f"{self.name} hyper-parameter", key, f"one of {sorted(table)}")
+                raise invalid(f"{self.name} hyper-parameter", key, f"one of: {listed(sorted(table))}")
         return {name: h.validate(overrides.get(name, h.default), self.name) for name, h in table.items()}
 
 

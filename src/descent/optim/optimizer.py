@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import torch
 
-from descent._errors import invalid
+from descent._errors import invalid, listed
 from descent.optim._base import Hyper, State, UpdateRule
 from descent.optim.rules import RULES
 from descent.optim.schedules import Constant, Schedule, schedule_from_dict, schedule_to_dict
@@ -30,7 +30,7 @@ V = TypeVar("V")
 def get_rule(name: str) -> UpdateRule:
     """The registered update rule called ``name``."""
     if name not in RULES:
-        raise invalid("optimizer", name, f"one of {list(RULES)}")
+        raise invalid("optimizer", name, f"one of: {listed(list(RULES))}")
     return RULES[name]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from descent._errors import check_number, invalid
+from descent._errors import check_number, invalid, listed
 
 
 def _check_count(parameter: str, value: object) -> None:
@@ -169,7 +169,7 @@ def schedule_from_dict(spec: dict | None) -> Schedule:
     if spec is None:
         return Constant()
     if not isinstance(spec, dict) or spec.get("kind") not in KINDS:
-        raise invalid("schedule", spec, f"a dict with 'kind' one of {sorted(KINDS)}")
+        raise invalid("schedule", spec, f"a dict with 'kind' one of: {listed(sorted(KINDS))}")
     fields = {k: v for k, v in spec.items() if k != "kind"}
     kind = spec["kind"]
     try:

@@ -70,7 +70,7 @@ from typing import Any
 
 import torch
 
-from descent._errors import invalid
+from descent._errors import invalid, listed
 from descent.optim._base import Hyper, HyperParam, UpdateRule
 from descent.optim.optimizer import get_rule
 from descent.optim.transforms import ClipNorm, GradNoise, Transform, WeightDecay
@@ -173,7 +173,8 @@ class TorchOptimizer(torch.optim.Optimizer):
                 allowed_schedule = "a torch.optim.lr_scheduler on this optimizer (it reads group['lr'])"
                 raise invalid("schedule", given[key], allowed_schedule)
             if key not in allowed and key not in ENGINE_OPTIONS:
-                raise invalid(f"{self.name} option", key, f"one of {sorted([*allowed, *ENGINE_OPTIONS])}")
+                options = listed(sorted([*allowed, *ENGINE_OPTIONS]))
+                raise invalid(f"{self.name} option", key, f"one of: {options}")
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """torch's ``add_param_group``, with the group's keys and values validated first."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from descent._errors import check_number, invalid
+from descent._errors import check_number, invalid, listed
 from descent.optim._base import Hyper, HyperParam
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ TRANSFORMS: dict[str, type] = {"grad_noise": GradNoise, "clip_norm": ClipNorm, "
 def transform_from_dict(spec: dict) -> Transform:
     """Inverse of ``transform.to_dict()``: ``{"kind": "clip_norm", "max_norm": 1.0}``."""
     if not isinstance(spec, dict) or spec.get("kind") not in TRANSFORMS:
-        raise invalid("transform", spec, f"a dict with 'kind' one of {sorted(TRANSFORMS)}")
+        raise invalid("transform", spec, f"a dict with 'kind' one of: {listed(sorted(TRANSFORMS))}")
     fields = {k: v for k, v in spec.items() if k != "kind"}
     cls = TRANSFORMS[spec["kind"]]
     try:

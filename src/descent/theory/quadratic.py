@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 
-from descent._errors import check_number, invalid
+from descent._errors import check_number, invalid, listed
 from descent.optim import stability_edge as _optim_stability_edge
 from descent.theory.rates import spectral_radius
 
@@ -50,7 +50,7 @@ def stability_edge(method: str, lambda_max: float, momentum: float = 0.0) -> flo
     (0.5, 1.5)
     """
     if method not in METHODS:
-        raise invalid("method", method, f"one of {METHODS}")
+        raise invalid("method", method, f"one of: {listed(METHODS)}")
     check_number("lambda_max", lambda_max, 0.0, None, low_open=True)
     check_number("momentum", momentum, 0.0, 1.0, high_open=True)
     return _optim_stability_edge(method, lambda_max, momentum)

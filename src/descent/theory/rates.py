@@ -32,7 +32,7 @@ import cmath
 import math
 from collections.abc import Iterable
 
-from descent._errors import check_number, invalid
+from descent._errors import check_number, invalid, listed
 
 METHODS = ("gd", "momentum", "nesterov")
 
@@ -96,14 +96,14 @@ def optimal_parameters(method: str, L: float, mu: float) -> dict[str, float]:
     if method == "nesterov":
         lr, beta = nesterov_parameters(L, mu)
         return {"lr": lr, "momentum": beta}
-    raise invalid("method", method, f"one of {METHODS}")
+    raise invalid("method", method, f"one of: {listed(METHODS)}")
 
 
 def optimal_rate(method: str, kappa: float) -> float:
     """The closed-form rate of ``method`` at its optimal parameters (table above)."""
     rates = {"gd": gd_rate, "momentum": heavy_ball_rate, "nesterov": nesterov_rate}
     if method not in rates:
-        raise invalid("method", method, f"one of {METHODS}")
+        raise invalid("method", method, f"one of: {listed(METHODS)}")
     return rates[method](kappa)
 
 
@@ -118,7 +118,7 @@ def characteristic_roots(method: str, lr: float, beta: float, curvature: float) 
     elif method == "nesterov":
         b, c = (1.0 + beta) * (1.0 - h), beta * (1.0 - h)
     else:
-        raise invalid("method", method, f"one of {METHODS}")
+        raise invalid("method", method, f"one of: {listed(METHODS)}")
     root = cmath.sqrt(b * b - 4.0 * c)
     return ((b + root) / 2.0, (b - root) / 2.0)
 
