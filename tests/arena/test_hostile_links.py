@@ -250,6 +250,7 @@ def test_the_server_is_waitress_with_its_threads_stated(monkeypatch):
 
     called = {}
     monkeypatch.setattr("waitress.serve", lambda app, **kw: called.update(kw))
+    monkeypatch.setattr("descent.kernels.backend._DEFERRING", False)  # serve() turns it on: undone after
     lines: list[str] = []
     arena.serve(port=8123, threads=6, announce=lines.append)
     assert called["threads"] == 6 and called["port"] == 8123

@@ -30,9 +30,18 @@ def run(name: str, quick: bool) -> Result:
     return module.run(config)
 
 
+def close(result: Result) -> None:
+    import matplotlib.pyplot as plt
+
+    for figure in result.figures:
+        plt.close(figure)
+
+
 @pytest.fixture(scope="module", params=EXPERIMENT_NAMES)
-def full(request) -> Result:
-    return run(request.param, quick=False)
+def full(request):
+    result = run(request.param, quick=False)
+    yield result
+    close(result)
 
 
 def criterion_holds(row) -> bool:
@@ -81,6 +90,7 @@ def test_statistical_tolerances_are_standard_errors_and_every_check_states_its_p
 
 def test_the_quick_size_asserts_the_same_criteria(full):
     quick = run(full.name, quick=True)
+    close(quick)
     assert quick.claim_checks
     shared = {row.id: row for row in quick.checks}.keys() & {row.id for row in full.checks}
     assert shared, f"{full.name}: the quick size shares no check with the full size"

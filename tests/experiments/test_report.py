@@ -186,7 +186,8 @@ def test_every_file_goes_into_the_report_folder_and_reads_back(fakes, tmp_path, 
     # each card's figure is the experiment's first figure, whole: the same bytes as NAME.png, a valid PNG
     for name in QUICK_AND_CHEAP:
         embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', card(page, name))
-        assert len(embedded) == 1 and base64.b64decode(embedded[0]) == (out / f"{name}.png").read_bytes()
+        files = [out / f"{name}.png", *(out / f"{name}-{k}.png" for k in range(2, len(embedded) + 1))]
+        assert embedded and [base64.b64decode(e) for e in embedded] == [f.read_bytes() for f in files]
         with Image.open(out / f"{name}.png") as image:
             image.load()  # raises on a truncated or corrupt file
     check_links(page, out)
@@ -309,12 +310,13 @@ OVERFLOWING = """() => {
 CARDS = """() => [...document.querySelectorAll('section.card')].map(card => ({
   id: card.id,
   badge: card.querySelector('.card-head .badge')?.textContent || '',
-  figures: card.querySelectorAll('figure img').length,
+  figures: [...card.querySelectorAll('figure img')].filter(img => !img.closest('details')).length,
   keys: card.querySelectorAll('.key .measured').length,
   theory: card.querySelectorAll('.key .theory b').length,
 }))"""
 
-IMAGES = """() => [...document.querySelectorAll('main figure img')].map(img => ({
+IMAGES = """() => [...document.querySelectorAll('main figure img')]
+  .filter(img => !img.closest('details')).map(img => ({
   complete: img.complete, natural: img.naturalWidth, shown: img.getBoundingClientRect().width,
   room: img.closest('figure').getBoundingClientRect().width,
 }))"""

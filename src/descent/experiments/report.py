@@ -397,13 +397,23 @@ def _figure(entry: Entry) -> str:
         png = entry.pngs[0]
         width, height = _png_size(png)
         data = base64.b64encode(png).decode("ascii")
-        more = f" ({len(entry.pngs) - 1} more in this page's folder)" if len(entry.pngs) > 1 else ""
-        return (
+        more = f" ({len(entry.pngs) - 1} more below, folded)" if len(entry.pngs) > 1 else ""
+        shown = (
             f'<figure><a class="zoom" href="{_e(entry.name)}.png" title="enlarge">'
             f'<img src="data:image/png;base64,{data}" width="{width}" height="{height}" '
             f'alt="figure of {_e(entry.name)}"></a>'
             f"<figcaption>Click the figure to enlarge it{more}.</figcaption></figure>"
         )
+        extra = []
+        for index, other in enumerate(entry.pngs[1:], start=2):
+            w, h = _png_size(other)
+            name = f"{entry.name}-{index}"
+            extra.append(
+                f'<figure><a class="zoom" href="{_e(name)}.png" title="enlarge">'
+                f'<img src="data:image/png;base64,{base64.b64encode(other).decode("ascii")}" width="{w}" '
+                f'height="{h}" alt="figure {index} of {_e(entry.name)}"></a></figure>'
+            )
+        return shown + (_fold(f"More figures ({len(extra)})", "".join(extra)) if extra else "")
     if entry.figure_error:
         return f'<p class="error">The figure could not be drawn: {_e(_clip(entry.figure_error, 300))}</p>'
     return ""
@@ -413,8 +423,8 @@ def key_rows(result: Result) -> list[Row]:
     """The rows a card shows up front: those marked ``key``; for a result that marks none, the first
     numbers with a theory value, else its first claim checks."""
     keys = [row for row in result.rows if row.key]
-    if keys:
-        return keys
+    if keys:  # and every failed claim check: a reader sees why a verdict is not "held"
+        return keys + [row for row in result.claim_checks if not row.passed and not row.key]
     with_theory = [row for row in result.rows if row.theory is not None]
     return with_theory[:FALLBACK_KEYS] or result.claim_checks[:FALLBACK_KEYS] or result.rows[:FALLBACK_KEYS]
 
@@ -527,6 +537,11 @@ def _verdict_word(row: Row) -> str:
 
 
 def _deviation(row: Row) -> str:
+    if row.is_check and row.reference == "bound" and row.theory is not None:
+        margin = row.value - row.theory  # a one-sided check: how far past (or short of) its bound
+        if row.se:
+            return _e(f"{_signed(margin / row.se, 2)} SE from the bound")
+        return _e(f"{_signed(margin, 4)} from the bound")
     if row.deviation_se is not None:
         return _e(f"{_signed(row.deviation_se, 2)} SE")
     if row.relative_deviation is not None:

@@ -484,11 +484,9 @@ def _noise_rows(noise: dict, sgd: dict) -> list[Row]:
         number("C/eig_sharp", "larger eigenvalue of C", c_eig[1], group=G_C),
         number(
             "C/anisotropy",
-            "eigenvalue ratio of C (isotropic noise, one s^2 for every direction: 1)",
+            "eigenvalue ratio of C (the scalar formula assumes 1: one s^2 for every direction)",
             noise["anisotropy"],
-            theory=1.0,
             group=G_C,
-            key=True,
         ),
         number("C/s2", "s^2 = tr(C)/d, the scalar formula's noise variance", sgd["s2"], group=G_C),
         number("H/eig_flat", "smaller Hessian eigenvalue at w*", h_eig[0], group=G_C),
