@@ -26,6 +26,7 @@
   var MAX_IN_FLIGHT = 2;
   var STALE_MS = 1000;
   var KEEP_DRAWS = 2000;
+  var WATCHDOG_MS = 300;
 
   var draws = (window.__liveDraws = window.__liveDraws || []);
   var hooked = new WeakSet();
@@ -118,6 +119,7 @@
       this.abortAll();
       this.queued = null;
       this.pending = null;
+      this.busy = false;
       this.drag = {
         id: id, control: SLIDERS[id], token: token, value: parseFloat(thumb.getAttribute("aria-valuenow")),
         startValue: parseFloat(thumb.getAttribute("aria-valuenow")),
@@ -244,30 +246,41 @@
       }
       this.pending = null;
       this.busy = true;
-      var a = p.answer, t1 = performance.now(), self = this;
-      this.put(gd, a.x, a.y, !d.drawn).then(function () {
+      var a = p.answer, t1 = performance.now(), self = this, finished = false;
+      // a promise that never settles (Plotly's animation interrupted by the player's own update of the
+      // figure) must not stop the drawing: after WATCHDOG_MS the path is tried again with a restyle,
+      // unless a newer one waits
+      function finish(drawn) {
+        if (finished) return;
+        finished = true;
         self.busy = false;
-        if (self.drag !== d) return;
-        self.drawnSeq = p.seq;
-        var now = performance.now(), meta = gd.layout.meta, shown = gd.data[meta.trail[0]];
-        var entry = {
-          seq: p.seq, control: d.control, value: p.value, optimizer: a.optimizer, hyper: a.hyper,
-          label: a.label, steps: a.steps, every: a.every, points: a.x.length, digest: digest(shown.x, shown.y),
-          t0: p.t0, received: p.received, drawn: now, latency: now - p.t0, drawMs: now - t1, serverMs: a.ms,
-          backend: a.backend, x: a.x, y: a.y,
-        };
-        draws.push(entry);
-        if (draws.length > KEEP_DRAWS) draws.splice(0, draws.length - KEEP_DRAWS);
-        d.drawn += 1;
-        d.last = entry;
-        var every = a.every > 1 ? ", a point every " + a.every + " steps" : "";
-        self.note(d.id, "live: " + a.label + " · its " + a.steps + " steps drawn on the map" + every +
-                  " (release to play it)", entry);
+        if (!drawn && !self.pending && self.drag === d) self.pending = p;
+        if (drawn && self.drag === d) self.record(d, p, a, t1, gd);
         if (self.pending) self.schedule();
-      }, function () {
-        self.busy = false;
-        if (self.pending) self.schedule();
-      });
+      }
+      p.tries = (p.tries || 0) + 1;
+      this.put(gd, a.x, a.y, !d.drawn, p.tries > 1).then(function () { finish(true); },
+                                                        function () { finish(false); });
+      setTimeout(function () { finish(false); }, WATCHDOG_MS);
+    },
+
+    // a path is on the map: its entry in window.__liveDraws, and the note under the slider
+    record: function (d, p, a, t1, gd) {
+      this.drawnSeq = p.seq;
+      var now = performance.now(), meta = gd.layout.meta, shown = gd.data[meta.trail[0]];
+      var entry = {
+        seq: p.seq, control: d.control, value: p.value, optimizer: a.optimizer, hyper: a.hyper,
+        label: a.label, steps: a.steps, every: a.every, points: a.x.length, digest: digest(shown.x, shown.y),
+        t0: p.t0, received: p.received, drawn: now, latency: now - p.t0, drawMs: now - t1, serverMs: a.ms,
+        backend: a.backend, x: a.x, y: a.y,
+      };
+      draws.push(entry);
+      if (draws.length > KEEP_DRAWS) draws.splice(0, draws.length - KEEP_DRAWS);
+      d.drawn += 1;
+      d.last = entry;
+      var every = a.every > 1 ? ", a point every " + a.every + " steps" : "";
+      this.note(d.id, "live: " + a.label + " · its " + a.steps + " steps drawn on the map" + every +
+                " (release to play it)", entry);
     },
 
     // the ball's traces in the map's figure: its trail takes the whole path and the ball sits at its
@@ -275,8 +288,8 @@
     // draw of a drag (they belong to that run). Plotly.animate with no transition and no redraw puts
     // the new data into these traces and redraws only them; a Plotly.restyle of x and y recomputes and
     // redraws the whole figure (its hover heatmap alone costs ~40 ms a time in software rendering). A
-    // promise, resolved once the traces show the path.
-    put: function (gd, xs, ys, first) {
+    // promise, resolved once the traces show the path (``restyle``: by Plotly.restyle, the sure way).
+    put: function (gd, xs, ys, first, restyle) {
       var meta = gd.layout.meta, end = lastFinite(xs, ys);
       var data = [], idx = [];
       function set(i, x, y) { if (i !== undefined && gd.data[i]) { idx.push(i); data.push({ x: x, y: y }); } }
@@ -285,6 +298,10 @@
       if (first) {
         set(meta.ghost ? meta.ghost[0] : undefined, [null], [null]);
         Object.keys(meta.arrows || {}).forEach(function (k) { set(meta.arrows[k], [null], [null]); });
+      }
+      if (restyle) {
+        var xs2 = data.map(function (t) { return t.x; }), ys2 = data.map(function (t) { return t.y; });
+        return Plotly.restyle(gd, { x: xs2, y: ys2 }, idx);
       }
       return Plotly.animate(gd, { data: data, traces: idx }, {
         mode: "immediate", transition: { duration: 0 }, frame: { duration: 0, redraw: false },
