@@ -268,3 +268,10 @@ def test_the_command_starts_without_loading_torch():
     code = "import sys, descent.cli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_huge_final_position_is_written_short(tmp_path):
+    result = invoke(
+        "run", "--start", "1e308,1e308", "--landscape", "x**2+y**2", "--out", str(tmp_path), "--no-plot"
+    )
+    assert result.exit_code == 0 and "final position (1e+308, 1e+308)" in result.output

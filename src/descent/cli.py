@@ -423,7 +423,8 @@ def _print_summary(trajectory, paths) -> None:
     console.print(run_header(trajectory), markup=False, style="bold", soft_wrap=True)
     n = summary["particles"]
     if n == 1:
-        pos = ", ".join(f"{v:.4f}" for v in trajectory.final_position[0].tolist())
+        final = trajectory.final_position[0].tolist()
+        pos = ", ".join(f"{v:.4f}" if abs(v) < 1e6 else f"{v:.4g}" for v in final)  # 1e308 as 1e+308
         outcome = trajectory.outcomes[0]
         when = "not settled" if outcome == "moving" else f"reached at step {int(trajectory.outcome_step[0])}"
         console.print(
