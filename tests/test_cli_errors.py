@@ -275,3 +275,10 @@ def test_a_huge_final_position_is_written_short(tmp_path):
         "run", "--start", "1e308,1e308", "--landscape", "x**2+y**2", "--out", str(tmp_path), "--no-plot"
     )
     assert result.exit_code == 0 and "final position (1e+308, 1e+308)" in result.output
+
+
+def test_a_spec_file_that_is_not_a_spec_is_named_not_echoed(tmp_path):
+    secret = tmp_path / "notes.txt"
+    secret.write_text("password: hunter2\nmore private lines\n")
+    line = error_line(invoke("run", "--spec", str(secret), "--out", str(tmp_path / "out")))
+    assert line.startswith(f"error: invalid --spec='{secret}': expected JSON") and "hunter2" not in line

@@ -248,7 +248,11 @@ def run(
                 )
             if not spec_file.is_file():
                 raise invalid("--spec", str(spec_file), "an existing spec or trajectory.json file")
-            spec = RunSpec.from_json(spec_file.read_text())
+            try:
+                spec = RunSpec.from_json(spec_file.read_text())
+            except (DescentError, UnicodeDecodeError) as error:  # named by its file, not its contents
+                reason = getattr(error, "allowed", None) or "a RunSpec or trajectory.json from descent"
+                raise invalid("--spec", str(spec_file), reason) from None
         else:
             spec = _spec_from_flags(flags)
             spec = spec.with_(device=device, backend=backend)
