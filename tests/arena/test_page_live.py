@@ -223,3 +223,23 @@ def test_the_endpoint_answers_a_bad_request_in_one_line(live_url):
     for raw in (b"", b"NaN", b"[" * 100_000, b"{" * 10, b'{"s": "' + b"x" * 70_000 + b'"}'):
         status, answer = post(live_url, raw)
         assert status == 400 and "\n" not in answer["error"], (raw[:20], status, answer)
+
+
+def test_a_drag_back_to_where_it_began_leaves_the_map_as_it_was(live_page, live_url):
+    """Dragged away and back to the lr it began at (the state does not change, so no new run comes):
+    on release the map's ball path and trail are the page's run again, not the last live path."""
+    open_state(live_page, live_url, one_ball(1000))
+    paths = """() => { const gd = document.querySelector('#map-graph .js-plotly-plot'), m = gd.layout.meta;
+      const d = (i) => window.descentLive.digest(gd.data[i].x, gd.data[i].y);
+      return [d(m.ghost[0]), d(m.trail[0])]; }"""
+    before = live_page.evaluate(paths)
+    box = live_page.locator("#lr-slider [role=slider]").bounding_box()
+    x0, y0 = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    live_page.mouse.move(x0, y0)
+    live_page.mouse.down()
+    live_page.mouse.move(x0 - 40, y0, steps=8)
+    live_page.wait_for_function("() => window.descentLive.drag && window.descentLive.drag.drawn > 0")
+    assert live_page.evaluate(paths) != before
+    live_page.mouse.move(x0, y0, steps=8)
+    live_page.mouse.up()
+    live_page.wait_for_function("(b) => JSON.stringify((" + paths + ")()) === JSON.stringify(b)", arg=before)
