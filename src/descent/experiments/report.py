@@ -14,8 +14,10 @@ theory with the deviation in standard errors, pass or fail and the check's power
 explanation, and folded away the full table (grouped, claim checks apart from instrument checks), the
 runs and the configuration. Inline CSS and a few lines of inline script, no external resource.
 
->>> build_report("out/report", quick=True, names=["conditioning"])  # doctest: +SKIP
-PosixPath('out/report/report.html')
+>>> import tempfile
+>>> page = build_report(tempfile.mkdtemp(), quick=True, names=["plateau-momentum"])
+>>> page.name, sorted(p.name for p in page.parent.iterdir())
+('report.html', ['plateau-momentum.json', 'plateau-momentum.png', 'report.html'])
 """
 
 from __future__ import annotations
