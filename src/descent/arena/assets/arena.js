@@ -20,6 +20,7 @@
 
   var ARROW_COLORS = { force: "#ff9f0a", coast: "#64d2ff", update: "#ffffff" };
   var SLOW_SHARE = 6; // a slow view may run again after SLOW_SHARE times its own cost
+  var SWARM_SURFACE_MS = 1000; // a playing swarm's 3-D view is restyled at most this often
 
   function decode(spec) {
     if (!spec) return null;
@@ -523,7 +524,10 @@
         var t0 = performance.now();
         views[v][1]();
         var cost = performance.now() - t0;
-        slot.next = performance.now() + Math.max(150, SLOW_SHARE * cost);
+        // a swarm's 3-D view (its WebGL scene redraws for many frames after a restyle) at most once a
+        // second while playing: more often halves the map's frame rate (59.5 -> 29.9 frames/s)
+        var floor = name === "surface" && this.anim.swarm ? SWARM_SURFACE_MS : 150;
+        slot.next = performance.now() + Math.max(floor, SLOW_SHARE * cost);
         if (!force) break;  // at most one slow view per frame while playing
       }
     },
