@@ -308,9 +308,9 @@ def test_a_forged_request_gets_a_message_not_a_500(bench):
 
 
 def test_the_run_caches_are_bounded_in_bytes():
-    from descent.arena.runner import _LRU
+    from descent.arena.runner import LRUCache
 
-    cache = _LRU(24, max_bytes=48 * 2**20, weigh=lambda value: value)
+    cache = LRUCache(24, max_bytes=48 * 2**20, weigh=lambda value: value)
     for k in range(10):
         cache.get(str(k), lambda: 30 * 2**20)  # ten 30-MB runs: one fits beside no other
     assert list(cache.items) == ["9"] and cache.bytes() == 30 * 2**20

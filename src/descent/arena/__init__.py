@@ -161,10 +161,10 @@ def _background_route(app: Dash) -> None:
     from flask import Response, request
 
     from descent.arena.figures import landscape_png, parse_landscape_token
-    from descent.arena.runner import _LRU, get_landscape
+    from descent.arena.runner import LRUCache, get_landscape
     from descent.arena.views import BACKGROUND_ROUTE
 
-    images = _LRU(32)
+    images = LRUCache(32)
 
     @app.server.route(BACKGROUND_ROUTE)
     def _landscape_png() -> Response:

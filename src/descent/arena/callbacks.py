@@ -20,15 +20,15 @@ from descent._errors import DescentError
 from descent.arena import views as views_module
 from descent.arena.controls import CONTROLS, control_values, racer_rows, reduce
 from descent.arena.layout import racer_row_components
-from descent.arena.runner import _LRU, CACHE_BYTES, run_state, tensor_bytes
+from descent.arena.runner import CACHE_BYTES, LRUCache, run_state, tensor_bytes
 from descent.arena.state import FORMULA, PRESETS, default_state, normalize, state_from_search, state_url
 
 log = logging.getLogger(__name__)
 
 # run id -> ArenaRun, for the arrows callback; run id -> Views, for the slower views' callback. Both
 # are bounded in bytes too: a swarm's run holds tens of MB, its views (the player's lists) about as much.
-RUNS_BY_ID = _LRU(16, CACHE_BYTES, lambda run: tensor_bytes(run.trajectories))
-VIEWS_BY_ID = _LRU(16, CACHE_BYTES, lambda views: _run_bytes(views.run_id))
+RUNS_BY_ID = LRUCache(16, CACHE_BYTES, lambda run: tensor_bytes(run.trajectories))
+VIEWS_BY_ID = LRUCache(16, CACHE_BYTES, lambda views: _run_bytes(views.run_id))
 
 
 def _run_bytes(run_id: str) -> int:

@@ -42,7 +42,7 @@ RUN_SECONDS = 0.7  # CPU seconds a state's torch runs may take together
 MAX_DATA_WORK = 500_000  # balls x examples of one step on a landscape with data (its tensors: ~4 MB each)
 
 
-class _LRU:
+class LRUCache:
     """A thread-safe LRU cache of at most ``size`` items and (with ``weigh``) ``max_bytes`` bytes."""
 
     def __init__(
@@ -98,9 +98,9 @@ def tensor_bytes(value: object, depth: int = 0) -> int:
     return 0
 
 
-LANDSCAPE_CACHE = _LRU(32)
-RUN_CACHE = _LRU(24, CACHE_BYTES, tensor_bytes)
-REFUSED = _LRU(64)  # spec JSON -> the message of a run stopped at its time budget
+LANDSCAPE_CACHE = LRUCache(32)
+RUN_CACHE = LRUCache(24, CACHE_BYTES, tensor_bytes)
+REFUSED = LRUCache(64)  # spec JSON -> the message of a run stopped at its time budget
 
 
 def landscape_key(text: str, params: dict[str, float]) -> str:
