@@ -395,30 +395,30 @@ def _card(entry: Entry) -> str:
 
 
 def _figure(entry: Entry) -> str:
+    """The card's first figure, and the others folded under it."""
     if entry.pngs:
-        png = entry.pngs[0]
-        width, height = _png_size(png)
-        data = base64.b64encode(png).decode("ascii")
         more = f" ({len(entry.pngs) - 1} more below, folded)" if len(entry.pngs) > 1 else ""
-        shown = (
-            f'<figure><a class="zoom" href="{_e(entry.name)}.png" title="enlarge">'
-            f'<img src="data:image/png;base64,{data}" width="{width}" height="{height}" '
-            f'alt="figure of {_e(entry.name)}"></a>'
-            f"<figcaption>Click the figure to enlarge it{more}.</figcaption></figure>"
-        )
-        extra = []
-        for index, other in enumerate(entry.pngs[1:], start=2):
-            w, h = _png_size(other)
-            name = f"{entry.name}-{index}"
-            extra.append(
-                f'<figure><a class="zoom" href="{_e(name)}.png" title="enlarge">'
-                f'<img src="data:image/png;base64,{base64.b64encode(other).decode("ascii")}" width="{w}" '
-                f'height="{h}" alt="figure {index} of {_e(entry.name)}"></a></figure>'
-            )
+        caption = f"<figcaption>Click the figure to enlarge it{more}.</figcaption>"
+        shown = _figure_html(entry.pngs[0], entry.name, f"figure of {entry.name}", caption)
+        extra = [
+            _figure_html(png, f"{entry.name}-{index}", f"figure {index} of {entry.name}")
+            for index, png in enumerate(entry.pngs[1:], start=2)
+        ]
         return shown + (_fold(f"More figures ({len(extra)})", "".join(extra)) if extra else "")
     if entry.figure_error:
         return f'<p class="error">The figure could not be drawn: {_e(_clip(entry.figure_error, 300))}</p>'
     return ""
+
+
+def _figure_html(png: bytes, name: str, alt: str, caption: str = "") -> str:
+    """One figure inline at its own size, linked to ``name.png`` in the report's folder (to enlarge)."""
+    width, height = _png_size(png)
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure><a class="zoom" href="{_e(name)}.png" title="enlarge">'
+        f'<img src="data:image/png;base64,{data}" width="{width}" height="{height}" alt="{_e(alt)}"></a>'
+        f"{caption}</figure>"
+    )
 
 
 def key_rows(result: Result) -> list[Row]:
