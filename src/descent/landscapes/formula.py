@@ -831,7 +831,7 @@ def resolve_landscape(text: str, **params: object) -> Landscape:
     try:
         if unknown:
             parse_formula(text, _formula_variables(text))  # a bad formula reports first
-            raise invalid("formula parameter", unknown[0], f"one of: {', '.join(_FORMULA_PARAMS)}")
+            raise invalid("formula parameter", unknown[0], f"one of: {listed(_FORMULA_PARAMS)}")
         return formula_landscape(text, **params)  # type: ignore[arg-type]
     except FormulaError as error:
         if not (isinstance(text, str) and _NAME_LIKE.match(text)):
