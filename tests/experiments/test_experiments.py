@@ -23,7 +23,6 @@ from descent.experiments.rows import Z_POWER
 torch.set_num_threads(1)
 
 
-
 def run(name: str, quick: bool) -> Result:
     module = get_experiment(name)
     config = module.Config.quick() if quick else module.Config()
