@@ -1,0 +1,61 @@
+"""The training lab: datasets, models, the batch / SGD / mini-batch loop, checkpoints and exact
+resume. Names are imported when first used (PEP 562), so ``import descent.train`` stays cheap.
+
+>>> from descent.train import load_dataset, build_model
+>>> data = load_dataset("moons", n=100, seed=0)
+>>> build_model("mlp:8", data.n_features, data.n_outputs)(data.x_train).shape
+torch.Size([80, 2])
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "DATASETS": "descent.train.data",
+    "Dataset": "descent.train.data",
+    "load_dataset": "descent.train.data",
+    "ACTIVATIONS": "descent.train.models",
+    "INITS": "descent.train.models",
+    "LOSSES": "descent.train.models",
+    "MODELS": "descent.train.models",
+    "accuracy": "descent.train.models",
+    "build_model": "descent.train.models",
+    "flat_parameters": "descent.train.models",
+    "functional_loss": "descent.train.models",
+    "loss_function": "descent.train.models",
+    "parameter_dict": "descent.train.models",
+    "set_flat_parameters": "descent.train.models",
+}
+
+if TYPE_CHECKING:
+    from descent.train.data import DATASETS as DATASETS
+    from descent.train.data import Dataset as Dataset
+    from descent.train.data import load_dataset as load_dataset
+    from descent.train.models import ACTIVATIONS as ACTIVATIONS
+    from descent.train.models import INITS as INITS
+    from descent.train.models import LOSSES as LOSSES
+    from descent.train.models import MODELS as MODELS
+    from descent.train.models import accuracy as accuracy
+    from descent.train.models import build_model as build_model
+    from descent.train.models import flat_parameters as flat_parameters
+    from descent.train.models import functional_loss as functional_loss
+    from descent.train.models import loss_function as loss_function
+    from descent.train.models import parameter_dict as parameter_dict
+    from descent.train.models import set_flat_parameters as set_flat_parameters
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'descent.train' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+__all__ = sorted(_EXPORTS)
