@@ -12,7 +12,7 @@ import copy
 import math
 from typing import Any
 
-from descent._errors import DescentError, invalid
+from descent._errors import DescentError, invalid, listed
 from descent.arena.runner import check_start, check_work, get_landscape
 from descent.arena.state import (
     FORMULA,
@@ -98,13 +98,13 @@ def reduce(state: dict[str, Any], control: str, value: Any) -> dict[str, Any]:
         return restored
     if control == "preset":
         if value not in PRESETS:
-            raise invalid("preset", value, f"one of {list(PRESETS)}")
+            raise invalid("preset", value, f"one of: {listed(PRESETS)}")
         return copy.deepcopy(PRESETS[value][0])
     if control == "landscape-dropdown":
         if value == FORMULA or value is None:
             return new  # the formula box applies it
         if value not in LANDSCAPES:
-            raise invalid("landscape", value, f"one of {list(LANDSCAPES)}")
+            raise invalid("landscape", value, f"one of: {listed(LANDSCAPES)}")
         new.update(landscape=value, params={}, start=None)
         _reset_lrs(new)
     elif control == "formula":
@@ -120,7 +120,7 @@ def reduce(state: dict[str, Any], control: str, value: Any) -> dict[str, Any]:
         new.update(params=params, start=None)
     elif control == "optimizer-dropdown":
         if value not in RULES:
-            raise invalid("optimizer", value, f"one of {list(RULES)}")
+            raise invalid("optimizer", value, f"one of: {listed(RULES)}")
         momentum = ball["hyper"].get("momentum", 0.9)
         hyper = {"lr": ball["hyper"].get("lr", 0.01)}
         if _has(value, "momentum") and value != "rmsprop":
@@ -149,7 +149,7 @@ def reduce(state: dict[str, Any], control: str, value: Any) -> dict[str, Any]:
         names = list(value or []) if isinstance(value, (list, tuple)) else [value]
         for name in names:
             if not isinstance(name, str) or name not in RULES:
-                raise invalid("racer", short(name), f"one of {list(RULES)}")
+                raise invalid("racer", short(name), f"one of: {listed(RULES)}")
         if len(names) > MAX_RACERS - 1:
             raise invalid(
                 "racers",
@@ -212,7 +212,7 @@ def reduce(state: dict[str, Any], control: str, value: Any) -> dict[str, Any]:
     elif control == "swarm-spread":
         new["swarm"]["spread"] = value
     else:
-        raise invalid("control", control, f"one of {CONTROLS}")
+        raise invalid("control", control, f"one of: {listed(CONTROLS)}")
     normalized = normalize(new)
     landscape = get_landscape(normalized["landscape"], normalized["params"])
     check_start(normalized, landscape)

@@ -38,7 +38,7 @@ from typing import Any
 
 from dash import Dash
 
-from descent._errors import DescentError, invalid
+from descent._errors import DescentError, invalid, listed
 from descent.arena.state import MAX_FRAMES_PLAYER, decode_state, normalize, racer_label, short, state_specs
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def live_state(body: object) -> dict[str, Any]:
     if control is None:
         return state
     if control not in LIVE_CONTROLS:
-        raise invalid("live control", short(control), f"one of {list(LIVE_CONTROLS)}")
+        raise invalid("live control", short(control), f"one of: {listed(LIVE_CONTROLS)}")
     return normalize(reduce(state, control, body.get("value")))
 
 

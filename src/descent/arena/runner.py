@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from descent._errors import DescentError, invalid
+from descent._errors import DescentError, invalid, listed
 from descent.arena.state import is_swarm, short, state_specs
 from descent.dynamics import Trajectory
 from descent.landscapes import LANDSCAPES, Landscape
@@ -124,7 +124,7 @@ def check_landscape_params(text: str, params: dict[str, Any]) -> dict[str, float
     entry = LANDSCAPES[text]
     for key in params:
         if key not in entry.defaults:
-            allowed = ", ".join(entry.defaults) or "no parameters"
+            allowed = listed(entry.defaults) or "no parameters"
             raise invalid(f"{text} parameter", short(key), f"one of: {allowed}")
     if "dim" in entry.defaults:
         if params.get("dim", entry.defaults["dim"]) != 2:  # 2 == 2.0; anything else, before it is built
@@ -175,7 +175,7 @@ def get_landscape(text: str, params: dict[str, float] | None = None) -> Landscap
     """The 2-D landscape called (or written as) ``text`` with ``params``, checked before it is built
     and cached; raises DescentError."""
     if not isinstance(text, str):
-        raise invalid("landscape", short(text), f"one of {list(LANDSCAPES)} or a formula in x, y")
+        raise invalid("landscape", short(text), f"one of: {listed(LANDSCAPES)}; or a formula in x, y")
     text = text.strip()
     params = check_landscape_params(text, dict(params or {}))
     return LANDSCAPE_CACHE.get(landscape_key(text, params), lambda: _build(text, params))

@@ -33,7 +33,7 @@ import math
 from typing import Any
 from urllib.parse import parse_qs
 
-from descent._errors import DescentError, check_number, invalid
+from descent._errors import DescentError, check_number, invalid, listed
 from descent.landscapes import LANDSCAPES
 from descent.optim import RULES
 from descent.spec import RunSpec
@@ -172,7 +172,7 @@ def _racer(data: object, index: int) -> dict[str, Any]:
         raise invalid(f"racer {index} field", short(unknown[0]), "optimizer or hyper")
     name = data.get("optimizer")
     if not isinstance(name, str) or name not in RULES:
-        raise invalid(f"racer {index} optimizer", short(name), f"one of {list(RULES)}")
+        raise invalid(f"racer {index} optimizer", short(name), f"one of: {listed(RULES)}")
     hyper = data.get("hyper") or {}
     if not isinstance(hyper, dict):
         raise invalid(f"racer {index} hyper", short(hyper), "an object of numbers")
@@ -191,20 +191,20 @@ def normalize(data: object) -> dict[str, Any]:
     state = default_state()
     unknown = sorted(set(data) - set(state))
     if unknown:
-        raise invalid("state field", short(unknown[0]), f"one of {sorted(state)}")
+        raise invalid("state field", short(unknown[0]), f"one of: {listed(sorted(state))}")
     state.update({k: v for k, v in data.items() if k != "swarm"})
     swarm = data.get("swarm")
     if swarm is not None and not isinstance(swarm, dict):
-        raise invalid("swarm", short(swarm), "an object with " + ", ".join(DEFAULT_STATE["swarm"]))
+        raise invalid("swarm", short(swarm), "an object with " + listed(DEFAULT_STATE["swarm"]))
     unknown = sorted(set(swarm or {}) - set(DEFAULT_STATE["swarm"]))
     if unknown:
-        raise invalid("swarm field", short(unknown[0]), f"one of {sorted(DEFAULT_STATE['swarm'])}")
+        raise invalid("swarm field", short(unknown[0]), f"one of: {listed(sorted(DEFAULT_STATE['swarm']))}")
     state["swarm"].update(swarm or {})
     if state["v"] != STATE_VERSION:
         raise invalid("state version", short(state["v"]), f"{STATE_VERSION}")
     landscape = state["landscape"]
     if not isinstance(landscape, str) or not landscape.strip():
-        raise invalid("landscape", short(landscape), f"one of {list(LANDSCAPES)} or a formula in x, y")
+        raise invalid("landscape", short(landscape), f"one of: {listed(LANDSCAPES)}; or a formula in x, y")
     if len(landscape) > MAX_FORMULA:
         raise invalid(
             "landscape", short(landscape), f"a name or a formula of at most {MAX_FORMULA} characters"
@@ -239,10 +239,10 @@ def normalize(data: object) -> dict[str, Any]:
         raise invalid("swarm on", short(swarm["on"]), "true or false")
     swarm["n"] = field_int("swarm balls", swarm["n"], 1, MAX_BALLS)
     if not isinstance(swarm["noise"], str) or swarm["noise"] not in NOISE_KINDS:
-        raise invalid("swarm noise", short(swarm["noise"]), f"one of {NOISE_KINDS}")
+        raise invalid("swarm noise", short(swarm["noise"]), f"one of: {listed(NOISE_KINDS)}")
     swarm["level"] = field_number("noise level", swarm["level"], 0.0, 1e3)
     if not isinstance(swarm["spread"], str) or swarm["spread"] not in SPREADS:
-        raise invalid("swarm spread", short(swarm["spread"]), f"one of {SPREADS}")
+        raise invalid("swarm spread", short(swarm["spread"]), f"one of: {listed(SPREADS)}")
     if swarm["on"] and swarm["n"] * state["steps"] > MAX_SWARM_WORK:
         raise invalid(
             "swarm size",
@@ -274,7 +274,7 @@ def repair(data: object) -> tuple[dict[str, Any], list[str]]:
     messages: list[str] = []
     unknown = sorted(set(data) - set(state))
     if unknown:
-        messages.append(str(invalid("state field", short(unknown[0]), f"one of {sorted(state)}")))
+        messages.append(str(invalid("state field", short(unknown[0]), f"one of: {listed(sorted(state))}")))
 
     def attempt(change: dict[str, Any]) -> bool:
         nonlocal state
