@@ -5,9 +5,12 @@ over particles, bounds, known critical points, a default start and a default lea
   (``batch`` is ignored; ``data_size`` is None).
 - :class:`EmpiricalRisk`: a model's risk over a data set; ``batch`` holds each particle's example
   indices ``[N, B]`` (the engine draws them), None for the full data; ``data_size`` is n.
+- :class:`NetworkObjective`: a small torch model on a data set, one whole network (its parameters
+  flattened) per particle, evaluated with ``torch.func.functional_call`` and ``vmap``.
 """
 
 from descent.landscapes import Landscape, get_landscape, resolve_landscape
+from descent.objectives.network import NetworkObjective, digits_mlp, network_objective
 from descent.objectives.perturbed import PerturbedLandscape, perturbed_landscape, sharp_flat_risk
 from descent.objectives.risk import EmpiricalRisk, empirical_risk, logistic_risk
 
@@ -16,11 +19,14 @@ Objective = Landscape  # the common base: geometry, Hessians and value_and_grad
 __all__ = [
     "EmpiricalRisk",
     "Landscape",
+    "NetworkObjective",
     "Objective",
     "PerturbedLandscape",
+    "digits_mlp",
     "empirical_risk",
     "get_landscape",
     "logistic_risk",
+    "network_objective",
     "perturbed_landscape",
     "sharp_flat_risk",
     "resolve_landscape",
