@@ -1,0 +1,355 @@
+"""Curvature of a loss from Hessian-vector products: the top eigenvalues (sharpness) by Lanczos, the
+trace by Hutchinson, sharpness tracked along a run, and Adam's preconditioned sharpness.
+
+Everything works on a scalar loss ``L(theta)`` of a flat float64 parameter vector ``theta [P]``. For a
+``torch.nn.Module``, a loss and data, `descent.train.models.functional_loss` makes one (through
+``torch.func.functional_call``) and `descent.train.models.flat_parameters` gives its ``theta``. The
+Hessian is never formed: `HessianOperator` builds the gradient's graph once at ``theta``, and each
+product ``H v = d(g . v)/d theta`` is one more backward pass through it (double backprop).
+
+- `top_eigenvalues`: the ``k`` largest algebraic eigenvalues of ``H`` (or of ``P^-1 H``) by scipy's
+  ``eigsh`` (implicitly restarted Lanczos, ARPACK) on a float64 ``LinearOperator`` of products.
+- `hutchinson_trace`: ``tr H = E[z^T H z]`` over Rademacher probes ``z``; one probe's variance is
+  ``2 sum_{i != j} H_ij^2``, so the standard error falls like ``1/sqrt(samples)``.
+- `SharpnessTracker`: every ``k`` steps, three Lanczos steps from the previous top eigenvector (at most
+  3 products per check), and optionally a cold ``eigsh`` to check it against.
+- preconditioned sharpness: ``lambda_max(P^-1 H)`` with ``P = diag(scale)`` is the top eigenvalue of
+  the symmetric ``P^-1/2 H P^-1/2`` (``scale=`` everywhere); `adam_preconditioner` reads Adam's ``P``.
+
+>>> from descent.train import build_model, flat_parameters, functional_loss, loss_function
+>>> model = build_model("mlp:8", 4, 3, activation="tanh", seed=0)
+>>> x = torch.randn(20, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+>>> y = torch.arange(20) % 3
+>>> loss, theta = functional_loss(model, loss_function("mse", "classification"), x, y), flat_parameters(model)
+>>> exact = torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss, theta))
+>>> top = top_eigenvalues(loss, theta, k=2)
+>>> [abs(value / float(exact[-1 - i]) - 1) < 1e-9 for i, value in enumerate(top.values)]
+[True, True]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from descent._errors import check_number, invalid
+
+LossFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+# --- the operator ----------------------------------------------------------------------------------
+class HessianOperator:
+    """``v -> H v`` at ``theta`` (optionally ``v -> D H D v`` with ``D = diag(scale)^-1/2``).
+
+    The gradient ``g(theta)`` is computed once with its graph kept (``create_graph``); each product is
+    ``d(g . v)/d theta``, one backward pass through that graph. ``products`` counts them.
+    """
+
+    def __init__(self, loss_fn: LossFn, theta: torch.Tensor, scale: torch.Tensor | None = None) -> None:
+        theta = _check_theta(theta)
+        self.size = theta.numel()
+        self.dtype, self.device = theta.dtype, theta.device
+        self.root = None if scale is None else torch.rsqrt(_check_scale(scale, theta))
+        self._theta = theta.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            value = loss_fn(self._theta)
+            if value.numel() != 1:
+                raise invalid("loss_fn(theta)", tuple(value.shape), "a scalar")
+            (self._grad,) = torch.autograd.grad(value, self._theta, create_graph=True)
+        self.value = float(value.detach())
+        self.gradient = self._grad.detach()
+        self.products = 0
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        v = v.to(self.dtype).reshape(self.size)
+        if self.root is not None:
+            v = self.root * v
+        if self._grad.grad_fn is None:  # a loss linear in theta: H = 0
+            hv = torch.zeros_like(v)
+        else:
+            (hv,) = torch.autograd.grad(self._grad, self._theta, grad_outputs=v, retain_graph=True)
+        self.products += 1
+        hv = hv.detach()
+        return hv if self.root is None else self.root * hv
+
+    def linear_operator(self):
+        """The operator as a float64 ``scipy.sparse.linalg.LinearOperator`` on numpy vectors."""
+        from scipy.sparse.linalg import LinearOperator
+
+        def matvec(x: np.ndarray) -> np.ndarray:
+            v = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64).reshape(-1))
+            return self(v.to(self.device)).to(torch.float64).cpu().numpy()
+
+        return LinearOperator((self.size, self.size), matvec=matvec, dtype=np.float64)
+
+
+def hvp(loss_fn: LossFn, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The Hessian-vector product ``H(theta) v`` by double backprop.
+
+    >>> import torch
+    >>> loss = lambda w: (w[0] ** 2) * w[1]  # H = [[2 w1, 2 w0], [2 w0, 0]]
+    >>> w, v = torch.tensor([1.0, 3.0], dtype=torch.float64), torch.tensor([1.0, 0.0], dtype=torch.float64)
+    >>> hvp(loss, w, v)
+    tensor([6., 2.], dtype=torch.float64)
+    """
+    theta = _check_theta(theta)
+    if v.shape != theta.shape:
+        raise invalid("v", tuple(v.shape), f"a vector shaped like theta, ({theta.numel()},)")
+    return HessianOperator(loss_fn, theta)(v)
+
+
+# --- Lanczos: the top eigenvalues ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Eigen:
+    """Eigenvalues (largest first), their unit eigenvectors ``[P, k]`` and the products used."""
+
+    values: list[float]
+    vectors: torch.Tensor
+    products: int
+
+
+def top_eigenvalues(
+    loss_fn: LossFn,
+    theta: torch.Tensor,
+    k: int = 1,
+    *,
+    tol: float = 1e-10,
+    v0: torch.Tensor | None = None,
+    seed: int = 0,
+    scale: torch.Tensor | None = None,
+    maxiter: int | None = None,
+) -> Eigen:
+    """The ``k`` largest algebraic eigenvalues of the Hessian at ``theta`` (the first is the sharpness),
+    by scipy's ``eigsh(which="LA")`` on a ``LinearOperator`` of Hessian-vector products.
+
+    ``tol``: ARPACK's relative accuracy of the Ritz values (0: machine precision). ``v0``: the start
+    vector (a previous eigenvector warm-starts it); without one, a Gaussian vector from ``seed``.
+    ``scale``: the diagonal of a preconditioner ``P`` (positive, ``[P]``); then the values are those
+    of ``P^-1 H`` (computed on ``P^-1/2 H P^-1/2``, whose eigenvectors are returned).
+    """
+    from scipy.sparse.linalg import eigsh
+
+    operator = HessianOperator(loss_fn, theta, scale)
+    n = operator.size
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < n:
+        raise invalid("k", k, f"an integer in [1, {n - 1}] (fewer than the {n} parameters)")
+    check_number("tol", tol, 0.0)
+    start = _start_vector(v0, n, seed)
+    values, vectors = eigsh(operator.linear_operator(), k=k, which="LA", tol=tol, v0=start, maxiter=maxiter)
+    order = np.argsort(values)[::-1]
+    vectors = torch.from_numpy(np.ascontiguousarray(vectors[:, order])).to(operator.device)
+    return Eigen([float(v) for v in values[order]], vectors, operator.products)
+
+
+def _start_vector(v0: torch.Tensor | None, n: int, seed: int) -> np.ndarray:
+    if v0 is None:
+        return np.random.default_rng(seed).standard_normal(n)
+    start = v0.detach().to(torch.float64).cpu().reshape(-1).numpy()
+    if start.size != n or not np.all(np.isfinite(start)) or not np.any(start):
+        raise invalid("v0", f"a vector of {start.size} values", f"{n} finite values, not all 0")
+    return start
+
+
+# --- Hutchinson: the trace --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Trace:
+    """Hutchinson's estimate of ``tr H``: the mean of ``z^T H z`` over Rademacher probes, its standard
+    error ``sd/sqrt(samples)`` and the probes' values."""
+
+    mean: float
+    se: float
+    samples: list[float]
+
+
+def hutchinson_trace(
+    loss_fn: LossFn, theta: torch.Tensor, samples: int, seed: int, *, scale: torch.Tensor | None = None
+) -> Trace:
+    """``tr H ~ (1/n) sum_s z_s^T H z_s`` with ``z_s`` uniform on ``{-1, +1}^P`` (unbiased); one probe's
+    variance is ``2 sum_{i != j} H_ij^2``. With ``scale``, the trace of ``P^-1 H``.
+
+    >>> import torch
+    >>> loss = lambda w: w[0] ** 2 + 3 * w[1] ** 2  # H = diag(2, 6): every probe gives exactly 8
+    >>> hutchinson_trace(loss, torch.zeros(2, dtype=torch.float64), samples=4, seed=0)
+    Trace(mean=8.0, se=0.0, samples=[8.0, 8.0, 8.0, 8.0])
+    """
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
+        raise invalid("samples", samples, "an integer >= 2 (a standard error needs two)")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise invalid("seed", seed, "an integer >= 0")
+    operator = HessianOperator(loss_fn, theta, scale)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    values = []
+    for _ in range(samples):
+        z = torch.randint(0, 2, (operator.size,), generator=generator, dtype=torch.int64)
+        z = (2 * z - 1).to(dtype=operator.dtype, device=operator.device)
+        values.append(float(z @ operator(z)))
+    mean = math.fsum(values) / samples
+    variance = math.fsum((x - mean) ** 2 for x in values) / (samples - 1)
+    return Trace(mean, math.sqrt(variance / samples), values)
+
+
+# --- tracking along a run ---------------------------------------------------------------------------
+def lanczos_refine(operator: Callable[[torch.Tensor], torch.Tensor], v: torch.Tensor, steps: int = 3):
+    """``steps`` Lanczos steps from ``v`` (one product each, full reorthogonalisation): the largest
+    Ritz value of ``H`` on the Krylov space ``span{v, H v, ..., H^(steps-1) v}`` and its unit Ritz
+    vector. The Ritz value is the largest Rayleigh quotient over that whole space, so it is at least
+    what ``steps`` power steps and a Rayleigh quotient give, and never above ``lambda_max``.
+    """
+    basis = [v / torch.linalg.vector_norm(v)]
+    images: list[torch.Tensor] = []
+    for j in range(steps):
+        images.append(operator(basis[j]))
+        if j == steps - 1:
+            break
+        w = images[j].clone()
+        for q in basis:  # twice is enough (Kahan: "twice is enough" for Gram-Schmidt)
+            w -= (q @ w) * q
+        for q in basis:
+            w -= (q @ w) * q
+        norm = torch.linalg.vector_norm(w)
+        if norm <= 1e-12 * torch.linalg.vector_norm(images[j]):  # an invariant subspace: exact already
+            break
+        basis.append(w / norm)
+    q = torch.stack(basis[: len(images)], dim=1)  # [P, m]
+    projected = q.T @ torch.stack(images, dim=1)  # Q^T H Q
+    values, vectors = torch.linalg.eigh(0.5 * (projected + projected.T))
+    ritz = q @ vectors[:, -1]
+    return float(values[-1]), ritz / torch.linalg.vector_norm(ritz)
+
+
+@dataclass
+class SharpnessTracker:
+    """The sharpness along a run, cheaply: call it at every step; every ``every`` steps it runs
+    ``products`` (at most 3) Lanczos steps warm-started from the previous top eigenvector.
+
+    Why this is accurate: between two checks the top eigenvector turns only a little, so the previous
+    one ``v`` is mostly the new one, ``v = c_1 u_1 + sum_i c_i u_i`` with small ``c_i``. The Ritz value
+    on ``span{v, H v, H^2 v}`` is the best over every polynomial ``p`` of degree 2 of the Rayleigh
+    quotient of ``p(H) v``, so the bulk's share ``c_i`` is damped by a Chebyshev-like filter and the
+    error, ``sum_i (lambda_1 - lambda_i) c_i'^2``, is second order in what is left. Eigenvalues close to
+    ``lambda_1`` are not damped, but their share costs almost nothing (``lambda_1 - lambda_i`` is
+    small). Power steps would damp the bulk only by ``(lambda_i/lambda_1)^2`` and converge to the
+    largest *magnitude*, which early in training can be a negative eigenvalue; Lanczos targets the
+    largest algebraic one.
+
+    The first check has no previous vector: it runs a cold ``eigsh`` (tolerance ``tol``). With
+    ``cold_every``, every step that is a multiple of it also runs a cold ``eigsh`` (from ``seed``,
+    not from the tracked vector) and records it beside the tracked value, to check the tracker; the
+    tracked vector is never replaced by the cold one.
+    """
+
+    every: int = 10
+    products: int = 3
+    cold_every: int | None = None
+    tol: float = 1e-10
+    seed: int = 0
+    steps: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    hvps: list[int] = field(default_factory=list)
+    cold_steps: list[int] = field(default_factory=list)
+    cold_values: list[float] = field(default_factory=list)
+    cold_hvps: list[int] = field(default_factory=list)
+    vector: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        for name, value, low in (("every", self.every, 1), ("products", self.products, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise invalid(name, value, f"an integer >= {low}")
+        if self.products > 3:
+            raise invalid("products", self.products, "an integer in [1, 3] (at most 3 per check)")
+        if self.cold_every is not None and (
+            isinstance(self.cold_every, bool) or not isinstance(self.cold_every, int) or self.cold_every < 1
+        ):
+            raise invalid("cold_every", self.cold_every, "None or an integer >= 1")
+        check_number("tol", self.tol, 0.0)
+
+    def due(self, step: int) -> bool:
+        """Whether ``step`` is a check (a multiple of ``every``) or a cold check."""
+        return step % self.every == 0 or (self.cold_every is not None and step % self.cold_every == 0)
+
+    def __call__(
+        self, step: int, loss_fn: LossFn, theta: torch.Tensor, scale: torch.Tensor | None = None
+    ) -> float | None:
+        """At a check, the tracked sharpness at ``theta`` (of ``P^-1 H`` with ``scale``); else None."""
+        if not self.due(step):
+            return None
+        value = None
+        if self.cold_every is not None and step % self.cold_every == 0:
+            cold = top_eigenvalues(loss_fn, theta, tol=self.tol, seed=self.seed + step, scale=scale)
+            self.cold_steps.append(step)
+            self.cold_values.append(cold.values[0])
+            self.cold_hvps.append(cold.products)
+            if self.vector is None:
+                value, self.vector, used = cold.values[0], cold.vectors[:, 0], 0
+        if step % self.every == 0 and value is None:
+            if self.vector is None:
+                cold = top_eigenvalues(loss_fn, theta, tol=self.tol, seed=self.seed + step, scale=scale)
+                value, self.vector, used = cold.values[0], cold.vectors[:, 0], cold.products
+            else:
+                operator = HessianOperator(loss_fn, theta, scale)
+                value, self.vector = lanczos_refine(operator, self.vector, self.products)
+                used = operator.products
+        if value is None:
+            return None
+        self.steps.append(step)
+        self.values.append(value)
+        self.hvps.append(used)
+        return value
+
+    def tracked_at(self, steps: Sequence[int]) -> list[float]:
+        """The tracked values at ``steps`` (each must be a check)."""
+        where = dict(zip(self.steps, self.values))
+        return [where[s] for s in steps]
+
+
+# --- preconditioners --------------------------------------------------------------------------------
+def adam_preconditioner(optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Adam's preconditioner as the flat diagonal ``[P]`` over ``params`` (in order), as Cohen et al.
+    (2022, "Adaptive gradient methods at the edge of stability", arXiv:2207.14484, section 2) define it:
+
+        P = (1 - beta1^t) (sqrt(v / (1 - beta2^t)) + eps),
+
+    so that Adam with ``P`` frozen is the heavy ball ``w <- w - lr (1 - beta1) P^-1 m``-like iteration
+    whose edge is ``lambda_max(P^-1 H) = (2 + 2 beta1)/((1 - beta1) lr)`` (38/lr at beta1 = 0.9). The
+    factor ``1 - beta1^t`` (Adam's first-moment bias correction) is 1 after a few dozen steps.
+    ``optimizer``: torch's ``Adam`` or descent's ``TorchOptimizer(..., "adam")`` (both keep
+    ``exp_avg_sq`` and ``step`` per parameter and ``betas``, ``eps`` per group).
+    """
+    group_of = {id(p): group for group in optimizer.param_groups for p in group["params"]}
+    parts = []
+    for p in params:
+        state = optimizer.state.get(p, {})
+        if "exp_avg_sq" not in state or id(p) not in group_of:
+            raise invalid(
+                "optimizer", type(optimizer).__name__, "an Adam optimizer that has stepped these params"
+            )
+        group = group_of[id(p)]
+        beta1, beta2 = group["betas"]
+        t = float(state["step"])
+        v_hat = state["exp_avg_sq"].reshape(-1) / (1.0 - beta2**t)
+        parts.append((1.0 - beta1**t) * (torch.sqrt(v_hat) + group["eps"]))
+    return torch.cat(parts).to(torch.float64)
+
+
+# --- checks -----------------------------------------------------------------------------------------
+def _check_theta(theta: object) -> torch.Tensor:
+    if not isinstance(theta, torch.Tensor) or theta.ndim != 1 or not theta.is_floating_point():
+        shape = tuple(theta.shape) if isinstance(theta, torch.Tensor) else type(theta).__name__
+        raise invalid("theta", shape, "a flat floating-point tensor [P]")
+    if theta.numel() < 1:
+        raise invalid("theta", (0,), "at least one parameter")
+    return theta
+
+
+def _check_scale(scale: object, theta: torch.Tensor) -> torch.Tensor:
+    if not isinstance(scale, torch.Tensor) or scale.shape != theta.shape:
+        raise invalid(
+            "scale", getattr(scale, "shape", scale), f"a tensor shaped like theta, ({theta.numel()},)"
+        )
+    if not bool(torch.all(torch.isfinite(scale) & (scale > 0))):
+        raise invalid("scale", "a tensor with a value <= 0 or not finite", "positive finite values")
+    return scale.to(theta.dtype)
