@@ -17,8 +17,9 @@ reached ``target_loss``) or ``moving``. Starts: ``start()`` is the model's initi
 the generator (a spec's ``"random:N"``: N networks, each its own initialisation; ``"default:N"``: N
 copies of one).
 
-``digits-mlp`` (registered): an MLP on scikit-learn's digits (the training split of
-``descent.train.load_dataset``), so ``descent run --landscape digits-mlp`` trains a swarm of them.
+:func:`digits_mlp`: an MLP on scikit-learn's digits (the training split of
+``descent.train.load_dataset``); its parameters are numbers (``DIGITS_MLP_DEFAULTS``), ready for the
+landscape registry under the name ``digits-mlp``.
 
 >>> net = digits_mlp(width=8, depth=1, examples=200)
 >>> net.dim, net.data_size  # 64*8 + 8 + 8*10 + 10 weights; 160 training images
@@ -40,7 +41,6 @@ from torch import nn
 
 from descent._errors import invalid, listed
 from descent.landscapes._base import Landscape
-from descent.landscapes._registry import rebuild_landscape, register
 
 DEFAULT_BOUND = 10.0  # the box of every weight: |w| <= 10 (divergence: 100 boxes beyond it)
 
@@ -248,16 +248,11 @@ class _Energy:
 _ACTIVATION_CODES = ("relu", "tanh", "sigmoid", "gelu")  # digits-mlp's activation=0, 1, 2, 3
 
 
-@register(
-    "digits-mlp",
-    "theory",
-    "an MLP on scikit-learn's digits (cross-entropy), one whole network per particle",
-    width=64,
-    depth=2,
-    examples=0,
-    activation=0,
-    init_seed=0,
-)
+#: ``digits-mlp``'s parameters and defaults (the registry's numbers; see :func:`digits_mlp`)
+DIGITS_MLP_DEFAULTS = {"width": 64, "depth": 2, "examples": 0, "activation": 0, "init_seed": 0}
+DIGITS_MLP_SUMMARY = "an MLP on scikit-learn's digits (cross-entropy), one whole network per particle"
+
+
 def digits_mlp(
     width: int = 64, depth: int = 2, examples: int = 0, activation: int = 0, init_seed: int = 0
 ) -> NetworkObjective:
@@ -294,4 +289,9 @@ def digits_mlp(
         lr=0.1,
         description=f"{spec} ({act}) on {len(data.x_train)} digits, cross-entropy",
     )
-    return net.with_recipe(rebuild_landscape, "digits-mlp", {k: float(v) for k, v in values.items()})
+    return net.with_recipe(_rebuild_digits_mlp, {k: float(v) for k, v in values.items()})
+
+
+def _rebuild_digits_mlp(values: dict[str, float]) -> NetworkObjective:
+    """How a ``digits_mlp`` unpickles: built again from its parameters."""
+    return digits_mlp(**values)  # type: ignore[arg-type]
