@@ -27,12 +27,22 @@ _EXPORTS = {
     "loss_function": "descent.train.models",
     "parameter_dict": "descent.train.models",
     "set_flat_parameters": "descent.train.models",
+    "METRICS": "descent.train.loop",
+    "SCHEDULES": "descent.train.loop",
+    "TrainConfig": "descent.train.loop",
+    "TrainResult": "descent.train.loop",
+    "train": "descent.train.loop",
 }
 
 if TYPE_CHECKING:
     from descent.train.data import DATASETS as DATASETS
     from descent.train.data import Dataset as Dataset
     from descent.train.data import load_dataset as load_dataset
+    from descent.train.loop import METRICS as METRICS
+    from descent.train.loop import SCHEDULES as SCHEDULES
+    from descent.train.loop import TrainConfig as TrainConfig
+    from descent.train.loop import TrainResult as TrainResult
+    from descent.train.loop import train as train
     from descent.train.models import ACTIVATIONS as ACTIVATIONS
     from descent.train.models import INITS as INITS
     from descent.train.models import LOSSES as LOSSES
