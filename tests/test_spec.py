@@ -6,6 +6,7 @@ import pickle
 import pytest
 import torch
 
+from descent._errors import DescentError
 from descent.landscapes import get_landscape
 from descent.spec import SPEC_VERSION, RunSpec, default_lr, run_spec
 
@@ -147,3 +148,23 @@ def test_trajectories_and_objectives_pickle():
 def test_bad_specs_fail_before_any_step_with_a_clear_message(bad, message):
     with pytest.raises(ValueError, match=message):
         run_spec(RunSpec(**bad))
+
+
+def test_shared_streams_are_stored_and_the_default_leaves_digests_as_they_were():
+    spec = RunSpec(optimizer="langevin", starts="default:3", steps=50)
+    assert "streams" not in spec.to_dict()  # a spec from before the field hashes as it did
+    shared = spec.with_(streams="shared")
+    assert shared.to_dict()["streams"] == "shared" and shared.digest != spec.digest
+    assert RunSpec.from_json(shared.to_json()) == shared
+    runs = run_spec(shared.with_(backend="torch")).positions
+    assert torch.equal(runs[:, 0], runs[:, 1]) and torch.equal(runs[:, 1], runs[:, 2])
+    with pytest.raises(DescentError, match=r"invalid streams='common': expected one of: particle, shared"):
+        RunSpec(streams="common")
+
+
+def test_to_dict_is_a_copy():
+    spec = RunSpec(hyper={"lr": [0.1, 0.2]}, landscape_params={"a": 1.0})
+    data = spec.to_dict()
+    data["hyper"]["lr"].append(9.0)
+    data["landscape_params"]["a"] = 2.0
+    assert spec.hyper == {"lr": [0.1, 0.2]} and spec.landscape_params == {"a": 1.0}

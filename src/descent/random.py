@@ -141,6 +141,17 @@ def permutation(seed: int, purpose: str | int, particle: torch.Tensor, step: Ste
     return torch.sort(keys, dim=1, stable=True).indices
 
 
+#: which stream particle i draws from: ``"particle"`` its own (keyed by i), ``"shared"`` particle 0's
+STREAMS = ("particle", "shared")
+
+
+def stream_ids(n: int, streams: str, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The stream ids ``[n]`` of ``n`` particles: ``arange(n)``, or zeros when ``streams`` is shared."""
+    if streams == "shared":
+        return torch.zeros(n, dtype=torch.int64, device=device)
+    return torch.arange(n, dtype=torch.int64, device=device)
+
+
 class Draw:
     """The draws of one step for a set of particles: ``draw.normal("langevin", d) -> [N, d]``.
 

@@ -13,6 +13,14 @@ kernel where :func:`descent.kernels.backend.unsupported` says it supports the ru
 trajectory records the one that ran (``Trajectory.backend``) and, when ``"auto"`` fell back to torch,
 why (``Trajectory.fallback``). Every spec this package has written stores its backend; a stored spec
 without one (version 1, written before there was a choice) ran on torch and replays on torch.
+
+Random streams (``streams``): ``"particle"`` (the default) gives particle i the counter-based stream
+keyed by i, so the particles of a swarm draw independent noise and mini-batches; ``"shared"`` gives
+every particle particle 0's stream (common random numbers): particle i's run is then exactly the
+single-particle run with its own start and settings, which is what a map of outcomes wants (each
+cell is the run one gets by choosing that cell). A spec written before the field existed reads as
+``"particle"``, and the field is left out of the canonical JSON at that value, so such specs hash
+as they did.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, TypedDict, TypeVar, cast
 
 import torch
@@ -30,6 +38,7 @@ from descent.dynamics import MODES, Batching, Events, SaveAt, Trajectory, probe_
 from descent.dynamics.simulate import check_memory
 from descent.landscapes import LANDSCAPES, Landscape, get_landscape
 from descent.optim import Optimizer, get_rule, transform_from_dict
+from descent.random import STREAMS
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -40,6 +49,7 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 BACKENDS = ("torch", "kernel", "auto")
 DEFAULT_BACKEND = "auto"  # what a new spec asks for; a stored spec keeps the one it names
 STORED_BACKEND = "torch"  # what a stored spec without a backend field ran on (module docstring)
+DEFAULT_STREAMS = "particle"  # random streams (descent.random.STREAMS): one per particle
 SPEC_VERSION = 2
 ADAPTIVE_LR_PER_SPAN = 0.0125  # adaptive rules: 1/80 of the box per step
 
@@ -85,6 +95,7 @@ class RunSpec:
     dtype: str = "float64"
     device: str = "cpu"
     backend: str = DEFAULT_BACKEND
+    streams: str = DEFAULT_STREAMS
     version: int = SPEC_VERSION
 
     def __post_init__(self) -> None:
@@ -96,6 +107,8 @@ class RunSpec:
             raise invalid("seed", self.seed, "an integer")
         if self.backend not in BACKENDS:
             raise invalid("backend", self.backend, f"one of: {listed(BACKENDS)}")
+        if self.streams not in STREAMS:
+            raise invalid("streams", self.streams, f"one of: {listed(STREAMS)}")
         if self.version != SPEC_VERSION:
             raise invalid("version", self.version, f"{SPEC_VERSION} (this package's spec version)")
         get_rule(self.optimizer)
@@ -111,7 +124,12 @@ class RunSpec:
 
     # --- forms ------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a dict (copies: changing it leaves the spec alone); ``streams`` only when not
+        the default (module docstring)."""
+        data = {f.name: _copy(getattr(self, f.name)) for f in fields(self)}
+        if data["streams"] == DEFAULT_STREAMS:
+            del data["streams"]
+        return data
 
     def to_json(self) -> str:
         """Canonical JSON: sorted keys, no spaces (what the digest hashes)."""
@@ -254,7 +272,20 @@ class RunSpecChanges(TypedDict, total=False):
     dtype: str
     device: str
     backend: str
+    streams: str
     version: int
+
+
+def _copy(value: V) -> V:
+    """A copy of a field's value (JSON-like: dicts, lists, numbers, strings). What ``asdict`` gives,
+    with a list of numbers copied at once: a map's spec holds 40,000 values per hyper-parameter."""
+    if isinstance(value, dict):
+        return cast(V, {key: _copy(item) for key, item in value.items()})
+    if isinstance(value, list):
+        if all(type(item) in (int, float, bool, str) for item in value):
+            return cast(V, list(value))
+        return cast(V, [_copy(item) for item in value])
+    return value
 
 
 _V1_TRANSFORMS = (("grad_noise", "sigma"), ("clip_norm", "max_norm"), ("l2", "l2"))
@@ -345,6 +376,7 @@ def run_spec(
         progress=progress,
         spec=spec.to_dict(),
         backend=spec.backend,
+        streams=spec.streams,
     )
 
 

@@ -122,13 +122,22 @@ def test_the_axes_are_log_lr_by_the_rules_second_hyper_parameter():
     assert langevin.second_name == "temperature" and np.allclose(langevin.second, np.linspace(0, 0.4, 6))
 
 
-def test_langevins_temperature_zero_row_equals_its_own_runs():
-    """A Langevin cell's noise is its particle's in the map's run; at temperature 0 there is none."""
+def test_every_langevin_cell_is_the_balls_own_noisy_run():
+    """The map shares the ball's random stream among its cells (common random numbers): each noisy
+    cell, every temperature, is exactly the run the ball makes with that cell's settings."""
     state = _state(optimizer="langevin", steps=300, lr=0.02, temperature=0.3)
     m = phase_map(state, 8)
-    assert m.second[0] == 0.0
-    row = [(m.label(0, j), int(m.settle[0, j])) for j in range(8)]
-    assert row == [_single(state, list(m.start), {"lr": float(lr), "temperature": 0.0}) for lr in m.lr]
+    assert m.spec.streams == "shared" and m.backend == "kernel" and m.second[0] == 0.0
+    expected = [
+        _single(state, list(m.start), {"lr": float(m.lr[j]), "temperature": float(m.second[i])})
+        for i in range(8)
+        for j in range(8)
+    ]
+    assert _cells(m) == expected
+    assert len(set(expected)) > 1
+    basins = basin_map(state, 8)
+    starts = [[float(basins.x[j]), float(basins.y[i])] for i in range(8) for j in range(8)]
+    assert _cells(basins) == [_single(state, start, {"lr": 0.02, "temperature": 0.3}) for start in starts]
 
 
 def test_a_map_replays_from_its_spec():

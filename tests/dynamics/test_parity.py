@@ -109,3 +109,21 @@ def test_a_particles_run_does_not_depend_on_its_batch_mates():
     optimizer = Optimizer.build("langevin", lr=1.0, temperature=0.01)
     traj, ref = run_both(land, optimizer, starts, Events(), batch_size=[8, 8, 64, 64], batch_mode="epoch")
     assert_same(traj, ref)
+
+
+def test_shared_streams_give_every_particle_particle_zeros_draws():
+    """``streams="shared"`` (common random numbers): every particle draws particle 0's noise and
+    mini-batches, in the engine and in the reference loop alike."""
+    land = logistic_risk()
+    starts = land.random_starts(4, torch.Generator().manual_seed(1))
+    optimizer = Optimizer.build("langevin", lr=1.0, temperature=0.01)
+    batching = Batching.build(8, "epoch", 4, land.data_size)
+    traj = simulate(land, optimizer, starts, STEPS, seed=11, batching=batching, streams="shared")
+    ref = reference_run(
+        land, optimizer, starts, STEPS, seed=11, batch_size=8, batch_mode="epoch", streams="shared"
+    )
+    assert_same(traj, ref)
+    alone = simulate(
+        land, optimizer, starts[2:3], STEPS, seed=11, batching=Batching.build(8, "epoch", 1, land.data_size)
+    )
+    assert torch.equal(alone.positions[:, 0], traj.positions[:, 2])

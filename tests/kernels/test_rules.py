@@ -128,3 +128,25 @@ def test_a_seeded_noisy_run_is_the_same_on_both_backends():
     assert torch.allclose(kernel.final_position, torch_run.final_position, rtol=0, atol=1e-12)
     other = simulate(land, opt, starts, 500, save=SaveAt.summary(), seed=6, backend="kernel")
     assert (other.final_position - kernel.final_position).abs().max() > 1e-2
+
+
+def test_shared_streams_give_every_particle_particle_zeros_noise_on_both_backends():
+    """``streams="shared"``: the kernel draws a step's normals once for all particles; every particle's
+    run equals its own one-particle run (particle 0's stream), and the two backends agree to 1e-12."""
+    land = formula_landscape("(x**2 + 2*y**2)/2")
+    opt = Optimizer.build("langevin", lr=0.05, temperature=line(0.01, 0.2, 64), grad_noise=0.3)
+    starts = starts_in(land, 64, seed=3)
+    kernel = simulate(
+        land, opt, starts, 500, save=SaveAt.summary(), seed=5, backend="kernel", streams="shared"
+    )
+    torch_run = simulate(
+        land, opt, starts, 500, save=SaveAt.summary(), seed=5, backend="torch", streams="shared"
+    )
+    assert torch.allclose(kernel.final_position, torch_run.final_position, rtol=0, atol=1e-12)
+    for i in (0, 17, 63):
+        alone = simulate(
+            land, opt.select(i), starts[i : i + 1], 500, save=SaveAt.summary(), seed=5, backend="kernel"
+        )
+        assert torch.equal(alone.final_position[0], kernel.final_position[i])
+    own = simulate(land, opt, starts, 500, save=SaveAt.summary(), seed=5, backend="kernel")
+    assert (own.final_position - kernel.final_position)[1:].abs().max() > 1e-2  # others' streams differ

@@ -37,9 +37,12 @@ curvature is not positive). The adaptive rules have none on the map: their edge 
 preconditioned sharpness ``P^-1 H`` with ``P`` the running gradient scale, which depends on the path
 and tends to ``eps`` at a minimum, so no lr is stable or unstable there by itself.
 
-What a map runs: the ball's dynamics only (racer 0's rule and hyper-parameters, no swarm noise); with
-Langevin (or any noise) cell ``[i, j]``'s noise is that of particle ``i * columns + j`` of the map's
-spec (the counter-based stream: it replays exactly), not the single ball's particle 0.
+What a map runs: the ball's dynamics only (racer 0's rule and hyper-parameters, no swarm noise). Its
+spec shares one random stream among the cells (``streams="shared"``: common random numbers), so with
+Langevin (or any noise) every cell draws the single ball's noise, particle 0's of the state's seed:
+a cell is exactly the run the ball makes once that cell is chosen, and neighbouring cells differ by
+their settings, not by their luck. It also makes the noisy maps as quick as the others: the kernel
+draws a step's normals once per block of cells, not once per cell.
 
 Sizes are checked before anything is built or run: ``n`` in [2, ``MAX_N``], cells x steps at most
 ``MAX_WORK`` (200 x 200 cells of 1000 steps, 400 x 400 of 250: the kernel's run takes from 0.2 to 3
@@ -68,7 +71,7 @@ from descent.spec import RunSpec, default_lr, grid_starts, run_spec
 MAX_N = 400  # cells on a side
 MIN_N = 2
 #: cells x steps of one map: the issue's 200 x 200 x 1000 (benchmarks/arena_maps.py: 0.2-0.6 CPU-s on
-#: the seeds' and polynomial landscapes, 1.1-1.5 on eggholder and rastrigin, 3 with Langevin's noise)
+#: the seeds' and polynomial landscapes, 1.1-1.5 on eggholder and rastrigin)
 MAX_WORK = 40_000_000
 MAX_TORCH_WORK = 2_000_000  # the same where the kernel does not take the run (the torch loop)
 LR_RANGE = (10 ** LR_LOG_RANGE[0], 10 ** LR_LOG_RANGE[1])  # the Arena's lr slider
@@ -251,6 +254,7 @@ def _common(state: dict[str, Any], steps: int) -> dict[str, Any]:
         seed=state["seed"],
         save="summary",
         backend="auto",
+        streams="shared",  # every cell draws the ball's noise (the module docstring)
     )
 
 

@@ -51,16 +51,26 @@ def reference_run(
     seed: int = 0,
     batch_size: int | list | None = None,
     batch_mode: str | list = "replacement",
+    streams: str = "particle",
 ) -> list[ReferenceParticle]:
-    """Run every particle of ``starts`` on its own; see the module docstring."""
+    """Run every particle of ``starts`` on its own; see the module docstring. ``streams``: particle
+    i draws from its own stream (``"particle"``) or from particle 0's (``"shared"``)."""
     events = Events() if events is None else events
     n = starts.shape[0]
     sizes = batch_size if isinstance(batch_size, list) else [batch_size] * n
     modes = batch_mode if isinstance(batch_mode, list) else [batch_mode] * n
     return [
         _one_particle(
-            objective, optimizer.select(i), starts[i : i + 1], steps, events, seed, i, sizes[i], modes[i]
-        )
+            objective,
+            optimizer.select(i),
+            starts[i : i + 1],
+            steps,
+            events,
+            seed,
+            0 if streams == "shared" else i,
+            sizes[i],
+            modes[i],
+        )  # fmt: skip
         for i in range(n)
     ]
 
@@ -82,12 +92,12 @@ def _batch(objective, seed: int, particle: int, step: int, size, mode: str):
     return order[:, position * size : (position + 1) * size]
 
 
-def _one_particle(objective, optimizer, x, steps, events, seed, i, size, mode) -> ReferenceParticle:
+def _one_particle(objective, optimizer, x, steps, events, seed, stream, size, mode) -> ReferenceParticle:
     bounds = objective.bounds
     spans = events.diverge_spans
 
     def value_and_grad(point, k):
-        return objective.value_and_grad(point, _batch(objective, seed, i, k, size, mode))
+        return objective.value_and_grad(point, _batch(objective, seed, stream, k, size, mode))
 
     def reach(point, widen: float) -> float:
         """How far the point is from the box's centre, in half-widths of the box widened by ``widen``
@@ -163,7 +173,7 @@ def _one_particle(objective, optimizer, x, steps, events, seed, i, size, mode) -
             path.append(path[-1])
             losses.append(losses[-1])
             continue
-        draw = Draw(seed, torch.tensor([i]), k, x.dtype)
+        draw = Draw(seed, torch.tensor([stream]), k, x.dtype)
         update, new_state = optimizer.step(k, x, grad, state, draw)
         x_new = x + update
         value_new, grad_new = value_and_grad(x_new, k + 1)

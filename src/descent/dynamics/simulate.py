@@ -35,7 +35,7 @@ from descent.dynamics.save import (
 )
 from descent.dynamics.trajectory import Trajectory, nearest_minimum
 from descent.optim import Optimizer
-from descent.random import Draw
+from descent.random import STREAMS, Draw, stream_ids
 
 Progress = Callable[[int, int], None]
 BACKENDS = ("torch", "kernel", "auto")
@@ -56,6 +56,7 @@ def simulate(
     progress: Progress | None = None,
     spec: dict | None = None,
     backend: str = "torch",
+    streams: str = "particle",
 ) -> Trajectory:
     """Run ``optimizer`` on ``objective`` from ``starts`` ([N, d]) for at most ``steps`` steps.
 
@@ -70,6 +71,10 @@ def simulate(
     :func:`descent.kernels.backend.unsupported` says it supports the run, else this loop). The
     trajectory's ``backend`` says which ran and, when ``"auto"`` fell back to this loop, its
     ``fallback`` says why.
+
+    ``streams``: ``"particle"`` (particle i draws its noise and mini-batches from the stream keyed by
+    i) or ``"shared"`` (every particle draws particle 0's: common random numbers, so particle i's run
+    equals the run of its start and settings alone; `descent.spec` says why).
     """
     save = SaveAt() if save is None else save
     events = Events() if events is None else events
@@ -85,6 +90,8 @@ def simulate(
     check_memory(optimizer, n, dim, dtype, steps, save, probes, memory_budget)
     if backend not in BACKENDS:
         raise invalid("backend", backend, f"one of: {listed(BACKENDS)}")
+    if streams not in STREAMS:
+        raise invalid("streams", streams, f"one of: {listed(STREAMS)}")
     fallback = None
     extra: dict[str, bool] = {}
     if backend != "torch":
@@ -96,13 +103,16 @@ def simulate(
 
             extra = {"defer": backend == "auto"}  # an "auto" run need not wait for a compilation
         reason = unsupported(objective, optimizer, starts, save, events, probes, batching, steps)
+        if reason is None and streams == "shared" and device.type == "cuda" and optimizer.needs_draw:
+            reason = "shared random streams on CUDA"
         if reason is None:
             from descent.kernels.backend import NotCompiledYet
 
             try:
                 return run_kernel(
-                    objective, optimizer, starts, steps, save, events, seed, progress, spec, probes, **extra
-                )
+                    objective, optimizer, starts, steps, save, events, seed, progress, spec, probes,
+                    streams=streams, **extra,
+                )  # fmt: skip
             except NotCompiledYet as waiting:  # only on the CPU, only for "auto" (defer_compiling)
                 fallback = str(waiting)
         elif backend == "kernel":
@@ -110,7 +120,7 @@ def simulate(
         else:
             fallback = f"no kernel supports {reason} yet"
 
-    ids = torch.arange(n, dtype=torch.int64, device=device)
+    ids = stream_ids(n, streams, device)
     opt = optimizer.on(starts)
     groups = batching.groups(device) if batching is not None else None
 

@@ -152,16 +152,29 @@ def kernel_for(
     transforms: tuple[str, ...] = (),
     scheduled: bool = False,
     points: int = 0,
+    shared_streams: bool = False,
 ) -> Kernel:
     """The compiled kernel of (the objective's expression, ``rule``, ``dtype``, the transforms' kinds,
-    whether the lr is scheduled, the number of known points of near events)."""
+    whether the lr is scheduled, the number of known points of near events, whether the particles
+    share one random stream)."""
     tree = objective.energy.tree
     ftz = dtype == torch.float32 and FLUSH_FLOAT32
     unbounded = not objective.bounded_below
-    key = (id(tree), objective.dim, rule, dtype, ftz, unbounded, transforms, scheduled, points)
+    key = (
+        id(tree),
+        objective.dim,
+        rule,
+        dtype,
+        ftz,
+        unbounded,
+        transforms,
+        scheduled,
+        points,
+        shared_streams,
+    )
     if key not in _KERNELS:
         name = str(dtype).removeprefix("torch.")
-        loop = loop_source(rule, objective.dim, ftz, unbounded, transforms, scheduled, points)
+        loop = loop_source(rule, objective.dim, ftz, unbounded, transforms, scheduled, points, shared_streams)
         source = module_source(value_and_grad_source(tree, objective.dim), loop, name)
         _KERNELS[key] = (tree, load(source))  # the tree is kept, so its id is never reused
     return _KERNELS[key][1]
@@ -281,10 +294,12 @@ def run_kernel(
     spec: dict | None = None,
     probes=(),
     defer: bool = False,
+    *,
+    streams: str = "particle",
 ) -> Trajectory:
-    """Run ``optimizer`` on ``objective`` from ``starts`` with the compiled kernel (see ``simulate``).
-    ``defer`` (an ``"auto"`` run): raise `NotCompiledYet` instead of waiting for a compilation when
-    `defer_compiling` is on."""
+    """Run ``optimizer`` on ``objective`` from ``starts`` with the compiled kernel (see ``simulate``,
+    also for ``streams``). ``defer`` (an ``"auto"`` run): raise `NotCompiledYet` instead of waiting
+    for a compilation when `defer_compiling` is on."""
     n, dim = starts.shape
     dtype = starts.dtype
     np_dtype = np.float32 if dtype == torch.float32 else np.float64
@@ -292,7 +307,8 @@ def run_kernel(
     transforms = tuple(t.kind for t in optimizer.transforms)
     scheduled = type(optimizer.schedule) is not Constant
     points = known_points(objective) if events.near else ()
-    kernel = kernel_for(objective, rule, dtype, transforms, scheduled, len(points))
+    shared = streams == "shared" and optimizer.needs_draw  # without draws the kernel is the same
+    kernel = kernel_for(objective, rule, dtype, transforms, scheduled, len(points), shared)
     # step k's lr is lr * factors[k - 1] (the torch engine's hp_at(k - 1)); the seed as 64 bits
     factors = np.array([optimizer.schedule(k) for k in range(steps)] if scheduled else [1.0], np.float64)
     seed_bits = as_uint64(seed)
@@ -390,17 +406,17 @@ def run_kernel(
     frames = (frames_x, frames_e, frames_u)
     run = (done, interrupted, seed, spec, dtype, "cpu", kernel.compile_seconds)
     return kernel_trajectory(objective, optimizer, events, save, probes, rule, rows, points, held, frames,
-                             wanted, taken, run)  # fmt: skip
+                             wanted, taken, run, streams)  # fmt: skip
 
 
 def kernel_trajectory(objective, optimizer, events: Events, save: SaveAt, probes, rule: str, rows: dict,
                       points: tuple, held: list, frames: tuple, wanted: list[int], taken: list[int],
-                      run: tuple) -> Trajectory:  # fmt: skip
+                      run: tuple, streams: str = "particle") -> Trajectory:  # fmt: skip
     """The :class:`Trajectory` of a kernel run (CPU or CUDA) from its host arrays, as the torch engine
     builds it: ``held`` = [state ``[R, N]``, the probes' snapshots], emptied here so they are freed
     before the outcome labels' temporaries (the caller keeps no reference); ``frames`` the frame
     arrays (x, U, u) of the steps ``wanted`` with a spare slot after them for the final state; ``run``
-    = (done, interrupted, seed, spec, dtype, device, compile_seconds)."""
+    = (done, interrupted, seed, spec, dtype, device, compile_seconds); ``streams`` as ``simulate``'s."""
     done, interrupted, seed, spec, dtype, device, compile_seconds = run
     state, snapshots = held
     held.clear()
@@ -434,7 +450,7 @@ def kernel_trajectory(objective, optimizer, events: Events, save: SaveAt, probes
         step_log["target"] = reached
     records = _ProbeRecords(probes)
     if probes:
-        record_probes(records, optimizer, rule, rows, snapshots, taken, done, diverged, seed)
+        record_probes(records, optimizer, rule, rows, snapshots, taken, done, diverged, seed, streams)
     step_log.update({f"near:{p.id}": steps_of(f"NEARP{i}") for i, p in enumerate(points)})
     state = snapshots = None  # all read: free them before the outcomes' temporaries
     log = EventLog(step_log, settled, min_loss, min_step)

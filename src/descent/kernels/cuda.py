@@ -585,9 +585,12 @@ def run_cuda(
     progress=None,
     spec: dict | None = None,
     probes=(),
+    *,
+    streams: str = "particle",
 ) -> Trajectory:
     """Run ``optimizer`` on ``objective`` from ``starts`` (a CUDA tensor) with the CUDA kernels; the
-    same arguments and result as :func:`descent.kernels.backend.run_kernel` (see ``simulate``)."""
+    same arguments and result as :func:`descent.kernels.backend.run_kernel` (see ``simulate``).
+    ``streams``: each particle's own; ``simulate`` runs a shared-stream run that draws on torch."""
     run = run_on_device(objective, optimizer, starts, steps, save, events, seed, progress, probes)
     # the trajectory on the host, as run_kernel builds it: the kept frames copied into arrays with a
     # spare slot for the final state

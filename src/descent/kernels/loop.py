@@ -322,6 +322,20 @@ def _resolve(source: str, rows: dict[str, str]) -> str:
     return re.sub(r"\b([A-Z]+\d*)\[p\]", lambda m: rows[m.group(1)], source)
 
 
+_NORMAL_CALL = re.compile(r"normal_at\(key_(\w+), (\d+)\)")
+
+
+def _shared_normals(lines: list[str]) -> list[str]:
+    """With shared streams: the step's normals the ``lines`` use, each drawn once (``z_PURPOSE_J``)."""
+    calls = dict.fromkeys(m.groups() for line in lines for m in _NORMAL_CALL.finditer(line))
+    return [f"z_{purpose}_{j} = normal_at(key_{purpose}, {j})" for purpose, j in calls]
+
+
+def _drawn_once(lines: list[str]) -> list[str]:
+    """``lines`` reading the step's shared normals instead of drawing them."""
+    return [_NORMAL_CALL.sub(r"z_\1_\2", line) for line in lines]
+
+
 def hyper_names(rule: str, transforms: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The per-particle values a kernel takes, in the order of the rows of ``hyper``: the rule's
     (``HYPER``), then one per transform (tr0, tr1, ...)."""
@@ -343,12 +357,15 @@ def loop_source(
     transforms: tuple[str, ...] = (),
     scheduled: bool = False,
     points: int = 0,
+    shared_streams: bool = False,
 ) -> str:
     """Source of ``start(...)`` and ``advance(...)`` for ``rule`` in dimension ``dim`` (they call
     ``value_and_grad``); ``flush``: FTZ/DAZ around each block (float32 kernels on x86); ``unbounded``:
     the landscape is unbounded below (the kernel checks the box every step); ``transforms``: the
     gradient transforms (``TRANSFORMS``) in order; ``scheduled``: step k's lr is lr factors[k - 1];
-    ``points``: the number of known points whose first visits are recorded (near events; 0: none)."""
+    ``points``: the number of known points whose first visits are recorded (near events; 0: none);
+    ``shared_streams``: every particle draws particle 0's stream (`descent.spec`'s ``streams``), so
+    a step's normals are drawn once per block, before its hot pass, not once per particle."""
     if rule not in RULES:
         raise ValueError(f"no kernel for the rule {rule!r}")
     if any(kind not in TRANSFORMS for kind in transforms):
@@ -358,10 +375,12 @@ def loop_source(
     draws = set(spec.draws) | ({"grad_noise"} if "grad_noise" in transforms else set())
     prepare = ["lr = lr * fac"] if scheduled else []
     prepare += [f"graw{j} = g{j}" for j in range(dim)] if transforms else []
-    prepare += [
-        f"key_{purpose} = counter_key(seed, PURPOSE_{purpose.upper()}, first + p, k - 1)"
+    stream = "0" if shared_streams else "first + p"
+    keys = [
+        f"key_{purpose} = counter_key(seed, PURPOSE_{purpose.upper()}, {stream}, k - 1)"
         for purpose in sorted(draws)
     ]
+    prepare += [] if shared_streams else keys
     for n, kind in enumerate(transforms):
         norm = f"norm = math.sqrt({' + '.join(f'g{j} * g{j}' for j in range(dim))})"
         lines = [line.replace("#NORM#", norm).replace("{t}", f"tr{n}") for line in TRANSFORMS[kind]]
@@ -431,6 +450,9 @@ def start(first, last, starts, state, center, far_inverse, box_inverse, grad_tol
     else:
         shared = []
     rule_lines = _expand(spec.lines, dim)
+    step_draws = keys + _shared_normals([*prepare, *rule_lines]) if shared_streams else []
+    if shared_streams:
+        prepare, rule_lines = _drawn_once(prepare), _drawn_once(rule_lines)
     loads = [f"{h} = {h.upper()}[p]" for h in hypers]
     loads += [f"x{j} = X{j}[p]" for j in range(dim)] + [f"g{j} = G{j}[p]" for j in range(dim)]
     loads += [f"{m}{j} = {m.upper()}{j}[p]" for m in spec.state for j in range(dim)]
@@ -530,6 +552,7 @@ def advance(first_block, last_block, state, hyper, factors, seed, k0, k1, every,
             flagged = False
 {_indent(["fac = F(factors[k - 1])"] if scheduled else [], 12)}
 {_indent(spec.block_pre, 12)}
+{_indent(step_draws, 12)}
             # hot pass over all the block's lanes (a constant count: LLVM then knows the rows of S never
             # overlap and vectorises without run-time checks): straight-line, selects, no branches
             for p in range(lanes):

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from descent.dynamics.probes import StepView
-from descent.random import Draw
+from descent.random import Draw, stream_ids
 
 #: the kernel's rows of each rule's state, by the torch rule's state names (``descent.optim.rules``)
 STATE_ROWS = {
@@ -45,11 +45,12 @@ def snapshot_steps(probes, steps: int) -> list[int]:
 
 
 def record_probes(records, optimizer, rule: str, rows: dict, snapshots: np.ndarray, taken: list[int],
-                  done: int, diverged: torch.Tensor, seed: int) -> None:  # fmt: skip
+                  done: int, diverged: torch.Tensor, seed: int,
+                  streams: str = "particle") -> None:  # fmt: skip
     """Feed ``records`` (the engine's ``_ProbeRecords``) the view of every due step up to ``done``.
 
     ``snapshots[q]`` is the state ``[rows, N]`` after step ``taken[q]``; ``diverged`` the step each
-    particle diverged at (-1: never)."""
+    particle diverged at (-1: never); ``streams`` as ``simulate``'s (the draws each step replays)."""
     n, dim = snapshots.shape[2], sum(1 for name in rows if name.startswith("X"))
     index = {k: q for q, k in enumerate(taken)}
     # every quantity over all snapshots at once ([Q, N, d] or [Q, N]); a step reads views of them
@@ -60,7 +61,7 @@ def record_probes(records, optimizer, rule: str, rows: dict, snapshots: np.ndarr
     opt = optimizer.on(coordinates["X"][0])
     zeros = opt.rule.init(coordinates["X"][0])  # the state keys the rule does not use stay zero
     counts = torch.arange(len(taken) and max(taken) + 1, dtype=torch.int64)
-    ids = torch.arange(n, dtype=torch.int64)
+    ids = stream_ids(n, streams)
 
     def rule_state(q: int, k: int) -> dict:
         state = {**zeros, "step": counts[k]}
