@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from descent._errors import DescentError, check_number, invalid
+from descent.train.cli import train_command
 
 app = typer.Typer(
     help="descent: gradient descent seen as physics.",
@@ -605,6 +606,9 @@ def report(
         task = bar.add_task("experiments", total=None)
         path = build_report(out, quick=quick, progress=_bar_callback(bar, task))
     console.print(f"wrote {path}", markup=False)
+
+
+app.command("train")(interruptible(train_command))
 
 
 def _is_usage_error(error: Exception) -> bool:

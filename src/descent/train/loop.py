@@ -236,13 +236,19 @@ def _optimizer_options(config: TrainConfig) -> dict[str, Any]:
     return options
 
 
-def _renamed(error: DescentError, rule: str) -> DescentError:
+def _not_taken(key: str, options: dict[str, Any], name: str, takes: str) -> DescentError:
+    """A keyword ``name`` does not take, named by its config field (``momentum``, else ``hyper``)."""
+    if key in ("momentum", "weight_decay"):
+        return invalid(key, options[key], f"none for {name}, which takes: {takes}")
+    return invalid("hyper", f"{key}={options[key]!r}", f"an option {name} takes: {takes}")
+
+
+def _renamed(error: DescentError, rule: str, options: dict[str, Any]) -> DescentError:
     """A TorchOptimizer error named by the config field behind it (``momentum.lr`` -> ``lr``)."""
     parameter = error.parameter or ""
     if parameter == f"{rule} option":  # a keyword the rule does not take
-        key = str(error.value)
-        name = key if key in ("momentum", "weight_decay") else "hyper"
-        return invalid(name, key, f"an option of {rule}: {error.allowed}")
+        takes = (error.allowed or "").removeprefix("one of: ")
+        return _not_taken(str(error.value), options, rule, takes)
     head, _, key = parameter.partition(".")
     if head == rule and key in ("lr", "momentum", "weight_decay"):
         return invalid(key, error.value, error.allowed or "")
@@ -272,9 +278,8 @@ def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
         accepted = inspect.signature(cls.__init__).parameters
         for key in options:
             if key not in accepted:
-                field_name = key if key in ("momentum", "weight_decay") else "hyper"
                 takes = listed(k for k in accepted if k not in ("self", "params"))
-                raise invalid(field_name, key, f"an option of {name}: {takes}")
+                raise _not_taken(key, options, name, takes)
         try:
             return cls(params, **options)
         except (TypeError, ValueError) as error:
@@ -288,7 +293,7 @@ def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     try:
         return TorchOptimizer(params, name, seed=config.seed, **options)
     except DescentError as error:
-        raise _renamed(error, name) from None
+        raise _renamed(error, name, options) from None
 
 
 def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
