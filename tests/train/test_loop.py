@@ -172,6 +172,8 @@ def test_metrics_files_are_written(tmp_path):
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["epochs"] == result.metrics and written["initial"] == result.initial
     assert TrainConfig.from_dict(json.loads((tmp_path / "config.json").read_text())) == config
+    with_betas = TrainConfig(optimizer="adam", hyper={"betas": (0.8, 0.9)})
+    assert TrainConfig.from_dict(json.loads(json.dumps(with_betas.to_dict()))) == with_betas
     data, model = result.data, result.model
     with torch.no_grad():
         outputs = model(data.x_train)
@@ -209,6 +211,8 @@ def test_regression_run_has_no_accuracy():
         ({"optimizer": "adam", "hyper": {"betas": (0.9,)}}, "hyper"),
         ({"optimizer": "torch:SGD", "hyper": {"foo": 1}}, "hyper"),
         ({"optimizer": "torch:Nope"}, "optimizer"),
+        ({"optimizer": "torch:LBFGS"}, "optimizer"),  # it needs a closure
+        ({"optimizer": "torch:SGD", "hyper": {"nesterov": True}}, "optimizer"),  # torch refuses it
         ({"optimizer": "sgdx"}, "optimizer"),
         ({"schedule": "step:0:0.1"}, "schedule"),
         ({"schedule": "linear"}, "schedule"),

@@ -131,6 +131,9 @@ class TrainConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        if isinstance(self.hyper, dict):  # lists (from JSON) as tuples, so a config equals its copy
+            hyper = {k: tuple(v) if isinstance(v, list) else v for k, v in self.hyper.items()}
+            object.__setattr__(self, "hyper", hyper)
         check_config(self)
 
     def to_dict(self) -> dict[str, Any]:
@@ -255,24 +258,28 @@ def _renamed(error: DescentError, rule: str, options: dict[str, Any]) -> Descent
     return invalid("hyper", f"{key or parameter}={error.value!r}", error.allowed or "")
 
 
+def torch_optimizers() -> list[str]:
+    """torch.optim's optimizers that step without a closure on dense gradients (not LBFGS,
+    SparseAdam)."""
+    return sorted(
+        name
+        for name, cls in vars(torch.optim).items()
+        if isinstance(cls, type)
+        and issubclass(cls, torch.optim.Optimizer)
+        and name not in ("Optimizer", "LBFGS", "SparseAdam")
+    )
+
+
 def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     """The optimizer ``config.optimizer`` over ``params``: a descent rule through TorchOptimizer,
     or ``torch:NAME`` for ``torch.optim.NAME``."""
     options = _optimizer_options(config)
     name = config.optimizer
     if isinstance(name, str) and name.startswith("torch:"):
-        cls = getattr(torch.optim, name[len("torch:") :], None)
-        if (
-            not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer))
-            or cls is torch.optim.Optimizer
-        ):
-            names = sorted(
-                n
-                for n, c in vars(torch.optim).items()
-                if isinstance(c, type) and issubclass(c, torch.optim.Optimizer)
-            )
-            names.remove("Optimizer")
+        names = torch_optimizers()
+        if name[len("torch:") :] not in names:
             raise invalid("optimizer", name, f"torch:NAME with NAME one of: {listed(names)}")
+        cls = getattr(torch.optim, name[len("torch:") :])
         import inspect
 
         accepted = inspect.signature(cls.__init__).parameters
@@ -283,9 +290,8 @@ def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
         try:
             return cls(params, **options)
         except (TypeError, ValueError) as error:
-            raise invalid(
-                "hyper", options, f"values {name} accepts ({' '.join(str(error).split())})"
-            ) from None
+            reason = " ".join(str(error).split())
+            raise invalid("optimizer", name, f"settings and parameters it accepts ({reason})") from None
     from descent.optim import RULES, TorchOptimizer
 
     if name not in RULES:
