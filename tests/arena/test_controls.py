@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from descent._errors import DescentError
-from descent.arena.callbacks import arrows_for, controller, export, run_views
+from descent.arena.callbacks import RUNS_BY_ID, VIEWS_BY_ID, controller, run_views
 from descent.arena.controls import control_values, parse_pairs, racer_rows, reduce
+from descent.arena.playmode import export, slower_views
 from descent.arena.state import FORMULA, default_state, normalize
 
 torch.set_num_threads(1)
@@ -129,7 +130,9 @@ def test_run_views_reports_errors_and_divergence():
     texts = str(views.outcome)
     assert "diverged at step" in texts
     assert views.lr_note_level == "bad" and "above the stability edge" in views.lr_note
-    assert arrows_for(views.anim)["run"] == views.run_id
+    VIEWS_BY_ID.get(views.run_id, lambda: views)
+    assert RUNS_BY_ID.items.get(views.run_id) is not None
+    assert slower_views(views.run_id)["arrows"]["run"] == views.run_id
 
 
 def test_exports(tmp_path):

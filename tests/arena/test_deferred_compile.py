@@ -11,7 +11,7 @@ from descent._errors import DescentError
 from descent.arena import runner
 from descent.arena.runner import run_state
 from descent.arena.state import default_state, normalize
-from descent.kernels.backend import defer_compiling, wait_for_compiles
+from descent.kernels.backend import compiling, defer_compiling, wait_for_compiles
 
 torch.set_num_threads(1)
 
@@ -49,3 +49,20 @@ def test_a_run_over_budget_while_its_kernel_compiles_is_refused_for_now_not_for_
     assert wait_for_compiles(timeout=300)
     monkeypatch.setattr(runner, "RUN_SECONDS", 0.7)
     assert run_state(state).trajectories[0].backend == "kernel"
+
+
+def test_a_run_over_budget_is_not_said_to_wait_for_another_runs_kernel(deferring, monkeypatch):
+    """While a new formula's kernel compiles, a run that no kernel takes (a landscape with data) and is
+    over its budget is refused as too long, not 'being built' (the check asks about its own kernel)."""
+    monkeypatch.setattr(runner, "REFUSED", runner.LRUCache(64))  # this refusal is remembered: not elsewhere
+    ball = fresh_state()
+    ball["swarm"]["on"] = False
+    assert "built in the background" in run_state(ball).trajectories[0].fallback  # compiles (seconds)
+    other = default_state()
+    other.update(landscape="logistic-risk", steps=3000, seed=int(uuid.uuid4().hex[:6], 16))
+    monkeypatch.setattr(runner, "RUN_SECONDS", 1e-6)
+    with pytest.raises(DescentError) as refused:
+        run_state(normalize(other))
+    assert compiling(), "the other kernel finished compiling first: the test did not test anything"
+    assert "being built" not in str(refused.value) and "would take about" in str(refused.value)
+    assert wait_for_compiles(timeout=300)

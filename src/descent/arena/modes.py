@@ -2,7 +2,7 @@
 map, and optionally in the map's place) and the callbacks that fill it.
 
 - ``play``: the player (a single ball, a race or a swarm, as the state says): the 3-D surface and the
-  theory at the ball beside the map;
+  theory at the ball beside the map (`descent.arena.playmode`);
 - ``step``: one optimizer step at a time, told in words and arrows (`descent.arena.stepmode`);
 - ``maps``: the basin map and the phase map beside the map (`descent.arena.mapsmode`).
 
@@ -60,17 +60,9 @@ def mode_id(kind: str, name: str) -> dict[str, str]:
 
 def _builtin() -> None:
     """The page's own modes (imported here: their modules import this one)."""
-    from descent.arena import mapsmode, stepmode
-    from descent.arena.layout import play_side
+    from descent.arena import mapsmode, playmode, stepmode
 
-    register_mode(
-        Mode(
-            "play",
-            "Player",
-            "the ball, a race or a swarm played back step by step",
-            side=play_side,
-        )
-    )
+    register_mode(playmode.MODE)
     register_mode(stepmode.MODE)
     register_mode(mapsmode.MODE)
 

@@ -232,6 +232,17 @@ def _refusal(spec: RunSpec, stop: _OverBudget, landscape: Landscape) -> DescentE
     )
 
 
+def kernel_being_built(spec: RunSpec, landscape: Landscape) -> bool:
+    """Is the compiled kernel of ``spec``'s run being built in the background (`defer_compiling`), so
+    that the run went to torch only for now? Asked of this run's own kernel, not of any compilation
+    under way: the same spec for no step falls back to torch saying so while its kernel compiles."""
+    if spec.backend != "auto":
+        return False
+    return "built in the background" in (
+        run_spec(spec.with_(steps=0, probes=[]), landscape=landscape).fallback or ""
+    )
+
+
 def run_cached(
     spec: RunSpec, landscape: Landscape | None = None, budget: Callable[[int, int], None] | None = None
 ) -> Trajectory:
@@ -244,16 +255,16 @@ def run_cached(
     try:
         return RUN_CACHE.get(key, lambda: run_spec(spec, budget, landscape=landscape))
     except _OverBudget as stop:
-        from descent.kernels.backend import compiling
-
-        if compiling():  # ran on torch only because its kernel is still compiling: not for good
+        if landscape is None:
+            landscape = spec.build_landscape()
+        if kernel_being_built(spec, landscape):  # on torch only because its kernel is compiling: not for good
             raise invalid(
                 "steps",
                 spec.steps,
                 "a moment's patience: the compiled kernel for this run is being built (a few seconds, "
                 "once); press Reset Ball again",
             ) from None
-        error = _refusal(spec, stop, landscape if landscape is not None else spec.build_landscape())
+        error = _refusal(spec, stop, landscape)
         REFUSED.get(key, lambda: str(error))
         raise error from None
 
@@ -296,11 +307,31 @@ def check_work(state: dict[str, Any], landscape: Landscape) -> None:
 
 
 def run_state(state: dict[str, Any]) -> ArenaRun:
-    """Build the landscape and run every racer of a normalised ``state``; raises DescentError."""
+    """Build the landscape and run every racer of a normalised ``state``; raises DescentError.
+
+    The runs are the plain ones: the ball's probes (its ``specs[0]``'s, `state_specs`) are left out,
+    so a new state's first frame waits only for the paths; `probed_ball` runs the ball with them."""
     landscape = get_landscape(state["landscape"], state["params"])
     check_start(state, landscape)
     check_work(state, landscape)
     specs = state_specs(state, [float(v) for v in landscape.start().squeeze(0).tolist()])
     budget = _Budget(RUN_SECONDS)
-    trajectories = [run_cached(spec, landscape, budget) for spec in specs]
+    trajectories = [run_cached(spec.with_(probes=[]), landscape, budget) for spec in specs]
     return ArenaRun(state, landscape, specs, trajectories)
+
+
+def probed_ball(run: ArenaRun) -> Trajectory:
+    """The ball's run with its probes (``update_parts``: the arrows; ``optimizer_state``: an adaptive
+    rule's edge): the same path as ``run.trajectories[0]`` (a probe only reads the steps)."""
+    return run_cached(run.specs[0], run.landscape, _Budget(RUN_SECONDS))
+
+
+def first_steps(run: ArenaRun) -> Trajectory:
+    """The ball's first two steps with the ``update_parts`` probe at each: which parts the rule's
+    update has (a coast from the second step on: inertia, a running mean, Langevin's kick), known
+    before the probed run (`probed_ball`) is made."""
+    spec = run.specs[0]
+    short = spec.with_(
+        steps=min(spec.steps, 2), save="every:1", probes=[{"name": "update_parts", "every": 1}]
+    )
+    return run_cached(short, run.landscape, _Budget(RUN_SECONDS))

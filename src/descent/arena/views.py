@@ -13,8 +13,9 @@ import torch
 from dash import html
 
 from descent.arena import figures, readout
-from descent.arena.runner import ArenaRun
+from descent.arena.runner import ArenaRun, first_steps, probed_ball
 from descent.arena.state import LR_LOG_RANGE, MAX_FRAMES_PLAYER, MAX_FRAMES_RACE, racer_label
+from descent.dynamics import Trajectory
 from descent.optim import RULES
 
 BACKGROUND_ROUTE = "/_arena/landscape.png"  # served by create_app: the map's contour image
@@ -38,7 +39,11 @@ class Views:
     theory: dict = field(default_factory=dict)
 
 
-def build_views(run: ArenaRun, run_id: str, ghost: bool = True) -> Views:
+def build_views(run: ArenaRun, run_id: str, ghost: bool = True, probed: Trajectory | None = None) -> Views:
+    """What the page shows of ``run`` at once. Without ``probed`` (the ball's probed run,
+    `probed_ball`) nothing waits for the ball's probes: the map's arrows are those of the ball's first
+    two steps (`first_steps`) and an adaptive rule's theory, which reads its running scale, comes
+    later (`later_views`); with it, everything is read from it (the reference: the same figures)."""
     landscape = run.landscape
     state = run.state
     racers: list[dict[str, Any]] = []
@@ -53,14 +58,10 @@ def build_views(run: ArenaRun, run_id: str, ghost: bool = True) -> Views:
     ball_traj = run.trajectories[0]
     rule = run.specs[0].optimizer
     hyper = {k: _scalar(v) for k, v in ball_traj.optimizer.hp.items()}
-    ball_frames = racers[0]["frames"] if racers else slice(None)
-    theory = readout.ball_theory(
-        landscape,
-        ball_traj.optimizer,
-        ball_traj.positions[ball_frames, 0, :],
-        readout.frame_states(ball_traj, ball_frames),
-    )
-    arrow_kinds = None if run.swarm else readout.arrow_kinds(readout.update_parts(ball_traj))
+    later = probed is None and not run.swarm and _reads_state(ball_traj)
+    theory = None if later else _theory(run, probed if probed is not None else ball_traj)
+    parts = None if run.swarm else readout.update_parts(probed if probed is not None else first_steps(run))
+    arrow_kinds = None if parts is None else readout.arrow_kinds(parts)
     swarm_fig = figures.empty_figure(
         "turn the swarm on<br>to compare where the balls are<br>with the Boltzmann density"
     )
@@ -103,13 +104,13 @@ def build_views(run: ArenaRun, run_id: str, ghost: bool = True) -> Views:
         "racers": [_anim_racer(r) for r in racers],
         "frameEvery": _frame_every(racers[0]["steps"] if racers else swarm["steps"]),
         "swarm": _anim_swarm(swarm) if swarm else None,
-        "theory": readout.typed_theory(theory),
+        "theory": None if theory is None else readout.typed_theory(theory),
         "target": target,
         "lrLog": list(LR_LOG_RANGE),
     }
     outcome = _outcome_lines(run, racers, swarm)
     board = _leaderboard(racers, target) if racers else _swarm_board(swarm)
-    lr_note, level, marker = _edge_note(theory)
+    lr_note, level, marker = _edge_note(theory if theory is not None else _running(ball_traj.optimizer))
     static = f"{rule}: {RULES[rule].math}"
     return Views(
         run_id,
@@ -125,8 +126,50 @@ def build_views(run: ArenaRun, run_id: str, ghost: bool = True) -> Views:
         level,
         marker,
         static,
-        theory,
+        theory or {},
     )
+
+
+def _reads_state(trajectory: Trajectory) -> bool:
+    """Does the rule's stability edge read its running state (an adaptive rule's scale)?"""
+    return trajectory.optimizer.rule.physics == "adaptive"
+
+
+def _theory(run: ArenaRun, ball: Trajectory) -> dict:
+    """`readout.ball_theory` at the player's frames of the ball's run ``ball`` (with the rule's state
+    where ``ball`` recorded it: the probed run)."""
+    frames = slice(None) if run.swarm else player_frames(ball)  # a swarm's: every frame
+    states = readout.frame_states(ball, frames)
+    return readout.ball_theory(run.landscape, ball.optimizer, ball.positions[frames, 0, :], states)
+
+
+def _running(optimizer) -> dict:
+    """What `_edge_note` reads of the theory of an adaptive rule's probed run (``state: running``; no
+    edge at step 0, before the first step forms the running scale)."""
+    formula, where = readout.edge_formula(optimizer)
+    lr = float(optimizer.lr_at(0))
+    return {
+        "lr": lr,
+        "rule": optimizer.name,
+        "formula": formula,
+        "where": where,
+        "state": "running",
+        "edge": [None],
+    }
+
+
+def later_views(run: ArenaRun, run_id: str) -> dict[str, Any]:
+    """What waits for the ball's probed run (`probed_ball`): the update arrows (None for a swarm) and,
+    for a rule whose edge reads its running state, the theory at the ball (its frames' typed arrays)
+    and the note under the lr slider (``lr_note``: text, level, the edge marker's style)."""
+    if run.swarm:
+        return {"arrows": None, "theory": None, "lr_note": None}
+    probed = probed_ball(run)
+    arrows = build_arrows(run, run_id, probed)
+    if not _reads_state(probed):
+        return {"arrows": arrows, "theory": None, "lr_note": None}
+    theory = _theory(run, probed)
+    return {"arrows": arrows, "theory": readout.typed_theory(theory), "lr_note": _edge_note(theory)}
 
 
 def _play_end(racers: list[dict[str, Any]], max_step: int) -> int:
@@ -226,13 +269,14 @@ def _nice(value: float) -> float:
     return float(10**exponent)
 
 
-def build_arrows(run: ArenaRun, run_id: str) -> dict[str, Any] | None:
-    """The ball's update arrows at the player's frames, read from the engine's ``update_parts`` probe:
-    at frame k the step k-1 -> k (force step, coast, update; Nesterov's look-ahead point; the adaptive
-    scale), drawn from where that step started (``origin``). Sent by a second, later callback."""
+def build_arrows(run: ArenaRun, run_id: str, probed: Trajectory | None = None) -> dict[str, Any] | None:
+    """The ball's update arrows at the player's frames, read from the engine's ``update_parts`` probe
+    (of ``probed``, the ball's probed run: `probed_ball`): at frame k the step k-1 -> k (force step,
+    coast, update; Nesterov's look-ahead point; the adaptive scale), drawn from where that step started
+    (``origin``). Sent by a second, later callback."""
     if run.swarm:
         return None
-    traj = run.trajectories[0]
+    traj = probed if probed is not None else probed_ball(run)
     parts = readout.update_parts(traj)
     kinds = readout.arrow_kinds(parts)
     vectors = {k: figures.to_numpy(parts[k]) for k in kinds if k != "lookahead"}

@@ -31,28 +31,70 @@
     return spec.dtype === "f4" ? new Float32Array(bytes.buffer) : new Float64Array(bytes.buffer);
   }
 
+  // the theory at the ball as the server sends it (descent.arena.readout.typed_theory), decoded
+  function theoryOf(th) {
+    if (!th) return null;
+    return { rule: th.rule, lr: th.lr, formula: th.formula, where: th.where, state: th.state,
+             lamMin: decode(th.lamMin), lamMax: decode(th.lamMax), edge: th.edge ? decode(th.edge) : null,
+             kappa: decode(th.kappa), lrRatio: decode(th.lrRatio), shape: decode(th.shape),
+             shapes: th.shapes || [] };
+  }
+
   function graph(id) {
     return document.querySelector("#" + id + " .js-plotly-plot");
   }
 
-  // a figure of run `run` is drawn: a 2-D one has its x axis laid out, a 3-D one its scene (a figure
-  // with only a scene has no 2-D x axis)
-  function ready(gd, run) {
-    var full = gd && gd._fullLayout;
-    return !!(gd && gd.layout && gd.layout.meta && gd.layout.meta.run === run && full && full._size &&
-              (full.xaxis || full.scene));
+  // Plotly is read only through its public face: a figure's `gd.data` and `gd.layout` (which holds the
+  // axis ranges, the server's and any zoom's) and the DOM it draws; nothing with an underscore.
+
+  // the plot area of a drawn 2-D figure, in px from the top left of its .svg-container: the drag
+  // rectangle Plotly lays over it (null before the figure is drawn, and for a 3-D one)
+  function plotArea(gd) {
+    var drag = gd && gd.querySelector(".draglayer .nsewdrag");
+    if (!drag) return null;
+    var area = { l: +drag.getAttribute("x"), t: +drag.getAttribute("y"),
+                 w: +drag.getAttribute("width"), h: +drag.getAttribute("height") };
+    return area.w > 0 && area.h > 0 ? area : null;
   }
 
-  // the SVG group of scatter trace `i` of a figure (null for WebGL traces)
+  // the drawn 2-D figure's data -> px maps (px from the plot area's top left) for its linear axes,
+  // over the ranges in its public layout (``y`` null without a y range); null before it is drawn
+  function axes(gd) {
+    var area = plotArea(gd), lay = gd && gd.layout;
+    var xr = lay && lay.xaxis && lay.xaxis.range, yr = lay && lay.yaxis && lay.yaxis.range;
+    if (!area || !xr || !(xr[1] !== xr[0])) return null;
+    var out = {
+      area: area,
+      x: function (v) { return (v - xr[0]) / (xr[1] - xr[0]) * area.w; },
+      xOf: function (px) { return xr[0] + px / area.w * (xr[1] - xr[0]); },
+      y: null,
+      yOf: null,
+    };
+    if (yr && yr[1] !== yr[0]) {
+      out.y = function (v) { return (yr[1] - v) / (yr[1] - yr[0]) * area.h; };
+      out.yOf = function (py) { return yr[1] - py / area.h * (yr[1] - yr[0]); };
+    }
+    return out;
+  }
+
+  // a figure of run `run` is drawn: a 2-D one has its plot area, a 3-D one its scene's canvas (a
+  // figure with only a scene has no 2-D plot area)
+  function ready(gd, run) {
+    if (!(gd && gd.layout && gd.layout.meta && gd.layout.meta.run === run)) return false;
+    return !!(plotArea(gd) || (gd.layout.scene && gd.querySelector(".gl-container canvas")));
+  }
+
+  // the SVG group of scatter trace `i` of a figure, by the uid the server gives it (null for WebGL
+  // traces and traces without one)
   function traceNode(gd, i) {
-    var full = (gd._fullData || []).filter(function (t) { return t.index === i; })[0];
-    return full && full.uid !== undefined ? gd.querySelector(".trace" + CSS.escape(String(full.uid))) : null;
+    var uid = gd.data && gd.data[i] && gd.data[i].uid;
+    return uid !== undefined && uid !== null ? gd.querySelector(".trace" + CSS.escape(String(uid))) : null;
   }
 
   // the map can show run `a`: it is drawn with a's structure (maybe still with another run in it)
   function mapReady(gd, a) {
-    return !!(gd && gd.layout && gd.layout.meta && gd.layout.meta.key === a.mapKey && gd._fullLayout &&
-              gd._fullLayout.xaxis && gd._fullLayout._size);
+    var ax = gd && gd.layout && gd.layout.meta && gd.layout.meta.key === a.mapKey && axes(gd);
+    return !!(ax && ax.y);
   }
 
   function frameAt(steps, s) {
@@ -83,21 +125,24 @@
     return !trace || trace.visible === "legendonly" || trace.visible === false;
   }
 
-  // a layer laid over a graph's plot area (canvas for the map, a line for the curves' "now")
-  function overlay(gd, kind) {
+  // the page's own things kept per graph element (its layers; whether its clicks are heard)
+  var LAYERS = new WeakMap(), HEARD = new WeakSet();
+
+  // a layer laid over a graph's plot area `size` (canvas for the map, a line for the curves' "now")
+  function overlay(gd, kind, size) {
     var host = gd.querySelector(".svg-container");
-    var key = "_da_" + kind;
-    var el = gd[key];
-    if (!host) return null;
+    var layers = LAYERS.get(gd) || {};
+    var el = layers[kind];
+    if (!host || !size) return null;
     if (!el || el.parentNode !== host) {
       el = document.createElement(kind === "canvas" ? "canvas" : "div");
       el.className = "da-" + kind;
       el.style.position = "absolute";
       el.style.pointerEvents = "none";
       host.appendChild(el);
-      gd[key] = el;
+      layers[kind] = el;
+      LAYERS.set(gd, layers);
     }
-    var size = gd._fullLayout._size;
     el.style.left = size.l + "px";
     el.style.top = size.t + "px";
     if (kind === "canvas") {
@@ -108,7 +153,7 @@
         el.width = Math.round(size.w * dpr);
         el.height = Math.round(size.h * dpr);
       }
-      el._dpr = dpr;
+      el.dataset.dpr = String(dpr);
     } else {
       el.style.height = size.h + "px";
     }
@@ -129,15 +174,9 @@
     load: function (anim) {
       if (!anim || !anim.run) return;
       if (this.anim && this.anim.run === anim.run) return;
-      var th = anim.theory;
       var a = { run: anim.run, mapKey: anim.mapKey, maxStep: anim.maxStep, playEnd: anim.playEnd || anim.maxStep,
                 target: anim.target, lrLog: anim.lrLog, racers: [], swarm: null, arrows: null,
-                frameEvery: anim.frameEvery || 1,
-                theory: th ? { rule: th.rule, lr: th.lr, formula: th.formula, where: th.where, state: th.state,
-                               lamMin: decode(th.lamMin), lamMax: decode(th.lamMax),
-                               edge: th.edge ? decode(th.edge) : null, kappa: decode(th.kappa),
-                               lrRatio: decode(th.lrRatio), shape: decode(th.shape),
-                               shapes: th.shapes || [] } : null };
+                frameEvery: anim.frameEvery || 1, theory: theoryOf(anim.theory) };
       anim.racers.forEach(function (r) {
         a.racers.push({ label: r.label, color: r.color, steps: r.steps, x: decode(r.x), y: decode(r.y),
                         loss: decode(r.loss), diverged: r.diverged, outcome: r.outcome,
@@ -169,6 +208,8 @@
     },
 
     setArrows: function (a, ar) {
+      // an adaptive rule's theory reads its running scale: it comes with the arrows (the probed run)
+      if (ar.theory) a.theory = theoryOf(ar.theory);
       a.arrows = { scale: ar.scale, note: ar.note };
       ["origin", "force", "coast", "update", "lookahead", "adaptive"].forEach(function (k) {
         if (ar[k]) a.arrows[k] = decode(ar[k]);
@@ -213,22 +254,22 @@
     },
 
     kick: function () {
-      if (this._scheduled) return;
-      this._scheduled = true;
+      if (this.scheduled) return;
+      this.scheduled = true;
       var self = this;
-      requestAnimationFrame(function (ts) { self._scheduled = false; self.tick(ts); });
+      requestAnimationFrame(function (ts) { self.scheduled = false; self.tick(ts); });
     },
 
     listen: function (gd) {
-      if (gd._daClick || !gd.on) return;
-      gd._daClick = true;
+      if (HEARD.has(gd) || !gd.on) return;
+      HEARD.add(gd);
       gd.on("plotly_click", function (data) {
-        var e = data && data.event, fl = gd._fullLayout, x, y;
-        var drag = gd.querySelector(".nsewdrag");
-        if (e && drag && fl.xaxis && fl.yaxis) {
-          var box = drag.getBoundingClientRect();
-          x = fl.xaxis.p2d(e.clientX - box.left);
-          y = fl.yaxis.p2d(e.clientY - box.top);
+        var e = data && data.event, ax = axes(gd), x, y;
+        var drag = gd.querySelector(".draglayer .nsewdrag");
+        if (e && drag && ax && ax.y) {
+          var box = drag.getBoundingClientRect();  // the plot area on the screen
+          x = ax.xOf((e.clientX - box.left) * ax.area.w / box.width);
+          y = ax.yOf((e.clientY - box.top) * ax.area.h / box.height);
         } else if (data && data.points && data.points.length) {
           x = data.points[0].x; y = data.points[0].y;
         }
@@ -379,7 +420,7 @@
     },
 
     clearOverlay: function (gd) {
-      var c = gd._da_canvas;
+      var c = (LAYERS.get(gd) || {}).canvas;
       if (c) c.getContext("2d").clearRect(0, 0, c.width, c.height);
       this.overlayOn = false;
     },
@@ -427,11 +468,11 @@
 
     // --- while playing: the canvas over the map --------------------------------------------------
     drawOverlay: function (gd, s) {
-      var a = this.anim, meta = gd.layout.meta;
-      var canvas = overlay(gd, "canvas");
+      var a = this.anim, meta = gd.layout.meta, ax = axes(gd);
+      var canvas = ax && ax.y && overlay(gd, "canvas", ax.area);
       if (!canvas) return;
-      var ctx = canvas.getContext("2d"), dpr = canvas._dpr, size = gd._fullLayout._size;
-      var xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+      var ctx = canvas.getContext("2d"), dpr = +canvas.dataset.dpr, size = ax.area;
+      var xa = { l2p: ax.x }, ya = { l2p: ax.y };  // data -> px in the plot area
       ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
       ctx.clearRect(0, 0, size.w, size.h);
       ctx.save();
@@ -572,10 +613,10 @@
     renderCursor: function (id, s) {
       var gd = graph(id);
       if (!ready(gd, this.anim.run)) return;
-      var line = overlay(gd, "cursor");
+      var ax = axes(gd), line = ax && overlay(gd, "cursor", ax.area);
       if (!line) return;
-      var px = gd._fullLayout.xaxis.l2p(s);
-      line.style.left = (gd._fullLayout._size.l + px) + "px";
+      var px = ax.x(s);
+      line.style.left = (ax.area.l + px) + "px";
       line.style.display = isFinite(px) ? "block" : "none";
     },
 
