@@ -121,6 +121,7 @@ def top_eigenvalues(
     v0: torch.Tensor | None = None,
     seed: int = 0,
     scale: torch.Tensor | None = None,
+    ncv: int | None = None,
     maxiter: int | None = None,
 ) -> Eigen:
     """The ``k`` largest algebraic eigenvalues of the Hessian at ``theta`` (the first is the sharpness),
@@ -129,7 +130,9 @@ def top_eigenvalues(
     ``tol``: ARPACK's relative accuracy of the Ritz values (0: machine precision). ``v0``: the start
     vector (a previous eigenvector warm-starts it); without one, a Gaussian vector from ``seed``.
     ``scale``: the diagonal of a preconditioner ``P`` (positive, ``[P]``); then the values are those
-    of ``P^-1 H`` (computed on ``P^-1/2 H P^-1/2``, whose eigenvectors are returned).
+    of ``P^-1 H`` (computed on ``P^-1/2 H P^-1/2``, whose eigenvectors are returned). ``ncv``: the
+    Lanczos basis's size (ARPACK's default ``max(2k + 1, 20)``; a warm start needs fewer, and each
+    restart costs about ``ncv - k`` products).
     """
     from scipy.sparse.linalg import eigsh
 
@@ -138,8 +141,12 @@ def top_eigenvalues(
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < n:
         raise invalid("k", k, f"an integer in [1, {n - 1}] (fewer than the {n} parameters)")
     check_number("tol", tol, 0.0)
+    if ncv is not None and (isinstance(ncv, bool) or not isinstance(ncv, int) or not k < ncv <= n):
+        raise invalid("ncv", ncv, f"None or an integer in [{k + 1}, {n}]")
     start = _start_vector(v0, n, seed)
-    values, vectors = eigsh(operator.linear_operator(), k=k, which="LA", tol=tol, v0=start, maxiter=maxiter)
+    values, vectors = eigsh(
+        operator.linear_operator(), k=k, which="LA", tol=tol, v0=start, ncv=ncv, maxiter=maxiter
+    )
     order = np.argsort(values)[::-1]
     vectors = torch.from_numpy(np.ascontiguousarray(vectors[:, order])).to(operator.device)
     return Eigen([float(v) for v in values[order]], vectors, operator.products)
