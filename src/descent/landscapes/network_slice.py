@@ -258,21 +258,28 @@ def _local_minima(table: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _minima(energy, interpolant: Bicubic, axis: np.ndarray, table: np.ndarray) -> list[tuple[float, float]]:
-    """The table's local minima refined on the interpolant: stationary, in the box, positive-definite."""
+    """The table's local minima refined on the interpolant: from each node, L-BFGS-B within two cells
+    of it, then Newton's method; kept when stationary (|grad U| < 1e-9), strictly inside that
+    neighbourhood and the box, and with a positive-definite Hessian."""
+    from scipy.optimize import minimize
+
+    def value_and_grad(p: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = interpolant(torch.tensor(p, dtype=torch.float64).unsqueeze(0))
+        return float(value[0]), grad[0].numpy()
+
     found: list[tuple[float, float]] = []
     spacing = float(axis[1] - axis[0])
     for i, j in _local_minima(table):
+        node = np.array([axis[i], axis[j]])
+        box = [(c - 2 * spacing, c + 2 * spacing) for c in node]
+        fit = minimize(value_and_grad, node, jac=True, method="L-BFGS-B", bounds=box, options={"gtol": 1e-12})
         try:
-            point = refine_critical_point(energy, (float(axis[i]), float(axis[j])))
+            point = refine_critical_point(energy, tuple(float(c) for c in fit.x))
         except RuntimeError:  # a singular Hessian
             continue
         x = torch.tensor([point], dtype=torch.float64)
-        if not (abs(point[0]) <= axis[-1] and abs(point[1]) <= axis[-1]):
-            continue
-        if (
-            float(interpolant(x)[1].norm()) > 1e-9
-            or np.hypot(point[0] - axis[i], point[1] - axis[j]) > 2 * spacing
-        ):
+        near = all(abs(p - c) < 2 * spacing for p, c in zip(point, node, strict=True))
+        if not near or max(abs(c) for c in point) >= axis[-1] or float(interpolant(x)[1].norm()) > 1e-9:
             continue
         hessian = torch.autograd.functional.hessian(lambda p: energy(p.unsqueeze(0))[0], x[0])
         if float(torch.linalg.eigvalsh(hessian).min()) <= 0:
