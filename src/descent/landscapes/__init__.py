@@ -5,7 +5,7 @@ Every built-in landscape (but the data-based logistic risk) is a formula in the 
 user formulas: one text and its parameters give an expression tree (`expr`), whose value is plain
 torch and whose gradient is computed by reverse mode over the tree (`evaluate`)."""
 
-from descent.landscapes import classic, seeds, thermal  # noqa: F401  (importing a module registers its landscapes)
+from descent.landscapes import classic, network_slice, seeds, thermal  # noqa: F401  (importing a module registers its landscapes)
 from descent.landscapes._base import CriticalPoint, Landscape, refine_critical_point
 from descent.landscapes._registry import LANDSCAPES, LandscapeEntry, get_landscape, landscape_names, register
 from descent.landscapes.formula import (
