@@ -158,9 +158,9 @@ def train_command(
     target: str | None = typer.Option(None, help="the target column of a .csv dataset"),
     test_fraction: float = typer.Option(0.2, help="share of the examples held out for testing (stratified)"),
     n: int | None = typer.Option(
-        None, "--n", help="use the first N examples (a synthetic dataset: draw N) [default: all; 500]"
+        None, "--n", help="use the first N examples (a synthetic dataset: draw N) \\[default: all; 500]"
     ),
-    noise: float | None = typer.Option(None, help="a synthetic dataset's noise level [default: its own]"),
+    noise: float | None = typer.Option(None, help="a synthetic dataset's noise level \\[default: its own]"),
     model: str = typer.Option(
         "mlp:64,64", help="mlp:WIDTHS (e.g. mlp:64,64), linear, logistic or cnn (8x8 digits)"
     ),
@@ -169,14 +169,14 @@ def train_command(
         "default", help="default (torch's), xavier, he or normal:SIGMA (N(0, SIGMA^2/fan_in))"
     ),
     loss: str | None = typer.Option(
-        None, help="cross-entropy or mse [default: cross-entropy; regression: mse]"
+        None, help="cross-entropy or mse \\[default: cross-entropy; regression: mse]"
     ),
     optimizer: str = typer.Option(
         "momentum",
         help="a descent rule (`descent list optimizers`) or torch:NAME (torch:SGD, torch:Adam, ...)",
     ),
     lr: float = typer.Option(0.1, help="learning rate"),
-    momentum: float | None = typer.Option(None, help="momentum beta [default: the optimizer's]"),
+    momentum: float | None = typer.Option(None, help="momentum beta \\[default: the optimizer's]"),
     weight_decay: float = typer.Option(0.0, help="weight decay (coupled L2; adamw/AdamW: decoupled)"),
     hp: list[str] = typer.Option(
         [], "--hp", help="other optimizer options, key=value (repeatable), e.g. betas=0.9,0.99"
@@ -193,7 +193,7 @@ def train_command(
     dtype: str = typer.Option("float64", help="float64 or float32"),
     device: str = typer.Option("cpu", help="cpu, cuda or cuda:N"),
     out: Path | None = typer.Option(
-        None, help="folder for the files [default: out/train-<digest of the settings>]"
+        None, help="folder for the files \\[default: out/train-<digest of the settings>]"
     ),
     resume: bool = typer.Option(False, "--resume", help="continue the interrupted run in --out, bit for bit"),
     no_plot: bool = typer.Option(False, "--no-plot", help="skip curves.png"),
