@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from descent.arena import readout
-from descent.arena.runner import run_state
+from descent.arena.runner import probed_ball, run_state
 from descent.arena.state import PRESETS, normalize
 from descent.arena.views import player_frames
 from tests.arena.arena_page import ArenaPage
@@ -88,3 +88,32 @@ def test_a_saddle_and_a_flat_slope_are_said_as_such(arena, artifacts):
     assert "one direction is flat" in shown["theory-eigs-words"], shown
     assert shown["theory-kappa"] == "flat direction: no finite condition number", shown
     assert "% of this edge: stable here" in shown["theory-lr"], shown
+
+
+def test_an_adaptive_rules_edge_comes_with_its_probed_run(arena, artifacts):
+    """Adam's edge reads its running scale (the optimizer_state probe): the page's first frame comes
+    from the plain run and the theory follows with the probed one; shown at step 1, it is the
+    engine's edge on that scale."""
+    state = {**PRESETS["Too large a step"][0], "racers": [{"optimizer": "adam", "hyper": {"lr": 0.05}}]}
+    arena.show(state)
+    arena.page.wait_for_function(
+        "() => window.descentArena.anim.theory && window.descentArena.anim.theory.state === 'running'"
+    )
+    arena.page.evaluate("() => { window.descentArena.pause(); window.descentArena.step = 0; }")
+    arena.page.wait_for_function(
+        "() => document.getElementById('theory-edge').textContent.includes('running scale forms')"
+    )
+    arena.click("step-button")
+    arena.page.wait_for_function("() => window.descentArena.step === 1")
+    run = run_state(normalize(state))
+    probed = probed_ball(run)
+    frames = player_frames(probed)
+    theory = readout.ball_theory(
+        run.landscape, probed.optimizer, probed.positions[frames, 0, :], readout.frame_states(probed, frames)
+    )
+    assert theory["state"] == "running"
+    shown = _panel(arena)["theory-edge"]
+    arena.shot(artifacts / "page-theory-adam-running.png")
+    formula, _, number = shown.partition(" = ")
+    assert formula == theory["formula"], shown
+    assert float(number) == pytest.approx(theory["edge"][1], rel=2e-3), shown

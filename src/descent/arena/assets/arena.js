@@ -661,7 +661,14 @@
     // rule's edge, their ratios: descent.arena.readout); the page only picks the frame and words
     renderTheory: function (s) {
       var a = this.anim, th = a.theory;
-      if (!th) return;
+      if (!th) {
+        // an adaptive rule's theory comes with the ball's probed run (a moment after its first frame),
+        // a swarm's with the run: until then the panel shows no other run's numbers
+        ["theory-eigs", "theory-eigs-words", "theory-kappa", "theory-kappa-words", "theory-edge", "theory-lr",
+         "edge-warning", "adaptive-scale"].forEach(function (id) { setText(id, ""); });
+        setText("theory-step", "step " + Math.floor(s));
+        return;
+      }
       var i = Math.min(frameAt(a.ballSteps, s), th.lamMax.length - 1);
       var lo = th.lamMin[i], hi = th.lamMax[i];
       var shape = th.shapes[th.shape ? th.shape[i] : 0] || "unknown";
