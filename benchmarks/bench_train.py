@@ -4,10 +4,11 @@ within 5 %).
 The run: digits (1437 training images), mlp:64,64 (ReLU, torch's default init), momentum 0.9 at lr
 0.1, mini-batches of 32 in a fresh seeded order each epoch, 20 epochs; after every epoch the
 training and test loss and accuracy, the mean batch loss and gradient norm, the epoch's update norm
-and the lr, written to metrics.csv and metrics.json, and a checkpoint (model, optimizer, data-order
-generator, metrics). The hand-written loop below does exactly that with ``torch.optim.SGD`` and no
-descent code; ``descent train --optimizer torch:SGD`` then computes the same numbers (checked: the
-final test losses agree to 1e-12), so the two times compare the loops themselves.
+and the lr, a row appended to metrics.csv and a checkpoint (model, optimizer, data-order generator,
+metrics); metrics.json at the end. The hand-written loop below does exactly that with
+``torch.optim.SGD`` and no descent code; ``descent train --optimizer torch:SGD`` computes the same
+numbers (checked: the final test losses agree to 1e-12), so the two times compare the loops
+themselves.
 
 Three comparisons, each at 1 and 2 threads, runs interleaved (hand, descent, hand, ...) and medians
 of wall and CPU time taken (CPU time: this process's and its children's, less sensitive to a
@@ -108,11 +109,12 @@ def hand_written(out: Path) -> dict:
             "metrics": rows,
         }
         torch.save(checkpoint, out / "checkpoint.pt")
-        with (out / "metrics.csv").open("w", newline="") as handle:
+        with (out / "metrics.csv").open("a" if epoch > 1 else "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-        (out / "metrics.json").write_text(json.dumps({"epochs": rows}, indent=1))
+            if epoch == 1:
+                writer.writeheader()
+            writer.writerow(rows[-1])
+    (out / "metrics.json").write_text(json.dumps({"epochs": rows}, indent=1))
     return rows[-1]
 
 

@@ -34,9 +34,10 @@ before clipping and how many steps were clipped, the update norm ``|W_end - W_st
 the epoch moved the parameters), the learning rate of its last step, cumulative steps and examples,
 and wall time.
 
-With ``out``, each epoch ends by writing ``metrics.csv``, ``metrics.json`` and ``checkpoint.pt``
-(model, optimizer, scheduler, the data-order generator, metrics), each atomically; ``config.json``
-at the start, ``curves.png`` at the end. ``resume=True`` continues from ``checkpoint.pt`` to the same
+With ``out``: ``config.json`` at the start; each epoch ends by writing ``checkpoint.pt`` (model,
+optimizer, scheduler, the data-order generator, metrics; atomically) and appending its row to
+``metrics.csv``; at the end (Ctrl-C included) ``metrics.csv`` and ``metrics.json`` are rewritten
+whole and ``curves.png`` is drawn. ``resume=True`` continues from ``checkpoint.pt`` to the same
 result, bit for bit, as a run that was never interrupted (same machine, thread count and versions).
 Ctrl-C stops the loop; the result says ``interrupted`` and the last checkpoint holds what finished.
 
@@ -463,22 +464,87 @@ def _check_resume(config: TrainConfig, saved: dict[str, Any], path: Path) -> Non
         )
 
 
-def _metrics_csv(rows: list[dict[str, Any]]) -> str:
+def _csv_line(values: list[Any]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRICS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if row[k] is None else repr(row[k]) for k in METRICS})
+    csv.writer(buffer, lineterminator="\n").writerow(values)
     return buffer.getvalue()
+
+
+def _csv_row(row: dict[str, Any]) -> str:
+    return _csv_line(["" if row[k] is None else repr(row[k]) for k in METRICS])
 
 
 def write_metrics(
     out: Path, config: TrainConfig, initial: dict[str, Any], rows: list[dict[str, Any]]
 ) -> None:
-    """``metrics.csv`` (one row per epoch) and ``metrics.json`` (with the config and the start)."""
-    atomic_write_text(out / "metrics.csv", _metrics_csv(rows))
+    """``metrics.csv`` (a header, one row per epoch) and ``metrics.json`` (the config, the start and
+    the rows), each replaced atomically."""
+    atomic_write_text(out / "metrics.csv", _csv_line(list(METRICS)) + "".join(_csv_row(r) for r in rows))
     payload = {"config": config.to_dict(), "initial": initial, "epochs": rows}
     atomic_write_text(out / "metrics.json", json.dumps(payload, indent=1) + "\n")
+
+
+def _evaluate_both(model, loss, data: Dataset) -> dict[str, Any]:
+    train_loss, train_accuracy = evaluate(model, loss, data.x_train, data.y_train, data.task)
+    test_loss, test_accuracy = evaluate(model, loss, data.x_test, data.y_test, data.task)
+    return {
+        "train_loss": train_loss,
+        "train_accuracy": train_accuracy,
+        "test_loss": test_loss,
+        "test_accuracy": test_accuracy,
+    }
+
+
+def _restore(out: Path, config: TrainConfig, model, optimizer, scheduler, generator):
+    """Load ``out/checkpoint.pt`` into the run's objects; returns (metrics so far, initial)."""
+    path = out / "checkpoint.pt"
+    saved = load_checkpoint(path)
+    _check_resume(config, saved, path)
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(saved["scheduler"])
+    generator.set_state(saved["generator"])
+    return json.loads(saved["metrics"]), json.loads(saved["initial"])
+
+
+def _checkpoint(
+    out: Path, config: TrainConfig, model, optimizer, scheduler, generator, metrics, initial
+) -> Path:
+    """Everything a resume needs; the metrics as JSON text (one object to pickle, not thousands)."""
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "config": config.to_dict(),
+        "epoch": len(metrics),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": None if scheduler is None else scheduler.state_dict(),
+        "generator": generator.get_state(),
+        "metrics": json.dumps(metrics),
+        "initial": json.dumps(initial),
+    }
+    return save_checkpoint(out / "checkpoint.pt", payload)
+
+
+def _epoch(model, loss, optimizer, scheduler, data, config, generator, previous) -> dict[str, Any]:
+    """One epoch and its row of ``METRICS`` (``previous``: the last row, for the running totals)."""
+    start = time.perf_counter()
+    steps = run_epoch(model, loss, optimizer, scheduler, data, config, generator)
+    evaluated = _evaluate_both(model, loss, data)
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(evaluated["train_loss"])
+    elif scheduler is not None and not isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
+        scheduler.step()
+    seconds = time.perf_counter() - start
+    return {
+        "epoch": previous["epoch"] + 1,
+        "steps": previous["steps"] + steps["steps"],
+        "examples": previous["examples"] + steps["examples"],
+        **evaluated,
+        **{k: steps[k] for k in ("batch_loss", "grad_norm", "clipped_steps", "update_norm", "lr")},
+        "epoch_seconds": seconds,
+        "seconds": previous["seconds"] + seconds,
+    }
 
 
 def train(
@@ -494,27 +560,10 @@ def train(
     if resume and out is None:
         raise invalid("resume", resume, "an out folder holding the checkpoint.pt of the run to continue")
     data, model, loss, optimizer, scheduler, generator = _setup(config)
-    metrics: list[dict[str, Any]] = []
-    initial: dict[str, Any]
     if resume:
-        path = Path(out) / "checkpoint.pt"  # type: ignore[arg-type]
-        saved = load_checkpoint(path)
-        _check_resume(config, saved, path)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(saved["scheduler"])
-        generator.set_state(saved["generator"])
-        metrics, initial = list(saved["metrics"]), dict(saved["initial"])
+        metrics, initial = _restore(Path(out), config, model, optimizer, scheduler, generator)  # type: ignore[arg-type]
     else:
-        train_loss, train_acc = evaluate(model, loss, data.x_train, data.y_train, data.task)
-        test_loss, test_acc = evaluate(model, loss, data.x_test, data.y_test, data.task)
-        initial = {
-            "train_loss": train_loss,
-            "train_accuracy": train_acc,
-            "test_loss": test_loss,
-            "test_accuracy": test_acc,
-        }
+        metrics, initial = [], _evaluate_both(model, loss, data)
     files: dict[str, Path] = {}
     if out is not None:
         out = Path(out)
@@ -522,61 +571,41 @@ def train(
         files["config"] = atomic_write_text(
             out / "config.json", json.dumps(config.to_dict(), indent=1) + "\n"
         )
+        write_metrics(out, config, initial, metrics)
     interrupted = False
     try:
-        for epoch in range(len(metrics) + 1, config.epochs + 1):
-            start = time.perf_counter()
-            row = run_epoch(model, loss, optimizer, scheduler, data, config, generator)
-            train_loss, train_acc = evaluate(model, loss, data.x_train, data.y_train, data.task)
-            test_loss, test_acc = evaluate(model, loss, data.x_test, data.y_test, data.task)
-            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step(train_loss)
-            elif scheduler is not None and not isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
-                scheduler.step()
-            seconds = time.perf_counter() - start
-            previous = metrics[-1] if metrics else {"steps": 0, "examples": 0, "seconds": 0.0}
-            row = {
-                "epoch": epoch,
-                "steps": previous["steps"] + row["steps"],
-                "examples": previous["examples"] + row["examples"],
-                "train_loss": train_loss,
-                "train_accuracy": train_acc,
-                "test_loss": test_loss,
-                "test_accuracy": test_acc,
-                **{k: row[k] for k in ("batch_loss", "grad_norm", "clipped_steps", "update_norm", "lr")},
-                "epoch_seconds": seconds,
-                "seconds": previous["seconds"] + seconds,
-            }
+        while len(metrics) < config.epochs:
+            previous = metrics[-1] if metrics else {"epoch": 0, "steps": 0, "examples": 0, "seconds": 0.0}
+            row = _epoch(model, loss, optimizer, scheduler, data, config, generator, previous)
             metrics.append(row)
             if out is not None:
-                payload = {
-                    "format": CHECKPOINT_FORMAT,
-                    "config": config.to_dict(),
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": None if scheduler is None else scheduler.state_dict(),
-                    "generator": generator.get_state(),
-                    "metrics": metrics,
-                    "initial": initial,
-                }
-                files["checkpoint"] = save_checkpoint(out / "checkpoint.pt", payload)
-                write_metrics(out, config, initial, metrics)
+                files["checkpoint"] = _checkpoint(
+                    out, config, model, optimizer, scheduler, generator, metrics, initial
+                )
+                with (out / "metrics.csv").open("a") as handle:  # one line an epoch; rewritten at the end
+                    handle.write(_csv_row(row))
             if progress is not None:
-                progress(epoch, config.epochs)
+                progress(row["epoch"], config.epochs)
     except KeyboardInterrupt:
         interrupted = True
     if out is not None:
         write_metrics(out, config, initial, metrics)
         files["metrics_csv"], files["metrics_json"] = out / "metrics.csv", out / "metrics.json"
         if plot and metrics:
-            figure = curves_figure(metrics, initial, title=run_title(config))
-            figure.savefig(out / "curves.png", dpi=110)
-            import matplotlib.pyplot as plt
-
-            plt.close(figure)
-            files["curves"] = out / "curves.png"
+            files["curves"] = write_curves(out / "curves.png", metrics, initial, run_title(config))
     return TrainResult(config, data, model, optimizer, metrics, initial, interrupted, out, files)
+
+
+def write_curves(path: Path, metrics: list[dict[str, Any]], initial: dict[str, Any], title: str) -> Path:
+    """``curves_figure`` saved as a PNG at 110 dpi."""
+    import matplotlib.pyplot as plt
+
+    figure = curves_figure(metrics, initial, title=title)
+    try:
+        figure.savefig(path, dpi=110)
+    finally:
+        plt.close(figure)
+    return path
 
 
 def run_title(config: TrainConfig) -> str:
