@@ -153,6 +153,20 @@ def test_registered_and_rebuilt_from_its_recipe(name):
     assert back.formula == reg.formula and back.critical_points == reg.critical_points
 
 
+def test_a_landscape_that_is_not_a_formula_is_regularised_and_pickles():
+    risk = get_landscape("logistic-risk")
+    reg = regularized(risk, 0.2, [0.1, -0.1])
+    assert reg.data_size == risk.data_size and reg._fused is None
+    back = pickle.loads(pickle.dumps(reg))
+    x = risk.random_starts(4, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(
+        back.value_and_grad(x)[1],
+        risk.value_and_grad(x)[1] + 0.2 * (x - torch.tensor([0.1, -0.1], dtype=F64)),
+    )
+    (minimum,) = reg.minima
+    assert float(reg.gradient(torch.tensor([minimum.position], dtype=F64)).norm()) < 1e-9
+
+
 def test_bad_input_is_refused_by_name():
     well = get_landscape("double-well")
     with pytest.raises(DescentError, match=r"invalid l2=-1"):

@@ -107,39 +107,51 @@ def test_each_factor_is_checked_against_mean_field_chi_recomputed(quick):
             assert claim.about == "claim" and claim.value == row.value
 
 
-def test_clipping_runs(quick):
-    """The shares of finite runs are those of the runs rebuilt here; a clipped run and an unclipped one
-    start from the same network."""
+def test_clipping_rows_are_a_replay_of_the_stored_specs(quick):
+    """The shares of finite runs from the engine's diverged events of the stored specs, replayed; the
+    clipped and unclipped runs start from the same networks."""
+    from descent.spec import RunSpec, run_spec
+
     config = gf.Config.quick()
-    rows = {row.id: row for row in quick.rows}
-    shares = {}
-    for clip in (False, True):
-        runs = [gf.train_run(config, clip, config.seed + r) for r in range(config.clip_runs)]
-        shares[clip] = np.mean([math.isfinite(run[-1]) for run in runs])
+    objective = gf.clip_objective(config)
+    assert len(quick.specs) == 2
+    finite, starts = {}, {}
+    for data in quick.specs:
+        spec = RunSpec.from_dict(data)
+        trajectory = run_spec(spec, landscape=objective)
+        clip = bool(spec.transforms)
+        finite[clip] = float(np.mean(trajectory.events["diverged"].numpy() < 0))
+        starts[clip] = trajectory.loss[0]
         if clip:
-            assert all(np.isfinite(run).all() for run in runs)  # finite at every step, not only the last
-        first = runs[0][0]
-    assert first == gf.train_run(config, False, config.seed)[0]
-    assert rows["finite/plain"].value == shares[False] and rows["finite/clipped"].value == shares[True]
-    assert rows["clipping"].value == pytest.approx(shares[True] - shares[False], abs=1e-15)
+            assert bool(torch.isfinite(trajectory.final_position).all())
+    torch.testing.assert_close(starts[False], starts[True], rtol=0, atol=0)
+    assert quick.row("finite/plain").value == finite[False]
+    assert quick.row("finite/clipped").value == finite[True]
+    assert quick.row("clipping").value == pytest.approx(finite[True] - finite[False], abs=1e-15)
 
 
-def test_clipping_bounds_every_tensors_step():
-    """With clip_norm c and momentum beta, each tensor's update is lr times a sum of clipped gradients
-    weighted by beta^j: its norm is at most lr c / (1 - beta)."""
-    config = gf.Config.quick()
-    from descent.optim import TorchOptimizer
-    from descent.train.data import load_dataset
+def test_the_engines_clipped_momentum_is_torchs():
+    """A few steps of the engine's clipped momentum on the deep network equal torch.optim.SGD(momentum)
+    after scaling all the gradients by min(1, c/|g|) (torch's clip_grad_norm_ divides by |g| + 1e-6
+    instead: 1e-8 apart here), the same iterates at constant lr."""
+    from descent.dynamics import simulate
+    from descent.optim import Optimizer
+    from descent.train.models import flat_parameters, set_flat_parameters
 
-    data = load_dataset("digits", seed=config.seed)
-    x, y = data.x_train[:100], data.y_train[:100]
-    model = gf.deep_mlp("relu", gf.init_name("relu", "4-critical"), 32, 10, 64, seed=0)
-    opt = TorchOptimizer(model.parameters(), "momentum", lr=0.01, momentum=0.9, clip_norm=1.0)
-    bound = 0.01 * 1.0 / (1 - 0.9)
-    for _ in range(5):
-        before = [p.detach().clone() for p in model.parameters()]
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-        for p, b in zip(model.parameters(), before):
-            assert float((p.detach() - b).norm()) <= bound * (1 + 1e-12)
+    config = gf.Config(clip_depth=6, clip_width=16, clip_examples=50)
+    objective = gf.clip_objective(config)
+    start = objective.inits([7])
+    engine = simulate(objective, Optimizer.build("momentum", lr=0.01, momentum=0.9, clip_norm=1.0), start, 6)
+    model = objective.model
+    set_flat_parameters(model, start[0].clone())
+    sgd = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    for _ in range(6):
+        sgd.zero_grad()
+        nn.functional.cross_entropy(model(objective.inputs), objective.targets).backward()
+        norm = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in model.parameters()]))
+        for p in model.parameters():
+            p.grad.mul_(min(1.0, 1.0 / float(norm)))
+        sgd.step()
+    torch.testing.assert_close(
+        engine.final_position[0], flat_parameters(model).detach(), rtol=1e-10, atol=1e-12
+    )

@@ -28,10 +28,12 @@ Initialisations per activation (biases 0): Xavier (``sigma_w^2 = 2/(fan_in + fan
 sigmoid about 103); a setting equal to an earlier one is not repeated.
 
 Clipping. A deep ReLU network at 4 times its critical weight variance (its gradients grow 4-fold per
-layer toward the input) is trained on digits with momentum through :class:`~descent.optim.TorchOptimizer`,
-with and without ``clip_norm`` (each parameter tensor's gradient scaled to at most that norm). A run
-diverges when its loss becomes non-finite; the claim check compares the shares of runs that stay
-finite.
+layer toward the input) is trained full batch on digits with momentum by the engine (a
+`~descent.objectives.NetworkObjective`, one network per particle, one `RunSpec` with and one without
+the ``clip_norm`` transform, which scales each network's whole gradient to at most that norm), from the
+same ``clip_runs`` initialisations. A run diverges when its loss, gradient or weights become non-finite
+(or a weight leaves 100 boxes of 10: the engine's ``diverged`` event); the claim check compares the
+shares of runs that stay finite.
 """
 
 from __future__ import annotations
@@ -44,9 +46,10 @@ import torch
 from torch import nn
 
 from descent._errors import invalid, listed
-from descent.experiments._base import Progress, Result, Row
+from descent.experiments._base import Progress, Result, Row, Runs
 from descent.experiments.figures import finish, subplots
 from descent.experiments.rows import agrees, below, exceeds, number, share_se
+from descent.spec import RunSpec
 from descent.theory.signal import chi, critical_sigma_w2, fixed_point, variance_sequence
 
 NAME = "vanishing-exploding"
@@ -93,7 +96,7 @@ class Config:
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(networks=12, clip_steps=30, clip_runs=4, clip_examples=300)
+        return cls(networks=12, clip_steps=20, clip_runs=3, clip_examples=200)
 
     def __post_init__(self) -> None:
         for name in self.activations:
@@ -232,43 +235,54 @@ def measure(activation: str, init: str, value: float, config: Config, index: int
 
 
 # --- clipping ----------------------------------------------------------------------------------
-def train_run(config: Config, clip: bool, run: int) -> np.ndarray:
-    """The training losses (one per step, before the step; NaN after a non-finite one) of one run."""
-    from descent.optim import TorchOptimizer
+CLIP_OBJECTIVE = "digits-deep-mlp"
+
+
+def clip_objective(config: Config):
+    """The deep network on the first ``clip_examples`` digits training images as an engine objective
+    (one network per particle; its initialisation ``init_name`` of ``clip_init``)."""
+    from descent.objectives import network_objective
     from descent.train.data import load_dataset
 
-    data = load_dataset("digits", n=None, seed=config.seed)
+    data = load_dataset("digits", seed=config.seed)
     x, y = data.x_train[: config.clip_examples], data.y_train[: config.clip_examples]
-    activation, init = config.clip_activation, config.clip_init
-    model = deep_mlp(
-        activation, init_name(activation, init), config.clip_width, config.clip_depth, x.shape[1], run
-    )
-    options = {"clip_norm": config.clip_norm} if clip else {}
-    optimizer = TorchOptimizer(
-        model.parameters(), "momentum", lr=config.clip_lr, momentum=config.clip_momentum, **options
-    )
-    losses = np.full(config.clip_steps + 1, np.nan)
-    for step in range(config.clip_steps + 1):
-        optimizer.zero_grad()
-        with torch.enable_grad():
-            loss = nn.functional.cross_entropy(model(x), y)
-            losses[step] = float(loss.detach())
-            if not math.isfinite(losses[step]):
-                break
-            if step == config.clip_steps:
-                break
-            loss.backward()
-        optimizer.step()
-    return losses
+    activation, init = config.clip_activation, init_name(config.clip_activation, config.clip_init)
+    model = deep_mlp(activation, init, config.clip_width, config.clip_depth, x.shape[1], config.seed)
+    return network_objective(model, x, y, "cross-entropy", init=init, name=CLIP_OBJECTIVE, lr=config.clip_lr)
 
 
-def clipping(config: Config) -> dict:
+def clip_spec(config: Config, clip: bool) -> RunSpec:
+    """Full-batch momentum from ``clip_runs`` networks (``random:N``: the same ones with and without
+    clipping), with the engine's ``clip_norm`` transform (the whole gradient scaled to at most
+    ``clip_norm``) when ``clip``."""
+    return RunSpec(
+        landscape=CLIP_OBJECTIVE,
+        optimizer="momentum",
+        hyper={"lr": config.clip_lr, "momentum": config.clip_momentum},
+        transforms=[{"kind": "clip_norm", "max_norm": config.clip_norm}] if clip else [],
+        starts=f"random:{config.clip_runs}",
+        steps=config.clip_steps,
+        save="summary",
+        seed=config.seed,
+    )
+
+
+def clipping(config: Config, runs: Runs) -> dict:
+    """Per setting (False: plain, True: clipped): the runs' initial and final losses, the step each
+    diverged at (-1: never) and how many stayed finite."""
+    objective = clip_objective(config)
     out: dict = {}
     for clip in (False, True):
-        runs = [train_run(config, clip, config.seed + r) for r in range(config.clip_runs)]
-        losses = np.stack(runs)
-        finite = np.isfinite(losses[:, -1])
-        out[clip] = {"losses": losses, "finite": int(finite.sum()), "runs": len(runs)}
+        trajectory = runs(clip_spec(config, clip), objective=objective)
+        diverged = trajectory.events["diverged"].numpy()
+        out[clip] = {
+            "start": trajectory.loss[0].numpy(),
+            "final": trajectory.final_loss.numpy(),
+            "diverged": diverged,
+            "finite": int((diverged < 0).sum()),
+            "runs": len(diverged),
+            "outcomes": list(trajectory.outcomes),
+        }
     return out
 
 
@@ -281,7 +295,8 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         measured.append(measure(activation, init, value, config, index))
         if progress is not None:
             progress(index + 1, len(units) + 1)
-    clipped = clipping(config)
+    runs = Runs()
+    clipped = clipping(config, runs)
     if progress is not None:
         progress(len(units) + 1, len(units) + 1)
     config_dict = {
@@ -298,7 +313,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         _rows(config, measured, clipped),
         config_dict,
         [_figure(config, measured, clipped)],
-        [],
+        runs.specs,
     )
 
 
@@ -389,7 +404,7 @@ def _rows(config: Config, measured: list[dict], clipped: dict) -> list[Row]:
         )
     )
     difference_se = math.hypot(se_plain, se_clip)
-    last = clip["losses"][:, -1]
+    last = clip["final"]
     out.append(
         exceeds(
             "clipping",
@@ -458,20 +473,20 @@ def _figure(config: Config, measured: list[dict], clipped: dict):
     ax.grid(alpha=0.3, which="both")
 
     ax = axes[2]
-    steps = np.arange(config.clip_steps + 1)
-    for clip, color, label in (
-        (False, "tab:red", "no clipping"),
-        (True, "tab:blue", f"clip_norm {config.clip_norm:g}"),
+    for i, (clip, color, label) in enumerate(
+        ((False, "tab:red", "no clipping"), (True, "tab:blue", f"clip_norm {config.clip_norm:g}"))
     ):
-        losses = clipped[clip]["losses"]
-        for i, curve in enumerate(losses):
-            ax.semilogy(steps, curve, color=color, lw=1.0, alpha=0.7, label=label if i == 0 else None)
-            bad = np.flatnonzero(~np.isfinite(curve))
-            if bad.size:
-                last = np.flatnonzero(np.isfinite(curve))
-                ax.plot(bad[0], curve[last[-1]] if last.size else 1.0, "x", color=color, ms=7)
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss (x: became non-finite)")
+        c = clipped[clip]
+        runs = np.arange(c["runs"])
+        ax.semilogy(runs + 0.15 * i, c["start"], "o", mfc="none", color=color, ms=6)
+        ok = c["diverged"] < 0
+        ax.semilogy(runs[ok] + 0.15 * i, c["final"][ok], "o", color=color, ms=6, label=f"{label}: final")
+        if (~ok).any():
+            ax.semilogy(
+                runs[~ok] + 0.15 * i, c["start"][~ok], "x", color=color, ms=9, label=f"{label}: diverged"
+            )
+    ax.set_xlabel(f"network (open: loss at step 0; after {config.clip_steps} steps: filled)")
+    ax.set_ylabel("training loss")
     ax.set_title(f"{config.clip_activation} {INIT_LABELS[config.clip_init]}: clipping", fontsize=10)
     ax.legend(fontsize=9)
     ax.grid(alpha=0.3, which="both")

@@ -112,7 +112,12 @@ def regularized(
     )
     out = RegularizedLandscape(**geometry, base=landscape, strength=strength, center=c)
     object.__setattr__(out, "critical_points", _points(out, landscape, c))
-    return out
+    return out.with_recipe(_rebuild, landscape, strength, c, name)  # pickles as this call
+
+
+def _rebuild(landscape: Landscape, strength: float, center: tuple[float, ...], name: str | None):
+    """How a regularised landscape unpickles: ``regularized`` called again (the base by its recipe)."""
+    return regularized(landscape, strength, center, name=name)
 
 
 def _check_center(center: Sequence[float] | None, dim: int) -> tuple[float, ...]:
