@@ -94,7 +94,8 @@ def _same(shown: Any, value: Any) -> bool:
 
 
 def run_views(state: dict | None, resets: int | None, options: list | None) -> dict[str, Any]:
-    """Everything the runner callback outputs, or an error message with the old views kept."""
+    """``{"views": Views}`` of ``state``'s run (its plain runs: what reads the ball's probes comes with
+    the player's later request, `descent.arena.playmode`), or ``{"error": message}``."""
     if not state:
         return {"error": ""}
     try:
