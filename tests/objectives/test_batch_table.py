@@ -76,6 +76,21 @@ def test_first_reached_is_the_first_saved_step_at_or_below_the_target():
     assert batch_table.first_reached(losses, steps, 0.1) == [20, 10, None]
 
 
+def test_the_use_cases_are_the_measured_superlatives():
+    def mode(batch, steps, per_step, per_epoch):
+        return {
+            "batch": batch,
+            "reached": steps,
+            "seconds_per_step": per_step,
+            "steps_per_epoch": per_epoch,
+            "check": 1,
+        }
+
+    modes = [mode(100, [50, 60], 1.0, 1), mode(1, [300, 200], 0.05, 100), mode(10, [60, 50], 0.1, 10)]
+    uses = batch_table._use_cases(modes, 100)
+    assert uses == {100: "exact gradient", 1: "fewest epochs, cheapest step", 10: "fastest to the target"}
+
+
 @pytest.fixture(scope="module")
 def quick() -> Result:
     result = batch_table.run(batch_table.Config.quick())
