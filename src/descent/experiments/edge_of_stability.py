@@ -252,6 +252,7 @@ def _rows(config: Config, plan: list[Run], measured: dict) -> list[Row]:
         stats = after_reaching(values, item.edge)
         first_step = m["steps"][stats["first"]] if stats["first"] is not None else math.nan
         ratio = m["loss"][-1] / m["loss"][0]
+        final = values[-1] / item.edge if values else math.nan
         if item.kind in ("edge", "adam"):
             out.append(
                 number(
@@ -276,8 +277,12 @@ def _rows(config: Config, plan: list[Run], measured: dict) -> list[Row]:
                     key=True,
                     if_pass=f"{item.label}: the {what} reached the edge {item.edge:.4g} at step "
                     f"{first_step:.0f} and hovered there (median {stats['median']:.3f} edges).",
-                    if_fail=f"{item.label}: the {what} did not hover at its edge {item.edge:.4g} "
-                    f"(median {stats['median']:.3f} edges after step {first_step:.0f}; NaN: never reached).",
+                    if_fail=f"{item.label}: the {what} did not hover at its edge {item.edge:.4g} ("
+                    + (
+                        f"median {stats['median']:.3f} edges after step {first_step:.0f})."
+                        if stats["checks"]
+                        else f"it never reached {REACH:g} of it, or only at the last check)."
+                    ),
                 )
             )
             out.append(
@@ -291,24 +296,8 @@ def _rows(config: Config, plan: list[Run], measured: dict) -> list[Row]:
                     if_fail=f"It rose to {stats['max']:.3f} edges (bound {PEAK:g}).",
                 )
             )
-            if item.kind == "edge":
-                out.append(
-                    below(
-                        f"{item.id}/loss",
-                        f"{item.label}: final loss / initial loss",
-                        ratio,
-                        LOSS_DROP,
-                        group=group,
-                        if_pass=f"Meanwhile the loss fell to {ratio:.3f} of its start.",
-                        if_fail=f"The loss only fell to {ratio:.3f} of its start (bound {LOSS_DROP:g}).",
-                    )
-                )
-            else:
-                out.append(
-                    number(f"{item.id}/loss", f"{item.label}: final loss / initial loss", ratio, group=group)
-                )
         else:
-            peak = max(values) / item.edge
+            peak = max(values, default=math.nan) / item.edge
             out.append(
                 below(
                     f"{item.id}/max",
@@ -319,11 +308,24 @@ def _rows(config: Config, plan: list[Run], measured: dict) -> list[Row]:
                     group=group,
                     key=True,
                     if_pass=f"The control at {item.label} stayed below its edge ({peak:.3f} edges at most, "
-                    f"{values[-1] / item.edge:.3f} at the end): the edge moves with the learning rate.",
+                    f"{final:.3f} at the end): the edge moves with the learning rate.",
                     if_fail=f"The control at {item.label} reached {peak:.3f} of its edge within "
                     f"{config.steps} steps.",
                 )
             )
+        if item.kind == "edge":
+            out.append(
+                below(
+                    f"{item.id}/loss",
+                    f"{item.label}: final loss / initial loss",
+                    ratio,
+                    LOSS_DROP,
+                    group=group,
+                    if_pass=f"Meanwhile the loss fell to {ratio:.3f} of its start.",
+                    if_fail=f"The loss only fell to {ratio:.3f} of its start (bound {LOSS_DROP:g}).",
+                )
+            )
+        else:
             out.append(
                 number(f"{item.id}/loss", f"{item.label}: final loss / initial loss", ratio, group=group)
             )
@@ -331,7 +333,7 @@ def _rows(config: Config, plan: list[Run], measured: dict) -> list[Row]:
             number(
                 f"{item.id}/final",
                 f"{item.label}: final {what}, in edges",
-                values[-1] / item.edge,
+                final,
                 group=group,
             )
         )

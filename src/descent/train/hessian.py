@@ -231,7 +231,7 @@ def lanczos_refine(operator: Callable[[torch.Tensor], torch.Tensor], v: torch.Te
 @dataclass
 class SharpnessTracker:
     """The sharpness along a run, cheaply: call it at every step; every ``every`` steps it runs
-    ``products`` (at most 3) Lanczos steps warm-started from the previous top eigenvector.
+    ``products`` (3 by default) Lanczos steps warm-started from the previous top eigenvector.
 
     Why this is accurate: between two checks the top eigenvector turns only a little, so the previous
     one ``v`` is mostly the new one, ``v = c_1 u_1 + sum_i c_i u_i`` with small ``c_i``. The Ritz value
@@ -242,6 +242,13 @@ class SharpnessTracker:
     small). Power steps would damp the bulk only by ``(lambda_i/lambda_1)^2`` and converge to the
     largest *magnitude*, which early in training can be a negative eigenvalue; Lanczos targets the
     largest algebraic one.
+
+    Where it is not: at the edge of stability several eigenvalues crowd just under ``lambda_max``
+    and cross (on the digits MLP 64-64-64-10 at lr 0.1, four within 10 % of each other), and the
+    top eigenvector jumps from one to another. Three products a check then follow a branch that
+    sinks while another rises: along that run, checked every 100 steps against a cold eigsh, 3
+    products per check (k = 10) were off by up to 17 %, 6 by up to 3.1 %, 10 by at most 0.17 %
+    (before the edge all three were within 1 %). ``products`` buys that accuracy.
 
     The first check has no previous vector: it runs a cold ``eigsh`` (tolerance ``tol``). With
     ``cold_every``, every step that is a multiple of it also runs a cold ``eigsh`` (from ``seed``,
@@ -266,8 +273,6 @@ class SharpnessTracker:
         for name, value, low in (("every", self.every, 1), ("products", self.products, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise invalid(name, value, f"an integer >= {low}")
-        if self.products > 3:
-            raise invalid("products", self.products, "an integer in [1, 3] (at most 3 per check)")
         if self.cold_every is not None and (
             isinstance(self.cold_every, bool) or not isinstance(self.cold_every, int) or self.cold_every < 1
         ):
