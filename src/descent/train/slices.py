@@ -230,7 +230,7 @@ def _evaluate_linear_first(model, loss_fn, x, y, origin, directions, coefficient
         return torch.nn.functional.linear(x, params["0.weight"], params.get("0.bias"))
 
     base = layer(origin)
-    parts = [layer(d) for d in directions]
+    stacked = torch.stack([base] + [layer(d) for d in directions]).reshape(len(directions) + 1, -1)
     origin = {name: w for name, w in origin.items() if name not in first}
     directions = [{name: d[name] for name in origin} for d in directions]
     buffers = {name: b for name, b in buffers.items() if not name.startswith("0.")}
@@ -242,11 +242,9 @@ def _evaluate_linear_first(model, loss_fn, x, y, origin, directions, coefficient
 
     batched = vmap(one)
 
-    def hidden(block: torch.Tensor) -> torch.Tensor:
-        value = base.unsqueeze(0).expand(block.shape[0], *base.shape)
-        for k, part in enumerate(parts):
-            value = value + block[:, k].reshape(-1, 1, 1) * part
-        return value
+    def hidden(block: torch.Tensor) -> torch.Tensor:  # [1, c_1, ..., c_k] @ [Z_0; ...; Z_k], one pass
+        weights = torch.cat([torch.ones_like(block[:, :1]), block], dim=1)
+        return (weights @ stacked).reshape(block.shape[0], *base.shape)
 
     blocks = coefficients.split(chunk)
     calls = ((_points(origin, directions, block), hidden(block)) for block in blocks)
