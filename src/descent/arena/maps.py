@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from descent._errors import invalid
+from descent._errors import invalid, listed
 from descent.arena.runner import MAX_DATA_WORK, check_start, get_landscape
 from descent.arena.state import LR_LOG_RANGE, field_int, normalize, short
 from descent.dynamics import outcome_labels
@@ -295,7 +295,7 @@ def _second_name(optimizer: str, second: object) -> str | None:
     rule = RULES[optimizer]
     names = [h.name for h in rule.hyperparams if h.name != "lr" and not h.flag]
     if not isinstance(second, str) or second not in names:
-        raise invalid("second", short(second), f"'auto', None or one of {names} ({optimizer}'s)")
+        raise invalid("second", short(second), f"'auto', None or one of: {listed(names)} ({optimizer}'s)")
     return second
 
 
