@@ -156,15 +156,16 @@ def _prepare(model, data, origin, directions, coefficients, dtype, accuracy=True
     return x, y, origin, directions, coefficients, classify, buffers
 
 
-def _batched(model, loss_fn, x, y, classify, buffers):
-    """``params [G, ...] -> (loss [G], accuracy [G])``: the model under ``vmap`` of ``functional_call``."""
+def _batched(model, loss_fn, y, classify, buffers, inputs_batched: bool = False):
+    """``(params [G, ...], inputs) -> (loss [G], accuracy [G])``: the model under ``vmap`` of
+    ``functional_call``; the inputs are shared by every point, or ``[G, ...]`` (``inputs_batched``)."""
 
-    def one(params: Params) -> tuple[torch.Tensor, torch.Tensor]:
-        output = functional_call(model, (params, buffers), (x,))
+    def one(params: Params, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        output = functional_call(model, (params, buffers), (inputs,))
         accuracy = _accuracy(output, y) if classify else torch.zeros((), dtype=output.dtype)
         return loss_fn(output, y), accuracy
 
-    return vmap(one)
+    return vmap(one, in_dims=(0, 0 if inputs_batched else None))
 
 
 def _check_chunk(chunk: int) -> int:
@@ -176,8 +177,8 @@ def _check_chunk(chunk: int) -> int:
 def _run(batched, blocks, classify: bool, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
     losses, accuracies = [], []
     with torch.no_grad():
-        for params in blocks:
-            loss, accuracy = batched(params)
+        for params, inputs in blocks:
+            loss, accuracy = batched(params, inputs)
             losses.append(loss)
             accuracies.append(accuracy)
     loss = torch.cat(losses) if losses else torch.zeros(0, dtype=dtype)
@@ -209,8 +210,8 @@ def evaluate(
         return _evaluate_linear_first(
             model, loss_fn, x, y, origin, directions, coefficients, classify, buffers, chunk
         )
-    blocks = (_points(origin, directions, block) for block in coefficients.split(chunk))
-    return _run(_batched(model, loss_fn, x, y, classify, buffers), blocks, classify, dtype)
+    blocks = ((_points(origin, directions, block), x) for block in coefficients.split(chunk))
+    return _run(_batched(model, loss_fn, y, classify, buffers), blocks, classify, dtype)
 
 
 def _linear_first(model: torch.nn.Module) -> bool:
@@ -222,7 +223,7 @@ def _evaluate_linear_first(model, loss_fn, x, y, origin, directions, coefficient
     """:func:`evaluate` for a ``Sequential`` whose first layer is ``Linear``: that layer's output is
     affine in the coefficients, ``x (W + sum_k c_k D_k)^T + b + sum_k c_k e_k = Z_0 + sum_k c_k Z_k``, so
     its ``k + 1`` products with the data are computed once and each point adds them up; the rest of
-    the network runs under ``vmap`` as in :func:`_batched`."""
+    the network runs under ``vmap`` (:func:`_batched`)."""
     first = [name for name in origin if name.startswith("0.")]
     rest = model[1:]  # a Sequential slice keeps its layers' names ("2.weight"), so origin's keys fit
 
@@ -235,20 +236,15 @@ def _evaluate_linear_first(model, loss_fn, x, y, origin, directions, coefficient
     directions = [{name: d[name] for name in origin} for d in directions]
     buffers = {name: b for name, b in buffers.items() if not name.startswith("0.")}
 
-    def one(params: Params, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        output = functional_call(rest, (params, buffers), (hidden,))
-        accuracy = _accuracy(output, y) if classify else torch.zeros((), dtype=output.dtype)
-        return loss_fn(output, y), accuracy
-
-    batched = vmap(one)
-
     def hidden(block: torch.Tensor) -> torch.Tensor:  # [1, c_1, ..., c_k] @ [Z_0; ...; Z_k], one pass
         weights = torch.cat([torch.ones_like(block[:, :1]), block], dim=1)
         return (weights @ stacked).reshape(block.shape[0], *base.shape)
 
     blocks = coefficients.split(chunk)
     calls = ((_points(origin, directions, block), hidden(block)) for block in blocks)
-    return _run(lambda both: batched(*both), calls, classify, base.dtype)
+    return _run(
+        _batched(rest, loss_fn, y, classify, buffers, inputs_batched=True), calls, classify, base.dtype
+    )
 
 
 def evaluate_points(
@@ -267,8 +263,8 @@ def evaluate_points(
     x, y, origin, _, _, classify, buffers = _prepare(model, data, None, [], torch.zeros(0, 0), dtype)
     if points.ndim != 2:
         raise invalid("points", tuple(points.shape), "a [G, P] tensor of flat parameter vectors")
-    blocks = (unflatten(block, origin) for block in points.split(chunk))
-    return _run(_batched(model, loss_fn, x, y, classify, buffers), blocks, classify, dtype)
+    blocks = ((unflatten(block, origin), x) for block in points.split(chunk))
+    return _run(_batched(model, loss_fn, y, classify, buffers), blocks, classify, dtype)
 
 
 def evaluate_reference(
