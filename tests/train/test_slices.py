@@ -204,6 +204,9 @@ def test_the_interpolant_is_exact_at_the_nodes():
     interpolant, nodes = bicubic()
     value, _ = interpolant(nodes.reshape(-1, 2))
     torch.testing.assert_close(value, interpolant.table.reshape(-1), rtol=0, atol=1e-13)
+    node = nodes[4, 7].clone()  # autograd's second derivatives exist at a node (u = 0) too
+    hessian = torch.autograd.functional.hessian(lambda p: interpolant(p.unsqueeze(0))[0][0], node)
+    assert bool(torch.isfinite(hessian).all()) and torch.allclose(hessian, hessian.T)
 
 
 def test_the_interpolant_reproduces_a_quadratic_on_interior_cells():

@@ -527,7 +527,7 @@ def slice_figure(surface: Slice2D, path: PlanePath | None = None, *, title: str 
         ax.plot(a, b, "-", color="w", lw=1.4)
         ax.plot(a[0], b[0], "o", color="w", markeredgecolor="k", ms=6, label="start")
         ax.plot(a[-1], b[-1], "x", color="r", ms=8, label="end")
-        ax.legend(loc="upper right", fontsize=9)
+        ax.legend(loc="best", fontsize=9, framealpha=0.7)
     ax.set_xlim(float(xs[0]), float(xs[-1]))
     ax.set_ylim(float(ys[0]), float(ys[-1]))
     ax.set_xlabel("alpha (direction 1)", fontsize=10)
