@@ -123,6 +123,8 @@ def test_the_claim_rows_follow_the_bands_and_every_size_states_the_same_criteria
     assert not rows["momentum/lr=0.1/beta=0.5/median"].passed
     assert not rows["momentum/lr=0.1/beta=0.5/max"].passed
     assert rows["control/lr=0.05/max"].passed and rows["control/lr=0.05/max"].value == pytest.approx(39 / 40)
+    assert rows["control/lr=0.05/reached"].value == 20  # 39 >= 0.95 x 40: reached, yet below the edge
+    assert math.isnan(rows["momentum/lr=0.1/beta=0.5/reached"].value)
     assert not rows["adam/lr=0.001/median"].passed and rows["adam/lr=0.001/max"].passed
     assert all(row.about == "claim" for row in rows.values() if row.is_check and "lanczos" not in row.id)
     assert all(row.about == "theory" for row in rows.values() if "lanczos" in row.id)

@@ -253,16 +253,16 @@ def _rows(config: Config, plan: list[Run], measured: dict) -> list[Row]:
         first_step = m["steps"][stats["first"]] if stats["first"] is not None else math.nan
         ratio = m["loss"][-1] / m["loss"][0]
         final = values[-1] / item.edge if values else math.nan
-        if item.kind in ("edge", "adam"):
-            out.append(
-                number(
-                    f"{item.id}/reached",
-                    f"{item.label}: first step with {what} >= {REACH:g} x edge",
-                    first_step,
-                    unit="steps",
-                    group=group,
-                )
+        out.append(
+            number(
+                f"{item.id}/reached",
+                f"{item.label}: first step with {what} >= {REACH:g} x edge (NaN: never)",
+                first_step,
+                unit="steps",
+                group=group,
             )
+        )
+        if item.kind in ("edge", "adam"):
             low, high = BAND
             out.append(
                 agrees(
@@ -396,6 +396,7 @@ def _figure(config: Config, plan: list[Run], measured: dict):
     axes[2].set_title("Adam: lambda_max(P^-1 H) (dashed: 38/lr)", fontsize=11)
     axes[2].set_xlabel("step")
     axes[2].set_yscale("log")
+    axes[2].legend(fontsize=9)
     for ax in axes:
         ax.grid(alpha=0.3)
     return finish(fig)
