@@ -36,7 +36,7 @@ def test_the_issues_command_at_a_small_size(tmp_path):
     )
     rows = json.loads((tmp_path / "metrics.json").read_text())["epochs"]
     assert [row["steps"] for row in rows] == [8, 16, 24]  # 240 training examples in batches of 32
-    assert "epochs 3 of 3 (24 steps)" in result.output
+    assert f"epochs 3 of 3 (24 steps); training {rows[-1]['seconds']:.1f} s" in result.output
     assert f"{rows[-1]['test_loss']:.6g}" in result.output and f"wrote {tmp_path}" in result.output
 
 

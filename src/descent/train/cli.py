@@ -133,7 +133,10 @@ def summary_lines(result, seconds: float) -> list[str]:
         return [*lines, "no epoch finished"]
     last = rows[-1]
     steps, clipped = last["steps"], sum(row["clipped_steps"] for row in rows)
-    lines.append(f"epochs {last['epoch']} of {config.epochs} ({steps} steps) in {seconds:.1f} s")
+    lines.append(
+        f"epochs {last['epoch']} of {config.epochs} ({steps} steps); training {last['seconds']:.1f} s, "
+        f"this command {seconds:.1f} s"
+    )
     lines.append(f"{'':6} {'loss':>12} {'accuracy':>10}")
     for part in ("train", "test"):
         lines.append(f"{part:6} {last[f'{part}_loss']:>12.6g} {_percent(last[f'{part}_accuracy']):>10}")

@@ -591,6 +591,8 @@ def train(
     if out is not None:
         write_metrics(out, config, initial, metrics)
         files["metrics_csv"], files["metrics_json"] = out / "metrics.csv", out / "metrics.json"
+        if (out / "checkpoint.pt").exists():
+            files["checkpoint"] = out / "checkpoint.pt"
         if plot and metrics:
             files["curves"] = write_curves(out / "curves.png", metrics, initial, run_title(config))
     return TrainResult(config, data, model, optimizer, metrics, initial, interrupted, out, files)
