@@ -1,4 +1,5 @@
-"""Every registered experiment, run at its full size: each check's criterion recomputed here from the
+"""Every registered experiment, run at its full size (the experiments on networks at their quick size,
+`descent.experiments.ci_size`): each check's criterion recomputed here from the
 row's own numbers, every theory check passing, the verdict following from the claim checks (whichever
 way it falls), one criterion at every size, a legible figure, and the JSON and specs round-tripping.
 
@@ -15,7 +16,7 @@ import math
 import pytest
 import torch
 
-from descent.experiments import EXPERIMENT_NAMES, get_experiment
+from descent.experiments import EXPERIMENT_NAMES, ci_size, get_experiment
 from descent.experiments._base import Result, dumps
 from descent.experiments.figures import MIN_FONT_PT, WIDTH_IN, text_sizes
 from descent.experiments.rows import Z_POWER
@@ -36,11 +37,27 @@ def close(result: Result) -> None:
         plt.close(figure)
 
 
+_RESULTS: dict[str, Result] = {}
+
+
+def at_tested_size(name: str) -> Result:
+    """``name`` run once at the size the suite tests it (`ci_size`), kept for this module's tests."""
+    if name not in _RESULTS:
+        _RESULTS[name] = run(name, quick=ci_size(name) == "quick")
+    return _RESULTS[name]
+
+
 @pytest.fixture(scope="module", params=EXPERIMENT_NAMES)
 def full(request):
-    result = run(request.param, quick=False)
-    yield result
-    close(result)
+    yield at_tested_size(request.param)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_figures():
+    yield
+    for result in _RESULTS.values():
+        close(result)
+    _RESULTS.clear()
 
 
 def criterion_holds(row) -> bool:
@@ -87,8 +104,10 @@ def test_statistical_tolerances_are_standard_errors_and_every_check_states_its_p
             assert row.power >= (row.tolerance + Z_POWER * (row.se or 0.0)) / abs(row.theory) - 1e-12
 
 
-def test_the_quick_size_asserts_the_same_criteria(full):
-    quick = run(full.name, quick=True)
+@pytest.mark.parametrize("name", [name for name in EXPERIMENT_NAMES if ci_size(name) == "full"])
+def test_the_quick_size_asserts_the_same_criteria(name):
+    full = at_tested_size(name)
+    quick = run(name, quick=True)
     close(quick)
     assert quick.claim_checks
     shared = {row.id: row for row in quick.checks}.keys() & {row.id for row in full.checks}

@@ -22,6 +22,9 @@ EXPERIMENT_NAMES: tuple[str, ...] = (
     "sgd-noise",
     "adaptive",
     "overdamped",
+    "batch-table",
+    "vanishing-exploding",
+    "regularization",
 )
 
 
@@ -32,6 +35,16 @@ def get_experiment(name: str) -> ModuleType:
     return importlib.import_module(f"descent.experiments.{name.replace('-', '_')}")
 
 
+#: the experiments on networks: their full size (the issue's protocol) takes minutes, so the test
+#: suite runs their quick size, which states the same criteria (their own tests check both sizes)
+QUICK_IN_TESTS = ("batch-table", "edge-of-stability", "flat-minima", "vanishing-exploding", "regularization")
+
+
+def ci_size(name: str) -> str:
+    """The size the test suite runs experiment ``name`` at: ``"full"``, or ``"quick"``."""
+    return "quick" if name in QUICK_IN_TESTS else "full"
+
+
 def run_experiment(name: str, quick: bool = False, progress=None) -> Result:
     """Run one experiment at its full size, or its quick size (what the tests run)."""
     module = get_experiment(name)
@@ -39,4 +52,12 @@ def run_experiment(name: str, quick: bool = False, progress=None) -> Result:
     return module.run(config, progress=progress)
 
 
-__all__ = ["EXPERIMENT_NAMES", "VERDICTS", "Result", "get_experiment", "run_experiment", "verdict_from"]
+__all__ = [
+    "EXPERIMENT_NAMES",
+    "VERDICTS",
+    "Result",
+    "ci_size",
+    "get_experiment",
+    "run_experiment",
+    "verdict_from",
+]

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from descent.experiments import gradient_flow as gf
+from descent.experiments import vanishing_exploding as gf
 from descent.theory.signal import chi, critical_sigma_w2, fixed_point, variance_sequence
 
 torch.set_num_threads(1)
