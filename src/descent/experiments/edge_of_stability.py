@@ -148,7 +148,12 @@ def reached(values: list[float], edge: float) -> int | None:
 
 def after_reaching(values: list[float], edge: float) -> dict:
     """The claim's numbers, in units of the edge: the first check at >= 0.95 edge, then the median and
-    maximum over the checks after it (NaN where there is none)."""
+    maximum over the checks after it (NaN where there is none).
+
+    >>> stats = after_reaching([5.0, 9.5, 10.0, 12.0, 10.5], 10.0)
+    >>> stats["first"], stats["median"], stats["max"], stats["checks"]
+    (1, 1.05, 1.2, 3)
+    """
     first = reached(values, edge)
     rest = [] if first is None else [v / edge for v in values[first + 1 :]]
     return {
