@@ -71,8 +71,27 @@ def draw_indices(seed: int, mode: str, size: int, data_size: int, particle: torc
         return permutation(seed, "batch", particle, step, data_size)[:, :size]
     per_epoch = data_size // size
     epoch, position = divmod(step, per_epoch)
-    order = permutation(seed, "shuffle", particle, epoch, data_size)
+    order = epoch_order(seed, particle, epoch, data_size)
     return order[:, position * size : (position + 1) * size]
+
+
+_ORDERS: dict[tuple, torch.Tensor] = {}  # the last epochs' permutations, by (seed, epoch, n, particles)
+_KEPT_INDICES = 1 << 24  # at most this many indices kept (128 MB); a larger permutation is not kept
+
+
+def epoch_order(seed: int, particle: torch.Tensor, epoch: int, data_size: int) -> torch.Tensor:
+    """``permutation(seed, "shuffle", particle, epoch, data_size)``, made once per epoch: the floor(n/B)
+    steps of an epoch cut their batches from the same permutation (the last few are kept, for runs
+    whose particles draw in several groups). Do not modify the result."""
+    key = (seed, epoch, data_size, str(particle.device), particle.cpu().numpy().tobytes())
+    order = _ORDERS.get(key)
+    if order is None:
+        order = permutation(seed, "shuffle", particle, epoch, data_size)
+        if order.numel() <= _KEPT_INDICES:
+            while _ORDERS and sum(o.numel() for o in _ORDERS.values()) + order.numel() > _KEPT_INDICES:
+                del _ORDERS[next(iter(_ORDERS))]  # the oldest
+            _ORDERS[key] = order
+    return order
 
 
 def batched_value_and_grad(objective, x, batching: Batching | None, groups, seed: int, step: int, ids):
