@@ -110,6 +110,29 @@ def test_each_particle_of_a_swarm_equals_its_own_standard_training_loop(net):
         assert float((path[-1] - path[0]).norm()) > 0.1  # the networks did move
 
 
+def test_each_particle_of_an_adam_swarm_equals_its_own_torch_adam_loop(net):
+    """Adam with per-particle lr and beta1 against ``torch.optim.Adam``, mini-batches of 16 (epoch)."""
+    lrs, beta1s = [1e-3, 3e-3, 1e-2], [0.9, 0.5, 0.0]
+    starts = net.inits([31, 32, 33])
+    as_tensor = {"dtype": torch.float64}
+    optimizer = Optimizer.build(
+        "adam", lr=torch.tensor(lrs, **as_tensor), beta1=torch.tensor(beta1s, **as_tensor)
+    )
+    batching = Batching.build(16, "epoch", 3, net.data_size)
+    traj = simulate(net, optimizer, starts, STEPS, seed=2, batching=batching, save=SaveAt())
+    for i, (lr, beta1) in enumerate(zip(lrs, beta1s)):
+        model = model_at(net, starts[i])
+        adam = torch.optim.Adam(model.parameters(), lr=lr, betas=(beta1, 0.999))
+        for k in range(STEPS):
+            rows = draw_indices(2, "epoch", 16, net.data_size, torch.tensor([i]), k)[0]
+            adam.zero_grad()
+            torch.nn.functional.cross_entropy(model(net.inputs[rows]), net.targets[rows]).backward()
+            adam.step()
+            position = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+            gap = float((traj.positions[k + 1, i] - position).abs().max())
+            assert gap < 1e-10, (i, k, gap)
+
+
 def test_a_run_is_reproducible_and_a_full_batch_particle_does_not_depend_on_the_swarm(net):
     starts = net.inits([5, 6, 7])
     optimizer = Optimizer.build("gd", lr=torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64))
