@@ -117,7 +117,7 @@ def tabulate(recipe: SliceRecipe) -> tuple[np.ndarray, dict]:
     axis = torch.linspace(-recipe.extent, recipe.extent, recipe.resolution, dtype=torch.float64)
     dtype = torch.float32 if recipe.evaluation_dtype == "float32" else torch.float64
     surface = slice_2d(
-        model, loss, (data.x_train, data.y_train), d1, d2, axis, axis, dtype=dtype, accuracy=False
+        model, loss, (data.x_train, data.y_train), d1, d2, axis, axis, dtype=dtype, chunk=64, accuracy=False
     )
     with torch.no_grad():
         outputs = model(data.x_test)

@@ -27,7 +27,11 @@ projected point ``L(w_T + a_t e1 + b_t e2)`` (evaluated exactly, and also interp
 Evaluation is batched: the grid's points are stacked in chunks and the model is called once per chunk
 with ``torch.func.functional_call`` under ``torch.func.vmap`` (:func:`evaluate`); the readable reference
 (:func:`evaluate_reference`) loads one point at a time into ``functional_call``; they are tested equal.
-Weights, directions and data are cast to ``dtype`` (float64 by default; float32 is about twice as fast).
+For an MLP (a ``Sequential`` starting with ``Linear``) the first layer's output is affine in the
+coefficients and is computed once per direction. Weights, directions and data are cast to ``dtype``
+(float64 by default; float32 is about twice as fast). On a CPU, chunks of 16 points were fastest
+for the digits MLP (64-64), 1.2x the one-point loop in float64 and 1.4x in float32 (CPU time): the
+batch shares the calls, not the arithmetic.
 
 >>> import torch
 >>> _ = torch.manual_seed(0)
@@ -194,7 +198,7 @@ def evaluate(
     *,
     origin: Mapping[str, torch.Tensor] | None = None,
     dtype: torch.dtype = torch.float64,
-    chunk: int = 64,
+    chunk: int = 16,
     accuracy: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Loss ``[G]`` (and accuracy ``[G]`` when the targets are class indices and ``accuracy`` is set,
@@ -254,7 +258,7 @@ def evaluate_points(
     points: torch.Tensor,
     *,
     dtype: torch.dtype = torch.float64,
-    chunk: int = 64,
+    chunk: int = 16,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Loss ``[G]`` (and accuracy) at flat parameter vectors ``points [G, P]`` (:func:`flatten`'s order),
     batched as in :func:`evaluate`."""
@@ -345,7 +349,7 @@ def slice_1d(
     *,
     origin: Mapping[str, torch.Tensor] | None = None,
     dtype: torch.dtype = torch.float64,
-    chunk: int = 64,
+    chunk: int = 16,
     accuracy: bool = True,
 ) -> Slice1D:
     """``L(w0 + alpha d)`` for each alpha (``w0``: ``origin``, default the model's weights)."""
@@ -375,7 +379,7 @@ def slice_2d(
     *,
     origin: Mapping[str, torch.Tensor] | None = None,
     dtype: torch.dtype = torch.float64,
-    chunk: int = 64,
+    chunk: int = 16,
     accuracy: bool = True,
 ) -> Slice2D:
     """``L(w0 + alpha d1 + beta d2)`` on the grid ``alphas x betas`` (``loss[i, j]``: alphas[i], betas[j])."""
@@ -465,7 +469,7 @@ def path_on_plane(
     *,
     surface: Slice2D | None = None,
     dtype: torch.dtype = torch.float64,
-    chunk: int = 64,
+    chunk: int = 16,
 ) -> PlanePath:
     """The true loss along ``trajectory [T, P]`` against the plane's value at each projected point."""
     trajectory = torch.as_tensor(trajectory).to(torch.float64)
@@ -490,7 +494,7 @@ def plane_slice(
     betas,
     *,
     dtype: torch.dtype = torch.float64,
-    chunk: int = 64,
+    chunk: int = 16,
 ) -> Slice2D:
     """The 2-D slice of the loss on the PCA plane (around its origin, the final iterate)."""
     like = parameters_of(model)
