@@ -206,27 +206,31 @@ class Bicubic:
             low = torch.tensor([x0, y0], dtype=torch.float64)
             step = torch.tensor([x1 - x0, y1 - y0], dtype=torch.float64) / cells
             stride = torch.tensor([cells[1], 1.0], dtype=torch.float64)
-            values = (low, 1 / step, step, cells, cells - 1, stride, BASIS, self.patches)
-            self._constants[key] = tuple(v.to(dtype=dtype, device=device) for v in values)
+            zero = torch.zeros(2, dtype=torch.float64)
+            values = (-low / step, 1 / step, step, zero, cells, cells - 1, stride, BASIS, self.patches)
+            moved = tuple(v.to(dtype=dtype, device=device) for v in values)
+            indices = tuple(torch.tensor(i, device=device) for i in ((1, 0), (0, 1)))
+            self._constants[key] = moved + indices
         return self._constants[key]
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(U [N], grad U [N, 2]) at ``x [N, 2]``: differentiable by autograd in ``x``."""
-        low, inv_step, step, top, last, stride, basis, patches = self.constants(x.dtype, x.device)
-        t = (x - low) * inv_step  # position in cells
-        inside = torch.minimum(torch.maximum(t, torch.zeros_like(t)), top)  # NaN stays NaN
+        shift, inv_step, step, zero, top, last, stride, basis, patches, rows, cols = self.constants(
+            x.dtype, x.device
+        )
+        t = torch.addcmul(shift, x, inv_step)  # (x - low) / step: the position in cells
+        inside = t.clamp(min=zero, max=top)  # NaN stays NaN
         safe = torch.nan_to_num(inside)
-        cell = torch.minimum(safe.floor(), last)
+        cell = safe.floor().clamp(max=last)
         uv = safe - cell  # in [0, 1]
         patch = patches[(cell @ stride).long()]  # [N, 4, 4]
-        square = uv * uv  # products, not pow: autograd's derivative of u^0 at u = 0 is NaN
-        powers = torch.stack([torch.ones_like(uv), uv, square, square * uv], dim=-1)  # [N, coord, 4]
-        both = (powers @ basis).reshape(-1, 2, 2, 4)  # [N, coord, (p, p'), 4]
-        m = both[:, 0] @ patch @ both[:, 1].transpose(1, 2)  # [[p, p_v], [p_u, p_uv]]
+        powers = torch.linalg.vander(uv, N=4)  # [N, coord, 4]: 1, u, u^2, u^3 (autograd finite at u = 0)
+        both = (powers @ basis).view(-1, 2, 2, 4)  # [N, coord, (p, p'), 4]
+        m = both[:, 0] @ patch @ both[:, 1].mT  # [[p, p_v], [p_u, p_uv]]
         value = m[:, 0, 0]
-        grad = torch.stack([m[:, 1, 0], m[:, 0, 1]], dim=1) * inv_step
-        out = (t - inside) * step  # the displacement outside the box (NaN for NaN input)
-        if bool((out != 0).any()):
+        grad = m[:, rows, cols] * inv_step  # (p_u, p_v) per unit of x and y
+        if not torch.equal(t, inside):  # some position outside the box (or NaN)
+            out = (t - inside) * step
             cross = m[:, 1, 1] * inv_step[0] * inv_step[1]
             value = value + (out * (grad + 0.5 * self.kappa * out)).sum(dim=1)
             grad = grad + self.kappa * out + (cross.unsqueeze(1) * out.flip(1)) * (out == 0)
