@@ -47,7 +47,7 @@ def problem():
     model, loss, x, y = small_problem()
     fn = functional_loss(model, loss, x, y)
     theta = flat_parameters(model)
-    exact = torch.autograd.functional.hessian(fn, theta)
+    exact = torch.autograd.functional.hessian(fn, theta, vectorize=True)
     return fn, theta, 0.5 * (exact + exact.T)
 
 
