@@ -13,6 +13,7 @@ Modes, for a data set of n examples and batch size B (B >= n, or no batch size: 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -77,6 +78,7 @@ def draw_indices(seed: int, mode: str, size: int, data_size: int, particle: torc
 
 _ORDERS: dict[tuple, torch.Tensor] = {}  # the last epochs' permutations, by (seed, epoch, n, particles)
 _KEPT_INDICES = 1 << 24  # at most this many indices kept (128 MB); a larger permutation is not kept
+_ORDERS_LOCK = threading.Lock()  # runs in several threads (the Arena's) share the kept permutations
 
 
 def epoch_order(seed: int, particle: torch.Tensor, epoch: int, data_size: int) -> torch.Tensor:
@@ -84,13 +86,15 @@ def epoch_order(seed: int, particle: torch.Tensor, epoch: int, data_size: int) -
     steps of an epoch cut their batches from the same permutation (the last few are kept, for runs
     whose particles draw in several groups). Do not modify the result."""
     key = (seed, epoch, data_size, str(particle.device), particle.cpu().numpy().tobytes())
-    order = _ORDERS.get(key)
+    with _ORDERS_LOCK:
+        order = _ORDERS.get(key)
     if order is None:
         order = permutation(seed, "shuffle", particle, epoch, data_size)
         if order.numel() <= _KEPT_INDICES:
-            while _ORDERS and sum(o.numel() for o in _ORDERS.values()) + order.numel() > _KEPT_INDICES:
-                del _ORDERS[next(iter(_ORDERS))]  # the oldest
-            _ORDERS[key] = order
+            with _ORDERS_LOCK:
+                while _ORDERS and sum(o.numel() for o in _ORDERS.values()) + order.numel() > _KEPT_INDICES:
+                    del _ORDERS[next(iter(_ORDERS))]  # the oldest
+                _ORDERS[key] = order
     return order
 
 
