@@ -295,6 +295,22 @@ def test_the_table_is_built_once_in_the_cache_dir_and_read_back(cache, monkeypat
         network_slice.digits_slice(resolution=4.5)
 
 
+def test_a_damaged_cache_file_is_rebuilt_and_an_unwritable_cache_only_skips_keeping(cache, monkeypatch):
+    path = network_slice.cache_path(network_slice.SliceRecipe(resolution=11))
+    path.write_bytes(b"not an npz")
+    land = network_slice.digits_slice(resolution=11)
+    assert land.info["built"] and land.info["path"] == str(path)
+    with np.load(path) as stored:
+        np.testing.assert_array_equal(stored["table"], land.interpolant.table.numpy())
+    blocked = cache / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv(network_slice.CACHE_ENV, str(blocked))  # a file where the folder should be
+    network_slice._cached.cache_clear()
+    again = network_slice.digits_slice(resolution=11)
+    assert again.info["built"] and again.info["path"] is None
+    torch.testing.assert_close(again.interpolant.table, land.interpolant.table, rtol=0, atol=0)
+
+
 def test_the_table_is_the_networks_loss_on_the_slice(cache):
     """The cached table against the network rebuilt from the same recipe and evaluated directly."""
     land = network_slice.digits_slice(resolution=21)

@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -133,19 +134,25 @@ def tabulate(recipe: SliceRecipe) -> tuple[np.ndarray, dict]:
 
 
 def load_table(recipe: SliceRecipe) -> tuple[np.ndarray, dict]:
-    """The recipe's table from the cache, or built and written there (atomically) when missing.
-    ``info["built"]`` says which."""
+    """The recipe's table from the cache, or built and written there (atomically) when missing or
+    unreadable. ``info["built"]`` says which; ``info["path"]`` is None when the cache could not be
+    written (the table is then used without being kept)."""
     path = cache_path(recipe)
-    if path.exists():
+    try:
         with np.load(path) as stored:
             table, info = stored["table"], json.loads(str(stored["info"]))
         if table.shape == (recipe.resolution, recipe.resolution) and np.isfinite(table).all():
             return table, {**info, "built": False, "path": str(path)}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        pass  # missing or damaged: build it again
     table, info = tabulate(recipe)
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npz")
-    np.savez(partial, table=table, info=json.dumps(info))
-    os.replace(partial, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(partial, table=table, info=json.dumps(info))
+        os.replace(partial, path)
+    except OSError:
+        return table, {**info, "built": True, "path": None}
     return table, {**info, "built": True, "path": str(path)}
 
 
