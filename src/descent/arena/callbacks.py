@@ -16,10 +16,19 @@ from typing import Any
 from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
 
 from descent._errors import DescentError
+from descent.arena import barrier
 from descent.arena import views as views_module
 from descent.arena.controls import CONTROLS, control_values, racer_rows, reduce
 from descent.arena.layout import racer_row_components
-from descent.arena.runner import CACHE_BYTES, LRUCache, run_state, tensor_bytes
+from descent.arena.runner import (
+    CACHE_BYTES,
+    LandscapeBuilding,
+    LRUCache,
+    building,
+    get_landscape,
+    run_state,
+    tensor_bytes,
+)
 from descent.arena.state import FORMULA, PRESETS, default_state, normalize, state_from_search, state_url
 
 log = logging.getLogger(__name__)
@@ -52,38 +61,63 @@ def controller(
     trigger: Any, values: dict[str, Any], state: dict | None, search: str | None, formula: str | None
 ) -> tuple[dict[str, Any], str, str]:
     """Apply the triggering control to the state: (new state, message, preset note). Never raises."""
+    new, message, note, _ = control_step(trigger, values, state, search, formula)
+    return new, message, note
+
+
+def control_step(
+    trigger: Any, values: dict[str, Any], state: dict | None, search: str | None, formula: str | None
+) -> tuple[dict[str, Any], str, str, dict[str, Any] | None]:
+    """`controller`'s (new state, message, note) and the user's action to apply again once the
+    landscape it waits for is built (``{"control", "value"}``; None when it does not wait). Never
+    raises."""
     note = ""
     try:
         current = normalize(state) if state else default_state()
     except DescentError:
         current = default_state()
+    action: dict[str, Any] | None = None
     try:
         if trigger is None or trigger == "url":
+            action = {"control": "url", "value": search}
             new, message = state_from_search(search)  # the nearest valid state, and what was refused
-            return new, message or "", note
+            return new, message or "", note, None
         elif isinstance(trigger, dict) and trigger.get("type") == "preset":
             new = reduce(current, "preset", trigger["index"])
             note = PRESETS[trigger["index"]][1]
         elif trigger in ("formula-apply", "formula-input"):
+            action = {"control": "formula", "value": formula}
             new = reduce(current, "formula", formula)
         elif trigger == "map-click":
             if not values.get("map-click"):
-                return current, "", note
+                return current, "", note, None
             new = reduce(current, "map-click", values["map-click"])
         elif trigger == "start-default":
             new = reduce(current, "start-default", None)
         elif trigger == "state-request":
-            # a mode's new state (descent.arena.modes): checked like a link's
+            # a mode's new state (descent.arena.modes), checked like a link's; or an action that waited
+            # for a landscape's build, applied again (`register`'s build poll)
             request = values.get("state-request")
+            replay = request.get("replay") if isinstance(request, dict) else None
+            if isinstance(replay, dict) and replay.get("control") == "url":
+                action = replay
+                new, message = state_from_search(replay.get("value"))
+                return new, message or "", note, None
+            if isinstance(replay, dict):
+                action = replay
+                new = reduce(current, str(replay.get("control")), replay.get("value"))
+                return new, "", note, None
             if not isinstance(request, dict) or "state" not in request:
-                return current, "", note
+                return current, "", note, None
             new = normalize(request["state"])
         else:
+            action = {"control": trigger, "value": values.get(trigger)}
             new = reduce(current, trigger, values.get(trigger))
-        return new, "", note
+        return new, "", note, None
     except Exception as error:  # noqa: BLE001 - shown on the page
         fallback = current if trigger not in (None, "url") else default_state()
-        return fallback, _error_text(error), note
+        retry = action if isinstance(error, LandscapeBuilding) else None
+        return fallback, _error_text(error), note, retry
 
 
 def _same(shown: Any, value: Any) -> bool:
@@ -124,6 +158,9 @@ CONTROL_OUTPUTS = {
     "momentum_input_disabled": ("momentum-input", "disabled"),
     "preset_note": ("preset-note", "children"),
     "racer_rows": ("racer-rows", "children"),
+    "pending": ("build-pending", "data"),
+    "poll_off": ("build-poll", "disabled"),
+    "barrier": ("barrier-text", "children"),
 }
 VIEW_OUTPUTS = {
     "map": ("map-graph", "figure"),
@@ -226,6 +263,19 @@ def register(app: Dash) -> None:
         ClientsideFunction("arena", "share"), Output("share-link", "value"), Input("share-store", "data")
     )
 
+    @app.callback(
+        output={"request": Output("state-request", "data", allow_duplicate=True)},
+        inputs={"ticks": Input("build-poll", "n_intervals")},
+        state={"pending": State("build-pending", "data")},
+        prevent_initial_call=True,
+    )
+    def _poll_build(ticks, pending):
+        """While an action waits for a landscape's build (``build-pending``), apply it again once no
+        build is under way (the state callback then clears ``build-pending``, or sets it anew)."""
+        if not pending or building():
+            return {"request": no_update}
+        return {"request": {"replay": pending, "t": ticks}}
+
 
 def _update_or_raise(
     search, presets, apply, submit, click, default, lrs, betas, others, values, resets, options, request,
@@ -255,7 +305,7 @@ def _control(trigger, search, presets, lrs, betas, others, values, state, formul
         index = trigger["index"]
         values["racer-field"] = (index, field, column[ids.index(index)] if index in ids else None)
         trigger = "racer-field"
-    new, message, note = controller(trigger, values, state, search, formula)
+    new, message, note, retry = control_step(trigger, values, state, search, formula)
     shown = control_values(new)
     if message and trigger in ("formula-apply", "formula-input"):
         shown["formula-input"] = formula  # keep the user's text to fix it
@@ -282,5 +332,8 @@ def _control(trigger, search, presets, lrs, betas, others, values, state, formul
         "momentum_input_disabled": shown["momentum-disabled"],
         "preset_note": note,
         "racer_rows": rows,
+        "pending": retry,
+        "poll_off": retry is None,
+        "barrier": barrier.text(get_landscape(new["landscape"], new["params"])),
     }
     return {**unchanged(), **outputs}, new

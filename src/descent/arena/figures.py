@@ -129,6 +129,7 @@ def _points_trace(landscape: Landscape) -> dict[str, Any] | None:
         "type": "scatter",
         "mode": "markers+text",
         "name": "known points",
+        "uid": "known-points",
         "showlegend": False,
         "x": [p.position[0] for p in points],
         "y": [p.position[1] for p in points],
@@ -227,11 +228,13 @@ def map_figure(
     ghost: bool = True,
     background: str | None = None,
     arrow_labels: dict[str, str] | None = None,
+    marks: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The 2-D contour map with, per racer, its full path (faint), its trail and its ball; the update
-    arrows of racer 0 (``arrow_labels``: legend texts other than `ARROWS`'); a swarm's balls.
+    arrows of racer 0 (``arrow_labels``: legend texts other than `ARROWS`'); a swarm's balls; ``marks``:
+    the landscape's own traces under the paths (an L2 barrier's, `descent.arena.barrier`).
     ``racers``: dicts with ``label``, ``color``, ``x``, ``y``."""
-    data: list[dict[str, Any]] = [_hover_layer(landscape)]
+    data: list[dict[str, Any]] = [_hover_layer(landscape), *(marks or [])]
     points = _points_trace(landscape)
     if points:
         data.append(points)

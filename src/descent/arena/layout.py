@@ -494,6 +494,7 @@ def create_layout() -> html.Div:
             html.Div(id="input-message", className="message", role="alert"),
             html.Div(id="run-message", className="message", role="alert"),
             html.Div(id="outcome-text", className="outcome"),
+            html.Div(id="barrier-text", className="barrier"),  # an L2 barrier's minima (barrier.py)
             # the map first and largest; the 3-D surface and the theory at the ball beside it on a wide
             # screen, under it on a narrow one (arena.css)
             # the modes (descent.arena.modes): each shows its panel beside the map, or in its place
@@ -543,6 +544,9 @@ def create_layout() -> html.Div:
         dcc.Store(id="map-click"),
         dcc.Store(id="mode", data=DEFAULT_MODE),  # the mode shown (descent.arena.modes)
         dcc.Store(id="state-request"),  # a mode's new state for the page ({"state": ..., "t": ...})
+        # an action that waits for a landscape being built, and the poll that applies it again when ready
+        dcc.Store(id="build-pending"),
+        dcc.Interval(id="build-poll", interval=1000, disabled=True),
         dcc.Download(id="download"),
     ]
     return html.Div([*stores, header, html.Div([controls(), views], className="body")], className="app")

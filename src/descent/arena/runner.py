@@ -21,6 +21,8 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -109,7 +111,71 @@ def landscape_key(text: str, params: dict[str, float]) -> str:
 
 def _default_dim(name: str) -> int:
     """The dimension of registered landscape ``name`` with its default parameters (built once)."""
-    return LANDSCAPE_CACHE.get(landscape_key(name, {}), lambda: resolve_landscape(name)).dim
+    key = landscape_key(name, {})
+    return LANDSCAPE_CACHE.get(key, lambda: built(key, name, lambda: resolve_landscape(name))).dim
+
+
+# --- landscapes that take long to build --------------------------------------------------------------
+BUILD_WAIT = 1.0  # seconds a request waits for a landscape's build before it answers "being built"
+MAX_BUILDS = 2  # builds under way at once (each a thread); one more is refused until one ends
+BUILDS: dict[str, tuple[Future, float]] = {}  # landscape key -> (its build, when it started)
+BUILDS_LOCK = threading.Lock()
+
+
+class LandscapeBuilding(DescentError):
+    """A landscape whose first build takes longer than ``BUILD_WAIT`` (``digits-slice`` trains a network
+    and tabulates its loss): it goes on in the background and the request is answered at once."""
+
+
+def built(key: str, text: str, make: Callable[[], Landscape]) -> Landscape:
+    """``make()`` in a background thread (one per ``key``, shared by the requests that ask for it),
+    waited for at most ``BUILD_WAIT`` seconds: the landscape, its build's own error, or
+    `LandscapeBuilding` saying that it is being built (ask again later: the same build answers)."""
+    with BUILDS_LOCK:
+        entry = BUILDS.get(key)
+        if entry is None:
+            running = sum(not future.done() for future, _ in BUILDS.values())
+            if running >= MAX_BUILDS:
+                raise LandscapeBuilding(
+                    f"{short(text)} cannot be built now: the server is building {running} other landscapes "
+                    "(each once, at first use); choose it again in a moment"
+                )
+            entry = (Future(), time.monotonic())
+            BUILDS[key] = entry
+            threading.Thread(target=_run_build, args=(entry[0], make), daemon=True).start()
+    future, started = entry
+    try:
+        landscape = future.result(timeout=BUILD_WAIT)
+    except FutureTimeout:
+        raise LandscapeBuilding(_building_message(text, time.monotonic() - started)) from None
+    finally:
+        if future.done():
+            with BUILDS_LOCK:
+                if BUILDS.get(key) is entry:
+                    del BUILDS[key]
+    return landscape
+
+
+def building() -> bool:
+    """Is a landscape being built in the background now?"""
+    with BUILDS_LOCK:
+        return any(not future.done() for future, _ in BUILDS.values())
+
+
+def _run_build(future: Future, make: Callable[[], Landscape]) -> None:
+    try:
+        future.set_result(make())
+    except BaseException as error:  # noqa: BLE001 - handed to the request that asks for it
+        future.set_exception(error)
+
+
+def _building_message(text: str, seconds: float) -> str:
+    entry = LANDSCAPES.get(text)
+    what = f" — {entry.summary} —" if entry is not None else ""
+    return (
+        f"{short(text)} is being built{what} in the background, once: started {seconds:.0f} s ago (later "
+        "it is read from the cache at once); the page shows it as soon as it is ready"
+    )
 
 
 def check_landscape_params(text: str, params: dict[str, Any]) -> dict[str, float]:
@@ -178,7 +244,8 @@ def get_landscape(text: str, params: dict[str, float] | None = None) -> Landscap
         raise invalid("landscape", short(text), f"one of: {listed(LANDSCAPES)}; or a formula in x, y")
     text = text.strip()
     params = check_landscape_params(text, dict(params or {}))
-    return LANDSCAPE_CACHE.get(landscape_key(text, params), lambda: _build(text, params))
+    key = landscape_key(text, params)
+    return LANDSCAPE_CACHE.get(key, lambda: built(key, text, lambda: _build(text, params)))
 
 
 def warm_landscapes() -> float:

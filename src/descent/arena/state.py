@@ -366,7 +366,8 @@ def state_url(state: dict[str, Any]) -> str:
 
 def state_from_search(search: str | None) -> tuple[dict[str, Any], str | None]:
     """The state in a page's query string, or the nearest valid one and a message saying what was
-    refused (each field that does not check out, its value and what is allowed). Never raises.
+    refused (each field that does not check out, its value and what is allowed). Never raises, but
+    for `descent.arena.runner.LandscapeBuilding` (its landscape is being built: ask again later).
 
     The landscape is built here (checked before, `descent.arena.runner.get_landscape`): a link whose
     landscape or parameters cannot be built opens the default landscape; one whose start is off the
@@ -402,11 +403,13 @@ def state_from_search(search: str | None) -> tuple[dict[str, Any], str | None]:
 def _repair_landscape(state: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """``state`` with a landscape that builds (else its parameters' defaults, else the default
     landscape) and a start on its map (else the default start), and the messages saying why."""
-    from descent.arena.runner import check_start, check_work, get_landscape
+    from descent.arena.runner import LandscapeBuilding, check_start, check_work, get_landscape
 
     messages: list[str] = []
     try:
         landscape = get_landscape(state["landscape"], state["params"])
+    except LandscapeBuilding:
+        raise  # not refused: the page applies the link again once it is built
     except DescentError as error:
         messages.append(str(error))
         try:

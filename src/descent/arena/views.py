@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from dash import html
 
-from descent.arena import figures, readout
+from descent.arena import barrier, figures, readout
 from descent.arena.runner import ArenaRun, first_steps, probed_ball
 from descent.arena.state import LR_LOG_RANGE, MAX_FRAMES_PLAYER, MAX_FRAMES_RACE, racer_label
 from descent.dynamics import Trajectory
@@ -87,6 +87,7 @@ def build_views(run: ArenaRun, run_id: str, ghost: bool = True, probed: Trajecto
         ghost=ghost,
         background=background,
         arrow_labels=kick,
+        marks=barrier.traces(landscape),
     )
     map_fig["layout"]["meta"]["key"] = figures.map_key(map_fig)
     surface_fig = figures.surface_figure(landscape, racers, run_id, swarm)
