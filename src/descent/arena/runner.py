@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import torch
 
 from descent._errors import DescentError, invalid, listed
+from descent.arena.barrier import barrier
 from descent.arena.state import is_swarm, short, state_specs
 from descent.dynamics import Trajectory
 from descent.landscapes import LANDSCAPES, Landscape
@@ -234,6 +235,7 @@ def _build(text: str, params: dict[str, float]) -> Landscape:
             "not finite",
             f"a landscape whose {what} is finite somewhere in its box",
         )
+    barrier(landscape)  # an L2 barrier's paths (seconds for a huge lambda): made with the landscape, cached
     return landscape
 
 
@@ -250,8 +252,9 @@ def get_landscape(text: str, params: dict[str, float] | None = None) -> Landscap
 
 def warm_landscapes() -> float:
     """Build every registered landscape with its defaults (kept in the cache), so that no first visitor
-    waits for one (eggholder's and logistic-risk's critical points take about a second each); returns
-    the seconds it took."""
+    waits for one (eggholder's and logistic-risk's critical points take about a second each); one that
+    takes longer than ``BUILD_WAIT`` (digits-slice trains a network at first use) goes on building in
+    the background. Returns the seconds it took."""
     start = time.perf_counter()
     for name in LANDSCAPES:
         try:
