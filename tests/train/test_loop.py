@@ -197,6 +197,16 @@ def test_regression_run_has_no_accuracy():
     assert result.metrics[-1]["train_loss"] < 0.01 * result.initial["train_loss"]
 
 
+def test_a_diverging_run_stops_at_its_first_non_finite_loss():
+    config = dict(dataset="linear", n=100, model="linear", optimizer="gd", batch_size="full", epochs=500)
+    stable = train(TrainConfig(**config, lr=0.5), plot=False)
+    assert stable.diverged_at is None and stable.epochs_run == 500
+    wild = train(TrainConfig(**config, lr=1e3), plot=False)
+    losses = [row["train_loss"] for row in wild.metrics]
+    assert wild.diverged_at == wild.epochs_run < 500
+    assert all(math.isfinite(v) for v in losses[:-1]) and not math.isfinite(losses[-1])
+
+
 @pytest.mark.parametrize(
     "kwargs, parameter",
     [

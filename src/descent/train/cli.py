@@ -140,6 +140,11 @@ def summary_lines(result, seconds: float) -> list[str]:
     lines.append(f"{'':6} {'loss':>12} {'accuracy':>10}")
     for part in ("train", "test"):
         lines.append(f"{part:6} {last[f'{part}_loss']:>12.6g} {_percent(last[f'{part}_accuracy']):>10}")
+    if result.diverged_at is not None:
+        lines.append(
+            f"diverged: the training loss is not finite after epoch {result.diverged_at}, so the run "
+            "stopped there (try a smaller --lr, or --clip)"
+        )
     start = result.initial["train_loss"]
     lines.append(f"training loss {start:.4g} -> {last['train_loss']:.4g}; lr at the end {last['lr']:.4g}")
     clip = f"--clip {config.clip:g}" if config.clip is not None else "no --clip"

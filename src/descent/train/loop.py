@@ -40,6 +40,7 @@ optimizer, scheduler, the data-order generator, metrics; atomically) and appendi
 whole and ``curves.png`` is drawn. ``resume=True`` continues from ``checkpoint.pt`` to the same
 result, bit for bit, as a run that was never interrupted (same machine, thread count and versions).
 Ctrl-C stops the loop; the result says ``interrupted`` and the last checkpoint holds what finished.
+A run whose training loss stops being finite stops after that epoch (``TrainResult.diverged_at``).
 
 >>> config = TrainConfig(dataset="iris", model="mlp:16", optimizer="momentum", lr=0.1,
 ...                      momentum=0.9, batch_size=16, epochs=30, seed=0)
@@ -366,6 +367,11 @@ class TrainResult:
     def epochs_run(self) -> int:
         return len(self.metrics)
 
+    @property
+    def diverged_at(self) -> int | None:
+        """The first epoch whose training loss is not finite (the run stopped there), or None."""
+        return next((r["epoch"] for r in self.metrics if not math.isfinite(r["train_loss"])), None)
+
 
 def _flat(model: torch.nn.Module) -> torch.Tensor:
     return torch.nn.utils.parameters_to_vector(model.parameters()).detach()
@@ -586,6 +592,8 @@ def train(
                     handle.write(_csv_row(row))
             if progress is not None:
                 progress(row["epoch"], config.epochs)
+            if not math.isfinite(row["train_loss"]):
+                break  # diverged: an outcome, not a crash; further epochs would only carry NaN
     except KeyboardInterrupt:
         interrupted = True
     if out is not None:
