@@ -79,6 +79,9 @@ QUANTITIES = (
 
 @dataclass(frozen=True)
 class Config:
+    """The issue's protocol by default; ``quick()``: a smaller network, fewer seeds and examples, the
+    same checks and criteria."""
+
     datasets: tuple[str, ...] = ("digits", "breast-cancer")
     examples: tuple[int, ...] = (0, 0)  # per dataset, its first examples (0: all); 80 % train
     width: int = 32
@@ -460,8 +463,7 @@ def _stop_rows(config: Config, item: dict) -> list[Row]:
 
 def _dense_rows(dense: dict | None) -> list[Row]:
     if dense is None:
-        top = trace = se = math.nan
-        exact_top = exact_trace = 1.0
+        top = trace = se = exact_top = exact_trace = math.nan  # the checks fail: nothing to check
         where = "no network stopped"
     else:
         top, trace, se = (
@@ -486,8 +488,7 @@ def _dense_rows(dense: dict | None) -> list[Row]:
             f"Hutchinson's trace against the dense Hessian's trace ({where})",
             trace,
             exact_trace,
-            se=se if se and se > 0 else None,
-            **({} if se and se > 0 else {"rel": 0.0}),
+            se=se,
             group=group,
         ),
     ]
@@ -524,6 +525,14 @@ def _claim_rows(config: Config, item: dict) -> list[Row]:
     return out
 
 
+SHORT = {
+    "sharpness": "sharpness lambda_max(H)",
+    "trace": "trace tr H (Hutchinson)",
+    "loss_gap": "test - train loss",
+    "error_gap": "test - train error",
+}
+
+
 # --- figures ----------------------------------------------------------------------------------------------
 def _figure(config: Config, data: list[dict]):
     """Per dataset (rows) the four quantities by batch size, each seed a dot, its runs joined by a line;
@@ -532,7 +541,7 @@ def _figure(config: Config, data: list[dict]):
     for r, item in enumerate(data):
         modes = item["modes"]
         xs = np.arange(len(modes))
-        for c, (key, label) in enumerate(QUANTITIES):
+        for c, (key, _) in enumerate(QUANTITIES):
             ax = axes[r][c]
             table = np.array([values(mode, key) for mode in modes])  # [modes, seeds]
             for seed in range(table.shape[1]):
@@ -543,8 +552,14 @@ def _figure(config: Config, data: list[dict]):
             ax.set_xticks(xs)
             ax.set_xticklabels(["full" if m["batch"] == FULL else str(m["batch"]) for m in modes])
             ax.set_xlabel("batch size")
-            ax.set_title(f"{item['dataset']}: {label}", fontsize=9)
+            ax.set_title(SHORT[key], fontsize=10)
             ax.grid(alpha=0.3)
+        axes[r][0].set_ylabel(item["dataset"], fontsize=11)
+    fig.suptitle(
+        f"at each run's stopping point (training CE <= {config.target:g}): a dot per seed, a seed's runs "
+        "joined, the bar its median",
+        fontsize=10,
+    )
     return finish(fig)
 
 
@@ -577,7 +592,7 @@ def _table_figure(config: Config, data: list[dict]):
                 p = paired_wilcoxon(values(mode, key), values(full, key)).p_two_sided
                 row.append("-" if mode is full else f"{p:.3g}")
             cells.append(row)
-    fig, ax = subplots(1, 1, height=0.8 + 0.3 * (len(cells) + 1))
+    fig, ax = subplots(1, 1, height=0.5 + 0.28 * (len(cells) + 1))
     ax.axis("off")
     table = ax.table(cellText=cells, colLabels=header, loc="center", cellLoc="center")
     table.auto_set_font_size(False)
