@@ -33,7 +33,7 @@ app.add_typer(experiment_app, name="experiment")
 console = Console()
 
 
-def _fail(error: Exception, flags: dict | None = None) -> None:
+def fail(error: Exception, flags: dict | None = None) -> None:
     """Print ``error`` as one plain line on stderr (no markup, no wrapping) and exit with code 2;
     with ``flags`` (run's arguments), a parameter named inside descent is named as its flag."""
     text = " ".join(str(error).splitlines())
@@ -114,7 +114,7 @@ def progress_bar(description: str) -> Progress:
     )
 
 
-def _bar_callback(bar: Progress, task: int):
+def bar_callback(bar: Progress, task: int):
     """A ``progress(k, total)`` callback that advances ``task`` on ``bar``."""
     return lambda k, total: bar.update(task, completed=k, total=total)
 
@@ -263,9 +263,9 @@ def run(
         check_out_folder(out)
         with progress_bar("simulating") as bar:
             task = bar.add_task("simulating", total=spec.steps)
-            trajectory = run_spec(spec, progress=_bar_callback(bar, task), memory_budget=budget)
+            trajectory = run_spec(spec, progress=bar_callback(bar, task), memory_budget=budget)
     except DescentError as error:
-        _fail(error, flags if spec_file is None else None)
+        fail(error, flags if spec_file is None else None)
         return
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -283,7 +283,7 @@ def run(
                 paths.append(out / "trajectory.png")
                 bar.advance(task)
     except OSError as error:  # what the check before the run could not foresee (a full disk, /proc)
-        _fail(invalid("--out", str(out), f"a folder the files can be written to ({error.strerror})"))
+        fail(invalid("--out", str(out), f"a folder the files can be written to ({error.strerror})"))
     _print_summary(trajectory, paths)
     if trajectory.interrupted:
         raise typer.Exit(code=130)  # interrupted (Ctrl-C): what finished was written
@@ -534,13 +534,13 @@ def arena(
     """Serve the Descent Arena, the interactive page, through waitress (a production WSGI server: one
     process, 2 worker threads unless --threads says otherwise); --debug uses Flask's development server."""
     if not 1 <= port <= 65535:
-        _fail(invalid("--port", port, "an integer in [1, 65535]"))
+        fail(invalid("--port", port, "an integer in [1, 65535]"))
     from descent.arena import serve
 
     try:
         serve(host=host, port=port, debug=debug, threads=threads, announce=console.print)
     except OSError as error:  # the port is taken, the host is not this machine's, no permission
-        _fail(
+        fail(
             invalid(
                 "--port", port, f"a port this machine lets us serve on at {host} ({error.strerror or error})"
             )
@@ -575,7 +575,7 @@ def experiment_run(
         for each in names:
             with progress_bar(each) as bar:
                 task = bar.add_task(each, total=None)
-                result = run_experiment(each, quick=quick, progress=_bar_callback(bar, task))
+                result = run_experiment(each, quick=quick, progress=bar_callback(bar, task))
             paths = result.save(out)
             colour = {"held": "green", "did not hold": "red"}.get(result.verdict, "yellow")
             console.print(f"[bold]{each}[/]: [{colour}]{result.verdict}[/] — {result.explanation}")
@@ -583,7 +583,7 @@ def experiment_run(
                 console.print(f"  {line}", markup=False)
             console.print(f"  wrote {', '.join(str(p) for p in paths.values())}")
     except DescentError as error:
-        _fail(error)
+        fail(error)
 
 
 @app.command()
@@ -601,10 +601,10 @@ def report(
     try:
         check_out_folder(out)
     except DescentError as error:
-        _fail(error)
+        fail(error)
     with progress_bar("report") as bar:
         task = bar.add_task("experiments", total=None)
-        path = build_report(out, quick=quick, progress=_bar_callback(bar, task))
+        path = build_report(out, quick=quick, progress=bar_callback(bar, task))
     console.print(f"wrote {path}", markup=False)
 
 

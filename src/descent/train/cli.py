@@ -243,11 +243,11 @@ def train_command(
         with cli.progress_bar("training") as bar:
             task = bar.add_task("epochs", total=epochs)
             result = train(
-                config, folder, progress=cli._bar_callback(bar, task), resume=resume, plot=not no_plot
+                config, folder, progress=cli.bar_callback(bar, task), resume=resume, plot=not no_plot
             )
         seconds = time.perf_counter() - start
     except DescentError as error:
-        cli._fail(as_flag_error(error))
+        cli.fail(as_flag_error(error))
         return
     for line in summary_lines(result, seconds):
         cli.console.print(line, markup=False, highlight=False, soft_wrap=True)
