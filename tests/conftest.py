@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+# tabulated landscapes (digits-slice) keep their tables here during the tests (git-ignored), never in
+# the user's own cache; subprocesses the tests start inherit it
+os.environ.setdefault("DESCENT_CACHE_DIR", str(Path(__file__).resolve().parent.parent / "out" / "test-cache"))
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

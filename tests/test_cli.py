@@ -281,3 +281,12 @@ def test_console_script_is_installed():
         [sys.executable, "-m", "descent.cli", "--help"], capture_output=True, text=True, check=True
     )
     assert "run" in out.stdout and "arena" in out.stdout
+
+
+def test_listing_landscapes_trains_no_network(tmp_path, monkeypatch):
+    """digits-slice is trained at first use: the listing says so instead of training it (seconds)."""
+    monkeypatch.setenv("DESCENT_CACHE_DIR", str(tmp_path))
+    rows = {row["name"]: row for row in json.loads(invoke("list", "landscapes", "--json").stdout)}
+    assert rows["digits-slice"]["start"] is None and rows["digits-slice"]["default_lr"] is None
+    assert invoke("list", "landscapes").exit_code == 0
+    assert rows["double-well"]["start"] == [-1.7, 0.0] and list(tmp_path.iterdir()) == []

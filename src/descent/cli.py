@@ -468,26 +468,22 @@ def list_landscapes(as_json: bool = typer.Option(False, "--json", help="machine-
     rows = []
     for name in landscape_names():
         entry = LANDSCAPES[name]
-        land = entry.build()
-        rows.append(
-            {
-                "name": name,
-                "category": entry.category,
-                "params": entry.defaults,
-                "dim": land.dim,
-                "default_lr": land.default_lr,
-                "start": list(land.start()[0].tolist()),
-                "summary": entry.summary,
-            }
-        )
+        row = {"name": name, "category": entry.category, "params": entry.defaults, "summary": entry.summary}
+        if entry.quick_to_build():
+            land = entry.build()
+            row.update(dim=land.dim, default_lr=land.default_lr, start=list(land.start()[0].tolist()))
+        else:  # trained at first use: listed without building it (null: known once built)
+            row.update(dim=None, default_lr=None, start=None)
+        rows.append(row)
     if as_json:
         console.print_json(json.dumps(rows))
         return
     table = Table("name", "kind", "parameters (defaults)", "default lr", "start", "description")
     for r in rows:
         params = ", ".join(f"{k}={v:g}" for k, v in r["params"].items())
-        start = ", ".join(f"{v:g}" for v in r["start"])
-        table.add_row(r["name"], r["category"], params, f"{r['default_lr']:g}", start, r["summary"])
+        start = "at first use" if r["start"] is None else ", ".join(f"{v:g}" for v in r["start"])
+        lr = "at first use" if r["default_lr"] is None else f"{r['default_lr']:g}"
+        table.add_row(r["name"], r["category"], params, lr, start, r["summary"])
     console.print(table)
 
 

@@ -20,6 +20,12 @@ class LandscapeEntry:
     defaults: dict[str, float]
     category: str
     summary: str
+    ready: Callable[[], bool] | None = None  # None: always quick to build; else is it quick now?
+
+    def quick_to_build(self) -> bool:
+        """Is building it with its defaults quick now? (A landscape trained at first use is not,
+        until its table is cached: a listing shows what it knows without building it.)"""
+        return self.ready is None or self.ready()
 
     def build(self, **params: float) -> Landscape:
         """``factory(**params)``, remembering the name and parameters as the landscape's recipe."""
@@ -38,15 +44,18 @@ class LandscapeEntry:
 LANDSCAPES: dict[str, LandscapeEntry] = {}
 
 
-def register(name: str, category: str, summary: str, **defaults: float) -> Callable:
-    """Decorator: add a landscape factory to the registry under ``name``."""
+def register(
+    name: str, category: str, summary: str, *, ready: Callable[[], bool] | None = None, **defaults: float
+) -> Callable:
+    """Decorator: add a landscape factory to the registry under ``name``; ``ready``: for a landscape
+    slow to build at first use, whether building it with its defaults is quick now."""
     if category not in CATEGORIES:
         raise invalid("category", category, f"one of: {listed(CATEGORIES)}")
 
     def wrap(factory: Callable[..., Landscape]) -> Callable[..., Landscape]:
         if name in LANDSCAPES:
             raise invalid("landscape name", name, "a name not yet registered")
-        LANDSCAPES[name] = LandscapeEntry(name, factory, dict(defaults), category, summary)
+        LANDSCAPES[name] = LandscapeEntry(name, factory, dict(defaults), category, summary, ready)
         return factory
 
     return wrap

@@ -366,10 +366,16 @@ def _cached(recipe: SliceRecipe, directory: str) -> NetworkSlice:
     return network_slice(recipe, "digits-slice")
 
 
+def default_table_cached() -> bool:
+    """Is the default digits-slice's table in the cache (so building it takes no training)?"""
+    return cache_path(SliceRecipe()).exists()
+
+
 @register(
     "digits-slice",
     "theory",
     "a real network's loss: a digits MLP on a filter-normalised 2-D slice (trained at first use)",
+    ready=default_table_cached,
     resolution=201.0,
 )
 def digits_slice(resolution: float = 201.0) -> NetworkSlice:
