@@ -9,7 +9,7 @@ import torch
 
 from descent.dynamics import Batching, Events, SaveAt, simulate
 from descent.dynamics.batches import draw_indices
-from descent.objectives import NetworkObjective, digits_mlp, network_objective
+from descent.objectives import NetworkObjective, digits_mlp, mlp_objective, network_objective
 from descent.optim import Optimizer
 from descent.spec import RunSpec, run_spec
 from descent.train import build_model, set_flat_parameters
@@ -189,6 +189,16 @@ def test_outcomes_are_stationary_target_or_diverged():
     torch.testing.assert_close(traj.final_position[0], exact.solution, rtol=0, atol=1e-7)
     short = simulate(net, Optimizer.build("gd", lr=0.05), starts[:1], 30, events=Events(target_loss=0.2))
     assert short.outcomes == ["target"]
+
+
+def test_an_mlp_on_another_dataset():
+    net = mlp_objective("iris", 8, 1, activation="tanh", init_seed=3)
+    assert (net.dim, net.data_size, net.name) == (4 * 8 + 8 + 8 * 3 + 3, 120, "iris-mlp")
+    w = net.inits([3])
+    torch.testing.assert_close(w, net.start())
+    model = build_model("mlp:8", 4, 3, activation="tanh", seed=3)
+    expected = torch.nn.functional.cross_entropy(model(net.test_inputs), net.test_targets)
+    torch.testing.assert_close(net.metrics(w)["loss"][0], expected.detach(), rtol=1e-13, atol=0)
 
 
 def test_it_pickles_by_its_recipe_and_refuses_bad_input(net):

@@ -260,8 +260,6 @@ def digits_mlp(
     cross-entropy, torch's default initialisation; the data are the training part (80 %, stratified,
     split seed 0) of the first ``examples`` images (0: all 1797). ``activation``: 0 relu, 1 tanh,
     2 sigmoid, 3 gelu (the registry takes numbers only)."""
-    from descent.train import build_model, load_dataset
-
     values = {"width": width, "depth": depth, "examples": examples, "activation": activation}
     values["init_seed"] = init_seed
     lows = {"width": 1, "depth": 1, "examples": 0, "activation": 0, "init_seed": 0}
@@ -273,23 +271,40 @@ def digits_mlp(
         raise invalid("digits-mlp.activation", activation, f"one of: {codes}")
     if examples and not 10 <= examples <= 1797:
         raise invalid("digits-mlp.examples", examples, "0 (all 1797) or an integer in [10, 1797]")
-    data = load_dataset("digits", n=int(examples) or None, seed=0)
     act = _ACTIVATION_CODES[int(activation)]
-    spec = "mlp:" + ",".join([str(int(width))] * int(depth))
-    model = build_model(spec, data.n_features, data.n_outputs, activation=act, seed=int(init_seed))
-    net = network_objective(
+    net = mlp_objective("digits", int(width), int(depth), int(examples), act, int(init_seed))
+    return net.with_recipe(_rebuild_digits_mlp, {k: float(v) for k, v in values.items()})
+
+
+def mlp_objective(
+    dataset: str,
+    width: int,
+    depth: int,
+    examples: int = 0,
+    activation: str = "relu",
+    init_seed: int = 0,
+    lr: float = 0.1,
+) -> NetworkObjective:
+    """An MLP (``depth`` hidden layers of ``width`` units, ``activation``) with cross-entropy on the
+    training part of ``descent.train.load_dataset(dataset)`` (its first ``examples``, 0: all; 80 %,
+    stratified, split seed 0), its test part held out for :meth:`NetworkObjective.metrics`."""
+    from descent.train import build_model, load_dataset
+
+    data = load_dataset(dataset, n=examples or None, seed=0)
+    spec = "mlp:" + ",".join([str(width)] * depth)
+    model = build_model(spec, data.n_features, data.n_outputs, activation=activation, seed=init_seed)
+    return network_objective(
         model,
         data.x_train,
         data.y_train,
         "cross-entropy",
         test_inputs=data.x_test,
         test_targets=data.y_test,
-        init_seed=int(init_seed),
-        name="digits-mlp",
-        lr=0.1,
-        description=f"{spec} ({act}) on {len(data.x_train)} digits, cross-entropy",
+        init_seed=init_seed,
+        name=f"{dataset}-mlp",
+        lr=lr,
+        description=f"{spec} ({activation}) on {len(data.x_train)} {dataset} examples, cross-entropy",
     )
-    return net.with_recipe(_rebuild_digits_mlp, {k: float(v) for k, v in values.items()})
 
 
 def _rebuild_digits_mlp(values: dict[str, float]) -> NetworkObjective:
