@@ -12,7 +12,7 @@ over particles, bounds, known critical points, a default start and a default lea
 """
 
 from descent.landscapes import Landscape, get_landscape, resolve_landscape
-from descent.objectives.network import NetworkObjective, digits_mlp, network_objective
+from descent.objectives.network import NetworkObjective, digits_mlp, mlp_objective, network_objective
 from descent.objectives.perturbed import PerturbedLandscape, perturbed_landscape, sharp_flat_risk
 from descent.objectives.regularized import (
     RegularizationPath,
@@ -36,6 +36,7 @@ __all__ = [
     "empirical_risk",
     "get_landscape",
     "logistic_risk",
+    "mlp_objective",
     "network_objective",
     "perturbed_landscape",
     "regularization_path",
