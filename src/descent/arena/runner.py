@@ -252,15 +252,20 @@ def get_landscape(text: str, params: dict[str, float] | None = None) -> Landscap
 
 def warm_landscapes() -> float:
     """Build every registered landscape with its defaults (kept in the cache), so that no first visitor
-    waits for one (eggholder's and logistic-risk's critical points take about a second each); one that
-    takes longer than ``BUILD_WAIT`` (digits-slice trains a network at first use) goes on building in
-    the background. Returns the seconds it took."""
+    waits for one (eggholder's and logistic-risk's critical points take about a second each, digits-slice
+    trains a network and tabulates its loss at its first use on a machine: about 20 s, once); waits for
+    those built in the background, so that the server starts with none under way. Returns the seconds
+    it took."""
     start = time.perf_counter()
     for name in LANDSCAPES:
-        try:
-            get_landscape(name)
-        except DescentError:
-            pass  # not 2-D: refused, and remembered as such
+        while True:
+            try:
+                get_landscape(name)
+            except LandscapeBuilding:
+                continue  # each try waits BUILD_WAIT for the build under way
+            except DescentError:
+                pass  # not 2-D: refused, and remembered as such
+            break
     return time.perf_counter() - start
 
 
