@@ -28,6 +28,12 @@ dataset. The instrument checks: the stopping points' training loss (recomputed i
 below the target and the check before it was not; on one network, the Lanczos eigenvalue equals the
 dense Hessian's to 1e-6 and Hutchinson's trace is within 3 SE of the exact trace.
 
+Measured at the full size (one thread, about 85 s of CPU): every run stopped (median 595 steps on
+digits, 380 to 420 on breast cancer, the same at every batch size at this lr); B = 16 ended flatter
+than batch GD on both datasets (sharpness 0.47 vs 0.73 on digits, 0.46 vs 0.77 on breast cancer; all
+ten seeds or nine of ten, one-sided p 0.001 to 0.002; the trace likewise), but its generalisation gaps
+were not smaller (one-sided p 0.42 to 0.90): flatter, not better generalising.
+
 >>> r = paired_wilcoxon([1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 4.0, 6.0, 8.0, 10.5])
 >>> r.n, r.median_difference, r.p_less, r.p_two_sided  # all five below: p = 1/2^5 one-sided
 (5, -3.0, 0.03125, 0.0625)
