@@ -63,6 +63,18 @@ def test_the_lambdas_said_around_a_vanishing_minimum_bracket_where_regularized_l
     assert list(zip(drawn["x"], drawn["y"])) == [p.position for p in base.minima]
 
 
+def test_the_landscape_without_the_term_is_drawn_as_contours_of_the_bases_u():
+    landscape = get_landscape("double-well-l2", {"l2": 1.0})
+    [without] = [t for t in barrier.traces(landscape) if t["uid"] == "l2-without"]
+    gx, gy = np.meshgrid(without["x"], without["y"])
+    points = torch.tensor(np.column_stack([gx.ravel(), gy.ravel()]), dtype=torch.float64)
+    base_u = plain_landscape("double-well").value(points).numpy()
+    levels = np.array(without["z"], dtype=float).ravel()
+    assert np.array_equal(np.argsort(levels, kind="stable"), np.argsort(base_u, kind="stable"))  # U's order
+    with_term = landscape.value(points).numpy()
+    assert not np.array_equal(np.argsort(with_term, kind="stable"), np.argsort(base_u, kind="stable"))
+
+
 def test_a_minimum_gone_before_the_landscapes_lambda_is_drawn_up_to_where_it_went():
     landscape = get_landscape("plateau-l2", {})  # the well vanishes near lambda = 0.12 < 0.5
     shown = barrier.barrier(landscape)

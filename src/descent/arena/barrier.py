@@ -30,6 +30,7 @@ import numpy as np
 
 from descent.landscapes import Landscape
 from descent.objectives.regularized import RegularizationPath, RegularizedLandscape, regularization_path
+from descent.plots.static import landscape_grid
 
 PATH_POINTS = 41  # lambdas from 0 to the landscape's own: the drawn path of each minimum
 SEARCH_POINTS = 40  # lambdas above it, up to `search_top`: where a minimum vanishes
@@ -37,6 +38,7 @@ SEARCH_LOWEST = 10.0  # the search goes up to max(SEARCH_LOWEST, SEARCH_FACTOR *
 SEARCH_FACTOR = 4.0
 BASE_STYLE = {"global_min": "star-open", "local_min": "circle-open"}
 PATH_COLOR = "#ff8fd0"
+CONTOUR_RESOLUTION = 60  # U without the term: a grid of this many points a side
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ def traces(landscape: Landscape) -> list[dict[str, Any]]:
     shown = barrier(landscape)
     if shown is None:
         return []
-    data: list[dict[str, Any]] = []
+    data: list[dict[str, Any]] = [_without(landscape.base)]  # type: ignore[attr-defined]
     grid = shown.path.lambdas[:PATH_POINTS]
     for i, (point, _, _) in enumerate(shown.base_minima):
         xy = shown.drawn(point)
@@ -151,6 +153,31 @@ def traces(landscape: Landscape) -> list[dict[str, Any]]:
         }
     )
     return data
+
+
+def _without(base: Landscape) -> dict[str, Any]:
+    """U without the term, as dotted contour lines over the map of U_lambda (levels at quantiles of U on
+    the grid, as the map's own colours, so shallow and steep parts both show)."""
+    xs, ys, values = landscape_grid(base, CONTOUR_RESOLUTION)
+    finite = np.isfinite(values)
+    ranks = np.full(values.shape, np.nan)
+    order = np.argsort(values[finite], kind="stable")
+    ranks[finite] = np.argsort(order, kind="stable") / max(order.size - 1, 1)
+    return {
+        "type": "contour",
+        "name": "U without L2 (dotted contours)",
+        "uid": "l2-without",
+        "x": xs.tolist(),
+        "y": ys.tolist(),
+        "z": [[_num(v) for v in row] for row in ranks],
+        "contours": {"coloring": "lines", "start": 0.04, "end": 0.96, "size": 0.08},
+        "line": {"color": PATH_COLOR, "width": 1, "dash": "dot"},
+        "colorscale": [[0, PATH_COLOR], [1, PATH_COLOR]],
+        "showscale": False,
+        "showlegend": True,
+        "opacity": 0.55,
+        "hoverinfo": "skip",
+    }
 
 
 def _num(value: float) -> float | None:
