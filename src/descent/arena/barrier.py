@@ -1,5 +1,6 @@
 """An L2 barrier on the map: where the minima of ``U_lambda = U + lambda/2 |w - c|^2`` are, where they
-were without the term (lambda = 0), and how each moved as lambda grew, for a regularised landscape
+were without the term (lambda = 0), U itself (dotted contours over the map of U_lambda) and how each
+minimum moved as lambda grew, for a regularised landscape
 (`descent.objectives.regularized`: the registered ``NAME-l2`` landscapes, whose parameters ``l2`` and
 ``center`` the parameters box sets).
 
@@ -210,6 +211,11 @@ def text(landscape: Landscape) -> str:
     if shown.base_minima and not shown.vanishes:
         parts.append(f"No minimum vanishes for λ up to {shown.search_top:.4g}.")
     parts.append(
-        "On the map: dashed lines, each minimum's path as λ grows from 0; hollow markers, U's minima."
+        "On the map: dotted contours, U without the term"
+        + (
+            "; dashed, each minimum's path as λ grows from 0; hollow markers, U's minima."
+            if shown.base_minima
+            else "."
+        )
     )
     return " ".join(parts)
