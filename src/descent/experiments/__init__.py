@@ -23,6 +23,7 @@ EXPERIMENT_NAMES: tuple[str, ...] = (
     "adaptive",
     "overdamped",
     "batch-table",
+    "edge-of-stability",
     "vanishing-exploding",
     "regularization",
 )

@@ -5,15 +5,25 @@ digits images (``load_dataset("digits", n=n)``, its training and test parts toge
 holds nothing out here), pixel intensities scaled to [0, 1] (the loader's standardisation undone:
 with standardised inputs this network sharpens more slowly; at lr 0.1 it reached only 0.68 of 2/lr
 in 3000 steps). Model: a tanh MLP ``64-64-64-10`` (`descent.train.models.build_model`, seed
-``seed``), MSE ``1/(2n) sum_i |f(x_i) - onehot(y_i)|^2``. Each run trains from the same start through
-`descent.optim.TorchOptimizer` (no update rule is written here):
+``seed``), MSE ``1/(2n) sum_i |f(x_i) - onehot(y_i)|^2``, as an engine objective (`objective`: a
+`descent.objectives.NetworkObjective`, one flattened network per particle). Every run is a `RunSpec`
+run by `run_spec` from the same start (``starts="default:N"``), one spec per rule (a swarm has one
+rule; particle i takes run i's hyper-parameters), its parameters saved every ``every`` steps; the
+specs are stored in the result and each replays with ``run_spec(spec, landscape=objective(config))``:
 
-- GD at each lr of ``gd_lrs`` (edge ``2/lr``), the heavy ball (descent's ``momentum``, velocity form)
-  at ``momentum_lr`` with ``beta`` (edge ``2(1 + beta)/lr``), and a negative control, GD at
-  ``control_lr`` (edge ``2/lr``);
+- GD at each lr of ``gd_lrs`` (edge ``2/lr``) and a negative control, GD at ``control_lr`` (edge
+  ``2/lr``): one swarm; the heavy ball (descent's ``momentum``, velocity form) at ``momentum_lr``
+  with ``beta`` (edge ``2(1 + beta)/lr``);
 - Adam at ``adam_lr`` with ``beta1`` (edge ``(2 + 2 beta1)/((1 - beta1) lr)`` on the preconditioned
-  sharpness ``lambda_max(P^-1 H)``, ``P = (1 - beta1^t)(sqrt(v_hat) + eps)`` from the optimizer's
-  state after the previous step, `descent.train.hessian.adam_preconditioner`).
+  sharpness ``lambda_max(P^-1 H)``, ``P = (1 - beta1^t)(sqrt(v_hat) + eps)`` from the rule's state
+  at the check (after the previous step), saved by the engine's ``optimizer_state`` probe:
+  `adam_scale`, as `descent.train.hessian.adam_preconditioner` reads torch's Adam).
+
+The engine's iterates equal torch.optim's SGD, SGD(momentum) and Adam to float rounding (tested over
+100 steps); at the edge the dynamics is chaotic and amplifies any rounding (a 1e-15 relative change of
+the start moves the lr 0.2 run by 1e-2 within 200 steps), so numbers taken after the edge is reached
+(median, maximum, final loss) move in their second or third digit with the kernels' rounding, never
+the criteria.
 
 Every ``every`` steps the sharpness is measured by Lanczos (`top_eigenvalues`, scipy's ``eigsh``,
 relative tolerance ``tol``) warm-started from the previous check's eigenvector; every ``cold_every``
@@ -34,13 +44,16 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 
-from descent.experiments._base import Progress, Result, Row
+from descent._errors import invalid
+from descent.experiments._base import Progress, Result, Row, Runs
 from descent.experiments.figures import finish, subplots
 from descent.experiments.rows import agrees, below, number
+from descent.spec import RunSpec
 
 NAME = "edge-of-stability"
 CLAIM = (
@@ -65,6 +78,8 @@ LOSS_DROP = 0.2  # the final loss below this fraction of the initial loss
 COLD_TOL = 1e-10  # the cold eigsh's tolerance
 WARM_REL = 1e-4  # the measured (warm-started) sharpness within this of the cold eigsh: the instrument
 TRACKER_TARGET = 0.01  # the issue's target for the 3-product tracker, reported (not a check)
+ADAM_EPS = 1e-8  # Adam's eps (torch's default)
+OBJECTIVE = "digits-eos-mlp"  # the specs' objective: built here (`objective`), passed to run_spec
 
 
 @dataclass(frozen=True)
@@ -92,7 +107,7 @@ class Config:
 
 @dataclass(frozen=True)
 class Run:
-    """One training run: its id, descent rule, hyper-parameters (torch's names) and edge."""
+    """One training run: its id, the engine's rule and hyper-parameters (descent's names) and edge."""
 
     id: str
     label: str
@@ -124,7 +139,7 @@ def runs_of(config: Config) -> list[Run]:
             f"adam/lr={lr:g}",
             f"Adam lr {lr:g} beta1 {b1:g}",
             "adam",
-            {"lr": lr, "betas": (b1, config.beta2)},
+            {"lr": lr, "beta1": b1, "beta2": config.beta2, "eps": ADAM_EPS},
             (2.0 + 2.0 * b1) / ((1.0 - b1) * lr),
             "adam",
         )
@@ -164,55 +179,121 @@ def after_reaching(values: list[float], edge: float) -> dict:
     }
 
 
-def train_and_measure(config: Config, run: Run, x: torch.Tensor, y: torch.Tensor) -> dict:
-    """Train ``run`` for ``config.steps`` full-batch steps, measuring the sharpness every ``every``
-    steps (warm-started Lanczos), the 3-product tracker beside it and a cold eigsh every
-    ``cold_every`` steps. Adam's checks start after its first step (its preconditioner needs one)."""
-    from descent.optim import TorchOptimizer
-    from descent.train import build_model, flat_parameters, functional_loss, loss_function
-    from descent.train.hessian import SharpnessTracker, adam_preconditioner, top_eigenvalues
+def objective(config: Config):
+    """The experiment's network as an engine objective (`descent.objectives.network_objective`): the
+    tanh MLP on ``digits(n)`` with the MSE loss; every spec starts from its initialisation
+    (``"default"``: `descent.train.build_model` with seed ``config.seed``)."""
+    from descent.objectives import network_objective
+    from descent.train import build_model
 
-    model = build_model(
-        "mlp:" + ",".join(str(w) for w in config.widths), x.shape[1], 10, activation="tanh", seed=config.seed
+    x, y = digits(config.n)
+    spec = "mlp:" + ",".join(str(w) for w in config.widths)
+    model = build_model(spec, x.shape[1], 10, activation="tanh", seed=config.seed)
+    return network_objective(model, x, y, "mse", init_seed=config.seed, name=OBJECTIVE)
+
+
+def spec(config: Config, runs: Sequence[Run]) -> RunSpec:
+    """One engine run of ``runs`` (one rule): a swarm of ``len(runs)`` copies of the initial network,
+    particle i with ``runs[i]``'s hyper-parameters, full batch, the parameters saved every ``every``
+    steps (and, for Adam, the rule's state: its preconditioner)."""
+    rules = {item.rule for item in runs}
+    if len(rules) != 1:
+        raise invalid("runs", sorted(rules), "runs of one rule (a swarm has one update rule)")
+    hyper = {name: [item.hyper[name] for item in runs] for name in runs[0].hyper}
+    every = config.every
+    return RunSpec(
+        landscape=OBJECTIVE,
+        optimizer=runs[0].rule,
+        hyper={k: v[0] if len(v) == 1 else v for k, v in hyper.items()},
+        starts=f"default:{len(runs)}",
+        steps=config.steps,
+        save=f"every:{every}",
+        probes=[{"name": "optimizer_state", "every": every}] if runs[0].rule == "adam" else [],
+        seed=config.seed,
     )
-    loss = loss_function("mse", "classification")
-    optimizer = TorchOptimizer(model.parameters(), run.rule, **run.hyper)
-    params = list(model.parameters())
+
+
+def by_rule(plan: Sequence[Run]) -> list[list[Run]]:
+    """The runs grouped by rule, in order of first appearance: one spec (swarm) per group."""
+    groups: dict[str, list[Run]] = {}
+    for item in plan:
+        groups.setdefault(item.rule, []).append(item)
+    return list(groups.values())
+
+
+def adam_scale(state: dict, call: int, particle: int, hyper: dict) -> torch.Tensor:
+    """Adam's preconditioner ``P = (1 - beta1^t)(sqrt(v / (1 - beta2^t)) + eps)`` ``[P]`` from the
+    engine's ``optimizer_state`` probe (``exp_avg_sq [calls, N, P]``, ``step [calls]``), as
+    `descent.train.hessian.adam_preconditioner` reads it from torch's Adam."""
+    beta1, beta2 = hyper["beta1"], hyper["beta2"]
+    t = float(state["step"][call])
+    v_hat = state["exp_avg_sq"][call, particle] / (1.0 - beta2**t)
+    return (1.0 - beta1**t) * (torch.sqrt(v_hat) + hyper["eps"])
+
+
+def train(config: Config, plan: Sequence[Run], net, runs: Runs | None = None) -> dict[str, dict]:
+    """Train every run of ``plan`` with the engine (one `RunSpec` per rule, through ``runs``, which
+    keeps the specs): per run id, its trajectory, its particle and the engine's seconds."""
+    runs = Runs() if runs is None else runs
+    out = {}
+    for group in by_rule(plan):
+        start = time.perf_counter()
+        trajectory = runs(spec(config, group), objective=net)
+        seconds = time.perf_counter() - start
+        for particle, item in enumerate(group):
+            out[item.id] = {"trajectory": trajectory, "particle": particle, "seconds": seconds}
+    return out
+
+
+def measure(config: Config, run: Run, net, trained: dict) -> dict:
+    """The sharpness of ``run``'s saved networks at every ``every`` steps (warm-started Lanczos), the
+    3-product tracker beside it and a cold eigsh every ``cold_every`` steps; the loss at each saved
+    step. Adam's checks start after its first step (its preconditioner needs one). A run that diverged
+    at step d (the engine's ``diverged`` event: it froze the network at its last finite state) is
+    measured up to step d - 1, and its loss series ends with NaN."""
+    from descent.train import functional_loss, loss_function
+    from descent.train.hessian import SharpnessTracker, top_eigenvalues
+
+    trajectory, particle = trained["trajectory"], trained["particle"]
+    fn = functional_loss(net.model, loss_function(net.loss, net.task), net.inputs, net.targets)
+    diverged_at = int(trajectory.events["diverged"][particle])
+    state = trajectory.probes.get("optimizer_state", {})
+    state_steps = [int(s) for s in state.get("steps", [])]
     tracker = SharpnessTracker(every=config.every, tol=COLD_TOL, seed=config.seed)
-    out: dict = {"steps": [], "sharpness": [], "tracked": [], "products": [], "loss": []}
-    out.update(cold_steps=[], cold=[], warm_at_cold=[], tracked_at_cold=[], diverged=False)
+    out: dict = {"steps": [], "sharpness": [], "tracked": [], "products": [], "loss": [], "loss_steps": []}
+    out.update(cold_steps=[], cold=[], warm_at_cold=[], tracked_at_cold=[], diverged=diverged_at >= 0)
     vector = None
     start = time.perf_counter()
-    for step in range(config.steps + 1):
-        optimizer.zero_grad()
-        value = loss(model(x), y)
-        out["loss"].append(float(value.detach()))
-        if not math.isfinite(out["loss"][-1]):  # diverged: stop, measure nothing more
-            out["diverged"] = True
+    for frame, step in enumerate(int(s) for s in trajectory.steps):
+        if 0 <= diverged_at <= step:
+            out["loss"].append(math.nan)
+            out["loss_steps"].append(diverged_at)
             break
-        if step % config.every == 0 and (run.rule != "adam" or step > 0):
-            fn, theta = functional_loss(model, loss, x, y), flat_parameters(model)
-            scale = adam_preconditioner(optimizer, params) if run.rule == "adam" else None
-            top = top_eigenvalues(
-                fn, theta, tol=config.tol, v0=vector, seed=config.seed, scale=scale, ncv=config.ncv
-            )
-            vector = top.vectors[:, 0]
-            tracked = tracker(step, fn, theta, scale)
-            out["steps"].append(step)
-            out["sharpness"].append(top.values[0])
-            out["tracked"].append(tracked)
-            out["products"].append(top.products)
-            if step % config.cold_every == 0:
-                cold = top_eigenvalues(fn, theta, tol=COLD_TOL, seed=config.seed + step, scale=scale)
-                out["cold_steps"].append(step)
-                out["cold"].append(cold.values[0])
-                out["warm_at_cold"].append(top.values[0])
-                out["tracked_at_cold"].append(tracked)
-        if step == config.steps:
-            break
-        value.backward()
-        optimizer.step()
+        out["loss"].append(float(trajectory.loss[frame, particle]))
+        out["loss_steps"].append(step)
+        if step % config.every or (run.rule == "adam" and step == 0):
+            continue
+        theta = trajectory.positions[frame, particle]
+        scale = (
+            adam_scale(state, state_steps.index(step), particle, run.hyper) if run.rule == "adam" else None
+        )
+        top = top_eigenvalues(
+            fn, theta, tol=config.tol, v0=vector, seed=config.seed, scale=scale, ncv=config.ncv
+        )
+        vector = top.vectors[:, 0]
+        tracked = tracker(step, fn, theta, scale)
+        out["steps"].append(step)
+        out["sharpness"].append(top.values[0])
+        out["tracked"].append(tracked)
+        out["products"].append(top.products)
+        if step % config.cold_every == 0:
+            cold = top_eigenvalues(fn, theta, tol=COLD_TOL, seed=config.seed + step, scale=scale)
+            out["cold_steps"].append(step)
+            out["cold"].append(cold.values[0])
+            out["warm_at_cold"].append(top.values[0])
+            out["tracked_at_cold"].append(tracked)
     out["seconds"] = time.perf_counter() - start
+    out["train_seconds"] = trained["seconds"]
     out["tracker_products"] = tracker.hvps[1:]
     return out
 
@@ -220,11 +301,13 @@ def train_and_measure(config: Config, run: Run, x: torch.Tensor, y: torch.Tensor
 def run(config: Config | None = None, progress: Progress | None = None) -> Result:
     config = config or Config()
     torch_threads = torch.get_num_threads()
-    x, y = digits(config.n)
     plan = runs_of(config)
+    net = objective(config)
+    runs = Runs()
+    trained = train(config, plan, net, runs)
     measured = {}
     for index, item in enumerate(plan):
-        measured[item.id] = train_and_measure(config, item, x, y)
+        measured[item.id] = measure(config, item, net, trained[item.id])
         if progress is not None:
             progress(index + 1, len(plan))
     config_dict = {
@@ -233,12 +316,15 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
         "model": "tanh MLP "
         + "-".join(str(w) for w in (*config.widths, 10))
         + ", MSE (1/2n) sum |f - onehot|^2",
+        "training": "the engine (run_spec): one RunSpec per rule, full batch, parameters saved every "
+        f"{config.every} steps",
         "edges": {item.id: item.edge for item in plan},
-        "seconds": {item.id: measured[item.id]["seconds"] for item in plan},
+        "training seconds (its rule's swarm)": {item.id: measured[item.id]["train_seconds"] for item in plan},
+        "sharpness seconds": {item.id: measured[item.id]["seconds"] for item in plan},
         "torch threads": torch_threads,
     }
     rows = _rows(config, plan, measured)
-    return Result(NAME, CLAIM, PROTOCOL, rows, config_dict, [_figure(config, plan, measured)], [])
+    return Result(NAME, CLAIM, PROTOCOL, rows, config_dict, [_figure(config, plan, measured)], runs.specs)
 
 
 # --- rows -------------------------------------------------------------------------------------------
@@ -261,7 +347,7 @@ def _rows(config: Config, plan: list[Run], measured: dict) -> list[Row]:
         out.append(
             number(
                 f"{item.id}/reached",
-                f"{item.label}: first step with {what} >= {REACH:g} x edge (NaN: never)",
+                f"{item.label}: first step with {what} >= {REACH:g} x edge (nan: never)",
                 first_step,
                 unit="steps",
                 group=group,
@@ -390,7 +476,7 @@ def _figure(config: Config, plan: list[Run], measured: dict):
         ax = axes[2] if item.kind == "adam" else axes[0]
         ax.plot(m["steps"], m["sharpness"], color=color, lw=1.2, label=item.label)
         ax.axhline(item.edge, color=color, ls="--", lw=0.9)
-        axes[1].semilogy(range(len(m["loss"])), m["loss"], color=color, lw=1.0, label=item.label)
+        axes[1].semilogy(m["loss_steps"], m["loss"], color=color, lw=1.0, label=item.label)
     axes[0].set_title("sharpness (dashed: each run's edge)", fontsize=11)
     axes[0].set_xlabel("step")
     axes[0].set_ylabel("lambda_max(H)")
