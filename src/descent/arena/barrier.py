@@ -68,7 +68,7 @@ def lambdas(strength: float) -> tuple[np.ndarray, float]:
     return np.concatenate([drawn, np.linspace(strength, top, SEARCH_POINTS + 1)[1:]]), top
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=32)  # as many as the runner's landscape cache holds: a shown landscape keeps its barrier
 def barrier(landscape: Landscape) -> Barrier | None:
     """The barrier of ``landscape`` when it is a regularised 2-D one (else None); cached per landscape."""
     if not isinstance(landscape, RegularizedLandscape) or landscape.base is None or landscape.dim != 2:
