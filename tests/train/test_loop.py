@@ -207,6 +207,17 @@ def test_a_diverging_run_stops_at_its_first_non_finite_loss():
     assert all(math.isfinite(v) for v in losses[:-1]) and not math.isfinite(losses[-1])
 
 
+def test_a_diverged_runs_metrics_json_is_strict_json(tmp_path):
+    config = dict(dataset="linear", n=100, model="linear", optimizer="gd", batch_size="full", epochs=50)
+    train(TrainConfig(**config, lr=1e3), out=tmp_path, plot=False)
+
+    def refuse(token):
+        raise AssertionError(f"not strict JSON: {token}")
+
+    data = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=refuse)
+    assert data["epochs"][-1]["train_loss"] in ("nan", "inf")
+
+
 @pytest.mark.parametrize(
     "kwargs, parameter",
     [

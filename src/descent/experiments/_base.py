@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from descent._json import number_in, number_out, numbers_in, numbers_out
 from descent.dynamics import Trajectory
 from descent.experiments.figures import DPI
 from descent.landscapes import Landscape
@@ -89,12 +90,12 @@ class Row:
         return (self.value - self.theory) / abs(self.theory)
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: _number_out(value) for name, value in asdict(self).items()}
+        return {name: number_out(value) for name, value in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Row:
         known = {f.name for f in fields(cls)}
-        return cls(**{name: _number_in(value) for name, value in data.items() if name in known})
+        return cls(**{name: number_in(value) for name, value in data.items() if name in known})
 
 
 @dataclass
@@ -165,7 +166,7 @@ class Result:
             "verdict": self.verdict,
             "explanation": self.explanation,
             "rows": [row.to_dict() for row in self.rows],
-            "config": _numbers_out(self.config),
+            "config": numbers_out(self.config),
             "specs": self.specs,
         }
 
@@ -177,7 +178,7 @@ class Result:
             data["claim"],
             data.get("protocol", ""),
             [Row.from_dict(row) for row in data["rows"]],
-            _numbers_in(data.get("config", {})),
+            numbers_in(data.get("config", {})),
             [],
             data.get("specs", []),
         )
@@ -266,45 +267,15 @@ class Runs:
         return run_spec(spec, progress, landscape=objective)
 
 
-# --- JSON: one way for non-finite numbers ------------------------------------------------------------
-NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
-
-
+# --- JSON: one way for non-finite numbers (descent._json) ---------------------------------------------
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
-
-
-def _number_out(value: Any) -> Any:
-    """A float as JSON: finite as itself, non-finite as the string "inf", "-inf" or "nan"."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value
-
-
-def _number_in(value: Any) -> Any:
-    return NON_FINITE[value] if isinstance(value, str) and value in NON_FINITE else value
-
-
-def _numbers_out(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _numbers_out(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_numbers_out(v) for v in value]
-    return _number_out(value)
-
-
-def _numbers_in(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _numbers_in(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_numbers_in(v) for v in value]
-    return _number_in(value)
 
 
 def dumps(data: dict[str, Any]) -> str:
     """A result's JSON text: indented, each of its ``rows`` and ``specs`` on one compact line (a spec
     may hold per-particle lists); non-finite floats as "inf", "-inf", "nan"."""
-    data = _numbers_out(plain(data))
+    data = numbers_out(plain(data))
     parts = []
     for key, value in data.items():
         if key in ("rows", "specs") and value:

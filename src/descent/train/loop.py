@@ -68,6 +68,7 @@ from typing import Any
 import torch
 
 from descent._errors import DescentError, check_number, invalid, listed
+from descent._json import numbers_out
 from descent.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from descent.train.data import DATASETS, Dataset, load_dataset
 from descent.train.models import (
@@ -486,8 +487,8 @@ def write_metrics(
     """``metrics.csv`` (a header, one row per epoch) and ``metrics.json`` (the config, the start and
     the rows), each replaced atomically."""
     atomic_write_text(out / "metrics.csv", _csv_line(list(METRICS)) + "".join(_csv_row(r) for r in rows))
-    payload = {"config": config.to_dict(), "initial": initial, "epochs": rows}
-    atomic_write_text(out / "metrics.json", json.dumps(payload, indent=1) + "\n")
+    payload = numbers_out({"config": config.to_dict(), "initial": initial, "epochs": rows})  # strict JSON
+    atomic_write_text(out / "metrics.json", json.dumps(payload, indent=1, allow_nan=False) + "\n")
 
 
 def _evaluate_both(model, loss, data: Dataset) -> dict[str, Any]:
