@@ -26,6 +26,7 @@ EXPERIMENT_NAMES: tuple[str, ...] = (
     "edge-of-stability",
     "vanishing-exploding",
     "regularization",
+    "flat-minima",
 )
 
 
