@@ -104,3 +104,11 @@ def test_the_controller_keeps_a_waiting_action_and_applies_it_when_replayed(quic
     new, message, _, retry = control_step("state-request", replay, state, "", "")
     assert (new["landscape"], message, retry) == ("quadratic-l2", "", None)
     runner.LANDSCAPE_CACHE.clear()
+
+
+@pytest.mark.parametrize("resolution", [801, 5, 200])
+def test_the_arena_takes_digits_slice_with_its_default_table_only(resolution):
+    """Any other resolution trains and tabulates anew (minutes at 801): a link cannot start one."""
+    with pytest.raises(DescentError, match="invalid digits-slice parameters=.*its defaults in the Arena"):
+        runner.check_landscape_params("digits-slice", {"resolution": resolution})
+    assert not runner.building()

@@ -179,6 +179,11 @@ def _building_message(text: str, seconds: float) -> str:
     )
 
 
+#: landscapes the Arena takes with their default parameters only: any other value is a new build at first
+#: use (digits-slice: a network trained and resolution^2 losses tabulated), which a link could repeat
+FIXED_PARAMS = ("digits-slice",)
+
+
 def check_landscape_params(text: str, params: dict[str, Any]) -> dict[str, float]:
     """The checked parameters of landscape ``text`` for the Arena, before anything is built: known
     names, finite numbers of at most ``PARAM_LIMIT``, a dimension of 2; raises DescentError."""
@@ -193,6 +198,15 @@ def check_landscape_params(text: str, params: dict[str, Any]) -> dict[str, float
         if key not in entry.defaults:
             allowed = listed(entry.defaults) or "no parameters"
             raise invalid(f"{text} parameter", short(key), f"one of: {allowed}")
+    if text in FIXED_PARAMS and any(params[k] != entry.defaults[k] for k in params):
+        defaults = ", ".join(f"{k}={v:g}" for k, v in entry.defaults.items())
+        raise invalid(
+            f"{text} parameters",
+            short(params),
+            f"its defaults in the Arena ({defaults}): another value trains and tabulates anew at first "
+            f"use (seconds to minutes of the server's time); `descent run --landscape {text} --param` "
+            "takes it",
+        )
     if "dim" in entry.defaults:
         if params.get("dim", entry.defaults["dim"]) != 2:  # 2 == 2.0; anything else, before it is built
             raise invalid(f"{text}.dim", short(params["dim"]), "2 (the Arena draws maps of x and y)")
