@@ -14,7 +14,12 @@ from descent.landscapes.formula import Formula, parse_formula
 
 torch.set_num_threads(1)
 
-DATA_BASED = ("logistic-risk", "sharp-flat-risk", "digits-slice")  # with data, or tabulated (not formulas)
+DATA_BASED = (
+    "logistic-risk",
+    "sharp-flat-risk",
+    "digits-slice",
+    "digits-mlp",
+)  # with data, or tabulated (not formulas)
 FORMULAS = [name for name in landscape_names() if name not in DATA_BASED]
 N_DIM = ("sphere", "rosenbrock", "rastrigin", "ackley", "styblinski-tang")
 CASES = (

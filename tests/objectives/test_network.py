@@ -2,6 +2,7 @@
 standard PyTorch loop (a model, its forward pass on the particle's mini-batch, ``loss.backward()``,
 ``torch.optim``) fed the same sampler stream; value and gradient against autograd on one model."""
 
+import inspect
 import pickle
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 
 from descent.dynamics import Batching, Events, SaveAt, simulate
 from descent.dynamics.batches import draw_indices
+from descent.landscapes import LANDSCAPES, get_landscape
 from descent.objectives import NetworkObjective, digits_mlp, mlp_objective, network_objective
 from descent.optim import Optimizer
 from descent.spec import RunSpec, run_spec
@@ -159,7 +161,7 @@ def test_a_spec_trains_a_swarm_of_networks_with_their_own_initialisations():
         events={"target_loss": 1e-9},
         seed=4,
     )
-    net = digits_mlp(**spec.landscape_params)  # (not in the landscape registry yet: passed with the spec)
+    net = digits_mlp(**spec.landscape_params)  # passed with the spec: built once for the checks below
     traj = run_spec(RunSpec.from_json(spec.to_json()), landscape=net)
     seeds = torch.randint(0, 2**31 - 1, (3,), generator=torch.Generator().manual_seed(4)).tolist()
     assert torch.equal(traj.positions[0], net.inits(seeds))
@@ -170,6 +172,32 @@ def test_a_spec_trains_a_swarm_of_networks_with_their_own_initialisations():
     )
     first = run_spec(same.with_(steps=0), landscape=net).positions[0]
     assert torch.equal(first[0], first[1]) and torch.equal(first[:1], net.start())
+
+
+def test_a_stored_digits_mlp_spec_replays_by_name():
+    spec = RunSpec(
+        landscape="digits-mlp",
+        landscape_params={"width": 4, "depth": 1, "examples": 60, "activation": 1, "init_seed": 2},
+        optimizer="momentum",
+        hyper={"lr": 0.2, "momentum": 0.5},
+        starts="random:2",
+        steps=15,
+        save="every:5",
+        batch_size=8,
+        seed=1,
+    )
+    replayed = run_spec(RunSpec.from_json(spec.to_json()))  # no objective passed: the registry builds it
+    by_hand = mlp_objective("digits", 4, 1, 60, "tanh", 2)
+    passed = run_spec(spec, landscape=by_hand)
+    assert replayed.landscape.dim == by_hand.dim == 64 * 4 + 4 + 4 * 10 + 10
+    assert torch.equal(replayed.positions, passed.positions) and torch.equal(replayed.loss, passed.loss)
+    again = pickle.loads(pickle.dumps(replayed.landscape))  # pickles as its name and parameters
+    assert again.recipe[1] == ("digits-mlp", {k: float(v) for k, v in spec.landscape_params.items()})
+    assert torch.equal(again.value(passed.positions[-1]), by_hand.value(passed.positions[-1]))
+    assert LANDSCAPES["digits-mlp"].quick_to_build()  # the listing builds it with its defaults
+    defaults = {k: p.default for k, p in inspect.signature(digits_mlp).parameters.items()}
+    assert LANDSCAPES["digits-mlp"].defaults == defaults  # the listing says what a call without them builds
+    assert get_landscape("digits-mlp").dim == 64 * 16 + 16 + 16 * 10 + 10  # small: built quickly
 
 
 def test_outcomes_are_stationary_target_or_diverged():

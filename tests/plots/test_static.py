@@ -4,6 +4,7 @@ partly undefined, and a run on a constant landscape gives a figure."""
 import warnings
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 
@@ -67,3 +68,41 @@ def test_a_run_on_a_constant_landscape_stays_put_and_gives_a_figure(text, tmp_pa
         figure.savefig(tmp_path / "run.png")
     plt.close(figure)
     assert (tmp_path / "run.png").stat().st_size > 1000
+
+
+def _contours(figure) -> list:
+    from matplotlib.contour import ContourSet
+
+    return [artist for ax in figure.axes for artist in ax.get_children() if isinstance(artist, ContourSet)]
+
+
+def test_a_many_dimensional_run_draws_its_losses_only_fast_and_says_so(monkeypatch):
+    import time
+
+    import descent.plots.static as static
+    from descent.objectives import digits_mlp
+
+    net = digits_mlp(width=4, depth=1, examples=60)  # 310 weights
+    trajectory = simulate(net, Optimizer.build("gd", lr=0.3), net.inits([0, 1, 2]), 30)
+    plane = simulate(formula_landscape("x**2 + y**2"), Optimizer.build("gd", lr=0.1), torch.ones(1, 2), 5)
+    assert len(_contours(trajectory_figure(plane))) == 2  # two dimensions: the map (filled, and lines)
+
+    def no_grid(*args, **kwargs):
+        raise AssertionError("a 2-D grid of a many-dimensional objective was evaluated")
+
+    monkeypatch.setattr(static, "landscape_grid", no_grid)
+    start = time.perf_counter()
+    figure = trajectory_figure(trajectory)
+    figure.canvas.draw()
+    seconds = time.perf_counter() - start
+    try:
+        assert seconds < 5.0 and not _contours(figure) and len(figure.axes) == 1
+        assert f"no map of a {net.dim}-dimensional objective" in figure.axes[0].get_title()
+        lines = figure.axes[0].get_lines()
+        assert len(lines) == 3
+        for i, line in enumerate(lines):
+            assert np.array_equal(line.get_xdata(), trajectory.steps.numpy())
+            assert np.array_equal(line.get_ydata(), trajectory.loss[:, i].numpy())
+        assert figure.get_size_inches()[0] <= 12
+    finally:
+        plt.close("all")

@@ -15,7 +15,7 @@ import torch
 
 from descent._errors import DescentError
 from descent.experiments import flat_minima as fm
-from descent.objectives import digits_mlp
+from descent.objectives import digits_mlp, network_objective
 from descent.spec import RunSpec, run_spec
 
 torch.set_num_threads(1)
@@ -29,6 +29,25 @@ def quick():
 
     for figure in result.figures:
         plt.close(figure)
+
+
+def test_another_datasets_network_is_the_digits_recipe_on_its_data():
+    config = fm.Config(datasets=("digits", "breast-cancer"), examples=(100, 80), width=5, depth=2, lr=0.3)
+    net = fm.network(config, 1)
+    from descent.train import build_model, load_dataset
+
+    data = load_dataset("breast-cancer", n=80, seed=0)  # the recipe as flat-minima first wrote it by hand
+    model = build_model("mlp:5,5", data.n_features, data.n_outputs, activation="relu", seed=0)
+    hand = network_objective(
+        model, data.x_train, data.y_train, test_inputs=data.x_test, test_targets=data.y_test
+    )
+    w = hand.inits([0, 1])
+    assert torch.equal(net.start(), hand.start()) and torch.equal(net.inits([0, 1]), w)
+    assert torch.equal(net.value(w), hand.value(w))
+    assert torch.equal(net.metrics(w)["accuracy"], hand.metrics(w)["accuracy"])
+    assert (net.name, net.default_lr) == ("breast-cancer-mlp", 0.3)
+    assert net.description == f"mlp:5,5 (relu) on {hand.data_size} breast-cancer examples, cross-entropy"
+    assert torch.equal(fm.network(config, 0).inputs, digits_mlp(width=5, depth=2, examples=100).inputs)
 
 
 # --- the stopping rule ----------------------------------------------------------------------------------

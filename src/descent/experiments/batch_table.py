@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from descent.experiments._base import Progress, Result, Row, Runs
-from descent.experiments.figures import finish, subplots
+from descent.experiments.figures import finish, subplots, table_figure
 from descent.experiments.rows import agrees, exceeds, mean_se, number
 from descent.experiments.sgd_noise import batch_gradients
 from descent.objectives.network import NetworkObjective, digits_mlp
@@ -574,15 +574,8 @@ def _table_figure(config: Config, modes: list[dict], noise: dict):
                 uses[batch],
             ]
         )
-    fig, ax = subplots(1, 1, height=0.6 + 0.3 * (len(cells) + 1))
-    ax.axis("off")
-    table = ax.table(cellText=cells, colLabels=header, loc="center", cellLoc="center")
-    table.auto_set_font_size(False)
-    table.set_fontsize(9)
-    table.auto_set_column_width(list(range(len(header))))
-    ax.set_title(
+    title = (
         f"the seeds' table, measured (digits, {n} training images, {config.seeds} seeds; "
-        f"CE = training cross-entropy {config.target:g}; wall time per network, one thread)",
-        fontsize=10,
+        f"CE = training cross-entropy {config.target:g}; wall time per network, one thread)"
     )
-    return finish(fig)
+    return table_figure(header, cells, title, row_height=0.3, margin=0.6)

@@ -9,6 +9,8 @@ least ``MIN_FONT_PT`` points, about 12 px on the page.
 [12.0, 4.2]
 >>> finish(fig) is fig
 True
+>>> table_figure(["a", "b"], [["1", "2"]], "a title").get_size_inches().tolist()
+[12.0, 1.0]
 """
 
 from __future__ import annotations
@@ -48,3 +50,18 @@ def finish(figure: Any) -> Any:
             text.set_fontsize(MIN_FONT_PT)
     figure.tight_layout()
     return figure
+
+
+def table_figure(
+    header: list[str], cells: list[list[str]], title: str, row_height: float = 0.25, margin: float = 0.5
+) -> Any:
+    """A figure that is only a table: ``header`` over the rows ``cells`` at 9 pt, each column as wide
+    as its text, under ``title``; ``margin + row_height * (rows + 1)`` inches high."""
+    fig, ax = subplots(1, 1, height=margin + row_height * (len(cells) + 1))
+    ax.axis("off")
+    table = ax.table(cellText=cells, colLabels=header, loc="center", cellLoc="center")
+    table.auto_set_font_size(False)
+    table.set_fontsize(9)
+    table.auto_set_column_width(list(range(len(header))))
+    ax.set_title(title, fontsize=10)
+    return finish(fig)

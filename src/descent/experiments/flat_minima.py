@@ -52,9 +52,9 @@ import torch
 from descent._errors import invalid, listed
 from descent.experiments._base import Progress, Result, Row, Runs
 from descent.experiments.batch_table import COLORS, first_reached
-from descent.experiments.figures import finish, subplots
+from descent.experiments.figures import finish, subplots, table_figure
 from descent.experiments.rows import agrees, below, exceeds, number
-from descent.objectives.network import NetworkObjective, digits_mlp, network_objective
+from descent.objectives.network import NetworkObjective, digits_mlp, mlp_objective
 from descent.spec import RunSpec
 
 NAME = "flat-minima"
@@ -150,27 +150,12 @@ def landscape_params(config: Config, index: int) -> dict:
 
 
 def network(config: Config, index: int) -> NetworkObjective:
-    """Dataset ``index``'s MLP objective: ``digits_mlp`` for digits; the same recipe (split seed 0, ReLU,
-    cross-entropy) on another dataset."""
+    """Dataset ``index``'s MLP objective: ``digits_mlp`` for digits; the same recipe (``mlp_objective``:
+    split seed 0, ReLU, cross-entropy) on another dataset."""
     dataset, params = config.datasets[index], landscape_params(config, index)
     if dataset == "digits":
         return digits_mlp(**params)
-    from descent.train import build_model, load_dataset
-
-    data = load_dataset(dataset, n=params["examples"] or None, seed=0)
-    spec = "mlp:" + ",".join([str(config.width)] * config.depth)
-    model = build_model(spec, data.n_features, data.n_outputs, activation="relu", seed=0)
-    return network_objective(
-        model,
-        data.x_train,
-        data.y_train,
-        "cross-entropy",
-        test_inputs=data.x_test,
-        test_targets=data.y_test,
-        name=f"{dataset}-mlp",
-        lr=config.lr,
-        description=f"{spec} (relu) on {len(data.x_train)} {dataset} examples, cross-entropy",
-    )
+    return mlp_objective(dataset, config.width, config.depth, params["examples"], "relu", lr=config.lr)
 
 
 def swarm_spec(config: Config, index: int, batch: int, data_size: int) -> RunSpec:
@@ -601,15 +586,8 @@ def _table_figure(config: Config, data: list[dict]):
                 p = paired_wilcoxon(values(mode, key), values(full, key)).p_two_sided
                 row.append("-" if mode is full else f"{p:.3g}")
             cells.append(row)
-    fig, ax = subplots(1, 1, height=0.5 + 0.28 * (len(cells) + 1))
-    ax.axis("off")
-    table = ax.table(cellText=cells, colLabels=header, loc="center", cellLoc="center")
-    table.auto_set_font_size(False)
-    table.set_fontsize(9)
-    table.auto_set_column_width(list(range(len(header))))
-    ax.set_title(
+    title = (
         f"at the stopping points (training CE <= {config.target:g}): medians over {config.seeds} seeds, "
-        "two-sided paired Wilcoxon p against batch GD",
-        fontsize=10,
+        "two-sided paired Wilcoxon p against batch GD"
     )
-    return finish(fig)
+    return table_figure(header, cells, title, row_height=0.28, margin=0.5)

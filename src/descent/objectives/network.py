@@ -17,9 +17,9 @@ reached ``target_loss``) or ``moving``. Starts: ``start()`` is the model's initi
 the generator (a spec's ``"random:N"``: N networks, each its own initialisation; ``"default:N"``: N
 copies of one).
 
-:func:`digits_mlp`: an MLP on scikit-learn's digits (the training split of
-``descent.train.load_dataset``); its parameters are numbers (``DIGITS_MLP_DEFAULTS``), ready for the
-landscape registry under the name ``digits-mlp``.
+:func:`mlp_objective`: an MLP with cross-entropy on any ``descent.train`` dataset; :func:`digits_mlp` is
+its digits case, with numbers for parameters (``DIGITS_MLP_DEFAULTS``), registered as the landscape
+``digits-mlp`` (a stored spec naming it replays by name).
 
 >>> net = digits_mlp(width=8, depth=1, examples=200)
 >>> net.dim, net.data_size  # 64*8 + 8 + 8*10 + 10 weights; 160 training images
@@ -41,6 +41,7 @@ from torch import nn
 
 from descent._errors import invalid, listed
 from descent.landscapes._base import Landscape
+from descent.landscapes._registry import rebuild_landscape, register
 
 DEFAULT_BOUND = 10.0  # the box of every weight: |w| <= 10 (divergence: 100 boxes beyond it)
 
@@ -113,6 +114,10 @@ class NetworkObjective(Landscape):
             grads, value = torch.func.vmap(both)(params, inputs[batch], targets[batch])
         grad = torch.cat([g.reshape(x.shape[0], -1) for g in grads.values()], dim=1)
         return value.detach(), grad.detach()
+
+    def gradient(self, x: torch.Tensor) -> torch.Tensor:
+        """grad U on all the data ``[N, P]``: :meth:`value_and_grad`'s (so the two agree bit for bit)."""
+        return self.value_and_grad(x)[1]
 
     def losses(self, x: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Each particle's mean loss ``[N]`` on ``(inputs, targets)``, differentiable in ``x``."""
@@ -249,12 +254,19 @@ _ACTIVATION_CODES = ("relu", "tanh", "sigmoid", "gelu")  # digits-mlp's activati
 
 
 #: ``digits-mlp``'s parameters and defaults (the registry's numbers; see :func:`digits_mlp`)
-DIGITS_MLP_DEFAULTS = {"width": 64, "depth": 2, "examples": 0, "activation": 0, "init_seed": 0}
+DIGITS_MLP_DEFAULTS = {
+    "width": 16,
+    "depth": 1,
+    "examples": 0,
+    "activation": 0,
+    "init_seed": 0,
+}  # 1210 weights
 DIGITS_MLP_SUMMARY = "an MLP on scikit-learn's digits (cross-entropy), one whole network per particle"
 
 
+@register("digits-mlp", "theory", DIGITS_MLP_SUMMARY, **DIGITS_MLP_DEFAULTS)
 def digits_mlp(
-    width: int = 64, depth: int = 2, examples: int = 0, activation: int = 0, init_seed: int = 0
+    width: int = 16, depth: int = 1, examples: int = 0, activation: int = 0, init_seed: int = 0
 ) -> NetworkObjective:
     """``depth`` hidden layers of ``width`` units on the digits' 64 standardised pixels, 10 logits,
     cross-entropy, torch's default initialisation; the data are the training part (80 %, stratified,
@@ -273,7 +285,7 @@ def digits_mlp(
         raise invalid("digits-mlp.examples", examples, "0 (all 1797) or an integer in [10, 1797]")
     act = _ACTIVATION_CODES[int(activation)]
     net = mlp_objective("digits", int(width), int(depth), int(examples), act, int(init_seed))
-    return net.with_recipe(_rebuild_digits_mlp, {k: float(v) for k, v in values.items()})
+    return net.with_recipe(rebuild_landscape, "digits-mlp", {k: float(v) for k, v in values.items()})
 
 
 def mlp_objective(
@@ -305,8 +317,3 @@ def mlp_objective(
         lr=lr,
         description=f"{spec} ({activation}) on {len(data.x_train)} {dataset} examples, cross-entropy",
     )
-
-
-def _rebuild_digits_mlp(values: dict[str, float]) -> NetworkObjective:
-    """How a ``digits_mlp`` unpickles: built again from its parameters."""
-    return digits_mlp(**values)  # type: ignore[arg-type]

@@ -94,30 +94,51 @@ def _draw_flat(ax, xs, ys, defined, finite) -> None:
     ax.set_ylim(float(ys[0]), float(ys[-1]))
 
 
+FEW_FRAMES = 20  # a run that kept at most this many frames has its losses drawn as dots on the lines
+MAP_MAX_DIM = 2  # a map of U over two coordinates shows the whole landscape only up to two dimensions
+
+
 def trajectory_figure(trajectory: Trajectory, max_paths: int = 50):
-    """Contour of the landscape with the paths (start o, end x) and loss against step."""
+    """Contour of the landscape with the paths (start o, end x) and loss against step; for more than
+    ``MAP_MAX_DIM`` dimensions the loss against step alone (a 2-D map would be a meaningless slice, and
+    costly: no grid of U is evaluated), the figure says so."""
     landscape = trajectory.landscape
+    n = trajectory.positions.shape[1]
+    chosen = torch.unique(torch.linspace(0, n - 1, min(n, max_paths)).round().long()).tolist()
+    outcome = ", ".join(f"{k}: {v}" for k, v in trajectory.summary()["outcomes"].items())
+    title = f"{landscape.name} · {trajectory.optimizer.name} · {outcome}"
+    if landscape.dim > MAP_MAX_DIM:
+        fig, ax_loss = plt.subplots(1, 1, figsize=(9, 4.8))
+        _draw_losses(ax_loss, trajectory, chosen)
+        ax_loss.set_title(
+            f"{title}\nloss against step only: no map of a {landscape.dim}-dimensional objective", fontsize=10
+        )
+        fig.tight_layout()
+        return fig
     fig, (ax_map, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [1.3, 1]})
     draw_landscape(ax_map, landscape)
-    positions = trajectory.positions
-    n = positions.shape[1]
-    chosen = torch.unique(torch.linspace(0, n - 1, min(n, max_paths)).round().long()).tolist()
-    steps = trajectory.steps.numpy()
     for i in chosen:
-        path = positions[:, i, :].numpy()
+        path = trajectory.positions[:, i, :].numpy()
         ax_map.plot(path[:, 0], path[:, 1] if landscape.dim > 1 else 0 * path[:, 0], "-", color="w", lw=1.2)
         ax_map.plot(path[0, 0], path[0, 1] if landscape.dim > 1 else 0, "o", color="w", ms=4)
         ax_map.plot(path[-1, 0], path[-1, 1] if landscape.dim > 1 else 0, "x", color="r", ms=7)
-        ax_loss.plot(steps, trajectory.loss[:, i].numpy(), lw=1)
+    _draw_losses(ax_loss, trajectory, chosen)
     (x0, x1), (y0, y1) = landscape.bounds[:2]
     ax_map.set_xlim(x0, x1)
     ax_map.set_ylim(y0, y1)
-    summary = trajectory.summary()
-    outcome = ", ".join(f"{k}: {v}" for k, v in summary["outcomes"].items())
-    ax_map.set_title(f"{landscape.name} · {trajectory.optimizer.name} · {outcome}", fontsize=10)
-    ax_loss.set_xlabel("step")
-    ax_loss.set_ylabel("loss U(w)")
+    ax_map.set_title(title, fontsize=10)
     ax_loss.set_title("loss against step", fontsize=10)
-    ax_loss.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def _draw_losses(ax, trajectory: Trajectory, chosen: list[int]) -> None:
+    """The loss against step of the particles ``chosen`` (a dot at each kept frame when few are kept:
+    a line between two frames is not what happened between them)."""
+    steps = trajectory.steps.numpy()
+    marker = "o" if len(steps) <= FEW_FRAMES else None
+    for i in chosen:
+        ax.plot(steps, trajectory.loss[:, i].numpy(), lw=1, marker=marker, ms=4)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss U(w)")
+    ax.grid(alpha=0.3)
