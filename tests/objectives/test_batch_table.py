@@ -173,3 +173,24 @@ def test_figures_json_and_specs(quick, tmp_path):
     assert len(quick.specs) == 2 * len(batch_table.Config.quick().batches)  # training and timing runs
     for data in quick.specs:
         assert RunSpec.from_dict(json.loads(json.dumps(data))).to_dict() == data
+
+
+def test_a_table_figure_shows_its_cells_legibly_at_the_cards_width():
+    import matplotlib.pyplot as plt
+
+    from descent.experiments.figures import table_figure
+
+    header, cells = (
+        ["mode", "B", "a long column of use cases"],
+        [["SGD", "1", "noisy"], ["full", "1437", "-"]],
+    )
+    figure = table_figure(header, cells, "a title", row_height=0.3, margin=0.6)
+    try:
+        (ax,) = figure.axes
+        shown = {key: cell.get_text().get_text() for key, cell in ax.tables[0].get_celld().items()}
+        assert shown == {(r, c): ([header] + cells)[r][c] for r in range(3) for c in range(3)}
+        assert ax.get_title() == "a title" and not ax.axison
+        assert figure.get_size_inches().tolist() == pytest.approx([WIDTH_IN, 0.6 + 0.3 * 3])
+        assert min(text_sizes(figure)) >= MIN_FONT_PT
+    finally:
+        plt.close(figure)
