@@ -84,7 +84,7 @@ HOSTILE_LINKS = {
     "unknown optimizer": (link({"racers": [racer("sgdx")]}), ["invalid racer 0 optimizer='sgdx'", "one of"]),
     "optimizer of a wrong type": (link({"racers": [{"optimizer": ["gd"]}]}), ["racer 0 optimizer=['gd']"]),
     "hyper of a wrong type": (link({"racers": [{"optimizer": "gd", "hyper": "fast"}]}), ["hyper='fast'"]),
-    "lr -1": (link({"racers": [racer("gd", lr=-1)]}), ["invalid gd.lr=-1", "(0.0, inf)"]),
+    "lr -1": (link({"racers": [racer("gd", lr=-1)]}), ["invalid gd.lr=-1", "(0.0, 10.0]"]),
     "beta 1.5": (
         link({"racers": [racer("momentum", lr=0.01, momentum=1.5)]}),
         ["invalid momentum.momentum=1.5", "[0.0, 1.0)"],
@@ -144,7 +144,8 @@ def test_the_nearest_valid_state_keeps_the_fields_that_check_out():
     assert "invalid steps=0" in message and "racer 1 optimizer='sgdx'" in message
     seven = link({"racers": [racer("gd", lr=0.01 * (k + 1)) for k in range(7)], "steps": 300})
     state, message, _ = controller("url", {}, None, seven, None)
-    assert len(state["racers"]) == MAX_RACERS and "the first 6 run" in message
+    assert len(state["racers"]) == MAX_RACERS and "the first ones run, the rest are left out" in message
+    assert "Showing the default" not in message  # nothing was replaced by a default: the rest are dropped
 
 
 # (control, value, formula box, words)
@@ -317,3 +318,11 @@ def test_the_run_caches_are_bounded_in_bytes():
     for k in range(30):
         cache.get(f"small {k}", lambda: 2**20)
     assert len(cache.items) == 24 and cache.bytes() <= 48 * 2**20
+
+
+@pytest.mark.parametrize("lr", [1e300, 11.0, -1.0, 0.0])
+def test_a_links_learning_rate_has_the_boxes_range(lr):
+    """A link takes the learning rates the boxes take, (0, 10], and names the range otherwise."""
+    state, message, _ = controller("url", {}, None, link({"racers": [racer("momentum", lr=lr)]}), None)
+    assert state["racers"] == default_state()["racers"]
+    assert f"invalid momentum.lr={lr!r}" in message and "in (0.0, 10.0]" in message

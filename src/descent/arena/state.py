@@ -51,6 +51,7 @@ NOISE_KINDS = ("gradient", "langevin", "none")
 SPREADS = ("start", "random")
 INERTIAL = ("momentum", "nesterov")
 LR_LOG_RANGE = (-4.0, 0.5)  # the learning-rate slider, in log10(lr)
+LR_MAX = 10.0  # the largest learning rate a box or a link takes (the slider stops at 10**0.5)
 FORMULA = "__formula__"  # the landscape dropdown's "custom formula" entry
 MAX_FORMULA = 500  # characters of a formula (the parser's own limit)
 
@@ -177,6 +178,8 @@ def _racer(data: object, index: int) -> dict[str, Any]:
     if not isinstance(hyper, dict):
         raise invalid(f"racer {index} hyper", short(hyper), "an object of numbers")
     hyper = {k: field_number(f"{name}.{k}", v) for k, v in hyper.items()}  # finite numbers first
+    if "lr" in hyper:  # the Arena's range, the same as its boxes' (the rule's own is (0, inf))
+        field_number(f"{name}.lr", hyper["lr"], 0.0, LR_MAX, low_open=True)
     RULES[name].resolve(hyper)  # names and ranges, the rule's own message
     return {"optimizer": name, "hyper": hyper}
 
@@ -262,6 +265,9 @@ def normalize(data: object) -> dict[str, Any]:
 _FIELDS = ("v", "landscape", "params", "racers", "start", "steps", "seed", "target")
 
 
+LEFT_OUT = "the first ones run, the rest are left out"
+
+
 def repair(data: object) -> tuple[dict[str, Any], list[str]]:
     """The nearest valid state to ``data``: each field that does not check out takes its default
     value (a racer that does not is left out), with one message per field saying why. Never raises.
@@ -303,9 +309,7 @@ def repair(data: object) -> tuple[dict[str, Any], list[str]]:
                 except DescentError as error:
                     messages.append(str(error))
             if len(kept) > MAX_RACERS:
-                allowed = (
-                    f"at most {MAX_RACERS} (the ball and {MAX_RACERS - 1} others): the first {MAX_RACERS} run"
-                )
+                allowed = f"at most {MAX_RACERS} (the ball and {MAX_RACERS - 1} others): {LEFT_OUT}"
                 messages.append(str(invalid("racers", _Cut(f"{len(kept)} optimizers"), allowed)))
                 kept = kept[:MAX_RACERS]
             if kept:
@@ -392,12 +396,9 @@ def state_from_search(search: str | None) -> tuple[dict[str, Any], str | None]:
     messages += more
     if not messages:
         return state, None
-    return state, (
-        "This link's state was restored in part: "
-        + "; ".join(messages)
-        + ". Showing the default for "
-        + ("that." if len(messages) == 1 else "those.")
-    )
+    defaulted = [m for m in messages if not m.endswith(LEFT_OUT)]  # the others say what happened
+    ending = " Showing the default for " + ("that." if len(defaulted) == 1 else "those.") if defaulted else ""
+    return state, "This link's state was restored in part: " + "; ".join(messages) + "." + ending
 
 
 def _repair_landscape(state: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
