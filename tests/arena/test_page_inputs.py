@@ -69,3 +69,16 @@ def test_an_illegal_value_shows_a_message_naming_it(arena, artifacts, box, value
     assert arena.outcome() == before and arena.shared_state() == state  # the run stays
     if box == "lr-input":
         arena.shot(artifacts / "page-illegal-lr.png")
+
+
+def test_a_refused_value_stays_in_its_box_and_fixing_it_clears_the_message(arena):
+    """The refused value stays beside its message; typing the old value back (a change from what the
+    box shows) clears the message; before, the box went back to 0 and retyping 0 left it standing."""
+    arena.set_speed_instant()
+    state = arena.shared_state()
+    arena.set_number("seed-input", 3.5)
+    assert "seed=3.5" in _message(arena, "seed=3.5")
+    assert arena.page.input_value("#seed-input") == "3.5" and arena.shared_state() == state
+    arena.set_number("seed-input", state["seed"])
+    arena.page.wait_for_function("() => document.getElementById('input-message').innerText === ''")
+    assert arena.message() == "" and arena.shared_state() == state

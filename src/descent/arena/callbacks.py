@@ -307,6 +307,10 @@ def _control(trigger, search, presets, lrs, betas, others, values, state, formul
         trigger = "racer-field"
     new, message, note, retry = control_step(trigger, values, state, search, formula)
     shown = control_values(new)
+    if message and trigger in CONTROLS and trigger in values:
+        # the refused value stays in its box beside the message (not the old value: retyping that
+        # would change nothing, so no request would clear the message), and the state keeps the old
+        shown[trigger] = values[trigger]
     if message and trigger in ("formula-apply", "formula-input"):
         shown["formula-input"] = formula  # keep the user's text to fix it
         shown["landscape-dropdown"] = values.get("landscape-dropdown")
