@@ -290,3 +290,11 @@ def test_listing_landscapes_trains_no_network(tmp_path, monkeypatch):
     assert rows["digits-slice"]["start"] is None and rows["digits-slice"]["default_lr"] is None
     assert invoke("list", "landscapes").exit_code == 0
     assert rows["double-well"]["start"] == [-1.7, 0.0] and list(tmp_path.iterdir()) == []
+
+
+def test_a_networks_run_summarises_its_weights_instead_of_printing_them(tmp_path):
+    """A network's 1210 weights: the summary gives their count and norm, not 10 KB of numbers."""
+    args = ("run", "--landscape", "digits-mlp", "--steps", "5", "--save", "summary", "--out", str(tmp_path))
+    result = invoke(*args)
+    assert result.exit_code == 0 and "final position (1210 coordinates, |w| = " in result.stdout
+    assert len(result.stdout) < 3000

@@ -423,17 +423,29 @@ def outcome_name(label: str, landscape) -> str:
     return label
 
 
+#: a position with more coordinates than this (a network's weights) is summarised, not printed
+MAX_PRINTED_COORDINATES = 10
+
+
+def position_text(position, style: str = ".4f") -> str:
+    """'(x, y)' with each coordinate in ``style`` (1e308 as 1e+308), or, for a network's thousands of
+    weights, how many there are and their norm."""
+    if position.numel() > MAX_PRINTED_COORDINATES:
+        return f"({position.numel()} coordinates, |w| = {float(position.norm()):.4g})"
+    values = position.tolist()
+    return "(" + ", ".join(f"{v:{style}}" if abs(v) < 1e6 else f"{v:.4g}" for v in values) + ")"
+
+
 def _print_summary(trajectory, paths) -> None:
     summary = trajectory.summary()
     console.print(run_header(trajectory), markup=False, style="bold", soft_wrap=True)
     n = summary["particles"]
     if n == 1:
-        final = trajectory.final_position[0].tolist()
-        pos = ", ".join(f"{v:.4f}" if abs(v) < 1e6 else f"{v:.4g}" for v in final)  # 1e308 as 1e+308
+        pos = position_text(trajectory.final_position[0])
         outcome = trajectory.outcomes[0]
         when = "not settled" if outcome == "moving" else f"reached at step {int(trajectory.outcome_step[0])}"
         console.print(
-            f"outcome: {outcome_name(outcome, trajectory.landscape)}, {when}; final position ({pos}); "
+            f"outcome: {outcome_name(outcome, trajectory.landscape)}, {when}; final position {pos}; "
             f"final loss {float(trajectory.final_loss[0]):.6g}",
             markup=False,
             soft_wrap=True,
@@ -463,6 +475,8 @@ def backend_line(trajectory) -> str:
 @list_app.command("landscapes")
 def list_landscapes(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Registered landscapes with their parameters and defaults."""
+    import torch
+
     from descent.landscapes import LANDSCAPES, landscape_names
 
     rows = []
@@ -481,7 +495,7 @@ def list_landscapes(as_json: bool = typer.Option(False, "--json", help="machine-
     table = Table("name", "kind", "parameters (defaults)", "default lr", "start", "description")
     for r in rows:
         params = ", ".join(f"{k}={v:g}" for k, v in r["params"].items())
-        start = "at first use" if r["start"] is None else ", ".join(f"{v:g}" for v in r["start"])
+        start = "at first use" if r["start"] is None else position_text(torch.tensor(r["start"]), "g")
         lr = "at first use" if r["default_lr"] is None else f"{r['default_lr']:g}"
         table.add_row(r["name"], r["category"], params, lr, start, r["summary"])
     console.print(table)
