@@ -4,6 +4,7 @@ gradient, plain loops of torch.optim, and the closed forms on a quadratic formul
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -247,6 +248,33 @@ def test_the_sentences_hold_the_steps_numbers_and_turn_with_their_sign():
     )
 
 
+BOWL = "x**2 + 3*y**2"  # its minimum at the origin: a ball started there has no step to take
+ODD = re.compile(r"\b0 (nowhere|right|left|up|down)\b|nowhere|None|nan|\s[,.]|\.\.|  |moves 0(?![.\d])")
+
+
+def reads_well(sentence: str) -> bool:
+    """One sentence as a reader writes it: a capital first, one full stop last, no "0 nowhere"."""
+    return sentence[:1].isupper() and sentence.endswith(".") and ODD.search(sentence) is None
+
+
+@pytest.mark.parametrize("rule", sorted(RULES))
+@pytest.mark.parametrize(
+    ("start", "lr", "moves"),
+    [((0.0, 0.0), 0.01, False), ((1e-150, -1e-150), 0.01, True), ((-3.0, 2.0), 0.01, True),
+     ((2.0, -2.0), 10.0, True)],
+    ids=["zero", "tiny", "negative", "huge"],
+)  # fmt: skip
+def test_every_sentence_reads_well_for_a_zero_tiny_negative_or_huge_step(rule, start, lr, moves):
+    hyper = {"temperature": 0.0} if rule == "langevin" else {}
+    n = narrate_step(ball(rule, landscape=BOWL, start=start, steps=3, lr=lr, **hyper), 0)
+    for sentence in (*n.sentences, *n.theory_sentences):
+        assert reads_well(sentence), sentence
+    text = " ".join(n.sentences)
+    assert ("does not move at all" in text) is (not moves and n.stopped is None), text
+    if not moves:
+        assert math.hypot(*n.update) == 0 and "stays at (0, 0)" in text
+
+
 def test_directions_name_the_maps_axes():
     assert direction((1.0, 0.0)) == "right" and direction((-1.0, 0.05)) == "left"
     assert direction((0.0, 2.0)) == "up" and direction((0.1, -1.0)) == "down"
@@ -263,7 +291,7 @@ def test_a_formula_landscape_reads_its_curvature_and_edge():
     assert n.theory["kappa"] == pytest.approx(3.0) and n.theory["edge"] == pytest.approx(2 / 6)
     theory = " ".join(n.theory_sentences)
     assert "steepest curvature" in theory and "is 6, its flattest 2" in theory
-    assert "condition number, is 3" in theory and "round bowl" in theory
+    assert "condition number, is 3" in theory and "mildly stretched" in theory
     assert f"lr = {2 / 6:.3g}" in theory and f"is {(2 / 6) / 0.05:.3g}x below the edge: safe" in theory
     positions = reference_positions(state)
     assert vec(n.update) == pytest.approx(positions[1] - positions[0], abs=1e-12)
@@ -292,6 +320,37 @@ def test_a_saddle_is_said_to_have_no_condition_number():
     n = narrate_step(ball("gd", landscape="x**2 - y**2", start=[0.5, 0.1], lr=0.05), 0)
     assert n.theory["shape"] == "saddle" and n.theory["kappa"] is None
     assert "saddle" in n.theory_sentences[0] and "no finite condition number" in n.theory_sentences[0]
+
+
+def test_a_saddle_is_never_called_stable_whatever_the_lr():
+    n = narrate_step(ball("gd", landscape="x**2 - y**2", start=[0.5, 0.1], lr=0.05), 0)
+    edge = n.theory_sentences[-1]
+    assert n.theory["ratio"] < 0.5  # far below the edge of the upward curve, and still unstable
+    assert "unstable along the downhill direction" in edge and "safe" not in edge, edge
+
+
+@pytest.mark.parametrize(
+    ("stretch", "words"),
+    [(1.5, "nearly round"), (4.4, "mildly stretched"), (30.0, "stretched"), (300.0, "a narrow valley")],
+)
+def test_the_condition_number_is_said_in_words_that_match_it(stretch, words):
+    n = narrate_step(ball("gd", landscape=f"x**2 + {stretch}*y**2", start=[1.0, 1.0], lr=0.01), 0)
+    assert n.theory["kappa"] == pytest.approx(stretch)
+    assert f"the valley is {words}" in n.theory_sentences[1], n.theory_sentences[1]
+
+
+def test_a_numerically_zero_curvature_reads_zero_on_the_plateau():
+    state = normalize(PRESETS["Plateau: crawl"][0])
+    spec, landscape = ball_spec(state)
+    point = torch.tensor(
+        run_spec(spec, landscape=landscape).positions[140, 0, :].tolist(), dtype=torch.float64
+    )
+    exact = torch.linalg.eigvalsh(
+        torch.autograd.functional.hessian(lambda w: landscape.value(w[None])[0], point)
+    )
+    assert abs(float(exact[0])) <= 1e-8 * max(1.0, float(exact.abs().max()))  # zero up to rounding
+    n = narrate_step(state, 140)
+    assert n.theory["lam_min"] == 0.0 and n.theory["lam_max"] == pytest.approx(float(exact[1]), rel=1e-9)
 
 
 def test_the_step_the_run_stopped_at_is_told_and_the_next_refused():

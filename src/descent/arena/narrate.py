@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from descent._errors import invalid
-from descent.arena.readout import ball_theory, frame_states, update_parts
+from descent.arena.readout import ball_theory, frame_states, kappa_words, update_parts
 from descent.arena.runner import get_landscape, run_cached
 from descent.arena.state import normalize, state_specs
 from descent.landscapes import Landscape
@@ -371,7 +371,17 @@ def direction(vector: Vector) -> str:
 
 
 def _moves(vector: Vector) -> str:
+    """'0.5 right': how far and which way (use `_still` first: a zero vector has no such phrase)."""
     return f"{fmt(math.hypot(*vector))} {direction(vector)}"
+
+
+def _still(vector: Vector | None) -> bool:
+    """Whether ``vector`` moves nothing (None, or every component exactly 0)."""
+    return vector is None or all(v == 0 for v in vector)
+
+
+def _finite(vector: Vector) -> bool:
+    return all(math.isfinite(v) for v in vector)
 
 
 def _told(n: Narration, hp: dict) -> Narration:
@@ -382,31 +392,43 @@ def _told(n: Narration, hp: dict) -> Narration:
     assert force is not None
     words = [f"Step {n.step}: the ball is at {point_text(n.before)}."]
     if slope > 0:
+        downhill = direction(tuple(-g for g in n.gradient))
+        plain = "not at all (it rounds to 0)" if force.length == 0 else fmt(force.length)
         words.append(
-            f"The slope here pushes the ball {direction(force.vector)} with force {fmt(slope)}; "
-            f"a plain step (−lr·∇U, lr = {fmt(lr)}) would move it {fmt(force.length)}."
+            f"The slope here pushes the ball {downhill} with force {fmt(slope)}; "
+            f"a plain step (−lr·∇U, lr = {fmt(lr)}) would move it {plain}."
         )
     else:
         words.append("The ground is level here: the slope pushes with force 0.")
     changed = n.part("transforms")
     if changed is not None:
-        words.append(f"The {changed.label} change that step by {_moves(changed.vector)}.")
-    total = (
-        f"so it moves {_moves(n.update)} in all, to {point_text(n.after)}"
-        if n.stopped is None
-        else "but this step was not taken"
-    )
+        words.append(
+            f"Applying the {changed.label} leaves that step as it is."
+            if _still(changed.vector)
+            else f"Applying the {changed.label} changes that step by {_moves(changed.vector)}."
+        )
+    if n.stopped is not None:
+        total = "but this step was not taken"
+    elif not _finite(n.after):
+        total = f"so it flies off the map: its new position {point_text(n.after)} is not finite"
+    elif _still(n.update):
+        total = f"so it does not move at all and stays at {point_text(n.after)}"
+    else:
+        total = f"so it moves {_moves(n.update)} in all, to {point_text(n.after)}"
     inertia, kick, decay = n.part("inertia"), n.part("kick"), n.part("weight_decay")
     if decay is not None:
+        wd = fmt(_number(hp["weight_decay"]))
         words.append(
-            f"Weight decay (wd = {fmt(_number(hp['weight_decay']))}) pulls it {_moves(decay.vector)}, "
-            "toward the origin."
+            f"Weight decay (wd = {wd}) does not pull it here."
+            if _still(decay.vector)
+            else f"Weight decay (wd = {wd}) pulls it {_moves(decay.vector)}, toward the origin."
         )
     if rule == "gd":
         words.append(f"{name} has no memory: that is the whole step, {total}.")
     elif kick is not None:
         temp = fmt(_number(hp["temperature"]))
-        words.append(f"The heat bath (T = {temp}) kicks it {_moves(kick.vector)} at random, {total}.")
+        kicks = "gives it no kick" if _still(kick.vector) else f"kicks it {_moves(kick.vector)} at random"
+        words.append(f"The heat bath (T = {temp}) {kicks}, {total}.")
     elif rule == "momentum":
         beta = fmt(_number(hp["momentum"]))
         if _number(hp["momentum"]) == 0:
@@ -443,9 +465,13 @@ def _nesterov_words(n: Narration, hp: dict, total: str) -> list[str]:
     else:
         words.append("It starts at rest: its look-ahead point is where it stands.")
     if correction is not None:
+        amount = (
+            "no look-ahead correction here"
+            if _still(correction.vector)
+            else f"a look-ahead correction of {_moves(correction.vector)}"
+        )
         words.append(
-            f"Nesterov (torch's form) adds the slope here once more, times β = {beta}: a look-ahead "
-            f"correction of {_moves(correction.vector)}, {total}."
+            f"Nesterov (torch's form) adds the slope here once more, times β = {beta}: {amount}, {total}."
         )
     else:
         words.append(f"Together, {total}.")
@@ -471,7 +497,9 @@ def _adaptive_words(n: Narration, name: str, total: str) -> list[str]:
             words.append(f"Its memory of past gradients alone would move it {_moves(inertia.vector)}.")
         else:
             words.append("It has no memory of past gradients yet.")
-    if adaptive is not None:
+    if adaptive is not None and _still(adaptive.vector):
+        words.append(f"The adaptive scale leaves the plain step as it is, {total}.")
+    elif adaptive is not None:
         words.append(f"The adaptive scale changes the plain step by {_moves(adaptive.vector)}, {total}.")
     else:
         words.append(f"Together, {total}.")
@@ -489,12 +517,11 @@ def _theory_words(n: Narration, name: str) -> list[str]:
         )
         if kappa is not None:
             words.append(
-                f"Their ratio, the condition number, is {fmt(kappa)}: "
+                f"Their ratio, the condition number, is {fmt(kappa)}: the valley is {kappa_words(kappa)}"
                 + (
-                    "a round bowl, where one learning rate suits every direction."
+                    ", so one learning rate suits every direction."
                     if kappa < 10
-                    else f"a narrow valley, where a step safe across it crawls along it, about "
-                    f"{fmt(kappa)} times slower."
+                    else f": a step safe across it crawls along it, about {fmt(kappa)} times slower."
                 )
             )
     elif shape == "saddle":
@@ -555,6 +582,12 @@ def _edge_words(n: Narration, name: str) -> str:
         )
     if ratio is None:
         return head + "."
+    if t["shape"] in ("saddle", "hilltop", "flat-ridge"):
+        return (
+            f"{head}; lr = {lr} is {fmt(ratio)}x that edge, which holds only across the upward curve: "
+            "the hill curves down the other way, so the ball is unstable along the downhill direction "
+            "whatever the lr."
+        )
     if ratio < 0.5:
         return f"{head}; lr = {lr} is {fmt(1 / ratio)}x below the edge: safe; you could raise it."
     if ratio < 0.9:

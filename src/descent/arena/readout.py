@@ -94,6 +94,7 @@ def ball_theory(
     edge = torch.where(ok, edge, torch.full_like(edge, math.nan))
     formula, where = edge_formula(optimizer)
     lr = float(hp["lr"])
+    eig = numerically_zeroed(eig)
     shape, kappa = curvature_shape(eig[:, 0], eig[:, -1])
     ratio = torch.where(edge > 0, lr / edge, torch.full_like(edge, math.nan))
     return {
@@ -115,6 +116,33 @@ def ball_theory(
 #: eigenvalues (a curvature within `FLAT` of the largest one in size counts as zero).
 SHAPES = ("unknown", "bowl", "flat-bowl", "saddle", "flat-ridge", "hilltop", "flat")
 FLAT = 1e-8
+
+
+def numerically_zeroed(eig: torch.Tensor) -> torch.Tensor:
+    """Eigenvalues ``[M, d]`` with those that are zero up to rounding set to 0: |λ| <= `FLAT` ·
+    max(1, |steepest|) at the same point (the tolerance `curvature_shape` counts as flat), so the page
+    shows "flattest 0", not -6.25e-34, where it says the curvature is zero.
+
+    >>> numerically_zeroed(torch.tensor([[-6.25e-34, 2.0], [-1e-3, 2.0]], dtype=torch.float64)).tolist()
+    [[0.0, 2.0], [-0.001, 2.0]]
+    """
+    scale = eig.abs().nan_to_num(nan=0.0).amax(dim=1, keepdim=True).clamp(min=1.0)
+    return torch.where(eig.abs() <= FLAT * scale, torch.zeros_like(eig), eig)
+
+
+#: The condition number κ = steepest / flattest in words, by thresholds: κ < 2 nearly round, < 10
+#: mildly stretched, < 100 stretched, else a narrow valley.
+KAPPA_WORDS = ((2.0, "nearly round"), (10.0, "mildly stretched"), (100.0, "stretched"))
+
+
+def kappa_words(kappa: float) -> str:
+    """The valley's shape for a condition number κ >= 1: "nearly round" (κ < 2), "mildly stretched"
+    (κ < 10), "stretched" (κ < 100), else "a narrow valley".
+
+    >>> [kappa_words(k) for k in (1.0, 4.4, 30.0, 1e4)]
+    ['nearly round', 'mildly stretched', 'stretched', 'a narrow valley']
+    """
+    return next((words for limit, words in KAPPA_WORDS if kappa < limit), "a narrow valley")
 
 
 def curvature_shape(low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
