@@ -102,3 +102,18 @@ def test_a_swarm_has_no_later_probes():
     assert RUNS_BY_ID.items.get(run_id) is not None
     later = slower_views(run_id)
     assert later["arrows"] is None and later["surface"] == VIEWS_BY_ID.items[run_id].surface
+
+
+def test_the_slower_views_show_they_are_stale_until_the_new_runs_arrive():
+    """A new run's first frame dims the 3-D, loss and energy views (they still show the previous run:
+    a new user saw the plateau's surface beside another landscape's map); the later request restores
+    them with the new run's figures."""
+    first = view_outputs(ball("gd", start=(-1.11, 0.2)), 0, ["ghost"], None)
+    assert all(first[f"{name}_class"].endswith(" stale") for name in ("surface", "loss", "energy"))
+    later = slower_views(first["anim"]["run"])
+    assert [later[f"{name}_class"] for name in ("surface", "loss", "energy")] == [
+        "graph surface",
+        "graph small",
+        "graph small",
+    ]
+    assert later["surface"] is not None and later["loss"] is not None

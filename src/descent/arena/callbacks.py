@@ -175,7 +175,13 @@ VIEW_OUTPUTS = {
     "edge_marker": ("edge-marker", "style"),
     "rule_math": ("rule-math", "children"),
     "theory_rule": ("theory-rule", "children"),
+    # the slower views (`descent.arena.playmode`) are marked stale until the new run's arrive
+    **{f"{name}_class": (f"{name}-graph", "className") for name in ("surface", "loss", "energy")},
 }
+
+#: the slower views' graphs: their classes while they still show the previous run, and once current
+VIEW_CLASSES = {"surface": "graph surface", "loss": "graph small", "energy": "graph small"}
+STALE = " stale"
 
 
 def unchanged() -> dict[str, Any]:
@@ -211,6 +217,7 @@ def view_outputs(
         "edge_marker": v.edge_marker,
         "rule_math": v.theory_static,
         "theory_rule": v.theory_static,
+        **{f"{name}_class": css + STALE for name, css in VIEW_CLASSES.items()},
     }
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from dash import ClientsideFunction, Dash, Input, Output, State, ctx, dcc, no_update
 
-from descent.arena.callbacks import RUNS_BY_ID, VIEWS_BY_ID
+from descent.arena.callbacks import RUNS_BY_ID, VIEW_CLASSES, VIEWS_BY_ID
 from descent.arena.layout import play_side
 from descent.arena.modes import Mode
 from descent.arena.runner import run_state
@@ -44,6 +44,7 @@ VIEWS = {
     "lr_note": Output("lr-note", "children", allow_duplicate=True),
     "lr_note_class": Output("lr-note", "className", allow_duplicate=True),
     "edge_marker": Output("edge-marker", "style", allow_duplicate=True),
+    **{f"{name}_class": Output(f"{name}-graph", "className", allow_duplicate=True) for name in VIEW_CLASSES},
 }
 
 
@@ -54,6 +55,7 @@ def slower_views(run_id: str | None) -> dict[str, Any]:
     if v is None:
         return dict.fromkeys(VIEWS, no_update)
     out = {"surface": v.surface, "loss": v.loss, "energy": v.energy, "swarm": v.swarm}
+    out.update({f"{name}_class": css for name, css in VIEW_CLASSES.items()})  # current again
     out.update(arrows=None, lr_note=no_update, lr_note_class=no_update, edge_marker=no_update)
     run = RUNS_BY_ID.items.get(run_id)
     if run is None:
