@@ -9,9 +9,10 @@ import math
 
 import pytest
 
+from descent.arena import figures
 from descent.arena.narrate import narrate_step
 from descent.arena.state import default_state, normalize
-from descent.arena.stepmode import num
+from descent.arena.stepmode import ARROW_LABELS, num
 from tests.arena.arena_page import ArenaPage
 
 pytestmark = pytest.mark.browser
@@ -146,3 +147,56 @@ def test_adam_names_its_adaptive_part(arena, artifacts):
     words = " ".join(shown["sentences"])
     assert "Adam rescales each coordinate" in words and "The adaptive scale changes the plain step" in words
     _mode(arena, "Player")
+
+
+def test_a_bad_step_number_is_refused_with_the_typed_text_and_the_range(arena, artifacts):
+    state = normalize(default_state())
+    arena.show(state)
+    _mode(arena, "Step by step")
+    _wait_step(arena, arena.page.evaluate("() => Number(document.getElementById('step-number').value)"))
+    arena.set_number("step-number", 0)
+    _wait_step(arena, 0)
+    last = int(arena.page.inner_text("#step-of").split()[1])  # "of LAST (steps 0 to LAST ...)"
+    box = arena.page.locator("#step-number")
+    for typed in ("abc", "", "-1", "999999", "2.5"):
+        box.fill(typed)
+        box.press("Enter")
+        expected = f"invalid step={typed!r}: expected an integer in [0, {last}]"
+        try:
+            arena.page.wait_for_function(
+                "(m) => document.getElementById('step-message').innerText === m", arg=expected, timeout=10_000
+            )
+        except Exception:
+            raise AssertionError((typed, arena.page.inner_text("#step-message"))) from None
+        shown = arena.page.evaluate(SHOWN_JS)
+        assert shown["step"] == 0 and shown["number"] == typed  # not clamped: the step shown stays
+    arena.set_number("step-number", 5)
+    _wait_step(arena, 5)
+    assert arena.page.inner_text("#step-message") == ""  # the fixed value clears the message
+    arena.shot(artifacts / "page-step-bad-number.png")
+
+
+def test_the_arrows_have_a_key_under_the_map(arena, artifacts):
+    state = normalize(default_state())  # momentum: force, inertia and the whole step at step 3
+    arena.show(state)
+    _mode(arena, "Step by step")
+    _wait_step(arena, arena.page.evaluate("() => Number(document.getElementById('step-number').value)"))
+    arena.set_number("step-number", 3)
+    shown = _wait_step(arena, 3)
+    key = arena.page.evaluate(
+        """() => Array.from(document.querySelectorAll('#step-key .step-key-entry')).map((e) => ({
+                 name: e.dataset.key, text: e.innerText.trim(),
+                 colour: getComputedStyle(e.querySelector('.swatch')).backgroundColor}))"""
+    )
+    drawn = {a["name"] for a in shown["annotations"]}
+    assert [k["name"] for k in key] and {k["name"] for k in key} == drawn, (key, drawn)
+    arrows = narrate_step(state, 3).arrows()
+    for entry in key:
+        hex_colour = figures.STEP_COLORS[entry["name"]].lstrip("#")
+        rgb = tuple(int(hex_colour[i : i + 2], 16) for i in (0, 2, 4))
+        assert entry["colour"] == f"rgb({rgb[0]}, {rgb[1]}, {rgb[2]})", entry
+        assert entry["text"] == ARROW_LABELS[entry["name"]] and entry["name"] in arrows
+    plot = arena.page.locator("#step-graph .nsewdrag").first.bounding_box()
+    box = arena.page.locator("#step-key").bounding_box()
+    assert box["height"] > 0 and box["y"] >= plot["y"] + plot["height"], (box, plot)  # covers no plot
+    arena.shot(artifacts / "page-step-key.png")

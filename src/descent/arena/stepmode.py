@@ -14,7 +14,7 @@ from typing import Any
 
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
-from descent._errors import DescentError
+from descent._errors import DescentError, invalid
 from descent.arena import figures
 from descent.arena.layout import GRAPH_CONFIG
 from descent.arena.modes import Mode
@@ -44,9 +44,44 @@ def num(value: float | None) -> str:
 
 def main_panel() -> html.Div:
     return html.Div(
-        dcc.Graph(id="step-graph", config=GRAPH_CONFIG, className="graph map"),
+        [
+            dcc.Graph(id="step-graph", config=GRAPH_CONFIG, className="graph map"),
+            html.Div(
+                id="step-key", className="step-key", role="list", **{"aria-label": "the arrows' colours"}
+            ),
+        ],
         className="step-main",
     )
+
+
+def arrow_key(arrows: dict[str, tuple[tuple[float, ...], tuple[float, ...]]]) -> list:
+    """The map's key, under the map (so it covers none of it): one entry per arrow drawn (a part with
+    a length; `Narration.arrows`), its colour (`figures.STEP_COLORS`) and what it is (`ARROW_LABELS`)."""
+    drawn = [name for name, (_, vector) in arrows.items() if math.hypot(*vector) > 0]
+    return [
+        html.Span(
+            [
+                html.Span(
+                    className="swatch",
+                    style={
+                        "background": figures.STEP_COLORS.get(name, "#ffffff"),
+                        "border": "1px solid #888",
+                        "display": "inline-block",
+                        "width": "1.6em",
+                        "height": "0.35em",
+                        "marginRight": "0.3em",
+                        "verticalAlign": "middle",
+                    },
+                ),
+                ARROW_LABELS.get(name, name),
+            ],
+            className="step-key-entry",
+            role="listitem",
+            style={"marginRight": "1em", "whiteSpace": "nowrap", "display": "inline-block"},
+            **{"data-key": name},
+        )
+        for name in drawn
+    ]
 
 
 def side_panel() -> html.Div:
@@ -67,9 +102,9 @@ def side_panel() -> html.Div:
                     html.Label("step", htmlFor="step-number"),
                     dcc.Input(
                         id="step-number",
-                        type="number",
-                        value=0,
-                        step="any",
+                        type="text",  # the typed text reaches the server as typed (a number box sends None)
+                        inputMode="numeric",
+                        value="0",
                         debounce=True,
                         className="num-input",
                     ),
@@ -147,12 +182,35 @@ def numbers_table(n: Narration) -> html.Table:
     )
 
 
-def step_outputs(state: dict[str, Any], k: int, zoom: bool) -> dict[str, Any]:
-    """Every output of the step mode for step ``k`` of ``state``'s ball (k clipped to the run)."""
+def parse_step(typed: object, last: int) -> int:
+    """The step number typed in the box, or `invalid` naming the box ("step"), the text as typed and
+    the allowed range: an integer in [0, last] (never clamped: -1 and 999999 are refused).
+
+    >>> parse_step(" 12 ", 1999)
+    12
+    >>> parse_step("abc", 1999)
+    Traceback (most recent call last):
+    ...
+    descent._errors.DescentError: invalid step='abc': expected an integer in [0, 1999]
+    """
+    allowed = f"an integer in [0, {max(last, 0)}]"
+    text = "" if typed is None else str(typed).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        raise invalid("step", text, allowed) from None
+    if not (math.isfinite(number) and number == int(number) and 0 <= number <= last):
+        raise invalid("step", text, allowed)
+    return int(number)
+
+
+def step_outputs(state: dict[str, Any], k: int, zoom: bool, typed: object = None) -> dict[str, Any]:
+    """Every output of the step mode for step ``k`` of ``state``'s ball (k clipped to the run: the
+    Previous / Next clicks), or for the step ``typed`` in the box when given (`parse_step`)."""
     spec, landscape = ball_spec(state)
     trajectory = run_cached(spec, landscape)  # the run narrate_step reads (cached)
     last = int(trajectory.steps_run) - 1
-    k = min(max(int(k), 0), max(last, 0))
+    k = parse_step(typed, last) if typed is not None else min(max(int(k), 0), max(last, 0))
     narration = narrate_step(state, k)
     positions = figures.to_numpy(trajectory.positions[: k + 2, 0, :])
     path = (positions[:, 0], positions[:, 1])
@@ -161,10 +219,11 @@ def step_outputs(state: dict[str, Any], k: int, zoom: bool) -> dict[str, Any]:
     figure = figures.step_figure(landscape, arrows, ARROW_LABELS, path, k, zoom, background)
     return {
         "figure": figure,
+        "key": arrow_key(arrows),
         "sentences": [html.P(s) for s in narration.sentences],
         "numbers": numbers_table(narration),
         "theory": [html.P(s) for s in narration.theory_sentences],
-        "number": k,
+        "number": str(k),
         "k": k,
         "of": f"of {last} (steps 0 to {last} of the ball's run)",
         "message": "",
@@ -179,13 +238,14 @@ def figures_background(state: dict[str, Any]) -> str:
     return f"{BACKGROUND_ROUTE}?k={figures.landscape_token(state['landscape'], state['params'])}"
 
 
-OUTPUTS = ("figure", "sentences", "numbers", "theory", "number", "k", "of", "message", "prev", "next")
+OUTPUTS = ("figure", "key", "sentences", "numbers", "theory", "number", "k", "of", "message", "prev", "next")
 
 
 def register(app: Dash) -> None:
     @app.callback(
         output={
             "figure": Output("step-graph", "figure"),
+            "key": Output("step-key", "children"),
             "sentences": Output("step-sentences", "children"),
             "numbers": Output("step-numbers", "children"),
             "theory": Output("step-theory", "children"),
@@ -214,13 +274,9 @@ def register(app: Dash) -> None:
         shown = k if isinstance(k, dict) else {}
         step = int(shown.get("k", 0))
         step += int(next or 0) - int(shown.get("next", 0)) - (int(prev or 0) - int(shown.get("prev", 0)))
-        if ctx.triggered_id == "step-number":
-            if not isinstance(typed, (int, float)) or not math.isfinite(typed):
-                message = f"step: {typed!r} is not a step number (an integer from 0)"
-                return {**{key: no_update for key in OUTPUTS}, "message": message}
-            step = int(typed)
+        box = ("" if typed is None else typed) if ctx.triggered_id == "step-number" else None
         try:
-            out = step_outputs(normalize(state), step, "zoom" in (zoom or []))
+            out = step_outputs(normalize(state), step, "zoom" in (zoom or []), box)
             return {**out, "k": {"k": out["k"], "next": int(next or 0), "prev": int(prev or 0)}}
         except DescentError as error:
             return {**{key: no_update for key in OUTPUTS}, "message": str(error)}
