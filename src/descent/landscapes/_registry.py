@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from descent._errors import check_number, invalid, listed
 from descent.landscapes._base import Landscape
@@ -44,18 +44,15 @@ class LandscapeEntry:
 LANDSCAPES: dict[str, LandscapeEntry] = {}
 
 
-def register(
-    name: str, category: str, summary: str, *, ready: Callable[[], bool] | None = None, **defaults: float
-) -> Callable:
-    """Decorator: add a landscape factory to the registry under ``name``; ``ready``: for a landscape
-    slow to build at first use, whether building it with its defaults is quick now."""
+def register(name: str, category: str, summary: str, **defaults: float) -> Callable:
+    """Decorator: add a landscape factory to the registry under ``name``."""
     if category not in CATEGORIES:
         raise invalid("category", category, f"one of: {listed(CATEGORIES)}")
 
     def wrap(factory: Callable[..., Landscape]) -> Callable[..., Landscape]:
         if name in LANDSCAPES:
             raise invalid("landscape name", name, "a name not yet registered")
-        LANDSCAPES[name] = LandscapeEntry(name, factory, dict(defaults), category, summary, ready)
+        LANDSCAPES[name] = LandscapeEntry(name, factory, dict(defaults), category, summary)
         return factory
 
     return wrap
@@ -81,3 +78,9 @@ def landscape_names(category: str | None = None) -> list[str]:
     """Registered names, the seeds' first, then theory, then classic; optionally of one category."""
     names = [n for n, e in LANDSCAPES.items() if category is None or e.category == category]
     return sorted(names, key=lambda n: CATEGORIES.index(LANDSCAPES[n].category))
+
+
+def slow_at_first_use(name: str, ready: Callable[[], bool]) -> None:
+    """Mark the registered landscape ``name`` as slow to build at first use (a network trained, a table
+    tabulated): ``ready()`` says whether building it with its defaults is quick now."""
+    LANDSCAPES[name] = replace(LANDSCAPES[name], ready=ready)

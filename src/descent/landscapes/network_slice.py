@@ -40,7 +40,7 @@ import torch
 
 from descent._errors import invalid
 from descent.landscapes._base import CriticalPoint, Landscape, refine_critical_point
-from descent.landscapes._registry import register
+from descent.landscapes._registry import register, slow_at_first_use
 
 CACHE_ENV = "DESCENT_CACHE_DIR"
 FORMAT = 1
@@ -375,7 +375,6 @@ def default_table_cached() -> bool:
     "digits-slice",
     "theory",
     "a real network's loss: a digits MLP on a filter-normalised 2-D slice (trained at first use)",
-    ready=default_table_cached,
     resolution=201.0,
 )
 def digits_slice(resolution: float = 201.0) -> NetworkSlice:
@@ -390,3 +389,6 @@ def digits_slice(resolution: float = 201.0) -> NetworkSlice:
         )
     recipe = SliceRecipe(resolution=int(resolution))
     return _cached(recipe, str(cache_dir()))
+
+
+slow_at_first_use("digits-slice", default_table_cached)

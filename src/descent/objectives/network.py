@@ -77,18 +77,25 @@ class NetworkObjective(Landscape):
 
         return loss_function(self.loss, self.task)
 
+    @property
+    def module(self) -> nn.Module:
+        """The model (an objective built without one has none to evaluate)."""
+        if self.model is None:
+            raise invalid("model", None, "a torch.nn.Module")
+        return self.model
+
     def _views(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
         """``w [..., P]`` cut along its last axis into views shaped as the model's parameters, by name
         (``[..., *shape]``; the order of ``model.named_parameters()``, as ``flat_parameters``)."""
         views, start = {}, 0
-        for name, p in self.model.named_parameters():
+        for name, p in self.module.named_parameters():
             views[name] = w[..., start : start + p.numel()].reshape(*w.shape[:-1], *p.shape)
             start += p.numel()
         return views
 
     def _network_loss(self, params: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One network's mean loss on ``(x, y)`` with the parameters ``params`` (by name)."""
-        return self._loss_fn()(torch.func.functional_call(self.model, params, (x,)), y)
+        return self._loss_fn()(torch.func.functional_call(self.module, params, (x,)), y)
 
     def _one(self, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One network's mean loss on ``(x, y)``: the model evaluated at the flat vector ``w``."""
@@ -128,7 +135,7 @@ class NetworkObjective(Landscape):
         """Each particle's network applied to ``inputs``: ``[N, m, outputs]``."""
 
         def apply(w: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
-            return torch.func.functional_call(self.model, self._views(w), (data,))
+            return torch.func.functional_call(self.module, self._views(w), (data,))
 
         return torch.func.vmap(apply, in_dims=(0, None))(x, inputs.to(dtype=x.dtype, device=x.device))
 
@@ -153,7 +160,7 @@ class NetworkObjective(Landscape):
         """One network per seed ``[len(seeds), P]``: the model initialised by ``init`` from that seed."""
         from descent.train.models import flat_parameters, init_parameters
 
-        scratch = copy.deepcopy(self.model)
+        scratch = copy.deepcopy(self.module)
         rows = [flat_parameters(init_parameters(scratch, self.init, int(s))) for s in seeds]
         return torch.stack(rows).to(dtype=dtype, device=device)
 

@@ -201,14 +201,14 @@ def _points(out: Landscape, base: Landscape, c: tuple[float, ...]) -> tuple[Crit
     for point in base.critical_points:
         if not point.smooth or point.on_boundary:
             continue
-        kind = "min" if point.is_minimum else point.kind
+        kind: str = "min" if point.is_minimum else point.kind
         position = _follow(base, c, point.position, 0.0, strength, kind)
         if position is not None and not any(_close(position, other) for _, _, other in found):
             found.append((point.id, kind, position))
     position = _stationary(base, energy, c)
-    kind = None if position is None else _classify(energy, position)
-    if position is not None and kind is not None and not any(_close(position, o) for _, _, o in found):
-        found.append((CENTER_ID, kind, position))
+    center_kind = None if position is None else _classify(energy, position)
+    if position is not None and center_kind is not None and not any(_close(position, o) for _, _, o in found):
+        found.append((CENTER_ID, center_kind, position))
     kept = [(p.id, "min", p.position) for p in base.critical_points if not p.smooth and _close(p.position, c)]
     found = [f for f in found if not any(_close(f[2], k[2]) for k in kept)] + kept
     values = [float(energy(torch.tensor([pos], dtype=torch.float64))[0]) for _, _, pos in found]
