@@ -222,7 +222,10 @@ def test_a_phase_click_sets_the_sliders():
     state["racers"].append({"optimizer": "gd", "hyper": {"lr": 0.01}})
     m = phase_map(state, 10)
     clicked = cell_to_state(m, 6, 2, state)
-    assert clicked["racers"][0]["hyper"] == {"lr": float(m.lr[2]), "momentum": float(m.second[6])}
+    hyper = clicked["racers"][0]["hyper"]  # the cell's setting as its tooltip writes it (%{x:.4g})
+    assert hyper == {"lr": float(f"{m.lr[2]:.4g}"), "momentum": float(f"{m.second[6]:.4g}")}
+    assert len(repr(hyper["lr"])) <= 8 and len(repr(hyper["momentum"])) <= 8  # a box shows it whole
+    assert hyper["lr"] == pytest.approx(float(m.lr[2]), rel=5e-4)
     assert clicked["racers"][1] == state["racers"][1] and clicked["start"] == [-1.2, 0.4]
     assert _ball_run(clicked) == (m.label(6, 2), int(m.settle[6, 2]))
 

@@ -421,13 +421,25 @@ def phase_map(
 
 
 # --- a click ------------------------------------------------------------------------------------------
+def shown(value: float) -> float:
+    """A cell's setting as its tooltip writes it (4 significant digits, ``%{x:.4g}``): the value a click
+    runs, so the boxes show it whole (0.03013, not 0.030125245020165198).
+
+    >>> shown(0.030125245020165198), shown(0.6977939698492462)
+    (0.03013, 0.6978)
+    """
+    return float(f"{value:.4g}")
+
+
 def cell_to_state(map: BasinMap | PhaseMap, i: object, j: object, state: object) -> dict[str, Any]:
     """The Arena state a click on cell ``[i, j]`` means: a basin map's drops the ball at the cell's
     start, a phase map's sets racer 0's sliders to the cell's lr and second hyper-parameter.
 
     The ball's run in the returned state is the cell's own run: the landscape, racer 0, start, steps
     and seed are the map's (``map.source``, so a map made before the page changed still means what it
-    shows), with the cell's change; the other racers, the swarm and the target are ``state``'s."""
+    shows), with the cell's change; the other racers, the swarm and the target are ``state``'s. A phase
+    cell's lr and second hyper-parameter are written as its tooltip shows them (`shown`: 4 significant
+    digits); the cell itself stays what it was computed with."""
     if not isinstance(map, (BasinMap, PhaseMap)):
         raise invalid("map", short(map), "a BasinMap or a PhaseMap")
     i, j = map._cell(i, j)
@@ -438,9 +450,9 @@ def cell_to_state(map: BasinMap | PhaseMap, i: object, j: object, state: object)
     if isinstance(map, BasinMap):
         start = [float(map.x[j]), float(map.y[i])]
     else:
-        ball["hyper"]["lr"] = float(map.lr[j])
+        ball["hyper"]["lr"] = shown(float(map.lr[j]))
         if map.second_name is not None:
-            ball["hyper"][map.second_name] = float(map.second[i])
+            ball["hyper"][map.second_name] = shown(float(map.second[i]))
     changed = {
         **current,
         "landscape": source["landscape"],
@@ -463,6 +475,7 @@ __all__ = [
     "PhaseMap",
     "basin_map",
     "cell_to_state",
+    "shown",
     "check_size",
     "lr_axis",
     "phase_axis",

@@ -180,11 +180,31 @@ def map_outputs(kind: str, state: dict[str, Any], n: int) -> dict[str, Any]:
         second = ball["hyper"].get(made.second_name) if made.second_name else None
         figure = figures.phase_figure(made, _lr(state), second, colours)
     return {
-        "figure": figure,
+        "figure": _fitted(kind, made, figure),
         "legend": _legend(landscape, made, colours),
         "status": _status(made, state, time.perf_counter() - began),
         "source": {"state": state, "n": n},
     }
+
+
+#: a map's title in two short lines (the plot beside the contour map is narrow: one long line was cut at
+#: both ends at 1400 px)
+TITLES = {"basin": "basin map: where each start ends", "phase": "phase map: where each setting ends"}
+CLICK_NOTE = "<br>click: runs the values shown (4 digits; the cell ran its exact setting)"
+
+
+def _fitted(kind: str, made, figure: dict[str, Any]) -> dict[str, Any]:
+    """``figure`` with its title in two short lines (what, then the grid's size) and, on a phase map,
+    each cell's tooltip saying that a click runs the rounded values it shows (`maps.shown`)."""
+    rows, columns = made.shape
+    layout = figure["layout"]
+    title = f"{TITLES[kind]}<br>{columns}×{rows} cells, {int(made.spec.steps)} steps"
+    layout["title"] = {**layout.get("title", {}), "text": title, "font": {"size": 11}, "x": 0.5}
+    layout["margin"] = {**layout.get("margin", {}), "t": 36}
+    if kind == "phase":
+        cells = figure["data"][0]
+        cells["hovertemplate"] = cells["hovertemplate"].replace("<extra>", CLICK_NOTE + "<extra>", 1)
+    return figure
 
 
 def _lr(state: dict[str, Any]) -> float:
