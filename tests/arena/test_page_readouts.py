@@ -161,3 +161,19 @@ def test_each_stability_edge_says_where_it_is_taken(arena, artifacts):
     assert "edge at the start: 2(1+β)/λmax = 1" in note, note
     assert "stability edge at the ball's current curvature: 2(1+β)/λmax = 0.5005" in panel, panel
     arena.shot(artifacts / "page-two-edges-labelled.png")
+
+
+def test_a_saddle_is_never_called_stable_and_kappa_words_follow_the_servers_thresholds(arena, artifacts):
+    """At the saddle the lr sentence says the ball is unstable downhill whatever the lr (a new user read
+    "stable here, every step shrinks the error" under "a saddle... the ball leaves"); kappa's words are
+    those of `descent.arena.readout.KAPPA_WORDS`."""
+    from descent.arena.readout import kappa_words
+
+    _load_paused(arena, PRESETS["Saddle"][0])
+    lr_words = arena.page.inner_text("#theory-lr")
+    assert "unstable along the downhill direction" in lr_words and "stable here" not in lr_words, lr_words
+    arena.shot(artifacts / "page-saddle-readouts.png")
+    _load_paused(arena, default_state())
+    kappa = float(re.sub(r"[^0-9.eE+-]", "", arena.page.inner_text("#theory-kappa")) or "nan")
+    words = arena.page.inner_text("#theory-kappa-words")
+    assert kappa_words(kappa) in words, (kappa, words)

@@ -692,9 +692,10 @@
       var k = th.kappa ? th.kappa[i] : NaN, kappa, kwords;
       if (isFinite(k)) {
         kappa = fmt(k, 4);
-        kwords = k < 10 ? "steepest ÷ flattest: the valley is nearly round here, one lr suits every direction"
-          : "steepest ÷ flattest: a narrow valley; an lr safe across it crawls along it (momentum or an " +
-            "adaptive rule helps)";
+        // the thresholds of descent.arena.readout.KAPPA_WORDS
+        kwords = "steepest ÷ flattest: " + (k < 2 ? "nearly round, one lr suits every direction"
+          : k < 10 ? "mildly stretched" : k < 100 ? "stretched; an lr safe across it is slow along it"
+          : "a narrow valley; an lr safe across it crawls along it (momentum or an adaptive rule helps)");
       } else {
         kappa = {
           "flat-bowl": "flat direction: no finite condition number",
@@ -735,7 +736,11 @@
           : "none here (nothing curves up, so no step size overshoots)";
         setText("theory-edge", e === null ? none : th.formula + " = " + fmt(e));
         if (ratio !== null) {
-          if (ratio > 1) {
+          if (shape === "saddle" || shape === "hilltop" || shape === "flat-ridge") {
+            lrWords = "your lr " + fmt(th.lr) + " is " + fmt(100 * ratio, 3) + "% of the edge across the " +
+              "upward curve, but the hill curves down the other way: unstable along the downhill direction, " +
+              "whatever the lr";
+          } else if (ratio > 1) {
             lrWords = "your lr " + fmt(th.lr) + " is " + fmt(ratio, 3) + "× this edge: each step overshoots " +
               "across the steepest direction and the overshoot grows; lower the lr below " + fmt(e);
           } else if (ratio > 0.8) {
