@@ -39,6 +39,7 @@ from descent.experiments.sgd_noise import batch_gradients
 from descent.objectives.network import NetworkObjective, digits_mlp
 from descent.spec import RunSpec
 from descent.theory.noise import sgd_temperature, without_replacement_factor
+from descent.train.gradients import full_gradients, per_example_gradients
 
 NAME = "batch-table"
 CLAIM = (
@@ -89,17 +90,6 @@ class Config:
 
 
 # --- measurements ------------------------------------------------------------------------------------
-def per_example_gradients(net: NetworkObjective, w: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-    """The gradient of every training example's loss at ``w`` ``[P]``: ``[n, P]`` (the objective's own
-    evaluation, one example per particle)."""
-    n = net.data_size
-    rows = []
-    for first in range(0, n, chunk):
-        index = torch.arange(first, min(first + chunk, n)).unsqueeze(1)  # [m, 1]
-        rows.append(net.value_and_grad(w.expand(len(index), -1), index)[1])
-    return torch.cat(rows)
-
-
 def noise_trace(per_example: torch.Tensor) -> float:
     """tr(Sigma) = (1/n) sum_i |g_i - g|^2, g the mean gradient."""
     centred = per_example - per_example.mean(0)
@@ -208,7 +198,7 @@ def _noise(config: Config, net: NetworkObjective, points: torch.Tensor) -> dict:
         traces.append(noise_trace(grads))
         signal.append(float(grads.mean(0).square().sum()))
         if i == 0:
-            full = net.value_and_grad(w.unsqueeze(0))[1][0]
+            full = full_gradients(net, w.unsqueeze(0))[1][0]
             mean_gap = float((grads.mean(0) - full).abs().max())
             for batch in sorted({b for b in config.batches if b != FULL and b < n}):
                 for replacement in (True, False):

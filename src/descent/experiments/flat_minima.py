@@ -56,6 +56,7 @@ from descent.experiments.figures import finish, subplots, table_figure
 from descent.experiments.rows import agrees, below, exceeds, number
 from descent.objectives.network import NetworkObjective, digits_mlp, mlp_objective
 from descent.spec import RunSpec
+from descent.train.gradients import exact_hessian
 
 NAME = "flat-minima"
 CLAIM = (
@@ -246,7 +247,7 @@ def dense_check(net: NetworkObjective, w: torch.Tensor) -> dict:
     """The exact Hessian of the training loss at ``w``, the Jacobian of its gradient (``torch.func``,
     ``DENSE_CHUNK`` columns at a time: all at once would hold P copies of the hidden layers): its top
     eigenvalue and trace."""
-    hessian = torch.func.jacrev(torch.func.grad(training_loss_fn(net)), chunk_size=DENSE_CHUNK)(w)
+    hessian = exact_hessian(training_loss_fn(net), w, DENSE_CHUNK)
     return {"top": float(torch.linalg.eigvalsh(hessian)[-1]), "trace": float(hessian.trace())}
 
 

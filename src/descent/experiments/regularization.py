@@ -114,10 +114,11 @@ def spec(config: Config, strength: float) -> RunSpec:
 def measure_networks(net, w: torch.Tensor, strength: float) -> dict[str, np.ndarray]:
     """Per network (row of ``w``): weight norm, sharpness of the unregularised training loss, test
     accuracy, training loss and the regularised loss's stationarity residual."""
+    from descent.train.gradients import full_gradients
     from descent.train.hessian import top_eigenvalues
     from descent.train.models import functional_loss, loss_function
 
-    loss, grad = net.value_and_grad(w, None)
+    loss, grad = full_gradients(net, w)
     residual = (
         (grad + strength * w).norm(dim=1) / (strength * w).norm(dim=1) if strength else grad.norm(dim=1) * 0
     )

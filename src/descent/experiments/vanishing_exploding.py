@@ -51,6 +51,7 @@ from descent.experiments.figures import finish, subplots
 from descent.experiments.rows import agrees, below, exceeds, number, share_se
 from descent.spec import RunSpec
 from descent.theory.signal import chi, critical_sigma_w2, fixed_point, variance_sequence
+from descent.train.gradients import layer_gradients
 
 NAME = "vanishing-exploding"
 CLAIM = (
@@ -158,26 +159,6 @@ def deep_mlp(activation: str, init: str, width: int, depth: int, n_inputs: int, 
 
     spec = "mlp:" + ",".join([str(width)] * depth)
     return build_model(spec, n_inputs, N_CLASSES, activation=activation, init=init, seed=seed)  # type: ignore[return-value]
-
-
-def layer_gradients(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """For the summed cross-entropy over the examples: per hidden layer l, the mean over examples of
-    ``|dL/dh^l|^2`` (each example's own gradient: the examples do not interact) and ``|dL/dW^l|^2``."""
-    linears = [layer for layer in model if isinstance(layer, nn.Linear)]
-    hidden: list[torch.Tensor] = []
-    h = x
-    with torch.enable_grad():
-        for layer in model:
-            h = layer(h)
-            if isinstance(layer, nn.Linear) and len(hidden) < len(linears) - 1:
-                h.retain_grad()
-                hidden.append(h)
-        loss = nn.functional.cross_entropy(h, y, reduction="sum")
-        model.zero_grad(set_to_none=True)
-        loss.backward()
-    pre = np.array([float((t.grad**2).sum(dim=1).mean()) for t in hidden])  # type: ignore[operator]
-    weights = np.array([float((layer.weight.grad**2).sum()) for layer in linears[:-1]])  # type: ignore[operator]
-    return pre, weights
 
 
 def network_inputs(
