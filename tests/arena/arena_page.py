@@ -79,11 +79,18 @@ class ArenaPage:
         if search.count():
             search.first.fill(text)
         options = self.page.locator("[role=option]")
-        for i in range(options.count()):
-            label = options.nth(i).inner_text().strip()
-            if label == text or label.startswith(text + " —"):
-                options.nth(i).click()
-                break
+        # the list re-renders while the filter applies (and shows only part of a long list): read its
+        # labels at once and click the match, again until the list holds still
+        for _ in range(50):
+            labels = [label.strip() for label in options.all_inner_texts()]
+            match = next((i for i, x in enumerate(labels) if x == text or x.startswith(text + " —")), None)
+            if match is not None:
+                try:
+                    options.nth(match).click(timeout=2_000)
+                    break
+                except Exception:  # noqa: BLE001 - the list changed under the click: read it again
+                    pass
+            self.page.wait_for_timeout(100)
         else:
             raise AssertionError(f"no option {text!r} in #{dropdown_id}")
         self.page.keyboard.press("Escape")
