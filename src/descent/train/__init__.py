@@ -9,8 +9,9 @@ torch.Size([80, 2])
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from descent._lazy import lazy_exports
 
 _EXPORTS = {
     "DATASETS": "descent.train.data",
@@ -96,16 +97,7 @@ if TYPE_CHECKING:
     from descent.train.slices import slice_figure as slice_figure
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'descent.train' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 __all__ = sorted(_EXPORTS)
