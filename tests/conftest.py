@@ -36,3 +36,14 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def deferring():
+    """`descent.kernels.backend.defer_compiling` on for one test (an "auto" run does not wait for a
+    kernel's compilation: it runs on torch while the kernel compiles on a thread)."""
+    from descent.kernels.backend import defer_compiling
+
+    defer_compiling(True)
+    yield
+    defer_compiling(False)

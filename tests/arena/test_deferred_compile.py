@@ -11,16 +11,9 @@ from descent._errors import DescentError
 from descent.arena import runner
 from descent.arena.runner import run_state
 from descent.arena.state import default_state, normalize
-from descent.kernels.backend import compiling, defer_compiling, wait_for_compiles
+from descent.kernels.backend import compiling, wait_for_compiles
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture
-def deferring():
-    defer_compiling(True)
-    yield
-    defer_compiling(False)
 
 
 def fresh_state() -> dict:

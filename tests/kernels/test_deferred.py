@@ -4,22 +4,14 @@ the kernel, and both agree."""
 
 import uuid
 
-import pytest
 import torch
 
 from descent.dynamics import simulate
-from descent.kernels.backend import defer_compiling, wait_for_compiles
+from descent.kernels.backend import wait_for_compiles
 from descent.optim import Optimizer
 from descent.spec import resolve_landscape
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture
-def deferring():
-    defer_compiling(True)
-    yield
-    defer_compiling(False)
 
 
 def fresh_formula() -> str:
