@@ -19,7 +19,7 @@ from descent._errors import DescentError
 from descent.arena import barrier
 from descent.arena import views as views_module
 from descent.arena.controls import CONTROLS, control_values, racer_rows, reduce
-from descent.arena.layout import racer_row_components
+from descent.arena.layout import VIEW_CLASSES, racer_row_components
 from descent.arena.runner import (
     CACHE_BYTES,
     LandscapeBuilding,
@@ -179,9 +179,7 @@ VIEW_OUTPUTS = {
     **{f"{name}_class": (f"{name}-graph", "className") for name in ("surface", "loss", "energy")},
 }
 
-#: the slower views' graphs: their classes while they still show the previous run, and once current
-VIEW_CLASSES = {"surface": "graph surface", "loss": "graph small", "energy": "graph small"}
-STALE = " stale"
+STALE = " stale"  # added to a slower view's class (layout.VIEW_CLASSES) while it shows the previous run
 
 
 def unchanged() -> dict[str, Any]:

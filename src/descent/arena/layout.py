@@ -14,6 +14,10 @@ from descent.arena.state import FORMULA, LR_LOG_RANGE, PRESETS
 from descent.landscapes import LANDSCAPES
 from descent.optim import RULES
 
+#: the classes of the graphs the player's later request fills (the state callback adds " stale" to them
+#: while they still show the previous run)
+VIEW_CLASSES = {"surface": "graph surface", "loss": "graph small", "energy": "graph small"}
+
 SPEEDS = [
     ("slow (60 steps/s)", 60),
     ("normal (250 steps/s)", 250),
@@ -443,7 +447,10 @@ def theory_panel() -> html.Div:
 def play_side() -> html.Div:
     """The play mode's panel beside the map: the 3-D surface and the theory at the ball."""
     return html.Div(
-        [dcc.Graph(id="surface-graph", config=GRAPH_CONFIG, className="graph surface"), theory_panel()],
+        [
+            dcc.Graph(id="surface-graph", config=GRAPH_CONFIG, className=VIEW_CLASSES["surface"]),
+            theory_panel(),
+        ],
         className="side-panel",
     )
 
@@ -520,8 +527,8 @@ def create_layout() -> html.Div:
             ),
             html.Div(
                 [
-                    dcc.Graph(id="loss-graph", config=GRAPH_CONFIG, className="graph small"),
-                    dcc.Graph(id="energy-graph", config=GRAPH_CONFIG, className="graph small"),
+                    dcc.Graph(id="loss-graph", config=GRAPH_CONFIG, className=VIEW_CLASSES["loss"]),
+                    dcc.Graph(id="energy-graph", config=GRAPH_CONFIG, className=VIEW_CLASSES["energy"]),
                     dcc.Graph(id="swarm-graph", config=GRAPH_CONFIG, className="graph small"),
                 ],
                 className="grid three",

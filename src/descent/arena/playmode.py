@@ -24,8 +24,8 @@ from typing import Any
 
 from dash import ClientsideFunction, Dash, Input, Output, State, ctx, dcc, no_update
 
-from descent.arena.callbacks import RUNS_BY_ID, VIEW_CLASSES, VIEWS_BY_ID
-from descent.arena.layout import play_side
+from descent.arena.callbacks import RUNS_BY_ID, VIEWS_BY_ID
+from descent.arena.layout import VIEW_CLASSES, play_side
 from descent.arena.modes import Mode
 from descent.arena.runner import run_state
 from descent.arena.state import normalize, state_url
