@@ -33,6 +33,7 @@ its digits case, with numbers for parameters (``DIGITS_MLP_DEFAULTS``), register
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -42,6 +43,8 @@ from torch import nn
 from descent._errors import invalid, listed
 from descent.landscapes._base import Landscape
 from descent.landscapes._registry import rebuild_landscape, register
+from descent.objectives.mlp_batch import MLPLayout, mlp_layout
+from descent.objectives.mlp_batch import value_and_grad as mlp_value_and_grad
 
 DEFAULT_BOUND = 10.0  # the box of every weight: |w| <= 10 (divergence: 100 boxes beyond it)
 
@@ -106,8 +109,28 @@ class NetworkObjective(Landscape):
         targets = targets.to(device=x.device)
         return inputs, targets if self.task == "classification" else targets.to(x.dtype)
 
+    @functools.cached_property
+    def mlp_layout(self) -> MLPLayout | None:
+        """The model's layout when it is a plain MLP (then :meth:`value_and_grad` takes the batched
+        fast path of :mod:`descent.objectives.mlp_batch`), else None."""
+        return mlp_layout(self.module, self.loss, self.task)
+
     def value_and_grad(self, x: torch.Tensor, batch: torch.Tensor | None = None):
-        """(U [N], grad U [N, P]): each particle's network on its own batch (``[N, B]``) or all data."""
+        """(U [N], grad U [N, P]): each particle's network on its own batch (``[N, B]``) or all data.
+        A plain MLP takes the batched fast path (:mod:`descent.objectives.mlp_batch`); every other
+        model, :meth:`value_and_grad_general` (its reference)."""
+        x = self._check_batch(x)
+        layout = self.mlp_layout
+        if layout is None:
+            return self.value_and_grad_general(x, batch)
+        inputs, targets = self._data(x, self.inputs, self.targets)
+        if batch is not None:
+            batch = batch.to(x.device)
+            inputs, targets = inputs[batch], targets[batch]
+        return mlp_value_and_grad(layout, x, inputs, targets)
+
+    def value_and_grad_general(self, x: torch.Tensor, batch: torch.Tensor | None = None):
+        """:meth:`value_and_grad` for any model: ``functional_call`` + ``grad_and_value`` + ``vmap``."""
         x = self._check_batch(x)
         inputs, targets = self._data(x, self.inputs, self.targets)
         # differentiated by parameter tensor, then concatenated: the gradient of a flat vector's slices

@@ -214,7 +214,8 @@ def _mse(outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def _mse_one_hot(outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """1/(2n) sum_i ||f(x_i) - onehot(y_i)||^2."""
-    target = nn.functional.one_hot(y, outputs.shape[-1]).to(outputs.dtype)
+    classes = torch.arange(outputs.shape[-1], device=y.device)
+    target = (y.unsqueeze(-1) == classes).to(outputs.dtype)  # one-hot; torch's one_hot cannot be vmapped
     return _mse(outputs, target)
 
 
