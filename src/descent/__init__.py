@@ -26,6 +26,7 @@ _EXPORTS = {
     "get_landscape": "descent.landscapes",
     "run_spec": "descent.spec",
     "simulate": "descent.dynamics",
+    "watch": "descent.monitor",
 }
 
 if TYPE_CHECKING:

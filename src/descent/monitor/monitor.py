@@ -1,0 +1,368 @@
+"""`Monitor`: the physics of a user's own PyTorch loop, measured every ``every`` steps on a held batch.
+
+It sees the model only through a forward pre-hook (the training batch size: the first dimension of
+the input of the last forward pass run with gradients on) and the optimizer only by reading its
+param groups and state; it evaluates the held loss with ``torch.func.functional_call`` on copies of
+the parameters, in eval mode (dropout off, batch-norm statistics frozen), and never touches ``.grad``
+or the global random state, so a run with the monitor gives the same parameters, bit for bit.
+
+Per check (a row, see `COLUMNS`): the optimizer as physics (`descent.monitor.physics`), the noise trace
+and temperature (`descent.monitor.measure`), kinetic and configurational temperatures, the sharpness
+by warm-started Lanczos (`descent.train.hessian.SharpnessTracker`, in the rule's metric) against the
+rule's edge, the cosine of the last two updates, the smallest eigenvalue when the run stalls, and the
+diagnosis (`descent.monitor.diagnosis`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from descent._errors import DescentError, invalid
+from descent.monitor.diagnosis import Diagnosis, Thresholds, diagnose, stalled
+from descent.monitor.inputs import check_inputs, check_int
+from descent.monitor.measure import HeldBatch, Loss
+from descent.monitor.physics import EDGE_MATH, read_dynamics
+from descent.monitor.report import summary_line, write_report
+from descent.train.hessian import SharpnessTracker, hutchinson_trace, top_eigenvalues
+
+#: a row's columns, in order
+COLUMNS = (
+    "step",
+    "loss",
+    "loss_se",
+    "held_loss",
+    "grad_norm",
+    "grad_norm_metric",
+    "batch_size",
+    "parameters",
+    "rule",
+    "lr",
+    "momentum",
+    "time_step",
+    "friction",
+    "effective_lr",
+    "noise_trace",
+    "noise_trace_se",
+    "temperature",
+    "temperature_se",
+    "noise_floor",
+    "kinetic_energy",
+    "potential_energy",
+    "kinetic_temperature",
+    "config_temperature",
+    "hessian_trace",
+    "sharpness",
+    "edge",
+    "edge_math",
+    "edge_ratio",
+    "edge_lr",
+    "suggested_lr",
+    "lambda_min",
+    "update_cosine",
+    "diagnosis",
+    "advice",
+    "seconds",
+)
+
+
+def watch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Loss,
+    held: tuple[torch.Tensor, torch.Tensor],
+    every: int = 50,
+    **options: Any,
+) -> Monitor:
+    """Attach a `Monitor` to a training loop; call ``monitor.step(loss)`` after each ``optimizer.step()``.
+
+    >>> import torch
+    >>> model = torch.nn.Linear(3, 1)
+    >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> x, y = torch.randn(64, 3), torch.randn(64, 1)
+    >>> monitor = watch(model, optimizer, torch.nn.functional.mse_loss, (x, y), every=5, verbose=False)
+    >>> for _ in range(20):
+    ...     optimizer.zero_grad(); loss = torch.nn.functional.mse_loss(model(x[:16]), y[:16]); loss.backward()
+    ...     optimizer.step(); monitor.step(loss)
+    >>> [row["step"] for row in monitor.rows], monitor.rows[-1]["batch_size"]
+    ([5, 10, 15, 20], 16)
+    """
+    return Monitor(model, optimizer, loss_fn, held, every, **options)
+
+
+class Monitor:
+    """See the module's docstring. ``every``: steps between checks; ``products``: Lanczos products per
+    check (warm start); ``probes``: Hutchinson probes per check for ``tr H``; ``verbose``: print the
+    summary line at each check (to stderr); ``tensorboard``: a log folder for a SummaryWriter (needs
+    the ``tensorboard`` package); ``batch_size``: the training batch size if the model's forward pass
+    does not take the batch as its first argument; ``thresholds``: the diagnoses' numbers."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        loss_fn: Loss,
+        held: tuple[torch.Tensor, torch.Tensor],
+        every: int = 50,
+        *,
+        products: int = 6,
+        probes: int = 2,
+        verbose: bool = True,
+        tensorboard: str | Path | None = None,
+        batch_size: int | None = None,
+        thresholds: Thresholds | None = None,
+        seed: int = 0,
+    ) -> None:
+        trained = check_inputs(model, optimizer, loss_fn, held)
+        self.every = check_int("every", every, 1)
+        check_int("products", products, 1)
+        self.probes = check_int("probes", probes, 2)
+        self.seed = check_int("seed", seed, 0)
+        if batch_size is not None:
+            check_int("batch_size", batch_size, 1)
+        if thresholds is not None and not isinstance(thresholds, Thresholds):
+            raise invalid("thresholds", thresholds, "None or a descent.monitor.Thresholds")
+        self.writer = _summary_writer(tensorboard) if tensorboard is not None else None
+
+        self.model, self.optimizer, self.verbose = model, optimizer, bool(verbose)
+        self.thresholds = thresholds or Thresholds()
+        self.names = [name for name, _ in trained]
+        self.params = [p for _, p in trained]
+        self.size = sum(p.numel() for p in self.params)
+        self.held = HeldBatch(model, self.names, loss_fn, held[0], held[1])
+        self.tracker = SharpnessTracker(every=1, products=products, seed=seed)
+        self.rows: list[dict[str, Any]] = []
+        self.steps = 0
+        self.batch_size = batch_size
+        self._measuring = False
+        self._seen_batch: int | None = None
+        self._diagnosis: Diagnosis | None = None
+        self._losses: list[torch.Tensor] = []
+        self._snapshots: dict[int, torch.Tensor] = {0: self._theta()}
+        self._hook = model.register_forward_pre_hook(self._see_batch)
+
+    # --- the loop's side ------------------------------------------------------------------------
+    def _see_batch(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        if self._measuring or not torch.is_grad_enabled() or not args:
+            return
+        if isinstance(args[0], torch.Tensor) and args[0].ndim > 0:
+            self._seen_batch = int(args[0].shape[0])
+
+    def step(self, loss: torch.Tensor | float | None = None) -> dict[str, Any] | None:
+        """Count one optimizer step (``loss``: its batch loss); at every ``every``-th, measure and
+        return the new row (else None)."""
+        self.steps += 1
+        if loss is not None:
+            self._losses.append(
+                loss.detach().reshape(()) if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
+            )
+        t = self.steps
+        if (t + 1) % self.every == 0 or (t + 2) % self.every == 0 or t % self.every == 0:
+            self._snapshots[t] = self._theta()
+            for old in [s for s in self._snapshots if s < t - 2]:
+                del self._snapshots[old]
+        if t % self.every:
+            return None
+        row = self._check()
+        if self.verbose:
+            print(self.line, file=sys.stderr)
+        if self.writer is not None:
+            for key, value in row.items():
+                if isinstance(value, (int, float)) and key != "step" and math.isfinite(value):
+                    self.writer.add_scalar(f"monitor/{key}", value, t)
+        return row
+
+    # --- what it says ---------------------------------------------------------------------------
+    @property
+    def diagnosis(self) -> Diagnosis | None:
+        """The latest check's diagnosis (None before the first check)."""
+        return self._diagnosis if self.rows else None
+
+    @property
+    def line(self) -> str:
+        """One line for the latest check (empty before the first)."""
+        return summary_line(self.rows[-1]) if self.rows else ""
+
+    @property
+    def postfix(self) -> dict[str, str]:
+        """The latest check as a short dict, for ``tqdm``'s ``set_postfix``."""
+        if not self.rows:
+            return {}
+        row = self.rows[-1]
+        return {
+            "T": f"{row['temperature']:.2g}",
+            "S/E": f"{row['edge_ratio']:.2f}",
+            "lr*": f"{row['suggested_lr']:.2g}",
+            "dx": row["diagnosis"],
+        }
+
+    @property
+    def alarms(self) -> list[int]:
+        """The checks at which the sharpness crossed the edge (``S/E`` reached ``thresholds.edge``
+        after a check below it, or at the first check)."""
+        found, above = [], False
+        for row in self.rows:
+            now = row["edge_ratio"] >= self.thresholds.edge or not math.isfinite(row["loss"])
+            if now and not above:
+                found.append(row["step"])
+            above = now
+        return found
+
+    def report(self, out: str | Path) -> dict[str, Path]:
+        """Write ``monitor.csv``, ``monitor.json``, ``monitor.png``, ``monitor.md`` and ``monitor.html``
+        into ``out``; returns their paths."""
+        return write_report(Path(out), self.rows, COLUMNS, self.notes)
+
+    def close(self) -> None:
+        """Remove the hook and close the TensorBoard writer."""
+        self._hook.remove()
+        if self.writer is not None:
+            self.writer.close()
+
+    @property
+    def notes(self) -> list[str]:
+        notes = []
+        if self.held.vmap_failed:
+            notes.append(f"per-example gradients by a loop (torch.func: {self.held.vmap_failed})")
+        if (
+            len({(g["lr"], str(g.get("momentum")), str(g.get("betas"))) for g in self.optimizer.param_groups})
+            > 1
+        ):
+            notes.append("param groups differ: the first group's lr and momentum are read")
+        return notes
+
+    # --- a check --------------------------------------------------------------------------------
+    def _theta(self) -> torch.Tensor:
+        return torch.cat([p.detach().reshape(-1) for p in self.params]).clone()
+
+    @contextlib.contextmanager
+    def _evaluating(self):
+        modes = [(m, m.training) for m in self.model.modules()]
+        self._measuring = True
+        try:
+            for m, _ in modes:
+                m.training = False
+            yield
+        finally:
+            for m, mode in modes:
+                m.training = mode
+            self._measuring = False
+
+    def _check(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        with self._evaluating():
+            row = self._measure()
+            window = (
+                [*self.rows[-(self.thresholds.window - 1) :], row] if self.thresholds.window > 1 else [row]
+            )
+            if self.size > 1 and math.isfinite(row["loss"]) and stalled(window, self.thresholds):
+                row["lambda_min"] = self._lambda_min(row["_scale"])
+        del row["_scale"]
+        self._diagnosis = diagnose([*self.rows, row], self.thresholds)
+        row["diagnosis"], row["advice"] = self._diagnosis.name, self._diagnosis.message
+        row["seconds"] = time.perf_counter() - start
+        self.rows.append({key: row[key] for key in COLUMNS})
+        return self.rows[-1]
+
+    def _measure(self) -> dict[str, Any]:
+        t, d = self.steps, self.size
+        theta = self._snapshots[t]
+        dyn = read_dynamics(self.optimizer, self.params)
+        batch = self.batch_size or self._seen_batch or len(self.held.x)
+        noise = self.held.noise(theta, dyn.scale)
+        g = noise.gradient
+        g_metric2 = float(g @ g if dyn.scale is None else g @ (g / dyn.scale))
+        temperature = dyn.eta * noise.trace / (2 * batch * d * (1 - dyn.beta)) + dyn.thermal
+        temperature_se = dyn.eta * noise.trace_se / (2 * batch * d * (1 - dyn.beta))
+        theta64, scale64 = theta.to(torch.float64), None if dyn.scale is None else dyn.scale.to(torch.float64)
+        sharpness = self.tracker(len(self.tracker.steps), self.held.loss64, theta64, scale64)
+        trace = hutchinson_trace(self.held.loss64, theta64, self.probes, self.seed + t, scale=scale64)
+        kinetic = math.nan
+        if dyn.velocity is not None:
+            u = dyn.velocity
+            kinetic = float(u @ u if dyn.scale is None else u @ (dyn.scale * u)) / (2 * dyn.eta)
+        loss, loss_se = self._interval_loss(noise.loss)
+        edge_lr = dyn.edge_lr(sharpness)
+        return {
+            "step": t,
+            "loss": loss,
+            "loss_se": loss_se,
+            "held_loss": noise.loss,
+            "grad_norm": float(torch.linalg.vector_norm(g)),
+            "grad_norm_metric": math.sqrt(g_metric2),
+            "batch_size": batch,
+            "parameters": d,
+            "rule": dyn.rule,
+            "lr": dyn.lr,
+            "momentum": dyn.beta,
+            "time_step": dyn.time_step,
+            "friction": dyn.friction,
+            "effective_lr": dyn.effective_lr,
+            "noise_trace": noise.trace,
+            "noise_trace_se": noise.trace_se,
+            "temperature": temperature,
+            "temperature_se": temperature_se,
+            "noise_floor": d * temperature / 2,
+            "kinetic_energy": kinetic,
+            "potential_energy": loss,
+            "kinetic_temperature": 2 * kinetic / d,
+            "config_temperature": g_metric2 / trace.mean if trace.mean > 0 else math.nan,
+            "hessian_trace": trace.mean,
+            "sharpness": sharpness,
+            "edge": dyn.edge,
+            "edge_math": EDGE_MATH[dyn.rule],
+            "edge_ratio": sharpness / dyn.edge,
+            "edge_lr": edge_lr,
+            "suggested_lr": edge_lr / 2,
+            "lambda_min": math.nan,
+            "update_cosine": self._update_cosine(t),
+            "_scale": scale64,
+        }
+
+    def _interval_loss(self, held_loss: float) -> tuple[float, float]:
+        """The mean batch loss since the last check and its standard error (the held loss if the
+        loop gave none)."""
+        if not self._losses:
+            return held_loss, 0.0
+        values = torch.stack(self._losses).to(torch.float64)
+        self._losses = []
+        se = float(values.std() / math.sqrt(len(values))) if len(values) > 1 else 0.0
+        return float(values.mean()), se
+
+    def _update_cosine(self, t: int) -> float:
+        """The cosine between the last two updates ``w_t - w_{t-1}`` and ``w_{t-1} - w_{t-2}``."""
+        if t - 2 not in self._snapshots:
+            return math.nan
+        a = self._snapshots[t] - self._snapshots[t - 1]
+        b = self._snapshots[t - 1] - self._snapshots[t - 2]
+        norms = float(torch.linalg.vector_norm(a) * torch.linalg.vector_norm(b))
+        return float(a @ b) / norms if norms > 0 else math.nan
+
+    def _lambda_min(self, scale: torch.Tensor | None) -> float:
+        """The smallest eigenvalue (of ``P^-1 H``): the largest of ``-H``, by Lanczos (eigsh)."""
+        theta = self._snapshots[self.steps].to(torch.float64)
+        try:
+            top = top_eigenvalues(
+                lambda w: -self.held.loss64(w), theta, tol=1e-4, seed=self.seed, scale=scale
+            )
+        except Exception:  # ARPACK may not converge on a flat landscape
+            return math.nan
+        return -top.values[0]
+
+
+def _summary_writer(folder: str | Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise DescentError(
+            "tensorboard is not installed: pip install tensorboard (an optional extra), "
+            "or leave tensorboard=None"
+        ) from None
+    return SummaryWriter(str(folder))

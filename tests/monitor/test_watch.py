@@ -1,0 +1,206 @@
+"""The monitor leaves training alone (bit-identical parameters, optimizer state, buffers and random
+state with and without it), reads every supported optimizer, writes its outputs, and rejects bad input
+with one line naming the parameter before doing any work."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import descent
+from descent._errors import DescentError
+from descent.optim import TorchOptimizer
+
+torch.set_num_threads(1)
+
+X = torch.randn(96, 5, generator=torch.Generator().manual_seed(0))
+Y = torch.randint(0, 3, (96,), generator=torch.Generator().manual_seed(1))
+
+
+def _net(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Dropout(0.2), nn.Linear(8, 3))
+
+
+def _train(make_optimizer, with_monitor: bool, steps: int = 30):
+    model = _net()
+    optimizer = make_optimizer(model.parameters())
+    criterion = nn.CrossEntropyLoss()
+    monitor = None
+    if with_monitor:
+        monitor = descent.watch(model, optimizer, criterion, (X[:40], Y[:40]), every=4, verbose=False)
+    torch.manual_seed(123)  # dropout and the batches draw from the global generator
+    for _ in range(steps):
+        index = torch.randint(0, 96, (16,))
+        optimizer.zero_grad()
+        loss = criterion(model(X[index]), Y[index])
+        loss.backward()
+        optimizer.step()
+        if monitor is not None:
+            monitor.step(loss)
+    return model, optimizer, torch.get_rng_state(), monitor
+
+
+MAKERS = {
+    "sgd": lambda p: torch.optim.SGD(p, lr=0.1),
+    "sgd-momentum": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
+    "nesterov": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True),
+    "adam": lambda p: torch.optim.Adam(p, lr=1e-2),
+    "adamw": lambda p: torch.optim.AdamW(p, lr=1e-2),
+    "rmsprop": lambda p: torch.optim.RMSprop(p, lr=1e-3, momentum=0.5, centered=True),
+    "adagrad": lambda p: torch.optim.Adagrad(p, lr=0.05, lr_decay=0.01),
+    "descent-momentum": lambda p: TorchOptimizer(p, "momentum", lr=0.05, momentum=0.9),
+    "descent-adam": lambda p: TorchOptimizer(p, "adam", lr=1e-2),
+    "descent-langevin": lambda p: TorchOptimizer(p, "langevin", lr=0.05, temperature=1e-3),
+}
+
+
+@pytest.mark.parametrize("name", ["sgd-momentum", "adam", "descent-momentum"])
+def test_training_is_bit_identical_with_and_without_the_monitor(name):
+    plain_model, plain_opt, plain_rng, _ = _train(MAKERS[name], False)
+    model, opt, rng, monitor = _train(MAKERS[name], True)
+    assert len(monitor.rows) == 7
+    for a, b in zip(plain_model.state_dict().values(), model.state_dict().values()):  # BN buffers too
+        assert torch.equal(a, b)
+    for p, q in zip(plain_model.parameters(), model.parameters()):
+        for key, value in plain_opt.state[p].items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(opt.state[q][key]))
+    assert torch.equal(plain_rng, rng)
+    assert model.training and all(m.training for m in model.modules())
+
+
+@pytest.mark.parametrize("name", sorted(MAKERS))
+def test_every_optimizer_gives_finite_physics(name):
+    _, optimizer, _, monitor = _train(MAKERS[name], True, steps=8)
+    row = monitor.rows[-1]
+    for key in (
+        "temperature",
+        "sharpness",
+        "edge",
+        "edge_ratio",
+        "suggested_lr",
+        "grad_norm",
+        "hessian_trace",
+    ):
+        assert math.isfinite(row[key]) and row[key] != 0, key
+    inertial = row["momentum"] > 0
+    assert math.isfinite(row["kinetic_temperature"]) == inertial
+    assert row["batch_size"] == 16 and row["parameters"] == sum(p.numel() for p in monitor.params)
+    if name == "descent-langevin":  # the injected thermal noise adds its temperature
+        assert row["temperature"] > 1e-3
+
+
+def test_report_writes_rows_figure_and_text(tmp_path):
+    _, _, _, monitor = _train(MAKERS["sgd-momentum"], True, steps=12)
+    files = monitor.report(tmp_path)
+    assert sorted(files) == ["csv", "html", "json", "md", "png"]
+    rows = json.loads(files["json"].read_text())["rows"]
+    assert [r["step"] for r in rows] == [4, 8, 12]
+    assert files["csv"].read_text().splitlines()[0].split(",")[:3] == ["step", "loss", "loss_se"]
+    assert monitor.rows[-1]["advice"] in files["md"].read_text()
+    assert files["png"].stat().st_size > 10_000
+    assert monitor.line.startswith("step 12 | loss ") and monitor.postfix["dx"] == monitor.diagnosis.name
+
+
+def test_verbose_prints_one_line_per_check(capsys):
+    model = _net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    monitor = descent.watch(model, optimizer, nn.CrossEntropyLoss(), (X[:20], Y[:20]), every=2)
+    for _ in range(4):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(X[:8]), Y[:8])
+        loss.backward()
+        optimizer.step()
+        monitor.step(loss)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(" |")[0] for line in lines] == ["step 2", "step 4"]
+
+
+class _Reshaper(nn.Module):  # data-dependent control flow: torch.func.vmap cannot trace it
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(5, 3)
+
+    def forward(self, x):
+        if float(x.sum()) > 1e9:
+            return x
+        return self.linear(x)
+
+
+def test_a_model_vmap_cannot_handle_falls_back_to_a_loop_and_says_so_once():
+    model = _Reshaper()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    monitor = descent.watch(model, optimizer, nn.CrossEntropyLoss(), (X[:10], Y[:10]), every=1, verbose=False)
+    with pytest.warns(UserWarning, match="fall back to a loop") as caught:
+        for _ in range(3):
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(model(X[:8]), Y[:8])
+            loss.backward()
+            optimizer.step()
+            monitor.step(loss)
+    assert len([w for w in caught if "fall back" in str(w.message)]) == 1
+    # the loop's gradients are the same per-example gradients: check against autograd, example 0
+    theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    _, grads = monitor.held.per_example(theta)
+    model.zero_grad()
+    nn.functional.cross_entropy(model(X[:1]), Y[:1]).backward()
+    expected = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+    assert torch.allclose(grads[0], expected, atol=1e-6)
+    assert any("loop" in note for note in monitor.notes)
+
+
+def _ok():
+    model = _net()
+    return model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), (X[:10], Y[:10])
+
+
+@pytest.mark.parametrize(
+    "change, parameter",
+    [
+        ({"every": 0}, "every"),
+        ({"every": 2.5}, "every"),
+        ({"every": True}, "every"),
+        ({"held": X[:10]}, "held"),
+        ({"held": (X[:10], Y[:9])}, "held"),
+        ({"held": (X[:1], Y[:1])}, "held"),
+        ({"held": (X[:10], [0] * 10)}, "held"),
+        ({"model": "net"}, "model"),
+        ({"model": nn.ReLU()}, "model"),
+        ({"optimizer": torch.optim.LBFGS(nn.Linear(2, 2).parameters())}, "optimizer"),
+        ({"optimizer": torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)}, "optimizer"),
+        ({"loss_fn": 3}, "loss_fn"),
+        ({"products": 0}, "products"),
+        ({"probes": 1}, "probes"),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_parameter(change, parameter):
+    model, optimizer, loss_fn, held = _ok()
+    arguments = {
+        "model": model,
+        "optimizer": optimizer,
+        "loss_fn": loss_fn,
+        "held": held,
+        "every": 5,
+        **change,
+    }
+    with pytest.raises(DescentError) as error:
+        descent.watch(**arguments)
+    assert error.value.parameter == parameter and "\n" not in str(error.value)
+    assert not model._forward_pre_hooks  # no work done: not even the hook
+
+
+def test_tensorboard_without_the_package_is_one_clear_line(tmp_path):
+    pytest.importorskip("scipy")
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("tensorboard is installed here")
+    model, optimizer, loss_fn, held = _ok()
+    with pytest.raises(DescentError, match="^tensorboard is not installed: pip install tensorboard"):
+        descent.watch(model, optimizer, loss_fn, held, tensorboard=tmp_path)
