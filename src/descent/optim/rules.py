@@ -440,8 +440,25 @@ ADAMW = UpdateRule(
 )
 
 
+# the rules that learn their rate build on the helpers above, so they are imported once those exist
+from descent.optim.hypergradient import HD_ADAM, HD_MOMENTUM, HD_SGD  # noqa: E402
+
 RULES: dict[str, UpdateRule] = {
-    rule.name: rule for rule in (GD, MOMENTUM, NESTEROV, ADAGRAD, RMSPROP, ADAM, ADAMW, AMSGRAD, LANGEVIN)
+    rule.name: rule
+    for rule in (
+        GD,
+        MOMENTUM,
+        NESTEROV,
+        ADAGRAD,
+        RMSPROP,
+        ADAM,
+        ADAMW,
+        AMSGRAD,
+        LANGEVIN,
+        HD_SGD,
+        HD_MOMENTUM,
+        HD_ADAM,
+    )
 }
 
 
