@@ -5,7 +5,10 @@
 name        fires when (window = the last ``window`` checks, newest last)
 ==========  =======================================================================================
 diverging   the loss is not finite, or the sharpness is past the edge (``S/E >= edge``) and the loss
-            rises (relative rise over the window above ``rising`` and beyond 2 standard errors)
+            rises (over the window by more than ``rising``, relative, and beyond 2 standard errors or
+            at every check), or the loss rises by more than ``blowup`` below the edge (a run that blew
+            up and saturated), or the loss is above ``blown`` times its best (if that is > 0) and above
+            its start (it blew up earlier); after a blow-up the advice is ``min(c/(2 S_max), lr/blown)``
 edge        ``S/E >= edge`` and the loss does not rise: about to diverge (or at the edge of stability)
 oscillating successive updates are anti-aligned: median cosine over the window ``<= oscillating``
 saddle      stalled (below) and the smallest Hessian eigenvalue is negative beyond ``saddle * S``
@@ -40,6 +43,8 @@ class Thresholds:
     window: int = 3
     edge: float = 1.0
     rising: float = 0.02
+    blowup: float = 0.1
+    blown: float = 10.0
     oscillating: float = -0.5
     saddle: float = 0.01
     small_gradient: float = 1e-3
@@ -48,7 +53,7 @@ class Thresholds:
     cool_target: float = 0.1
     cold: float = 0.01
     cold_edge: float = 0.05
-    slow: float = 1e-3
+    slow: float = 1e-2
 
 
 @dataclass(frozen=True)
@@ -73,8 +78,13 @@ def loss_change(window: Sequence[Row]) -> tuple[float, float, int]:
 
 
 def rising(window: Sequence[Row], th: Thresholds) -> bool:
+    """The loss rose over the window by more than ``rising`` (relative) and beyond noise: by more than
+    two standard errors, or at every check (a growing loss inflates its own standard error)."""
+    if len(window) < 2:
+        return False
     change, se, _ = loss_change(window)
-    return len(window) > 1 and change > th.rising * abs(window[0]["loss"]) and change > 2 * se
+    every_check = all(b["loss"] > a["loss"] for a, b in zip(window, window[1:]))
+    return change > th.rising * abs(window[0]["loss"]) and (change > 2 * se or every_check)
 
 
 def flat(window: Sequence[Row], th: Thresholds) -> bool:
@@ -102,13 +112,39 @@ def diverging(window: Sequence[Row], th: Thresholds) -> Diagnosis | None:
         return Diagnosis(
             "diverging", f"diverged: the loss is {last['loss']}; {_lower(last)}", last["suggested_lr"]
         )
-    if last["edge_ratio"] >= th.edge and rising(window, th):
+    best = last["best_loss"]
+    blown = best > 0 and last["loss"] > max(th.blown * best, last["start_loss"])
+    up = rising(window, th)
+    if last["edge_ratio"] >= th.edge and (up or blown):
         message = (
             f"diverging: sharpness {_g(last['sharpness'])} is past the edge {_g(last['edge'])} "
             f"({last['edge_math']}) and the loss rises: {_lower(last)}"
         )
         return Diagnosis("diverging", message, last["suggested_lr"])
+    lr = _after_blowup(last, th)
+    if blown:
+        message = (
+            f"diverged: the loss {_g(last['loss'])} is {_g(last['loss'] / last['best_loss'])} times its best "
+            f"{_g(last['best_loss'])} and above its start {_g(last['start_loss'])}; the sharpness peaked at "
+            f"{_g(last['max_sharpness'])}: lower lr to {_g(lr)}"
+        )
+        return Diagnosis("diverging", message, lr)
+    change, _, steps = loss_change(window)
+    if up and change > th.blowup * abs(window[0]["loss"]):
+        message = (
+            f"diverging: the loss rose {_g(100 * change / abs(window[0]['loss']))} % in {steps} steps while "
+            f"the sharpness {_g(last['sharpness'])} is below the edge; it peaked at "
+            f"{_g(last['max_sharpness'])} (a blow-up that saturated the model?): lower lr to {_g(lr)}"
+        )
+        return Diagnosis("diverging", message, lr)
     return None
+
+
+def _after_blowup(last: Row, th: Thresholds) -> float:
+    """The lr to advise after a blow-up: half the edge lr at the largest sharpness seen, ``c/(2 S_max)``,
+    but at most ``lr/blown`` (a saturated model's sharpness no longer bounds the lr that blew it up)."""
+    edge_lr = last["edge"] * last["lr"] / last["max_sharpness"] if last["max_sharpness"] > 0 else math.inf
+    return min(edge_lr / 2, last["lr"] / th.blown)
 
 
 def edge(window: Sequence[Row], th: Thresholds) -> Diagnosis | None:

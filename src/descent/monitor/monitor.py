@@ -38,6 +38,8 @@ COLUMNS = (
     "step",
     "loss",
     "loss_se",
+    "best_loss",
+    "start_loss",
     "held_loss",
     "grad_norm",
     "grad_norm_metric",
@@ -60,6 +62,7 @@ COLUMNS = (
     "config_temperature",
     "hessian_trace",
     "sharpness",
+    "max_sharpness",
     "edge",
     "edge_math",
     "edge_ratio",
@@ -69,6 +72,8 @@ COLUMNS = (
     "update_cosine",
     "diagnosis",
     "advice",
+    "advised_lr",
+    "advised_batch_size",
     "seconds",
 )
 
@@ -146,6 +151,8 @@ class Monitor:
         self._diagnosis: Diagnosis | None = None
         self._losses: list[torch.Tensor] = []
         self._snapshots: dict[int, torch.Tensor] = {0: self._theta()}
+        with self._evaluating(), torch.no_grad():  # the held loss before training
+            self._start_loss = float(self.held.loss(self._snapshots[0]))
         self._hook = model.register_forward_pre_hook(self._see_batch)
 
     # --- the loop's side ------------------------------------------------------------------------
@@ -267,6 +274,8 @@ class Monitor:
         del row["_scale"]
         self._diagnosis = diagnose([*self.rows, row], self.thresholds)
         row["diagnosis"], row["advice"] = self._diagnosis.name, self._diagnosis.message
+        row["advised_lr"] = math.nan if self._diagnosis.lr is None else self._diagnosis.lr
+        row["advised_batch_size"] = self._diagnosis.batch_size
         row["seconds"] = time.perf_counter() - start
         self.rows.append({key: row[key] for key in COLUMNS})
         return self.rows[-1]
@@ -294,6 +303,8 @@ class Monitor:
             "step": t,
             "loss": loss,
             "loss_se": loss_se,
+            "best_loss": min([loss, self._start_loss, *(r["loss"] for r in self.rows)]),
+            "start_loss": self._start_loss,
             "held_loss": noise.loss,
             "grad_norm": float(torch.linalg.vector_norm(g)),
             "grad_norm_metric": math.sqrt(g_metric2),
@@ -316,6 +327,7 @@ class Monitor:
             "config_temperature": g_metric2 / trace.mean if trace.mean > 0 else math.nan,
             "hessian_trace": trace.mean,
             "sharpness": sharpness,
+            "max_sharpness": max([sharpness, *(r["sharpness"] for r in self.rows)]),
             "edge": dyn.edge,
             "edge_math": EDGE_MATH[dyn.rule],
             "edge_ratio": sharpness / dyn.edge,

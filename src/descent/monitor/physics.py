@@ -17,7 +17,9 @@ ball, so one set of formulas serves every rule (REFERENCE.md, "Physics dictionar
 
 Torch's SGD keeps the buffer ``b`` with ``w <- w - lr b``, so its velocity is ``u = -lr b``; Adam's is
 ``u = -lr m/P`` with ``P = (1 - beta1^t)(sqrt(v_hat) + eps)`` (`descent.train.hessian.adam_preconditioner`),
-so that ``eta = lr (1 - beta1)``. Only the first param group's hyper-parameters are read.
+so that ``eta = lr (1 - beta1)`` (AMSGrad: the running maximum of ``v``). The factor ``1 - beta1^t`` makes
+Adam's edge a little lower than the rules' declaration (which omits it) in the first ``~1/(1 - beta1)``
+steps. Only the first param group's hyper-parameters are read.
 """
 
 from __future__ import annotations
@@ -105,7 +107,8 @@ def read_dynamics(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) 
         return _sgd(optimizer, params, kind, group, lr)
     if kind in ("Adam", "AdamW", "adam", "adamw", "amsgrad"):
         beta1 = float(group["betas"][0])
-        scale = _adam_scale(optimizer, params)
+        amsgrad = kind == "amsgrad" or bool(group.get("amsgrad", False))
+        scale = _amsgrad_scale(optimizer, params, group) if amsgrad else _adam_scale(optimizer, params)
         velocity = None if scale is None else -lr * _flat(optimizer, params, "exp_avg") / scale
         c = 2 * (1 + beta1) / (1 - beta1)
         return Dynamics("adam", lr, lr * (1 - beta1), beta1, c, scale, velocity)
@@ -162,6 +165,16 @@ def _flat(optimizer, params, name: str) -> torch.Tensor | None:
             return None
         parts.append(value.detach().reshape(-1))
     return torch.cat(parts)
+
+
+def _amsgrad_scale(optimizer, params, group) -> torch.Tensor | None:
+    """AMSGrad's P: Adam's with the running maximum of the second moment."""
+    maximum, steps = _flat(optimizer, params, "max_exp_avg_sq"), _first_state(optimizer, params, "step")
+    if maximum is None or steps is None:
+        return None
+    beta1, beta2 = group["betas"]
+    t = float(steps.reshape(-1)[0])
+    return ((1 - beta1**t) * (torch.sqrt(maximum / (1 - beta2**t)) + group["eps"])).to(params[0].dtype)
 
 
 def _adam_scale(optimizer, params) -> torch.Tensor | None:

@@ -18,11 +18,12 @@ Row = dict[str, Any]
 
 
 def summary_line(row: Row) -> str:
-    """``step 500 | loss 0.231 | T 3.1e-05 | S 12.3 / edge 20 | lr 0.1 -> 0.081 | healthy``."""
+    """``step 500 | loss 0.231 | |g| 0.5 | T 3.1e-05 | S 12.3 / edge 20 | lr 0.1 -> 0.081 | healthy``
+    (``->``: the lr the diagnosis advises)."""
     return (
         f"step {row['step']} | loss {row['loss']:.4g} | |g| {row['grad_norm']:.3g} "
         f"| T {row['temperature']:.3g} | S {row['sharpness']:.4g} / edge {row['edge']:.4g} "
-        f"| lr {row['lr']:.3g} -> {row['suggested_lr']:.3g} | {row['diagnosis']}"
+        f"| lr {row['lr']:.3g} -> {row['advised_lr']:.3g} | {row['diagnosis']}"
     )
 
 
