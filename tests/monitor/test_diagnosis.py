@@ -102,3 +102,11 @@ def test_healthy_and_starting():
     """A wide spectrum at lr 1/lambda_max: the slow modes keep the loss falling by a few % a step."""
     monitor, names = _run(torch.logspace(-1, 1, D), lr=0.1, steps=40, noise=0.01)
     assert names == ["starting", "healthy", "healthy", "healthy"]
+
+
+def test_a_run_that_reaches_nan_is_diverged_and_the_monitor_keeps_going():
+    monitor, names = _run(torch.linspace(1.0, 10.0, D), lr=3 * 2 / 10, steps=600, every=20)
+    assert not torch.isfinite(monitor.model.w).all()
+    assert names[-1] == "diverging" and "the loss is nan" in monitor.diagnosis.message
+    assert monitor.alarms[0] == 20  # past the edge from the first check
+    assert monitor.diagnosis.lr == pytest.approx(0.06)  # min(1/lambda_max, lr/10)

@@ -29,7 +29,7 @@ from descent._errors import DescentError, invalid
 from descent.monitor.diagnosis import Diagnosis, Thresholds, diagnose, stalled
 from descent.monitor.inputs import check_inputs, check_int
 from descent.monitor.measure import HeldBatch, Loss
-from descent.monitor.physics import EDGE_MATH, read_dynamics
+from descent.monitor.physics import EDGE_MATH, Dynamics, read_dynamics
 from descent.monitor.report import summary_line, write_report
 from descent.train.hessian import SharpnessTracker, hutchinson_trace, top_eigenvalues
 
@@ -95,7 +95,7 @@ def watch(
     >>> monitor = watch(model, optimizer, torch.nn.functional.mse_loss, (x, y), every=5, verbose=False)
     >>> for _ in range(20):
     ...     optimizer.zero_grad(); loss = torch.nn.functional.mse_loss(model(x[:16]), y[:16]); loss.backward()
-    ...     optimizer.step(); monitor.step(loss)
+    ...     optimizer.step(); _ = monitor.step(loss)
     >>> [row["step"] for row in monitor.rows], monitor.rows[-1]["batch_size"]
     ([5, 10, 15, 20], 16)
     """
@@ -285,13 +285,16 @@ class Monitor:
         theta = self._snapshots[t]
         dyn = read_dynamics(self.optimizer, self.params)
         batch = self.batch_size or self._seen_batch or len(self.held.x)
+        if not bool(torch.isfinite(theta).all()):
+            return self._diverged_row(dyn, batch)
         noise = self.held.noise(theta, dyn.scale)
         g = noise.gradient
         g_metric2 = float(g @ g if dyn.scale is None else g @ (g / dyn.scale))
         temperature = dyn.eta * noise.trace / (2 * batch * d * (1 - dyn.beta)) + dyn.thermal
         temperature_se = dyn.eta * noise.trace_se / (2 * batch * d * (1 - dyn.beta))
         theta64, scale64 = theta.to(torch.float64), None if dyn.scale is None else dyn.scale.to(torch.float64)
-        sharpness = self.tracker(len(self.tracker.steps), self.held.loss64, theta64, scale64)
+        tracked = self.tracker(len(self.tracker.steps), self.held.loss64, theta64, scale64)
+        sharpness = math.nan if tracked is None else tracked  # every call is a check (every=1)
         trace = hutchinson_trace(self.held.loss64, theta64, self.probes, self.seed + t, scale=scale64)
         kinetic = math.nan
         if dyn.velocity is not None:
@@ -337,6 +340,36 @@ class Monitor:
             "update_cosine": self._update_cosine(t),
             "_scale": scale64,
         }
+
+    def _diverged_row(self, dyn: Dynamics, batch: int) -> dict[str, Any]:
+        """A row for parameters that are no longer finite: nothing can be measured; the loss is NaN."""
+        self._losses = []
+        row: dict[str, Any] = dict.fromkeys(COLUMNS, math.nan)
+        best = min([self._start_loss, *(r["loss"] for r in self.rows)])
+        peak = max(
+            [math.nan, *(r["sharpness"] for r in self.rows)], key=lambda v: -math.inf if math.isnan(v) else v
+        )
+        edge_lr = dyn.edge_lr(peak) if math.isfinite(peak) else math.nan
+        row.update(
+            step=self.steps,
+            best_loss=best,
+            start_loss=self._start_loss,
+            batch_size=batch,
+            parameters=self.size,
+            rule=dyn.rule,
+            lr=dyn.lr,
+            momentum=dyn.beta,
+            time_step=dyn.time_step,
+            friction=dyn.friction,
+            effective_lr=dyn.effective_lr,
+            max_sharpness=peak,
+            edge=dyn.edge,
+            edge_math=EDGE_MATH[dyn.rule],
+            edge_lr=edge_lr,
+            suggested_lr=min(edge_lr / 2, dyn.lr / 10) if math.isfinite(edge_lr) else dyn.lr / 10,
+            _scale=None,
+        )
+        return row
 
     def _interval_loss(self, held_loss: float) -> tuple[float, float]:
         """The mean batch loss since the last check and its standard error (the held loss if the

@@ -109,14 +109,16 @@ def read_dynamics(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) 
         beta1 = float(group["betas"][0])
         amsgrad = kind == "amsgrad" or bool(group.get("amsgrad", False))
         scale = _amsgrad_scale(optimizer, params, group) if amsgrad else _adam_scale(optimizer, params)
-        velocity = None if scale is None else -lr * _flat(optimizer, params, "exp_avg") / scale
+        momentum = _flat(optimizer, params, "exp_avg")
+        velocity = None if scale is None or momentum is None else -lr * momentum / scale
         c = 2 * (1 + beta1) / (1 - beta1)
         return Dynamics("adam", lr, lr * (1 - beta1), beta1, c, scale, velocity)
     if kind in ("RMSprop", "rmsprop"):
         mu = float(group["momentum"])
         square = _flat(optimizer, params, "square_avg")
-        if square is not None and group["centered"]:
-            square = square - _flat(optimizer, params, "grad_avg") ** 2
+        mean = _flat(optimizer, params, "grad_avg") if group["centered"] else None
+        if square is not None and mean is not None:
+            square = square - mean**2
         scale = None if square is None else torch.sqrt(square) + group["eps"]
         buffer_name = "buffer" if kind == "rmsprop" else "momentum_buffer"
         buffer = _flat(optimizer, params, buffer_name) if mu > 0 else None
