@@ -106,16 +106,21 @@ def test_report_writes_rows_figure_and_text(tmp_path):
     assert monitor.line.startswith("step 12 | loss ") and monitor.postfix["dx"] == monitor.diagnosis.name
 
 
-def test_verbose_prints_one_line_per_check(capsys):
-    model = _net()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    monitor = descent.watch(model, optimizer, nn.CrossEntropyLoss(), (X[:20], Y[:20]), every=2)
-    for _ in range(4):
+def _loop(model, optimizer, monitor, steps: int) -> None:
+    """Full-batch steps on the first 8 examples (no dropout or batch norm in these models)."""
+    for _ in range(steps):
         optimizer.zero_grad()
         loss = nn.functional.cross_entropy(model(X[:8]), Y[:8])
         loss.backward()
         optimizer.step()
         monitor.step(loss)
+
+
+def test_verbose_prints_one_line_per_check(capsys):
+    model = _net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    monitor = descent.watch(model, optimizer, nn.CrossEntropyLoss(), (X[:20], Y[:20]), every=2)
+    _loop(model, optimizer, monitor, 4)
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(" |")[0] for line in lines] == ["step 2", "step 4"]
 
@@ -136,12 +141,7 @@ def test_a_model_vmap_cannot_handle_falls_back_to_a_loop_and_says_so_once():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     monitor = descent.watch(model, optimizer, nn.CrossEntropyLoss(), (X[:10], Y[:10]), every=1, verbose=False)
     with pytest.warns(UserWarning, match="fall back to a loop") as caught:
-        for _ in range(3):
-            optimizer.zero_grad()
-            loss = nn.functional.cross_entropy(model(X[:8]), Y[:8])
-            loss.backward()
-            optimizer.step()
-            monitor.step(loss)
+        _loop(model, optimizer, monitor, 3)
     assert len([w for w in caught if "fall back" in str(w.message)]) == 1
     # the loop's gradients are the same per-example gradients: check against autograd, example 0
     theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])

@@ -311,14 +311,7 @@ class Monitor:
             "held_loss": noise.loss,
             "grad_norm": float(torch.linalg.vector_norm(g)),
             "grad_norm_metric": math.sqrt(g_metric2),
-            "batch_size": batch,
-            "parameters": d,
-            "rule": dyn.rule,
-            "lr": dyn.lr,
-            "momentum": dyn.beta,
-            "time_step": dyn.time_step,
-            "friction": dyn.friction,
-            "effective_lr": dyn.effective_lr,
+            **self._optimizer_columns(dyn, batch),
             "noise_trace": noise.trace,
             "noise_trace_se": noise.trace_se,
             "temperature": temperature,
@@ -331,14 +324,27 @@ class Monitor:
             "hessian_trace": trace.mean,
             "sharpness": sharpness,
             "max_sharpness": max([sharpness, *(r["sharpness"] for r in self.rows)]),
-            "edge": dyn.edge,
-            "edge_math": EDGE_MATH[dyn.rule],
             "edge_ratio": sharpness / dyn.edge,
             "edge_lr": edge_lr,
             "suggested_lr": edge_lr / 2,
             "lambda_min": math.nan,
             "update_cosine": self._update_cosine(t),
             "_scale": scale64,
+        }
+
+    def _optimizer_columns(self, dyn: Dynamics, batch: int) -> dict[str, Any]:
+        """The optimizer's columns: the physical terms and the edge."""
+        return {
+            "batch_size": batch,
+            "parameters": self.size,
+            "rule": dyn.rule,
+            "lr": dyn.lr,
+            "momentum": dyn.beta,
+            "time_step": dyn.time_step,
+            "friction": dyn.friction,
+            "effective_lr": dyn.effective_lr,
+            "edge": dyn.edge,
+            "edge_math": EDGE_MATH[dyn.rule],
         }
 
     def _diverged_row(self, dyn: Dynamics, batch: int) -> dict[str, Any]:
@@ -350,21 +356,12 @@ class Monitor:
             [math.nan, *(r["sharpness"] for r in self.rows)], key=lambda v: -math.inf if math.isnan(v) else v
         )
         edge_lr = dyn.edge_lr(peak) if math.isfinite(peak) else math.nan
+        row.update(self._optimizer_columns(dyn, batch))
         row.update(
             step=self.steps,
             best_loss=best,
             start_loss=self._start_loss,
-            batch_size=batch,
-            parameters=self.size,
-            rule=dyn.rule,
-            lr=dyn.lr,
-            momentum=dyn.beta,
-            time_step=dyn.time_step,
-            friction=dyn.friction,
-            effective_lr=dyn.effective_lr,
             max_sharpness=peak,
-            edge=dyn.edge,
-            edge_math=EDGE_MATH[dyn.rule],
             edge_lr=edge_lr,
             suggested_lr=min(edge_lr / 2, dyn.lr / 10) if math.isfinite(edge_lr) else dyn.lr / 10,
             _scale=None,
