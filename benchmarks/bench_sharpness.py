@@ -2,8 +2,8 @@
 network (tanh MLP 64-64-64-10, MSE, the first 1000 digits images, lr 0.1) for ``--steps`` steps,
 
 - plain: training alone (`TorchOptimizer("gd")`);
-- tracker k: plus `SharpnessTracker(every=k)` (3 Hessian-vector products per check, warm-started;
-  its first check is a cold eigsh), for k = 10 and 100;
+- tracker k: plus `SharpnessTracker(every=k)` (3 Hessian-vector products per check: thick-restart
+  Lanczos from the previous check's 2 top Ritz vectors; its first check is a cold eigsh), k = 10, 100;
 - warm eigsh k=10: plus `top_eigenvalues` warm-started from the last eigenvector every 10 steps
   (tolerance 1e-6, ncv 10: what the edge-of-stability experiment measures with);
 - cold eigsh k=100: plus a cold `top_eigenvalues` (tolerance 1e-10, random start) every 100 steps;
@@ -12,7 +12,13 @@ and one cold eigsh and one Hessian-vector product alone. Each case runs ``--repe
 (best kept); wall and CPU seconds are both given, with the load average, as the machine is shared.
 Prints a markdown table and, with ``--json``, the numbers.
 
+``--accuracy`` instead measures the tracker against a cold eigsh: ``--accuracy-steps`` GD steps (2000)
+at each lr of ``--lrs`` (0.1 0.2), the tracker every 10 steps with ``--products`` and ``--keep``, a
+cold eigsh (tolerance 1e-10) every 100 steps; prints |tracked/cold - 1| at each checkpoint, the
+largest and how many are within 1 %.
+
     .venv/bin/python benchmarks/bench_sharpness.py [--steps 1000] [--repeat 3] [--json]
+    .venv/bin/python benchmarks/bench_sharpness.py --accuracy [--products 3] [--keep 2]
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import torch
 from machine import cpu_model, load_average
 
 
-def setup():
+def setup(lr: float = 0.1):
     from descent.experiments.edge_of_stability import digits
     from descent.optim import TorchOptimizer
     from descent.train import build_model, loss_function
@@ -37,15 +43,15 @@ def setup():
         y,
         model,
         loss_function("mse", "classification"),
-        TorchOptimizer(model.parameters(), "gd", lr=0.1),
+        TorchOptimizer(model.parameters(), "gd", lr=lr),
     )
 
 
-def train(steps: int, measure=None) -> dict:
+def train(steps: int, measure=None, lr: float = 0.1) -> dict:
     """``steps`` GD steps, calling ``measure(step, fn, theta)`` before each; times and products."""
     from descent.train import flat_parameters, functional_loss
 
-    x, y, model, loss, optimizer = setup()
+    x, y, model, loss, optimizer = setup(lr)
     wall, cpu = time.perf_counter(), time.process_time()
     for step in range(steps):
         if measure is not None:
@@ -116,14 +122,49 @@ def one_off() -> dict:
     }
 
 
+def accuracy(steps: int, lrs: list[float], products: int, keep: int) -> dict:
+    """The tracker (every 10 steps) against a cold eigsh every 100 steps, per lr: the relative errors
+    at the checkpoints, the largest, and how many are within 1 %."""
+    from descent.train.hessian import SharpnessTracker
+
+    out = {}
+    for lr in lrs:
+        tracker = SharpnessTracker(every=10, products=products, keep=keep, cold_every=100)
+        train(steps + 1, tracker, lr=lr)
+        tracked = tracker.tracked_at(tracker.cold_steps[1:])  # step 0 is the cold start itself
+        errors = [abs(t / c - 1) for t, c in zip(tracked, tracker.cold_values[1:])]
+        out[lr] = {
+            "steps": tracker.cold_steps[1:],
+            "errors": errors,
+            "max": max(errors),
+            "within_1pct": sum(e < 0.01 for e in errors),
+            "max_products": max(tracker.hvps[1:]),
+        }
+        print(
+            f"lr {lr}: products {products}, keep {keep}: largest error {max(errors):.2%}, "
+            f"{out[lr]['within_1pct']}/{len(errors)} checkpoints within 1 %, "
+            f"at most {out[lr]['max_products']} products a check"
+        )
+        print("  step:  " + " ".join(f"{s:>5d}" for s in tracker.cold_steps[1:]))
+        print("  err %: " + " ".join(f"{100 * e:5.2f}" for e in errors))
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--accuracy", action="store_true")
+    parser.add_argument("--accuracy-steps", type=int, default=2000)
+    parser.add_argument("--lrs", type=float, nargs="+", default=[0.1, 0.2])
+    parser.add_argument("--products", type=int, default=3)
+    parser.add_argument("--keep", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.accuracy:
+        return accuracy(args.accuracy_steps, args.lrs, args.products, args.keep)
     loads = [load_average()]
     best: dict[str, dict] = {}
     for _ in range(args.repeat):

@@ -119,7 +119,7 @@ def test_hutchinson_rademacher_probes_see_only_the_off_diagonal():
     matrix = torch.diag(torch.linspace(1.0, 10.0, 40, dtype=torch.float64)) + off + off.T
     matrix.fill_diagonal_(0).add_(torch.diag(torch.linspace(1.0, 10.0, 40, dtype=torch.float64)))
     trace = hutchinson_trace(
-        lambda w: 0.5 * w @ matrix @ w, torch.zeros(40, dtype=torch.float64), 400, seed=1
+        lambda w, m=matrix: 0.5 * w @ m @ w, torch.zeros(40, dtype=torch.float64), 400, seed=1
     )
     variance = 2 * float((matrix - torch.diag(torch.diagonal(matrix))).square().sum())
     assert abs(trace.se / math.sqrt(variance / 400) - 1) < 0.25
@@ -173,7 +173,8 @@ def test_lanczos_refine_is_exact_from_an_eigenvector_and_bounded_by_lambda_max(p
 def test_the_tracker_uses_at_most_3_products_and_agrees_within_1_percent_along_a_gd_run():
     """Full-batch GD at lr 0.5: the sharpness starts at 6.0, above 2/lr = 4, falls and then hovers near
     4 (this small net's edge of stability) while its eigenvector turns; every 10 steps the tracker
-    spends 3 Lanczos products warm-started from its last vector, and a cold eigsh runs every 100."""
+    spends 3 products (thick-restart Lanczos from its last 2 Ritz vectors), and a cold eigsh runs
+    every 100."""
     model, loss, x, y = small_problem(steps=0)
     optimizer = TorchOptimizer(model.parameters(), "gd", lr=0.5)
     tracker = SharpnessTracker(every=10, cold_every=100)
@@ -195,6 +196,45 @@ def test_the_tracker_uses_at_most_3_products_and_agrees_within_1_percent_along_a
     assert tracker.values[0] > 1.3 * 4.0 and abs(tracker.values[-1] / 4.0 - 1) < 0.15
 
 
+def crossing_family(n: int = 40, rotation: float = 0.3):
+    """``H(t) = U(t) diag(10 - 4t, 7 + 2t, bulk) U(t)^T`` with the bulk spread over [-1, 4] and
+    ``U(t) = U_0 exp(t S)``, ``S`` skew with spectral norm ``rotation``: the top two eigenvalues cross
+    at t = 1/2 (both 8) while every eigenvector turns."""
+    generator = torch.Generator().manual_seed(7)
+    u0, _ = torch.linalg.qr(torch.randn(n, n, dtype=torch.float64, generator=generator))
+    skew = torch.randn(n, n, dtype=torch.float64, generator=generator)
+    skew = rotation * (skew - skew.T) / torch.linalg.matrix_norm(skew - skew.T, 2)
+    bulk = torch.linspace(-1.0, 4.0, n - 2, dtype=torch.float64)
+
+    def hessian(t: float) -> torch.Tensor:
+        top = torch.tensor([10.0 - 4.0 * t, 7.0 + 2.0 * t], dtype=torch.float64)
+        u = u0 @ torch.linalg.matrix_exp(t * skew)
+        return u @ torch.diag(torch.cat([top, bulk])) @ u.T
+
+    return hessian
+
+
+def track_crossing(keep: int) -> tuple[list[float], SharpnessTracker]:
+    """The tracker (a check at each of 21 points t = 0, 0.05, ..., 1) on the quadratic loss
+    ``w^T H(t) w / 2``: its relative error against the exact largest eigenvalue at each check."""
+    hessian, tracker, errors = crossing_family(), SharpnessTracker(every=1, keep=keep), []
+    for step in range(21):
+        matrix = hessian(step / 20)
+        value = tracker(step, lambda w, m=matrix: 0.5 * w @ m @ w, torch.zeros(40, dtype=torch.float64))
+        errors.append(abs(value / float(torch.linalg.eigvalsh(matrix)[-1]) - 1))
+    return errors, tracker
+
+
+def test_the_tracker_follows_the_larger_branch_through_a_crossing_of_the_top_two_eigenvalues():
+    """Two kept Ritz vectors hold both branches, so the Rayleigh-Ritz step picks the rising one;
+    one vector (plain Lanczos, keep=1) follows the falling branch past the crossing."""
+    errors, tracker = track_crossing(keep=2)
+    assert max(tracker.hvps[1:]) <= 3
+    assert max(errors) < 0.01, errors
+    single, _ = track_crossing(keep=1)
+    assert max(single[:11]) < 1e-4 and max(single[11:]) > 0.05, single  # the crossing is real
+
+
 def test_bad_input_is_refused_before_any_work(problem):
     fn, theta, _ = problem
     with pytest.raises(DescentError, match="invalid k=0"):
@@ -211,3 +251,5 @@ def test_bad_input_is_refused_before_any_work(problem):
         SharpnessTracker(products=0)
     with pytest.raises(DescentError, match="invalid every=0"):
         SharpnessTracker(every=0)
+    with pytest.raises(DescentError, match="invalid keep=4"):
+        SharpnessTracker(products=3, keep=4)
