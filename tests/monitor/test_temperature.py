@@ -97,3 +97,36 @@ def test_kinetic_temperature_of_torch_sgd_reads_the_momentum_buffer():
     row = monitor.rows[-1]
     assert row["kinetic_energy"] == pytest.approx(float(u @ u) / (2 * 0.02), rel=1e-10)
     assert row["kinetic_temperature"] == pytest.approx(float(u @ u) / (0.02 * D), rel=1e-10)
+
+
+def test_temperature_and_the_equilibrium_check_against_the_stationary_physics():
+    """SGD at lr * lambda_max = 0.1 reaches the stationary covariance S of the discrete Lyapunov equation
+    ``S = (I - lr A) S (I - lr A)^T + lr^2 C/B`` (descent.theory.noise). The monitor's T (the small-lr
+    formula) must be within 5 % of the equipartition temperature ``tr(A S)/d``; its configurational
+    temperature ``|grad U|^2 / tr H``, averaged over the checks, must match ``tr(A^2 S)/tr A`` within
+    4 standard errors (the checks are ~1.5 relaxation times apart, so nearly independent)."""
+    from descent.theory.noise import sgd_stationary_covariance
+
+    source = _noise(11)
+    hessian = spectrum_matrix(torch.linspace(0.5, 5.0, D), 11)
+    lr, batch = 0.02, 4
+    held = source.draw(N_HELD)
+    held = held - held.mean(dim=0)  # the held gradient is then exactly A w, the true force
+    model = Quadratic(hessian, torch.zeros(D))
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    monitor = descent.watch(
+        model, optimizer, mean_energy, (held, torch.zeros(N_HELD)), every=150, verbose=False
+    )
+    for _ in range(150 * 40):
+        monitor.step(sgd_step(model, optimizer, source.draw(batch)))
+    c = source.covariance.numpy()
+    s = sgd_stationary_covariance(hessian.numpy(), c / batch, lr)
+    a = hessian.numpy()
+    equipartition = float((a * s).sum()) / D  # tr(A S)/d
+    rows = monitor.rows[3:]  # after the transient
+    assert abs(rows[-1]["temperature"] / equipartition - 1) < 0.05
+    config = torch.tensor([r["config_temperature"] for r in rows], dtype=DTYPE)
+    expected = float((a @ a * s).sum()) / float(a.trace())  # E|A w|^2 / tr A
+    se = float(config.std()) / math.sqrt(len(config))
+    assert abs(float(config.mean()) - expected) < 4 * se
+    assert abs(float(config.mean()) / equipartition - 1) < 0.25  # the equilibrium check reads "equilibrium"

@@ -172,6 +172,7 @@ def _ok():
         ({"model": nn.ReLU()}, "model"),
         ({"optimizer": torch.optim.LBFGS(nn.Linear(2, 2).parameters())}, "optimizer"),
         ({"optimizer": torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)}, "optimizer"),
+        ({"optimizer": TorchOptimizer(nn.Linear(2, 2).parameters(), "gd")}, "optimizer"),
         ({"loss_fn": 3}, "loss_fn"),
         ({"products": 0}, "products"),
         ({"probes": 1}, "probes"),

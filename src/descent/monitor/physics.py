@@ -89,9 +89,11 @@ class Dynamics:
 
 def check_optimizer(optimizer: object) -> str:
     """The rule family of ``optimizer``, or a one-line error naming it."""
-    if isinstance(optimizer, TorchOptimizer):
-        return optimizer.name
     name = type(optimizer).__name__
+    if isinstance(optimizer, TorchOptimizer):
+        if optimizer.name in DESCENT_RULES:
+            return optimizer.name
+        name = f"TorchOptimizer({optimizer.name!r})"
     if isinstance(optimizer, torch.optim.Optimizer) and name in TORCH_OPTIMIZERS:
         return name
     allowed = f"torch.optim {listed(TORCH_OPTIMIZERS)} or a descent TorchOptimizer ({listed(DESCENT_RULES)})"
