@@ -266,6 +266,9 @@ def test_list_commands_show_the_registries():
         "adamw",
         "amsgrad",
         "langevin",
+        "hd-sgd",
+        "hd-momentum",
+        "hd-adam",
     ]
     assert "lr=0.01" in invoke("list", "optimizers").output.replace(" ", "")
 

@@ -56,7 +56,7 @@ ADAPTIVE_LR_PER_SPAN = 0.0125  # adaptive rules: 1/80 of the box per step
 
 def default_lr(objective: Landscape, optimizer: str) -> float:
     """The learning rate a run gets when none is given (module docstring)."""
-    if get_rule(optimizer).physics == "adaptive":
+    if get_rule(optimizer).normalized_step:
         return float(f"{ADAPTIVE_LR_PER_SPAN * objective.span:.3g}")
     return float(objective.default_lr)
 

@@ -19,6 +19,7 @@ DATA_BASED = (
     "sharp-flat-risk",
     "digits-slice",
     "digits-mlp",
+    "breast-cancer-mlp",
 )  # with data, or tabulated (not formulas)
 FORMULAS = [name for name in landscape_names() if name not in DATA_BASED]
 N_DIM = ("sphere", "rosenbrock", "rastrigin", "ackley", "styblinski-tang")

@@ -279,3 +279,28 @@ def test_the_torch_adapter_trains_a_model_as_the_reference_loop(name):
     rates = [float(optimizer.state[p]["rate"]) for p in model.parameters()]
     assert rates == pytest.approx([particle.rate for particle in particles], rel=1e-10)
     assert len(set(rates)) > 1 and all(not math.isclose(r, hyper["lr"]) for r in rates)  # they learned
+
+
+def test_a_run_without_an_lr_starts_from_the_landscapes_own_rate():
+    """hd-sgd and hd-momentum step lr times the gradient, as GD does: the landscape's default lr (not
+    the share of the box the per-coordinate rules get); hd-adam's step is Adam's."""
+    from descent.spec import default_lr
+
+    landscape = get_landscape("himmelblau")
+    assert default_lr(landscape, "hd-sgd") == default_lr(landscape, "hd-momentum") == landscape.default_lr
+    assert default_lr(landscape, "hd-adam") == default_lr(landscape, "adam") != landscape.default_lr
+
+
+def test_the_arenas_readout_sets_the_learned_rate_against_the_edge():
+    from descent.arena.readout import ball_theory
+
+    landscape = get_landscape("quadratic")
+    optimizer = Optimizer.build("hd-sgd", lr=0.01)
+    positions = torch.tensor([[1.0, 1.0], [0.5, 0.2], [0.1, 0.1]], dtype=torch.float64)
+    rates = torch.tensor([[0.01], [0.02], [0.04]], dtype=torch.float64)
+    states = {"step": torch.tensor([0, 1, 2]), "rate": rates}
+    theory = ball_theory(landscape, optimizer, positions, states)
+    assert theory["edge"][0] is None and theory["lrRatio"][0] is None  # no step taken: no edge yet
+    edges = torch.tensor(theory["edge"][1:], dtype=torch.float64)
+    ratios = torch.tensor(theory["lrRatio"][1:], dtype=torch.float64)
+    torch.testing.assert_close(ratios, rates[1:, 0] / edges)  # the rate held, not the starting lr

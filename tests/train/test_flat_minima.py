@@ -45,7 +45,7 @@ def test_another_datasets_network_is_the_digits_recipe_on_its_data():
     assert torch.equal(net.start(), hand.start()) and torch.equal(net.inits([0, 1]), w)
     assert torch.equal(net.value(w), hand.value(w))
     assert torch.equal(net.metrics(w)["accuracy"], hand.metrics(w)["accuracy"])
-    assert (net.name, net.default_lr) == ("breast-cancer-mlp", 0.3)
+    assert net.name == "breast-cancer-mlp"  # the registered landscape (its spec carries the lr)
     assert net.description == f"mlp:5,5 (relu) on {hand.data_size} breast-cancer examples, cross-entropy"
     assert torch.equal(fm.network(config, 0).inputs, digits_mlp(width=5, depth=2, examples=100).inputs)
 
@@ -87,8 +87,21 @@ def test_a_stopping_point_is_the_state_of_the_run_stopped_there(tiny):
     for i, (step, point, before) in enumerate(zip(mode["steps"], mode["points"], mode["before"])):
         assert float(loss_fn(point)) <= config.target < float(loss_fn(before))
         assert step % config.check == 0
-        replay = run_spec(spec.with_(steps=step, save="summary"), landscape=net)
+        replay = run_spec(spec.with_(steps=step, save="summary"))  # by the landscape's name alone
         assert torch.equal(replay.final_position[i], point)
+
+
+def test_a_breast_cancer_spec_replays_by_name():
+    config = fm.Config(
+        datasets=("breast-cancer",), examples=(120,), width=4, depth=1, seeds=2, steps=(20,), target=0.3
+    )
+    net = fm.network(config, 0)
+    spec = fm.swarm_spec(config, 0, 8, net.data_size)
+    assert spec.landscape == "breast-cancer-mlp" and net.dim == 30 * 4 + 4 + 4 * 2 + 2
+    by_name, given = run_spec(spec), run_spec(spec, landscape=net)
+    assert torch.equal(by_name.final_position, given.final_position)
+    with pytest.raises(ValueError, match="datasets"):
+        fm.Config(datasets=("iris",))
 
 
 def test_a_run_that_never_reaches_the_target_has_no_stopping_point(tiny):

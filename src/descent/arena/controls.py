@@ -125,7 +125,7 @@ def reduce(state: dict[str, Any], control: str, value: Any) -> dict[str, Any]:
         hyper = {"lr": ball["hyper"].get("lr", 0.01)}
         if _has(value, "momentum") and value != "rmsprop":
             hyper["momentum"] = momentum
-        if (RULES[value].physics == "adaptive") != (RULES[ball["optimizer"]].physics == "adaptive"):
+        if RULES[value].normalized_step != RULES[ball["optimizer"]].normalized_step:
             hyper["lr"] = default_lr(get_landscape(new["landscape"], new["params"]), value)
         new["racers"][0] = {"optimizer": value, "hyper": hyper}
     elif control == "lr-slider":
@@ -165,7 +165,7 @@ def reduce(state: dict[str, Any], control: str, value: Any) -> dict[str, Any]:
             if name in existing:
                 racers.append(existing[name])
             else:
-                own = lr if RULES[name].physics != "adaptive" else default_lr(landscape, name)
+                own = default_lr(landscape, name) if RULES[name].normalized_step else lr
                 racers.append(_fresh_racer(name, own))
         new["racers"] = racers
     elif control == "racer-field":

@@ -49,6 +49,9 @@ RULE_NAMES = {
     "adamw": "AdamW",
     "amsgrad": "AMSGrad",
     "langevin": "Langevin",
+    "hd-sgd": "Hypergradient SGD",
+    "hd-momentum": "Hypergradient momentum",
+    "hd-adam": "Hypergradient Adam",
 }
 ADAM_FAMILY = ("adam", "adamw", "amsgrad")
 #: each adaptive rule's effective learning rate per coordinate, as the page writes it

@@ -96,7 +96,10 @@ def ball_theory(
     lr = float(hp["lr"])
     eig = numerically_zeroed(eig)
     shape, kappa = curvature_shape(eig[:, 0], eig[:, -1])
-    ratio = torch.where(edge > 0, lr / edge, torch.full_like(edge, math.nan))
+    rate = torch.full_like(edge, lr)
+    if states is not None and "rate" in states:  # a rule that learns its rate (hd-*): the rate it holds
+        rate = states["rate"].to(torch.float64).reshape(edge.shape[0], -1)[:, 0]
+    ratio = torch.where(edge > 0, rate / edge, torch.full_like(edge, math.nan))
     return {
         "rule": optimizer.name,
         "lr": lr,

@@ -54,7 +54,8 @@ from descent.experiments._base import Progress, Result, Row, Runs
 from descent.experiments.batch_table import COLORS, first_reached
 from descent.experiments.figures import finish, subplots, table_figure
 from descent.experiments.rows import agrees, below, exceeds, number
-from descent.objectives.network import NetworkObjective, digits_mlp, mlp_objective
+from descent.landscapes import get_landscape
+from descent.objectives.network import NetworkObjective
 from descent.spec import RunSpec
 from descent.train.gradients import exact_hessian
 
@@ -76,7 +77,7 @@ ALPHA = 0.05  # the claim checks' one-sided significance level
 DENSE_REL = 1e-6  # Lanczos against the dense Hessian's top eigenvalue
 DENSE_CHUNK = 128  # Hessian columns per vmapped backward pass in the dense check
 EIGSH_TOL = 1e-10  # ARPACK's relative tolerance for the sharpness
-CLASSIFICATION = ("digits", "iris", "wine", "breast-cancer", "moons", "circles", "spirals")
+NETWORK_DATASETS = ("digits", "breast-cancer")  # those with a registered DATASET-mlp landscape
 QUANTITIES = (
     ("sharpness", "sharpness (top Hessian eigenvalue)"),
     ("trace", "Hessian trace (Hutchinson)"),
@@ -108,10 +109,8 @@ class Config:
         return cls(examples=(500, 400), width=16, depth=1, seeds=6, steps=(600, 1200), probes=30)
 
     def __post_init__(self) -> None:
-        if not self.datasets or any(d not in CLASSIFICATION for d in self.datasets):
-            raise invalid(
-                "datasets", self.datasets, f"classification datasets among: {listed(CLASSIFICATION)}"
-            )
+        if not self.datasets or any(d not in NETWORK_DATASETS for d in self.datasets):
+            raise invalid("datasets", self.datasets, f"datasets among: {listed(NETWORK_DATASETS)}")
         for name in ("examples", "steps"):
             value = getattr(self, name)
             if len(value) != len(self.datasets):
@@ -151,12 +150,9 @@ def landscape_params(config: Config, index: int) -> dict:
 
 
 def network(config: Config, index: int) -> NetworkObjective:
-    """Dataset ``index``'s MLP objective: ``digits_mlp`` for digits; the same recipe (``mlp_objective``:
-    split seed 0, ReLU, cross-entropy) on another dataset."""
-    dataset, params = config.datasets[index], landscape_params(config, index)
-    if dataset == "digits":
-        return digits_mlp(**params)
-    return mlp_objective(dataset, config.width, config.depth, params["examples"], "relu", lr=config.lr)
+    """Dataset ``index``'s MLP objective, the registered landscape ``DATASET-mlp`` (so a stored spec
+    replays by name): split seed 0, ReLU, cross-entropy."""
+    return get_landscape(f"{config.datasets[index]}-mlp", **landscape_params(config, index))
 
 
 def swarm_spec(config: Config, index: int, batch: int, data_size: int) -> RunSpec:

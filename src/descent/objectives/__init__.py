@@ -12,7 +12,13 @@ over particles, bounds, known critical points, a default start and a default lea
 """
 
 from descent.landscapes import Landscape, get_landscape, resolve_landscape
-from descent.objectives.network import NetworkObjective, digits_mlp, mlp_objective, network_objective
+from descent.objectives.network import (
+    NetworkObjective,
+    breast_cancer_mlp,
+    digits_mlp,
+    mlp_objective,
+    network_objective,
+)
 from descent.objectives.perturbed import PerturbedLandscape, perturbed_landscape, sharp_flat_risk
 from descent.objectives.regularized import (
     RegularizationPath,
@@ -32,6 +38,7 @@ __all__ = [
     "PerturbedLandscape",
     "RegularizationPath",
     "RegularizedLandscape",
+    "breast_cancer_mlp",
     "digits_mlp",
     "empirical_risk",
     "get_landscape",

@@ -50,13 +50,11 @@ def mlp_layout(model: nn.Module, loss: str, task: str) -> MLPLayout | None:
     """The layout of ``model`` when it is a plain MLP this module evaluates, else None (the general
     path serves it)."""
     layers = list(model) if isinstance(model, nn.Sequential) else [model]
-    linears, acts = layers[0::2], layers[1::2]
-    if not all(type(m) is nn.Linear and m.bias is not None for m in linears):
+    linears = [m for m in layers[0::2] if type(m) is nn.Linear and m.bias is not None]
+    names = {_ACTIVATIONS.get(type(a), "") for a in layers[1::2]}
+    if len(linears) != (len(layers) + 1) // 2 or len(layers) % 2 == 0 or "" in names or len(names) > 1:
         return None
-    names = {_ACTIVATIONS.get(type(a)) for a in acts}
-    if None in names or len(names) > 1 or len(linears) != len(acts) + 1:
-        return None
-    shapes = tuple((m.out_features, m.in_features) for m in linears)
+    shapes = tuple((int(m.out_features), int(m.in_features)) for m in linears)
     return MLPLayout(shapes, names.pop() if names else "relu", loss, task == "classification")
 
 

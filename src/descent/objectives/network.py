@@ -297,20 +297,42 @@ def digits_mlp(
     cross-entropy, torch's default initialisation; the data are the training part (80 %, stratified,
     split seed 0) of the first ``examples`` images (0: all 1797). ``activation``: 0 relu, 1 tanh,
     2 sigmoid, 3 gelu (the registry takes numbers only)."""
+    return _dataset_mlp("digits", 1797, width, depth, examples, activation, init_seed)
+
+
+@register(
+    "breast-cancer-mlp",
+    "theory",
+    "an MLP on scikit-learn's breast cancer data (cross-entropy), one whole network per particle",
+    **DIGITS_MLP_DEFAULTS,
+)
+def breast_cancer_mlp(
+    width: int = 16, depth: int = 1, examples: int = 0, activation: int = 0, init_seed: int = 0
+) -> NetworkObjective:
+    """:func:`digits_mlp`'s recipe on the breast cancer data: 30 standardised features, 2 classes, the
+    training part of the first ``examples`` of its 569 cases (0: all)."""
+    return _dataset_mlp("breast-cancer", 569, width, depth, examples, activation, init_seed)
+
+
+def _dataset_mlp(
+    dataset: str, size: int, width: int, depth: int, examples: int, activation: int, init_seed: int
+) -> NetworkObjective:
+    """The registered ``DATASET-mlp`` landscapes: their numbers checked, then :func:`mlp_objective`."""
+    name = f"{dataset}-mlp"
     values = {"width": width, "depth": depth, "examples": examples, "activation": activation}
     values["init_seed"] = init_seed
     lows = {"width": 1, "depth": 1, "examples": 0, "activation": 0, "init_seed": 0}
     for key, value in values.items():
         if value != int(value) or value < lows[key]:
-            raise invalid(f"digits-mlp.{key}", value, f"an integer >= {lows[key]}")
+            raise invalid(f"{name}.{key}", value, f"an integer >= {lows[key]}")
     if not int(activation) < len(_ACTIVATION_CODES):
         codes = listed(f"{i} ({a})" for i, a in enumerate(_ACTIVATION_CODES))
-        raise invalid("digits-mlp.activation", activation, f"one of: {codes}")
-    if examples and not 10 <= examples <= 1797:
-        raise invalid("digits-mlp.examples", examples, "0 (all 1797) or an integer in [10, 1797]")
+        raise invalid(f"{name}.activation", activation, f"one of: {codes}")
+    if examples and not 10 <= examples <= size:
+        raise invalid(f"{name}.examples", examples, f"0 (all {size}) or an integer in [10, {size}]")
     act = _ACTIVATION_CODES[int(activation)]
-    net = mlp_objective("digits", int(width), int(depth), int(examples), act, int(init_seed))
-    return net.with_recipe(rebuild_landscape, "digits-mlp", {k: float(v) for k, v in values.items()})
+    net = mlp_objective(dataset, int(width), int(depth), int(examples), act, int(init_seed))
+    return net.with_recipe(rebuild_landscape, name, {k: float(v) for k, v in values.items()})
 
 
 def mlp_objective(

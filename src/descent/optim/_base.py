@@ -103,6 +103,14 @@ class UpdateRule:
     math: str = ""
     edge_fn: EdgeFn | None = None
     edge_math: str = ""
+    per_coordinate: bool | None = None  # see normalized_step; None: the adaptive rules' step is
+
+    @property
+    def normalized_step(self) -> bool:
+        """Whether a step moves each coordinate by about lr whatever the slope (AdaGrad, RMSProp, Adam:
+        their default lr is a share of the box), rather than lr times the gradient (GD, the heavy ball,
+        and the hypergradient rules built on them: the landscape's own default lr)."""
+        return self.physics == "adaptive" if self.per_coordinate is None else self.per_coordinate
 
     # --- physics (REFERENCE.md, "Physics dictionary") -----------------------------------------------
     def time_step(self, hp: Mapping[str, Hyper]) -> Hyper:

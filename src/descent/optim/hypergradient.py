@@ -160,6 +160,7 @@ HD_SGD: UpdateRule = UpdateRule(
     _hd_sgd_init,
     _hd_sgd_update,
     physics="adaptive",
+    per_coordinate=False,
     math="r <- min(clip(r + a*g.g_prev, r/2, 2r), 2/lambda), a = min(hyper_lr, 1/(lambda |g_prev|^2)), "
     "lambda = y.s/s.s (secant);  w <- w - r*g",
     edge_fn=_gd_edge,
@@ -187,6 +188,7 @@ HD_MOMENTUM: UpdateRule = UpdateRule(
     _hd_momentum_init,
     _hd_momentum_update,
     physics="adaptive",
+    per_coordinate=False,
     math="r <- min(clip(r + a*g.b, r/2, 2r), 2(1+beta)/lambda), a = min(hyper_lr, 1/(lambda |b|^2)), "
     "lambda = y.s/s.s (secant);  b <- beta*b + g;  w <- w - r*b",
     edge_fn=_momentum_edge,
