@@ -254,31 +254,38 @@ def test_the_engine_runs_each_particle_as_the_reference_loop(name):
 
 
 @pytest.mark.parametrize("name", HD)
-def test_the_torch_adapter_trains_a_model_as_the_reference_loop(name):
-    """TorchOptimizer on a small tanh network: each parameter tensor is one particle with its own rate
-    (the adapter's convention), stepped as the reference loop steps it with the full loss's gradient."""
+def test_the_torch_adapter_trains_a_model_with_one_learned_rate(name):
+    """TorchOptimizer on a small tanh network: the whole model is one particle with one rate (Baydin et
+    al.'s global rate), stepped as the reference loop steps the concatenated parameters with the full
+    loss's gradient; a second param group learns its own rate."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 1)).to(DTYPE)
     x = torch.randn(32, 3, dtype=DTYPE)
     y = torch.sin(x.sum(1, keepdim=True))
     hyper = {"lr": 0.05, "hyper_lr": 0.01} if name != "hd-adam" else {"lr": 0.01, "hyper_lr": 1e-4}
-    particles = [
-        ReferenceParticle(name, _hyper(name, **hyper), p.detach().reshape(-1)) for p in model.parameters()
-    ]
-    optimizer = TorchOptimizer(model.parameters(), name, **hyper)
+    groups = [list(model[0].parameters()), list(model[2].parameters())]
+
+    def flat(tensors):
+        return torch.cat([t.detach().reshape(-1) for t in tensors])
+
+    particles = [ReferenceParticle(name, _hyper(name, **hyper), flat(g).clone()) for g in groups]
+    optimizer = TorchOptimizer([{"params": g} for g in groups], name, **hyper)
     assert RULES[name].torch_name is None
     for _ in range(30):
         optimizer.zero_grad()
         torch.nn.functional.mse_loss(model(x), y).backward()
-        grads = [p.grad.detach().reshape(-1).clone() for p in model.parameters()]
+        grads = [flat(p.grad for p in g).clone() for g in groups]
         optimizer.step()
-        for particle, g in zip(particles, grads):
+        for group, particle, g in zip(groups, particles, grads):
             particle.step(g)
-        for p, particle in zip(model.parameters(), particles):
-            torch.testing.assert_close(p.detach().reshape(-1), particle.w, rtol=1e-10, atol=1e-12)
-    rates = [float(optimizer.state[p]["rate"]) for p in model.parameters()]
+            torch.testing.assert_close(flat(group), particle.w, rtol=1e-10, atol=1e-12)
+    rates = [float(optimizer.state[g[0]]["rate"]) for g in groups]
     assert rates == pytest.approx([particle.rate for particle in particles], rel=1e-10)
-    assert len(set(rates)) > 1 and all(not math.isclose(r, hyper["lr"]) for r in rates)  # they learned
+    assert all(not math.isclose(r, hyper["lr"]) for r in rates)  # they learned
+    assert all(p not in optimizer.state for g in groups for p in g[1:])  # one state per group
+    restored = TorchOptimizer([{"params": g} for g in groups], name, **hyper)
+    restored.load_state_dict(optimizer.state_dict())
+    assert float(restored.state[groups[1][0]]["rate"]) == rates[1]
 
 
 def test_a_run_without_an_lr_starts_from_the_landscapes_own_rate():

@@ -104,6 +104,9 @@ class UpdateRule:
     edge_fn: EdgeFn | None = None
     edge_math: str = ""
     per_coordinate: bool | None = None  # see normalized_step; None: the adaptive rules' step is
+    #: the state couples a particle's coordinates (one learned rate): torch's adapter steps a whole
+    #: param group as one particle, so a network learns one rate, not one per tensor
+    per_model: bool = False
 
     @property
     def normalized_step(self) -> bool:

@@ -160,6 +160,7 @@ HD_SGD: UpdateRule = UpdateRule(
     _hd_sgd_init,
     _hd_sgd_update,
     physics="adaptive",
+    per_model=True,
     per_coordinate=False,
     math="r <- min(clip(r + a*g.g_prev, r/2, 2r), 2/lambda), a = min(hyper_lr, 1/(lambda |g_prev|^2)), "
     "lambda = y.s/s.s (secant);  w <- w - r*g",
@@ -188,6 +189,7 @@ HD_MOMENTUM: UpdateRule = UpdateRule(
     _hd_momentum_init,
     _hd_momentum_update,
     physics="adaptive",
+    per_model=True,
     per_coordinate=False,
     math="r <- min(clip(r + a*g.b, r/2, 2r), 2(1+beta)/lambda), a = min(hyper_lr, 1/(lambda |b|^2)), "
     "lambda = y.s/s.s (secant);  b <- beta*b + g;  w <- w - r*b",
@@ -230,6 +232,7 @@ HD_ADAM: UpdateRule = UpdateRule(
     _hd_adam_init,
     _hd_adam_update,
     physics="adaptive",
+    per_model=True,
     math="u = m_hat/(sqrt(v_hat) + eps);  r <- min(clip(r + a*g.u_prev, r/2, 2r), "
     "(2+2beta1)/((1-beta1) lambda)), a = min(hyper_lr, 1/(lambda u_prev.P u_prev)), "
     "lambda = y.s/s.P s, P = sqrt(v_hat) + eps;  w <- w - r*u",

@@ -1,7 +1,9 @@
 """`TorchOptimizer`: any descent rule as a `torch.optim.Optimizer`, for training `nn.Module`s.
 
 Each parameter tensor is one particle: flattened to ``[1, numel]``, stepped by the rule's pure
-``update``, reshaped back. The rule's state (its tensors ``[1, numel]`` and an int64 ``step``) lives in
+``update``, reshaped back. A rule whose state couples a particle's coordinates (``rule.per_model``:
+the hypergradient rules' one learned rate) takes each param group whole, as one particle. The rule's
+state (its tensors ``[1, numel]`` and an int64 ``step``) lives in
 ``self.state[p]``, so ``state_dict`` / ``load_state_dict`` carry it, step count included.
 
 Hyper-parameters live in the param groups under torch's names, with the rule's defaults, and every
@@ -196,25 +198,51 @@ class TorchOptimizer(torch.optim.Optimizer):
         settings = [group_settings(self.rule, group) for group in self.param_groups]  # all, before any moves
         particle = 0
         for group, setting in zip(self.param_groups, settings):
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._step_parameter(p, p.grad, particle, setting)
-                particle += 1
+            params = list(group["params"])
+            if self.rule.per_model and any(p.grad is not None for p in params):
+                self._step_group(params, particle, setting)
+            elif not self.rule.per_model:
+                for i, p in enumerate(params):
+                    if p.grad is not None:
+                        self._step_parameter(p, p.grad, particle + i, setting)
+            particle += len(params)
         return loss
+
+    def _step_group(self, params: list[torch.Tensor], particle: int, setting: GroupSettings) -> None:
+        """A rule whose state couples its coordinates (a learned rate: ``rule.per_model``) steps the
+        whole group as one particle: its parameters concatenated (a missing gradient counts as zero),
+        the state kept with the group's first parameter."""
+        flat = torch.cat([p.detach().reshape(-1) for p in params]).unsqueeze(0)
+        grads = torch.cat(
+            [(p.grad if p.grad is not None else torch.zeros_like(p)).detach().reshape(-1) for p in params]
+        ).unsqueeze(0)
+        updates = self._update(params[0], flat, grads, particle, setting)
+        for p, update in zip(params, updates[0].split([p.numel() for p in params])):
+            p.add_(update.reshape(p.shape))
 
     def _step_parameter(
         self, p: torch.Tensor, grad: torch.Tensor, particle: int, setting: GroupSettings
     ) -> None:
         flat = p.detach().reshape(1, -1)
-        grads = grad.detach().reshape(1, -1)
-        state = self.state[p]
+        p.add_(self._update(p, flat, grad.detach().reshape(1, -1), particle, setting).reshape(p.shape))
+
+    def _update(
+        self,
+        key: torch.Tensor,
+        flat: torch.Tensor,
+        grads: torch.Tensor,
+        particle: int,
+        setting: GroupSettings,
+    ) -> torch.Tensor:
+        """The rule's update ``[1, n]`` of the particle ``flat`` (its state kept in ``self.state[key]``)."""
+        state = self.state[key]
         if not state:
             state.update(self.rule.init(flat))
         draw = None
         if setting.needs_draw:
-            draw = Draw(setting.seed, torch.tensor([particle]), int(state["step"]), p.dtype)
+            draw = Draw(setting.seed, torch.tensor([particle]), int(state["step"]), flat.dtype)
         for transform in setting.transforms:
             grads = transform(grads, flat, draw)
         updates, new_state = self.rule.update(grads, dict(state), flat, setting.hp, draw)
         state.update(new_state)
-        p.add_(updates.reshape(p.shape))
+        return updates
