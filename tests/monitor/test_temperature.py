@@ -44,7 +44,13 @@ def test_temperature_matches_the_injected_noise(name):
     optimizer = make(model.parameters())
     held = source.draw(N_HELD)
     monitor = descent.watch(
-        model, optimizer, mean_energy, (held, torch.zeros(N_HELD)), every=10, verbose=False
+        model,
+        optimizer,
+        mean_energy,
+        (held, torch.zeros(N_HELD)),
+        every=10,
+        verbose=False,
+        noise_examples=N_HELD,
     )
     for _ in range(20):
         monitor.step(sgd_step(model, optimizer, source.draw(B)))
@@ -115,7 +121,13 @@ def test_temperature_and_the_equilibrium_check_against_the_stationary_physics():
     model = Quadratic(hessian, torch.zeros(D))
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     monitor = descent.watch(
-        model, optimizer, mean_energy, (held, torch.zeros(N_HELD)), every=150, verbose=False
+        model,
+        optimizer,
+        mean_energy,
+        (held, torch.zeros(N_HELD)),
+        every=150,
+        verbose=False,
+        noise_examples=N_HELD,
     )
     for _ in range(150 * 40):
         monitor.step(sgd_step(model, optimizer, source.draw(batch)))
@@ -130,3 +142,29 @@ def test_temperature_and_the_equilibrium_check_against_the_stationary_physics():
     se = float(config.std()) / math.sqrt(len(config))
     assert abs(float(config.mean()) - expected) < 4 * se
     assert abs(float(config.mean()) / equipartition - 1) < 0.25  # the equilibrium check reads "equilibrium"
+
+
+def test_a_subsample_of_the_held_batch_gives_the_noise_and_the_whole_batch_the_force():
+    """With noise_examples < n, tr(Sigma) comes from the next block of held examples at each check (its
+    stated error grows like 1/sqrt(examples)) while the loss and gradient still use the whole batch."""
+    source = _noise(5)
+    held = source.draw(400)
+    held = held - held.mean(dim=0)
+    model = Quadratic(spectrum_matrix(torch.linspace(1.0, 2.0, D), 5), torch.ones(D))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    monitor = descent.watch(
+        model, optimizer, mean_energy, (held, torch.zeros(400)), every=1, verbose=False, noise_examples=100
+    )
+    for _ in range(4):
+        monitor.step(sgd_step(model, optimizer, source.draw(5)))
+        gradient = model.hessian @ model.w.detach()
+        assert monitor.rows[-1]["grad_norm"] == pytest.approx(
+            float(torch.linalg.vector_norm(gradient)), rel=1e-10
+        )
+    traces = [r["noise_trace"] for r in monitor.rows]
+    assert len(set(traces)) == 4  # four different blocks
+    c = source.covariance
+    relative_se = math.sqrt(2 * float(torch.trace(c @ c)) / 100) / float(torch.trace(c))
+    for row in monitor.rows:
+        assert row["noise_trace_se"] / row["noise_trace"] == pytest.approx(relative_se, rel=0.35)
+        assert abs(row["noise_trace"] - float(torch.trace(c))) < 4 * row["noise_trace_se"]

@@ -176,6 +176,7 @@ def _ok():
         ({"loss_fn": 3}, "loss_fn"),
         ({"products": 0}, "products"),
         ({"probes": 1}, "probes"),
+        ({"noise_examples": 1}, "noise_examples"),
     ],
 )
 def test_bad_input_is_one_line_naming_the_parameter(change, parameter):

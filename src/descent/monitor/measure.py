@@ -59,20 +59,37 @@ class HeldBatch:
         """The held loss of a float64 ``theta`` (cast to the model's dtype; Lanczos works in float64)."""
         return self.loss(theta.to(self.dtype)).to(torch.float64)
 
-    def _one(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        outputs = torch.func.functional_call(self.model, self._params(theta), (x.unsqueeze(0),))
+    def _one(self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        outputs = torch.func.functional_call(self.model, params, (x.unsqueeze(0),))
         return self.loss_fn(outputs, y.unsqueeze(0))
 
-    def per_example(self, theta: torch.Tensor, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each example's loss ``[n]`` and gradient ``[n, d]`` at ``theta``."""
-        if self.vmap_failed is None:
+    def per_example(
+        self, theta: torch.Tensor, index: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each example's loss ``[m]`` and gradient ``[m, d]`` at ``theta`` (the examples ``index``, all
+        if None)."""
+        losses, parts = self.per_example_parts(theta, index)
+        return losses, torch.cat(parts, dim=1)
+
+    def per_example_parts(
+        self, theta: torch.Tensor, index: torch.Tensor | None = None, chunk: int = 256
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """`per_example` with the gradient cut by parameter tensor, ``[m, numel]`` each, in order."""
+        x, y = (self.x, self.y) if index is None else (self.x[index], self.y[index])
+        params = self._params(theta.detach())  # by name: a gradient per tensor (the flat vector's
+        if self.vmap_failed is None:  # slices would each scatter into a full-size zero vector)
             try:
                 batched = torch.func.vmap(torch.func.grad_and_value(self._one), in_dims=(None, 0, 0))
-                parts = [
-                    batched(theta, self.x[i : i + chunk], self.y[i : i + chunk])
-                    for i in range(0, len(self.x), chunk)
+                chunks = [
+                    batched(params, x[i : i + chunk], y[i : i + chunk]) for i in range(0, len(x), chunk)
                 ]
-                return torch.cat([v for _, v in parts]), torch.cat([g for g, _ in parts])
+                parts = [
+                    chunks[0][0][name].flatten(1)
+                    if len(chunks) == 1
+                    else torch.cat([g[name].flatten(1) for g, _ in chunks])
+                    for name in self.names
+                ]
+                return torch.cat([v for _, v in chunks]), parts
             except Exception as error:  # torch.func cannot trace every model
                 first = str(error).split(". ")[0].splitlines()[0] if str(error) else ""
                 self.vmap_failed = f"{type(error).__name__}: {first[:120]}"
@@ -81,24 +98,43 @@ class HeldBatch:
                     "per-example gradients fall back to a loop over the held examples (slower)",
                     stacklevel=4,
                 )
-        losses, grads = [], []
-        for i in range(len(self.x)):
-            w = theta.detach().clone().requires_grad_(True)
+        losses, rows = [], []
+        leaves = {name: p.clone().requires_grad_(True) for name, p in params.items()}
+        for i in range(len(x)):
             with torch.enable_grad():
-                value = self._one(w, self.x[i], self.y[i])
-                (g,) = torch.autograd.grad(value, w)
+                value = self._one(leaves, x[i], y[i])
+                rows.append(torch.autograd.grad(value, [leaves[name] for name in self.names]))
             losses.append(value.detach())
-            grads.append(g)
-        return torch.stack(losses).reshape(-1), torch.stack(grads)
+        parts = [torch.stack([row[k] for row in rows]).flatten(1) for k in range(len(self.names))]
+        return torch.stack(losses).reshape(-1), parts
 
-    def noise(self, theta: torch.Tensor, scale: torch.Tensor | None) -> Noise:
-        """The held loss, mean gradient and ``tr(P^-1 Sigma)`` (``P = diag(scale)``, 1 if None)."""
-        losses, grads = self.per_example(theta.detach())
-        n = grads.shape[0]
-        mean = grads.mean(dim=0)
-        deviations = grads - mean
-        squared = deviations**2 if scale is None else deviations**2 / scale
-        q = squared.sum(dim=1).to(torch.float64)
-        trace = float(q.sum()) / (n - 1)
-        trace_se = float(q.std() / math.sqrt(n)) * n / (n - 1)
-        return Noise(float(losses.mean()), mean, trace, trace_se, n)
+    def noise(self, theta: torch.Tensor, scale: torch.Tensor | None, examples: int, first: int = 0) -> Noise:
+        """The held loss and mean gradient, and ``tr(P^-1 Sigma)`` (``P = diag(scale)``, 1 if None) from
+        the per-example gradients of ``examples`` held examples from ``first`` on (cyclically; all of
+        them if ``examples >= n``): the loss and gradient are then one batched pass over them all."""
+        theta = theta.detach()
+        n = len(self.x)
+        index = None if examples >= n else (first + torch.arange(examples)) % n
+        losses, parts = self.per_example_parts(theta, index)
+        m = len(losses)
+        q = torch.zeros(m, dtype=torch.float64)
+        means, start = [], 0
+        for part in parts:  # q_i = sum over tensors of (g_i - g)^T P^-1 (g_i - g), tensor by tensor
+            mean = part.mean(dim=0)
+            squared = (part - mean).square_()  # one temporary [m, numel], squared in place
+            if scale is not None:
+                squared.div_(scale[start : start + part.shape[1]])
+            q += squared.sum(dim=1).to(torch.float64)
+            means.append(mean)
+            start += part.shape[1]
+        mean = torch.cat(means)
+        trace = float(q.sum()) / (m - 1)
+        trace_se = float(q.std() / math.sqrt(m)) * m / (m - 1)
+        loss = float(losses.mean())
+        if index is not None:
+            w = theta.clone().requires_grad_(True)
+            with torch.enable_grad():
+                value = self.loss(w)
+                (mean,) = torch.autograd.grad(value, w)
+            loss = float(value.detach())
+        return Noise(loss, mean, trace, trace_se, m)

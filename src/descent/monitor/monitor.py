@@ -104,7 +104,10 @@ def watch(
 
 class Monitor:
     """See the module's docstring. ``every``: steps between checks; ``products``: Lanczos products per
-    check (warm start); ``probes``: Hutchinson probes per check for ``tr H``; ``verbose``: print the
+    check (warm start); ``probes``: Hutchinson probes per check for ``tr H`` (0: no configurational
+    temperature); ``noise_examples``: held examples whose own gradients give ``tr(Sigma)`` at a check
+    (the next ones each check, cyclically; the loss and mean gradient use the whole held batch);
+    ``verbose``: print the
     summary line at each check (to stderr); ``tensorboard``: a log folder for a SummaryWriter (needs
     the ``tensorboard`` package); ``batch_size``: the training batch size if the model's forward pass
     does not take the batch as its first argument; ``thresholds``: the diagnoses' numbers."""
@@ -119,6 +122,7 @@ class Monitor:
         *,
         products: int = 6,
         probes: int = 2,
+        noise_examples: int = 64,
         verbose: bool = True,
         tensorboard: str | Path | None = None,
         batch_size: int | None = None,
@@ -128,7 +132,10 @@ class Monitor:
         trained = check_inputs(model, optimizer, loss_fn, held)
         self.every = check_int("every", every, 1)
         check_int("products", products, 1)
-        self.probes = check_int("probes", probes, 2)
+        self.probes = check_int("probes", probes, 0)
+        if probes == 1:
+            raise invalid("probes", probes, "0 (no configurational temperature) or an integer >= 2")
+        self.noise_examples = check_int("noise_examples", noise_examples, 2)
         self.seed = check_int("seed", seed, 0)
         if batch_size is not None:
             check_int("batch_size", batch_size, 1)
@@ -142,7 +149,7 @@ class Monitor:
         self.params = [p for _, p in trained]
         self.size = sum(p.numel() for p in self.params)
         self.held = HeldBatch(model, self.names, loss_fn, held[0], held[1])
-        self.tracker = SharpnessTracker(every=1, products=products, seed=seed)
+        self.tracker = SharpnessTracker(every=1, products=products, seed=seed, tol=1e-6)  # cold start: 1e-6
         self.rows: list[dict[str, Any]] = []
         self.steps = 0
         self.batch_size = batch_size
@@ -287,7 +294,8 @@ class Monitor:
         batch = self.batch_size or self._seen_batch or len(self.held.x)
         if not bool(torch.isfinite(theta).all()):
             return self._diverged_row(dyn, batch)
-        noise = self.held.noise(theta, dyn.scale)
+        first = len(self.rows) * self.noise_examples  # each check takes the next held examples
+        noise = self.held.noise(theta, dyn.scale, self.noise_examples, first)
         g = noise.gradient
         g_metric2 = float(g @ g if dyn.scale is None else g @ (g / dyn.scale))
         temperature = dyn.eta * noise.trace / (2 * batch * d * (1 - dyn.beta)) + dyn.thermal
@@ -295,7 +303,11 @@ class Monitor:
         theta64, scale64 = theta.to(torch.float64), None if dyn.scale is None else dyn.scale.to(torch.float64)
         tracked = self.tracker(len(self.tracker.steps), self.held.loss64, theta64, scale64)
         sharpness = math.nan if tracked is None else tracked  # every call is a check (every=1)
-        trace = hutchinson_trace(self.held.loss64, theta64, self.probes, self.seed + t, scale=scale64)
+        trace = math.nan
+        if self.probes:
+            trace = hutchinson_trace(
+                self.held.loss64, theta64, self.probes, self.seed + t, scale=scale64
+            ).mean
         kinetic = math.nan
         if dyn.velocity is not None:
             u = dyn.velocity
@@ -320,8 +332,8 @@ class Monitor:
             "kinetic_energy": kinetic,
             "potential_energy": loss,
             "kinetic_temperature": 2 * kinetic / d,
-            "config_temperature": g_metric2 / trace.mean if trace.mean > 0 else math.nan,
-            "hessian_trace": trace.mean,
+            "config_temperature": g_metric2 / trace if trace > 0 else math.nan,
+            "hessian_trace": trace,
             "sharpness": sharpness,
             "max_sharpness": max([sharpness, *(r["sharpness"] for r in self.rows)]),
             "edge_ratio": sharpness / dyn.edge,
