@@ -114,10 +114,10 @@ class HeldBatch:
         them if ``examples >= n``): the loss and gradient are then one batched pass over them all."""
         theta = theta.detach()
         n = len(self.x)
-        index = None if examples >= n else (first + torch.arange(examples)) % n
+        index = None if examples >= n else (first + torch.arange(examples, device=self.x.device)) % n
         losses, parts = self.per_example_parts(theta, index)
         m = len(losses)
-        q = torch.zeros(m, dtype=torch.float64)
+        q = torch.zeros(m, dtype=torch.float64, device=losses.device)
         means, start = [], 0
         for part in parts:  # q_i = sum over tensors of (g_i - g)^T P^-1 (g_i - g), tensor by tensor
             mean = part.mean(dim=0)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from descent._errors import DescentError, invalid
-from descent.monitor.diagnosis import Diagnosis, Thresholds, diagnose, stalled
+from descent.monitor.diagnosis import Diagnosis, Thresholds, diagnose, loss_change, stalled
 from descent.monitor.inputs import check_inputs, check_int
 from descent.monitor.measure import HeldBatch, Loss
 from descent.monitor.physics import EDGE_MATH, Dynamics, read_dynamics
@@ -40,6 +40,7 @@ COLUMNS = (
     "loss_se",
     "best_loss",
     "start_loss",
+    "loss_trend",
     "held_loss",
     "grad_norm",
     "grad_norm_metric",
@@ -156,7 +157,7 @@ class Monitor:
         self._measuring = False
         self._seen_batch: int | None = None
         self._diagnosis: Diagnosis | None = None
-        self._losses: list[torch.Tensor] = []
+        self._losses: list[torch.Tensor | float] = []
         self._snapshots: dict[int, torch.Tensor] = {0: self._theta()}
         with self._evaluating(), torch.no_grad():  # the held loss before training
             self._start_loss = float(self.held.loss(self._snapshots[0]))
@@ -174,9 +175,7 @@ class Monitor:
         return the new row (else None)."""
         self.steps += 1
         if loss is not None:
-            self._losses.append(
-                loss.detach().reshape(()) if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
-            )
+            self._losses.append(loss.detach() if isinstance(loss, torch.Tensor) else float(loss))  # no sync
         t = self.steps
         if (t + 1) % self.every == 0 or (t + 2) % self.every == 0 or t % self.every == 0:
             self._snapshots[t] = self._theta()
@@ -279,6 +278,10 @@ class Monitor:
             if self.size > 1 and math.isfinite(row["loss"]) and stalled(window, self.thresholds):
                 row["lambda_min"] = self._lambda_min(row["_scale"])
         del row["_scale"]
+        change, _, steps = loss_change(window)
+        row["loss_trend"] = (
+            change / steps / abs(window[0]["loss"]) if len(window) > 1 and window[0]["loss"] else 0.0
+        )
         self._diagnosis = diagnose([*self.rows, row], self.thresholds)
         row["diagnosis"], row["advice"] = self._diagnosis.name, self._diagnosis.message
         row["advised_lr"] = math.nan if self._diagnosis.lr is None else self._diagnosis.lr
@@ -385,7 +388,7 @@ class Monitor:
         loop gave none)."""
         if not self._losses:
             return held_loss, 0.0
-        values = torch.stack(self._losses).to(torch.float64)
+        values = torch.tensor([float(v) for v in self._losses], dtype=torch.float64)
         self._losses = []
         se = float(values.std() / math.sqrt(len(values))) if len(values) > 1 else 0.0
         return float(values.mean()), se
