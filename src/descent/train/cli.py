@@ -24,7 +24,7 @@ from descent._errors import DescentError, invalid
 
 # the TrainConfig fields whose flag is not "--" + the field's name with dashes
 _FLAGS = {"hyper": "--hp"}
-_FILES = ("config", "metrics_csv", "metrics_json", "checkpoint", "curves")
+_FILES = ("config", "metrics_csv", "metrics_json", "checkpoint", "curves", "monitor")
 
 
 def flag_of(field: str) -> str:
@@ -39,7 +39,7 @@ def as_flag_error(error: DescentError) -> DescentError:
 
     from descent.train.loop import TrainConfig
 
-    names = {f.name for f in fields(TrainConfig)} | {"resume"}
+    names = {f.name for f in fields(TrainConfig)} | {"resume", "monitor"}  # train()'s own options
     parameter = error.parameter
     if parameter not in names:
         return error
@@ -151,6 +151,8 @@ def summary_lines(result, seconds: float) -> list[str]:
     lines.append(
         f"clipped steps: {clipped} of {steps} ({clip}); mean |gradient| last epoch {last['grad_norm']:.4g}"
     )
+    if result.monitor is not None and result.monitor.diagnosis is not None:
+        lines.append(f"monitor ({len(result.monitor.rows)} checks): {result.monitor.diagnosis.message}")
     if result.out is not None:
         names = ", ".join(result.files[key].name for key in _FILES if key in result.files)
         lines.append(f"wrote {result.out}: {names}")
@@ -205,6 +207,12 @@ def train_command(
     ),
     resume: bool = typer.Option(False, "--resume", help="continue the interrupted run in --out, bit for bit"),
     no_plot: bool = typer.Option(False, "--no-plot", help="skip curves.png"),
+    monitor: int | None = typer.Option(
+        None,
+        "--monitor",
+        help="watch the physics every K steps (descent.monitor): a line per check above the bar, "
+        "the diagnosis at the end, a report in OUT/monitor",
+    ),
 ) -> None:
     """Train a network (batch GD, SGD or mini-batches); write metrics.csv/.json, curves.png and a
     checkpoint every epoch."""
@@ -243,7 +251,13 @@ def train_command(
         with cli.progress_bar("training") as bar:
             task = bar.add_task("epochs", total=epochs)
             result = train(
-                config, folder, progress=cli.bar_callback(bar, task), resume=resume, plot=not no_plot
+                config,
+                folder,
+                progress=cli.bar_callback(bar, task),
+                resume=resume,
+                plot=not no_plot,
+                monitor_every=monitor,
+                on_check=lambda line: bar.console.print(line, markup=False, highlight=False),
             )
         seconds = time.perf_counter() - start
     except DescentError as error:

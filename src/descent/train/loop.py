@@ -102,6 +102,7 @@ METRICS = (
 )
 #: metrics that measure time, so differ between runs that are otherwise equal
 TIMES = ("epoch_seconds", "seconds")
+MONITOR_HELD = 256  # training examples the monitor's held batch takes (train(monitor_every=...))
 CHECKPOINT_FORMAT = 1
 
 
@@ -363,6 +364,7 @@ class TrainResult:
     interrupted: bool
     out: Path | None
     files: dict[str, Path]
+    monitor: Any = None  # the descent.monitor.Monitor that watched the run, if one did
 
     @property
     def epochs_run(self) -> int:
@@ -379,9 +381,17 @@ def _flat(model: torch.nn.Module) -> torch.Tensor:
 
 
 def run_epoch(
-    model, loss, optimizer, scheduler, data: Dataset, config: TrainConfig, generator
+    model,
+    loss,
+    optimizer,
+    scheduler,
+    data: Dataset,
+    config: TrainConfig,
+    generator,
+    after_step: Callable[[torch.Tensor], Any] | None = None,
 ) -> dict[str, Any]:
-    """One pass over the training data; returns the epoch's step metrics (sums over its steps)."""
+    """One pass over the training data; returns the epoch's step metrics (sums over its steps).
+    ``after_step(loss)``: called after each optimizer step (the monitor's ``step``)."""
     x, y = data.x_train, data.y_train
     batch_losses, grad_norms = [], []
     examples = 0
@@ -398,6 +408,8 @@ def run_epoch(
         optimizer.step()
         if per_step:
             scheduler.step()
+        if after_step is not None:
+            after_step(value.detach())
         batch_losses.append(value.detach())
         examples += len(xb)
     norms = torch.stack(grad_norms)
@@ -533,10 +545,12 @@ def _checkpoint(
     return save_checkpoint(out / "checkpoint.pt", payload)
 
 
-def _epoch(model, loss, optimizer, scheduler, data, config, generator, previous) -> dict[str, Any]:
+def _epoch(
+    model, loss, optimizer, scheduler, data, config, generator, previous, after_step=None
+) -> dict[str, Any]:
     """One epoch and its row of ``METRICS`` (``previous``: the last row, for the running totals)."""
     start = time.perf_counter()
-    steps = run_epoch(model, loss, optimizer, scheduler, data, config, generator)
+    steps = run_epoch(model, loss, optimizer, scheduler, data, config, generator, after_step)
     evaluated = _evaluate_both(model, loss, data)
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
         scheduler.step(evaluated["train_loss"])
@@ -560,12 +574,24 @@ def train(
     progress: Callable[[int, int], None] | None = None,
     resume: bool = False,
     plot: bool = True,
+    monitor_every: int | None = None,
+    on_check: Callable[[str], Any] | None = None,
 ) -> TrainResult:
     """Train as ``config`` says (see the module's docstring). ``out``: the folder for the files (None:
     write nothing); ``progress(epoch, epochs)`` after each epoch; ``resume``: continue the run whose
-    ``checkpoint.pt`` is in ``out``; ``plot``: write ``curves.png``."""
+    ``checkpoint.pt`` is in ``out``; ``plot``: write ``curves.png``.
+
+    ``monitor_every``: watch the run with :func:`descent.monitor.watch` (its held batch: the first
+    ``MONITOR_HELD`` training examples), a check every that many steps; ``on_check(line)`` gets its
+    summary line at each check, and ``out/monitor/`` its report. The monitor only reads: the run's
+    numbers are the same with it (tests/train/test_monitor_train.py). A resumed run's monitor starts
+    afresh at the resumed step."""
     if resume and out is None:
         raise invalid("resume", resume, "an out folder holding the checkpoint.pt of the run to continue")
+    if monitor_every is not None and (
+        isinstance(monitor_every, bool) or not isinstance(monitor_every, int) or monitor_every < 1
+    ):
+        raise invalid("monitor", monitor_every, "an integer >= 1 (steps between checks)")
     data, model, loss, optimizer, scheduler, generator = _setup(config)
     if resume:
         metrics, initial = _restore(Path(out), config, model, optimizer, scheduler, generator)  # type: ignore[arg-type]
@@ -579,11 +605,22 @@ def train(
             out / "config.json", json.dumps(config.to_dict(), indent=1) + "\n"
         )
         write_metrics(out, config, initial, metrics)
+    monitor, after_step = None, None
+    if monitor_every is not None:
+        from descent.monitor import watch
+
+        held = (data.x_train[:MONITOR_HELD], data.y_train[:MONITOR_HELD])
+        monitor = watch(model, optimizer, loss, held, every=monitor_every, verbose=False)
+
+        def after_step(value: torch.Tensor) -> None:
+            if monitor.step(value) is not None and on_check is not None:
+                on_check(monitor.line)
+
     interrupted = False
     try:
         while len(metrics) < config.epochs:
             previous = metrics[-1] if metrics else {"epoch": 0, "steps": 0, "examples": 0, "seconds": 0.0}
-            row = _epoch(model, loss, optimizer, scheduler, data, config, generator, previous)
+            row = _epoch(model, loss, optimizer, scheduler, data, config, generator, previous, after_step)
             metrics.append(row)
             if out is not None:
                 files["checkpoint"] = _checkpoint(
@@ -604,7 +641,12 @@ def train(
             files["checkpoint"] = out / "checkpoint.pt"
         if plot and metrics:
             files["curves"] = write_curves(out / "curves.png", metrics, initial, run_title(config))
-    return TrainResult(config, data, model, optimizer, metrics, initial, interrupted, out, files)
+    if monitor is not None:
+        monitor.close()
+        if out is not None and monitor.rows:
+            monitor.report(out / "monitor")
+            files["monitor"] = out / "monitor"
+    return TrainResult(config, data, model, optimizer, metrics, initial, interrupted, out, files, monitor)
 
 
 def write_curves(path: Path, metrics: list[dict[str, Any]], initial: dict[str, Any], title: str) -> Path:
