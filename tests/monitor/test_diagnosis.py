@@ -18,7 +18,7 @@ D = 6
 
 
 def _run(
-    eigenvalues, lr, *, steps, start=None, noise=0.0, batch=4, offset=0.0, every=10, momentum=0.0, seed=0
+    eigenvalues, lr, *, steps, start=None, noise=0.0, batch=4, offset=0.0, every=10, seed=0, centre=True
 ):
     hessian = (
         spectrum_matrix(eigenvalues, seed) if len(eigenvalues) > 2 else torch.diag(torch.tensor(eigenvalues))
@@ -26,10 +26,11 @@ def _run(
     d = len(eigenvalues)
     start = torch.ones(d, dtype=DTYPE) if start is None else start
     model = Quadratic(hessian, start, offset)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     source = NoiseSource(noise * torch.eye(d, dtype=DTYPE), seed)
     held = source.draw(64)
-    held = held - held.mean(dim=0)  # the held gradient is then exactly A w
+    if centre:
+        held = held - held.mean(dim=0)  # the held gradient is then exactly A w
     monitor = descent.watch(
         model, optimizer, mean_energy, (held, torch.zeros(64)), every=every, verbose=False
     )
@@ -78,6 +79,19 @@ def test_plateau_without_negative_curvature():
     monitor, names = _run([1.0, 0.1], lr=0.1, steps=40, start=start, offset=1.0)
     assert names[-1] == "plateau"
     assert monitor.rows[-1]["lambda_min"] == pytest.approx(0.1, rel=1e-3)
+
+
+def test_plateau_where_the_held_gradient_is_only_noise():
+    """A nearly flat bowl (curvature 0.01) at height 1 with gradient noise: at its bottom the held
+    gradient is the held noise's mean, whose squared norm is tr(Sigma)/n (gradient_snr ~ 1): no direction
+    to follow, and the noise floor is far below the loss, so it is a plateau, not a hot run."""
+    monitor, names = _run(
+        [0.01] * D, lr=0.1, steps=40, start=torch.zeros(D), noise=0.1, offset=1.0, centre=False
+    )
+    assert names[-1] == "plateau"
+    row = monitor.rows[-1]
+    assert row["gradient_snr"] < 2 and row["noise_floor"] < 1e-3 * row["loss"]
+    assert row["lambda_min"] == pytest.approx(0.01, rel=1e-3)
 
 
 def test_hot_at_the_noise_floor_advises_batch_and_lr():

@@ -206,3 +206,31 @@ def test_tensorboard_without_the_package_is_one_clear_line(tmp_path):
     model, optimizer, loss_fn, held = _ok()
     with pytest.raises(DescentError, match="^tensorboard is not installed: pip install tensorboard"):
         descent.watch(model, optimizer, loss_fn, held, tensorboard=tmp_path)
+
+
+def test_tensorboard_gets_every_finite_number_of_each_check(monkeypatch, tmp_path):
+    """TensorBoard is an optional extra (not installed here): a stand-in SummaryWriter records the calls."""
+    import descent.monitor.monitor as monitor_module
+
+    class Recorder:
+        def __init__(self):
+            self.scalars, self.closed = [], False
+
+        def add_scalar(self, tag, value, step):
+            self.scalars.append((tag, value, step))
+
+        def close(self):
+            self.closed = True
+
+    recorder = Recorder()
+    monkeypatch.setattr(monitor_module, "_summary_writer", lambda folder: recorder)
+    model, optimizer, loss_fn, held = _ok()
+    monitor = descent.watch(model, optimizer, loss_fn, held, every=2, verbose=False, tensorboard=tmp_path)
+    _loop(model, optimizer, monitor, 4)
+    monitor.close()
+    steps = sorted({step for _, _, step in recorder.scalars})
+    assert steps == [2, 4] and recorder.closed
+    tags = {tag for tag, _, step in recorder.scalars if step == 4}
+    assert {"monitor/temperature", "monitor/sharpness", "monitor/edge", "monitor/loss"} <= tags
+    assert all(math.isfinite(value) for _, value, _ in recorder.scalars)
+    assert not model._forward_pre_hooks  # close removed the hook

@@ -12,8 +12,10 @@ diverging   the loss is not finite, or the sharpness is past the edge (``S/E >= 
 edge        ``S/E >= edge`` and the loss does not rise: about to diverge (or at the edge of stability)
 oscillating successive updates are anti-aligned: median cosine over the window ``<= oscillating``
 saddle      stalled (below) and the smallest Hessian eigenvalue is negative beyond ``saddle * S``
-plateau     stalled: flat loss and a gradient small for the curvature, ``|g|_P^2 / (S L) < small_gradient``
-            (even the suggested lr would move the loss by less than that fraction per step)
+plateau     stalled: flat loss, not at a noise floor (``d T/2 < hot L``), and a gradient small for the
+            curvature, ``|g|_P^2 / (S L) < small_gradient`` (even the suggested lr would move the loss by
+            less than that fraction per step), or lost in the noise: the held gradient's squared norm
+            under ``snr`` times ``tr(P^-1 Sigma)/n_held``, its value for pure noise
 hot         the noise floor ``d T / 2`` (SGD's stationary excess loss) is ``>= hot`` times the loss,
             and the loss is flat
 cold        the loss is flat or slow (relative fall per step ``< slow``), the sharpness is ``<= cold_edge``
@@ -48,6 +50,7 @@ class Thresholds:
     oscillating: float = -0.5
     saddle: float = 0.01
     small_gradient: float = 1e-3
+    snr: float = 2.0
     flat: float = 1e-4
     hot: float = 0.5
     cool_target: float = 0.1
@@ -95,11 +98,15 @@ def flat(window: Sequence[Row], th: Thresholds) -> bool:
 
 
 def stalled(window: Sequence[Row], th: Thresholds) -> bool:
-    """Flat loss and a gradient small for the curvature: ``|g|^2 < small_gradient * S * L``."""
+    """Flat loss, not at a noise floor (``d T/2 < hot * L``), and a gradient that is small for the
+    curvature (``|g|_P^2 <= small_gradient * S * L``) or lost in the noise: the held gradient's squared
+    norm is under ``snr`` times what noise alone gives it, ``tr(P^-1 Sigma)/n_held``."""
     last = window[-1]
+    loss = abs(last["loss"])
     curvature = max(last["sharpness"], 0.0)
-    small = last["grad_norm_metric"] ** 2 <= th.small_gradient * curvature * abs(last["loss"])
-    return flat(window, th) and small
+    small = last["grad_norm_metric"] ** 2 <= th.small_gradient * curvature * loss
+    noisy = last["gradient_snr"] < th.snr
+    return flat(window, th) and last["noise_floor"] < th.hot * loss and (small or noisy)
 
 
 def _lower(last: Row) -> str:
