@@ -24,7 +24,8 @@ def main(
     digits = load_digits()
     x = torch.tensor(digits.data, dtype=torch.float32) / 16
     y = torch.tensor(digits.target)
-    x_train, y_train, x_held, y_held = x[:1500], y[:1500], x[1500:], y[1500:]
+    x_train, y_train = x[:1500], y[:1500]
+    x_held, y_held = x_train[:256], y_train[:256]  # a fixed batch of training examples: SGD's own noise
 
     model = nn.Sequential(nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 10))
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)

@@ -4,11 +4,12 @@
 ==========  =======================================================================================
 name        fires when (window = the last ``window`` checks, newest last)
 ==========  =======================================================================================
-diverging   the loss is not finite, or the sharpness is past the edge (``S/E >= edge``) and the loss
+diverging   the loss is not finite; or the sharpness is past the edge (``S/E >= edge``) and the loss
             rises (over the window by more than ``rising``, relative, and beyond 2 standard errors or
-            at every check), or the loss rises by more than ``blowup`` below the edge (a run that blew
-            up and saturated), or the loss is above ``blown`` times its best (if that is > 0) and above
-            its start (it blew up earlier); after a blow-up the advice is ``min(c/(2 S_max), lr/blown)``
+            at every check); or, below the edge, the loss rises by more than ``blowup`` and 2 standard
+            errors (a run that blew up and saturated); or the loss is above ``blown`` times its best
+            (if that is > 0) and above its start (it blew up earlier). After a blow-up the advice is
+            ``min(c/(2 S_max), lr/blown)``
 edge        ``S/E >= edge`` and the loss does not rise: about to diverge (or at the edge of stability)
 oscillating successive updates are anti-aligned: median cosine over the window ``<= oscillating``
 saddle      stalled (below) and the smallest Hessian eigenvalue is negative beyond ``saddle * S``
@@ -23,8 +24,9 @@ cold        the loss is flat or slow (relative fall per step ``< slow``), the sh
 healthy     none of the above
 ==========  =======================================================================================
 
-"Flat": the loss changed over the window by less than ``flat`` (relative) per step, or by less than
-two standard errors of the windows' mean batch losses. The suggested lr is half the edge lr at the
+The noise floor's ratio to the loss is the median over the window. "Flat": the loss changed over the
+window by less than ``flat`` (relative) per step, or by less than two standard errors of the windows'
+mean batch losses. The suggested lr is half the edge lr at the
 measured sharpness, ``c/(2S)`` (``1/lambda_max`` for GD).
 """
 
@@ -97,6 +99,13 @@ def flat(window: Sequence[Row], th: Thresholds) -> bool:
     return abs(change) / steps < th.flat * abs(window[0]["loss"]) or abs(change) < 2 * se
 
 
+def floor_ratio(window: Sequence[Row]) -> float:
+    """The noise floor ``d T/2`` over the loss, the median over the window (one check's ``tr(Sigma)``
+    from a few dozen examples is heavy-tailed)."""
+    ratios = sorted(r["noise_floor"] / abs(r["loss"]) if r["loss"] else math.inf for r in window)
+    return ratios[len(ratios) // 2]
+
+
 def stalled(window: Sequence[Row], th: Thresholds) -> bool:
     """Flat loss, not at a noise floor (``d T/2 < hot * L``), and a gradient that is small for the
     curvature (``|g|_P^2 <= small_gradient * S * L``) or lost in the noise: the held gradient's squared
@@ -106,7 +115,7 @@ def stalled(window: Sequence[Row], th: Thresholds) -> bool:
     curvature = max(last["sharpness"], 0.0)
     small = last["grad_norm_metric"] ** 2 <= th.small_gradient * curvature * loss
     noisy = last["gradient_snr"] < th.snr
-    return flat(window, th) and last["noise_floor"] < th.hot * loss and (small or noisy)
+    return flat(window, th) and floor_ratio(window) < th.hot and (small or noisy)
 
 
 def _lower(last: Row) -> str:
@@ -136,8 +145,8 @@ def diverging(window: Sequence[Row], th: Thresholds) -> Diagnosis | None:
             f"{_g(last['max_sharpness'])}: lower lr to {_g(lr)}"
         )
         return Diagnosis("diverging", message, lr)
-    change, _, steps = loss_change(window)
-    if up and change > th.blowup * abs(window[0]["loss"]):
+    change, se, steps = loss_change(window)
+    if up and change > th.blowup * abs(window[0]["loss"]) and change > 2 * se:  # beyond noise, strictly
         message = (
             f"diverging: the loss rose {_g(100 * change / abs(window[0]['loss']))} % in {steps} steps while "
             f"the sharpness {_g(last['sharpness'])} is below the edge; it peaked at "
@@ -207,10 +216,11 @@ def plateau(window: Sequence[Row], th: Thresholds) -> Diagnosis | None:
 
 def hot(window: Sequence[Row], th: Thresholds) -> Diagnosis | None:
     last = window[-1]
-    floor, loss = last["noise_floor"], abs(last["loss"])
-    if not (floor >= th.hot * loss and flat(window, th)):
+    ratio, loss = floor_ratio(window), abs(last["loss"])
+    if not (ratio >= th.hot and flat(window, th)):
         return None
-    factor = floor / (th.cool_target * loss)
+    floor = ratio * loss
+    factor = ratio / th.cool_target
     batch = math.ceil(last["batch_size"] * factor)
     lr = last["lr"] / factor
     message = (
@@ -227,13 +237,11 @@ def cold(window: Sequence[Row], th: Thresholds) -> Diagnosis | None:
     last = window[-1]
     change, _, steps = loss_change(window)
     slow = -change / steps < th.slow * abs(window[0]["loss"])
-    if not (
-        slow and last["edge_ratio"] <= th.cold_edge and last["noise_floor"] <= th.cold * abs(last["loss"])
-    ):
+    if not (slow and last["edge_ratio"] <= th.cold_edge and floor_ratio(window) <= th.cold):
         return None
     message = (
         f"too cold: lr {_g(last['lr'])} is {_g(last['edge_ratio'])} of its edge and the noise floor is "
-        f"{_g(last['noise_floor'] / abs(last['loss']))} of the loss: raise lr to {_g(last['suggested_lr'])} "
+        f"{_g(floor_ratio(window))} of the loss: raise lr to {_g(last['suggested_lr'])} "
         f"(edge {_g(last['edge_lr'])})"
     )
     return Diagnosis("cold", message, last["suggested_lr"])

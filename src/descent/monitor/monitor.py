@@ -105,14 +105,16 @@ def watch(
 
 
 class Monitor:
-    """See the module's docstring. ``every``: steps between checks; ``products``: Lanczos products per
-    check (warm start); ``probes``: Hutchinson probes per check for ``tr H`` (0: no configurational
-    temperature); ``noise_examples``: held examples whose own gradients give ``tr(Sigma)`` at a check
-    (the next ones each check, cyclically; the loss and mean gradient use the whole held batch);
-    ``verbose``: print the
-    summary line at each check (to stderr); ``tensorboard``: a log folder for a SummaryWriter (needs
-    the ``tensorboard`` package); ``batch_size``: the training batch size if the model's forward pass
-    does not take the batch as its first argument; ``thresholds``: the diagnoses' numbers."""
+    """See the module's docstring. ``held``: a fixed batch ``(x, y)`` best taken from the *training*
+    examples (the spread of their gradients is SGD's noise; held-out examples overstate it once the
+    model fits its training set), a few times the batch size. ``every``: steps between checks;
+    ``products``: Lanczos products per check (warm start); ``probes``: Hutchinson probes per check for
+    ``tr H`` (0: no configurational temperature); ``noise_examples``: held examples whose own gradients
+    give ``tr(Sigma)`` at a check (the next ones each check, cyclically; the loss and mean gradient use
+    the whole held batch); ``verbose``: print the summary line at each check (to stderr);
+    ``tensorboard``: a log folder for a SummaryWriter (needs the ``tensorboard`` package);
+    ``batch_size``: the training batch size if the model's forward pass does not take the batch as its
+    first argument; ``thresholds``: the diagnoses' numbers."""
 
     def __init__(
         self,
