@@ -26,6 +26,18 @@ def _noise(seed: int) -> NoiseSource:
     return NoiseSource(lower, seed)
 
 
+def _watched_run(model, optimizer, held, source, *, every: int, steps: int, batch: int):
+    """``steps`` SGD steps on batches of ``batch`` fresh noise vectors, watched with tr(Sigma) from the
+    whole held batch at every check."""
+    zeros = torch.zeros(len(held))
+    monitor = descent.watch(
+        model, optimizer, mean_energy, (held, zeros), every=every, verbose=False, noise_examples=len(held)
+    )
+    for _ in range(steps):
+        monitor.step(sgd_step(model, optimizer, source.draw(batch)))
+    return monitor
+
+
 OPTIMIZERS = {
     "sgd": (lambda p: torch.optim.SGD(p, lr=0.05), 0.0),
     "sgd-momentum": (lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9), 0.9),
@@ -43,17 +55,7 @@ def test_temperature_matches_the_injected_noise(name):
     model = Quadratic(hessian, torch.ones(D))
     optimizer = make(model.parameters())
     held = source.draw(N_HELD)
-    monitor = descent.watch(
-        model,
-        optimizer,
-        mean_energy,
-        (held, torch.zeros(N_HELD)),
-        every=10,
-        verbose=False,
-        noise_examples=N_HELD,
-    )
-    for _ in range(20):
-        monitor.step(sgd_step(model, optimizer, source.draw(B)))
+    monitor = _watched_run(model, optimizer, held, source, every=10, steps=20, batch=B)
     row = monitor.rows[-1]
     lr = optimizer.param_groups[0]["lr"]
     c = source.covariance
@@ -120,17 +122,7 @@ def test_temperature_and_the_equilibrium_check_against_the_stationary_physics():
     held = held - held.mean(dim=0)  # the held gradient is then exactly A w, the true force
     model = Quadratic(hessian, torch.zeros(D))
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    monitor = descent.watch(
-        model,
-        optimizer,
-        mean_energy,
-        (held, torch.zeros(N_HELD)),
-        every=150,
-        verbose=False,
-        noise_examples=N_HELD,
-    )
-    for _ in range(150 * 40):
-        monitor.step(sgd_step(model, optimizer, source.draw(batch)))
+    monitor = _watched_run(model, optimizer, held, source, every=150, steps=150 * 40, batch=batch)
     c = source.covariance.numpy()
     s = sgd_stationary_covariance(hessian.numpy(), c / batch, lr)
     a = hessian.numpy()
