@@ -27,6 +27,7 @@ EXPERIMENT_NAMES: tuple[str, ...] = (
     "vanishing-exploding",
     "regularization",
     "flat-minima",
+    "learning-to-learn",
 )
 
 
@@ -39,7 +40,14 @@ def get_experiment(name: str) -> ModuleType:
 
 #: the experiments on networks: their full size (the issue's protocol) takes minutes, so the test
 #: suite runs their quick size, which states the same criteria (their own tests check both sizes)
-QUICK_IN_TESTS = ("batch-table", "edge-of-stability", "flat-minima", "vanishing-exploding", "regularization")
+QUICK_IN_TESTS = (
+    "batch-table",
+    "edge-of-stability",
+    "flat-minima",
+    "vanishing-exploding",
+    "regularization",
+    "learning-to-learn",
+)
 
 
 def ci_size(name: str) -> str:
