@@ -31,7 +31,7 @@ from descent.monitor.inputs import check_inputs, check_int
 from descent.monitor.measure import HeldBatch, Loss
 from descent.monitor.physics import EDGE_MATH, Dynamics, read_dynamics
 from descent.monitor.report import summary_line, write_report
-from descent.train.hessian import SharpnessTracker, hutchinson_trace, top_eigenvalues
+from descent.train.hessian import SharpnessTracker, hutchinson_trace
 
 #: a row's columns, in order
 COLUMNS = (
@@ -124,7 +124,7 @@ class Monitor:
         held: tuple[torch.Tensor, torch.Tensor],
         every: int = 50,
         *,
-        products: int = 6,
+        products: int = 3,
         probes: int = 2,
         noise_examples: int = 64,
         verbose: bool = True,
@@ -153,7 +153,11 @@ class Monitor:
         self.params = [p for _, p in trained]
         self.size = sum(p.numel() for p in self.params)
         self.held = HeldBatch(model, self.names, loss_fn, held[0], held[1])
-        self.tracker = SharpnessTracker(every=1, products=products, seed=seed, tol=1e-6)  # cold start: 1e-6
+        # warm-started Lanczos for the top eigenvalue and, when a check looks stalled, for the bottom
+        # one (the top of -H); both start from random vectors, never from an eigsh to convergence
+        tracking = {"every": 1, "products": products, "keep": min(2, products), "first": "random"}
+        self.tracker = SharpnessTracker(seed=seed, **tracking)
+        self.low_tracker = SharpnessTracker(seed=seed + 1, **tracking)
         self.rows: list[dict[str, Any]] = []
         self.steps = 0
         self.batch_size = batch_size
@@ -407,15 +411,11 @@ class Monitor:
         return float(a @ b) / norms if norms > 0 else math.nan
 
     def _lambda_min(self, scale: torch.Tensor | None) -> float:
-        """The smallest eigenvalue (of ``P^-1 H``): the largest of ``-H``, by Lanczos (eigsh)."""
+        """The smallest eigenvalue (of ``P^-1 H``): minus the largest of ``-H``, tracked as the top one
+        is (a Ritz value of -H above 0 proves a direction of negative curvature)."""
         theta = self._snapshots[self.steps].to(torch.float64)
-        try:
-            top = top_eigenvalues(
-                lambda w: -self.held.loss64(w), theta, tol=1e-4, seed=self.seed, scale=scale
-            )
-        except Exception:  # ARPACK may not converge on a flat landscape
-            return math.nan
-        return -top.values[0]
+        top = self.low_tracker(len(self.low_tracker.steps), lambda w: -self.held.loss64(w), theta, scale)
+        return math.nan if top is None else -top
 
 
 def _summary_writer(folder: str | Path):

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from descent._errors import check_number, invalid
+from descent._errors import check_number, invalid, listed
 
 LossFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -258,6 +258,10 @@ def lanczos_refine(operator: Callable[[torch.Tensor], torch.Tensor], v: torch.Te
     return float(values[0]), vectors[:, 0]
 
 
+FIRST_CHECKS = ("eigsh", "random")  # how the tracker's first check starts
+RANDOM_FIRST_PRODUCTS = 12  # the products of a first="random" check (a Krylov space of that size)
+
+
 @dataclass
 class SharpnessTracker:
     """The sharpness along a run, cheaply: call it at every step; every ``every`` steps it spends
@@ -304,7 +308,9 @@ class SharpnessTracker:
     lr 0.2 the sharpness is at the edge by step 100 (2.2 % off there).
 
     The first check has no previous vectors: it runs a cold ``eigsh`` (tolerance ``tol``, its ``keep``
-    top eigenvectors). With ``cold_every``, every step that is a multiple of it also runs a cold
+    top eigenvectors), or with ``first="random"`` ``RANDOM_FIRST_PRODUCTS`` Lanczos products from ``keep``
+    seeded random vectors (no eigsh to convergence: rougher at first, sharpened check by check; the
+    monitor's choice). With ``cold_every``, every step that is a multiple of it also runs a cold
     ``eigsh`` (from ``seed``, not from the tracked vectors) and records it beside the tracked value, to
     check the tracker; the tracked vectors are never replaced by the cold ones.
     """
@@ -315,6 +321,7 @@ class SharpnessTracker:
     tol: float = 1e-10
     seed: int = 0
     keep: int = 2
+    first: str = "eigsh"
     steps: list[int] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
     hvps: list[int] = field(default_factory=list)
@@ -339,6 +346,8 @@ class SharpnessTracker:
         ):
             raise invalid("cold_every", self.cold_every, "None or an integer >= 1")
         check_number("tol", self.tol, 0.0)
+        if self.first not in FIRST_CHECKS:
+            raise invalid("first", self.first, f"one of: {listed(FIRST_CHECKS)}")
 
     def due(self, step: int) -> bool:
         """Whether ``step`` is a check (a multiple of ``every``) or a cold check."""
@@ -360,13 +369,17 @@ class SharpnessTracker:
                 value, used = cold.values[0], 0
                 self._hold(cold.vectors)
         if step % self.every == 0 and value is None:
-            if self.vector is None:
+            if self.vector is None and self.first == "eigsh":
                 cold = self._cold(step, loss_fn, theta, scale, self.keep)
                 value, used = cold.values[0], cold.products
                 self._hold(cold.vectors)
             else:
                 operator = HessianOperator(loss_fn, theta, scale)
-                values, vectors = ritz_refine(operator, self.ritz_vectors, self.products)
+                if self.ritz_vectors is not None:
+                    values, vectors = ritz_refine(operator, self.ritz_vectors, self.products)
+                else:  # first="random": a longer Lanczos run once, then the usual few products
+                    first = max(self.products, RANDOM_FIRST_PRODUCTS)
+                    values, vectors = ritz_refine(operator, self._random(theta), first)
                 value, used = float(values[0]), operator.products
                 self._hold(vectors)
         if value is None:
@@ -379,6 +392,13 @@ class SharpnessTracker:
     def _cold(self, step: int, loss_fn: LossFn, theta: torch.Tensor, scale, k: int) -> Eigen:
         k = max(1, min(k, theta.numel() - 1))
         return top_eigenvalues(loss_fn, theta, k=k, tol=self.tol, seed=self.seed + step, scale=scale)
+
+    def _random(self, theta: torch.Tensor) -> torch.Tensor:
+        """``first="random"``: ``keep`` seeded Gaussian vectors ``[P, keep]``, orthonormalised."""
+        generator = torch.Generator().manual_seed(self.seed)
+        shape = (theta.numel(), min(self.keep, theta.numel()))
+        vectors = torch.randn(shape, generator=generator, dtype=torch.float64)
+        return torch.linalg.qr(vectors.to(theta.device))[0]
 
     def _hold(self, vectors: torch.Tensor) -> None:
         """Keep the ``keep`` top Ritz vectors for the next check (the first is ``vector``)."""
