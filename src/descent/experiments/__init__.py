@@ -28,6 +28,7 @@ EXPERIMENT_NAMES: tuple[str, ...] = (
     "regularization",
     "flat-minima",
     "learning-to-learn",
+    "diagnose",
 )
 
 
@@ -47,6 +48,7 @@ QUICK_IN_TESTS = (
     "vanishing-exploding",
     "regularization",
     "learning-to-learn",
+    "diagnose",
 )
 
 
