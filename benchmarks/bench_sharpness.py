@@ -13,8 +13,8 @@ and one cold eigsh and one Hessian-vector product alone. Each case runs ``--repe
 Prints a markdown table and, with ``--json``, the numbers.
 
 ``--accuracy`` instead measures the tracker against a cold eigsh: ``--accuracy-steps`` GD steps (2000)
-at each lr of ``--lrs`` (0.1 0.2), the tracker every 10 steps with ``--products`` and ``--keep``, a
-cold eigsh (tolerance 1e-10) every 100 steps; prints |tracked/cold - 1| at each checkpoint, the
+at each lr of ``--lrs`` (0.1 0.2), the tracker every ``--every`` steps (10) with ``--products`` and
+``--keep``, a cold eigsh (tolerance 1e-10) every 100 steps; prints |tracked/cold - 1| at each checkpoint, the
 largest and how many are within 1 %.
 
     .venv/bin/python benchmarks/bench_sharpness.py [--steps 1000] [--repeat 3] [--json]
@@ -122,14 +122,14 @@ def one_off() -> dict:
     }
 
 
-def accuracy(steps: int, lrs: list[float], products: int, keep: int) -> dict:
-    """The tracker (every 10 steps) against a cold eigsh every 100 steps, per lr: the relative errors
+def accuracy(steps: int, lrs: list[float], products: int, keep: int, every: int = 10) -> dict:
+    """The tracker (every ``every`` steps) against a cold eigsh every 100 steps, per lr: the relative errors
     at the checkpoints, the largest, and how many are within 1 %."""
     from descent.train.hessian import SharpnessTracker
 
     out = {}
     for lr in lrs:
-        tracker = SharpnessTracker(every=10, products=products, keep=keep, cold_every=100)
+        tracker = SharpnessTracker(every=every, products=products, keep=keep, cold_every=100)
         train(steps + 1, tracker, lr=lr)
         tracked = tracker.tracked_at(tracker.cold_steps[1:])  # step 0 is the cold start itself
         errors = [abs(t / c - 1) for t, c in zip(tracked, tracker.cold_values[1:])]
@@ -141,7 +141,7 @@ def accuracy(steps: int, lrs: list[float], products: int, keep: int) -> dict:
             "max_products": max(tracker.hvps[1:]),
         }
         print(
-            f"lr {lr}: products {products}, keep {keep}: largest error {max(errors):.2%}, "
+            f"lr {lr}: every {every}, products {products}, keep {keep}: largest error {max(errors):.2%}, "
             f"{out[lr]['within_1pct']}/{len(errors)} checkpoints within 1 %, "
             f"at most {out[lr]['max_products']} products a check"
         )
@@ -161,10 +161,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--lrs", type=float, nargs="+", default=[0.1, 0.2])
     parser.add_argument("--products", type=int, default=3)
     parser.add_argument("--keep", type=int, default=2)
+    parser.add_argument("--every", type=int, default=10, help="the tracker's period k in --accuracy")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.accuracy:
-        return accuracy(args.accuracy_steps, args.lrs, args.products, args.keep)
+        return accuracy(args.accuracy_steps, args.lrs, args.products, args.keep, args.every)
     loads = [load_average()]
     best: dict[str, dict] = {}
     for _ in range(args.repeat):

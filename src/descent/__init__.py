@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from descent.dynamics.simulate import simulate as simulate
     from descent.landscapes import Landscape as Landscape
     from descent.landscapes import get_landscape as get_landscape
+    from descent.monitor import watch as watch
     from descent.objectives import EmpiricalRisk as EmpiricalRisk
     from descent.optim import Optimizer as Optimizer
     from descent.spec import RunSpec as RunSpec
@@ -55,4 +56,5 @@ __all__ = [
     "get_landscape",
     "run_spec",
     "simulate",
+    "watch",
 ]

@@ -155,9 +155,10 @@ class Monitor:
         self.held = HeldBatch(model, self.names, loss_fn, held[0], held[1])
         # warm-started Lanczos for the top eigenvalue and, when a check looks stalled, for the bottom
         # one (the top of -H); both start from random vectors, never from an eigsh to convergence
-        tracking = {"every": 1, "products": products, "keep": min(2, products), "first": "random"}
-        self.tracker = SharpnessTracker(seed=seed, **tracking)
-        self.low_tracker = SharpnessTracker(seed=seed + 1, **tracking)
+        self.tracker, self.low_tracker = (
+            SharpnessTracker(every=1, products=products, keep=min(2, products), seed=s, first="random")
+            for s in (seed, seed + 1)
+        )
         self.rows: list[dict[str, Any]] = []
         self.steps = 0
         self.batch_size = batch_size
