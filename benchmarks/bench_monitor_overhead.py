@@ -1,0 +1,182 @@
+"""The physics monitor's overhead beside Cockpit's (issue 13's targets: the default period costs at most
+5 % of the training time, the full instrument set at most 30 %).
+
+The run: digits (1437 training images, standardised), mlp:64,64 (ReLU, torch's default init, float32:
+Cockpit's top-eigenvalue power iteration compares a float32 number with the model's dtype and fails
+on float64), cross-entropy, ``torch.optim.SGD`` lr 0.1 momentum 0.9, mini-batches of 32 (45
+steps an epoch) in one seeded order shared by every variant. Variants, each timed around the training
+loop only (building the model, the monitor or the cockpit is not timed):
+
+- ``plain``: the loop alone;
+- ``ours default``: ``descent.watch(model, optimizer, loss, held, every=k)`` with its default
+  instruments (per-example gradients of 64 held examples a check for tr(Sigma), the held batch's loss
+  and gradient, 6 warm-started Lanczos products for the sharpness, 2 Hutchinson probes for tr H,
+  momentum buffers for the kinetic energy), held batch: 256 training images;
+- ``ours full``: every instrument on the whole held batch each check (``noise_examples=256``: every
+  held example's own gradient), the rest as the default (the smallest-eigenvalue Lanczos runs only
+  when a run stalls, so a healthy run never pays it);
+- ``cockpit economy`` and ``cockpit full``: Cockpit's ``configuration("economy")`` (alpha, distance,
+  1d gradient histogram, gradient norm, inner-product, norm and orthogonality tests, loss, update
+  size) and ``configuration("full")`` (those plus TIC, Hessian trace, top Hessian eigenvalue, 2d
+  histogram), tracked every k steps (``schedules.linear(k)``), the model and loss extended by
+  BackPACK (``backpack.extend``, Cockpit's own way), the individual losses passed as it asks.
+
+Periods k: 1 and 50 (the monitor's default), and 10. Time per epoch is the fastest repeat's time per
+step times 45 (a run at k = 1 takes ``--steps-k1`` steps, the others ``--steps``); the overhead is
+over ``plain`` at the same thread count. Repeats are interleaved (every variant once, then again) at
+1 and 2 threads, and the fastest is kept: the machine is shared, and its load average is printed.
+
+    .venv/bin/python benchmarks/bench_monitor_overhead.py [--repeats 3] [--threads 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model, load_average  # noqa: E402
+
+BATCH, LR, MOMENTUM, HELD, SEED = 32, 0.1, 0.9, 256, 0
+DEFAULT_EVERY = 50
+VARIANTS = ("ours default", "ours full", "cockpit economy", "cockpit full")
+
+
+def data():
+    from descent.train.data import load_dataset
+
+    d = load_dataset("digits", seed=SEED, dtype=torch.float32)
+    return d.x_train, d.y_train
+
+
+def batches(n: int, steps: int) -> list[torch.Tensor]:
+    """``steps`` mini-batches of ``BATCH`` from fresh seeded permutations of ``n`` examples."""
+    generator = torch.Generator().manual_seed(SEED)
+    out: list[torch.Tensor] = []
+    while len(out) < steps:
+        order = torch.randperm(n, generator=generator)
+        out += [order[i : i + BATCH] for i in range(0, n, BATCH)]
+    return out[:steps]
+
+
+def model_and_optimizer():
+    from descent.train.models import build_model
+
+    model = build_model("mlp:64,64", 64, 10, seed=SEED, dtype=torch.float32)
+    return model, torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+
+
+def run_loop(x, y, order, watch: dict | None = None) -> float:
+    """The timed loop; with ``watch`` (``descent.watch``'s options), under the monitor."""
+    import descent
+
+    model, optimizer = model_and_optimizer()
+    loss_fn = nn.functional.cross_entropy
+    monitor = (
+        None if watch is None else descent.watch(model, optimizer, loss_fn, (x[:HELD], y[:HELD]), **watch)
+    )
+    start = time.perf_counter()
+    for index in order:
+        optimizer.zero_grad()
+        loss = loss_fn(model(x[index]), y[index])
+        loss.backward()
+        optimizer.step()
+        if monitor is not None:
+            monitor.step(loss)
+    seconds = time.perf_counter() - start
+    if monitor is not None:
+        monitor.close()
+    return seconds
+
+
+def run_cockpit(x, y, order, every: int, label: str) -> float:
+    from backpack import extend
+    from cockpit import Cockpit
+    from cockpit.utils.configuration import configuration
+    from cockpit.utils.schedules import linear
+
+    model, optimizer = model_and_optimizer()
+    model = extend(model)
+    loss_fn = extend(nn.CrossEntropyLoss())
+    individual = nn.CrossEntropyLoss(reduction="none")
+    cockpit = Cockpit(model.parameters(), quantities=configuration(label, track_schedule=linear(every)))
+    start = time.perf_counter()
+    for step, index in enumerate(order):
+        optimizer.zero_grad()
+        outputs = model(x[index])
+        loss = loss_fn(outputs, y[index])
+        losses = individual(outputs, y[index])
+        info = {"batch_size": len(index), "individual_losses": losses, "loss": loss, "optimizer": optimizer}
+        with cockpit(step, info=info):
+            loss.backward(create_graph=cockpit.create_graph(step))
+        optimizer.step()
+    return time.perf_counter() - start
+
+
+def timed(variant: str, x, y, order, every: int) -> float:
+    if variant == "plain":
+        return run_loop(x, y, order)
+    if variant.startswith("ours"):
+        full = {"noise_examples": HELD} if variant == "ours full" else {}
+        return run_loop(x, y, order, {"every": every, "verbose": False, **full})
+    return run_cockpit(x, y, order, every, variant.split()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--periods", type=int, nargs="+", default=[1, 10, DEFAULT_EVERY])
+    parser.add_argument("--steps", type=int, default=450, help="steps of a run at k > 1 and of plain")
+    parser.add_argument("--steps-k1", type=int, default=45, help="steps of a run at k = 1")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    x, y = data()
+    steps_per_epoch = -(-len(x) // BATCH)
+    plans = [("plain", 0, args.steps)]
+    plans += [(v, k, args.steps_k1 if k == 1 else args.steps) for k in args.periods for v in VARIANTS]
+    best: dict[tuple[str, int, int], float] = {}
+    loads = [load_average()]
+    print(f"# {cpu_model()}, {os.cpu_count()} CPUs; torch {torch.__version__}; load average {loads[0]:.2f}")
+    for repeat in range(args.repeats):
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            for variant, every, steps in plans:
+                seconds = timed(variant, x, y, batches(len(x), steps), every) / steps
+                key = (variant, every, threads)
+                best[key] = min(best.get(key, float("inf")), seconds)
+        loads.append(load_average())
+        print(f"# repeat {repeat + 1} of {args.repeats} done; load average {loads[-1]:.2f}", flush=True)
+    print()
+    print(
+        f"mlp:64,64 on digits, SGD momentum 0.9, batch {BATCH} ({steps_per_epoch} steps an epoch), float32; "
+        f"fastest of {args.repeats} interleaved repeats; load average {min(loads):.2f}-{max(loads):.2f}"
+    )
+    print()
+    header = (
+        "| variant | k | "
+        + " | ".join(f"{t} thread{'s' if t > 1 else ''}: s/epoch (overhead)" for t in args.threads)
+        + " |"
+    )
+    print(header)
+    print("|" + "---|" * (2 + len(args.threads)))
+    for variant, every, _ in plans:
+        cells = []
+        for threads in args.threads:
+            epoch = best[(variant, every, threads)] * steps_per_epoch
+            plain = best[("plain", 0, threads)] * steps_per_epoch
+            cells.append(
+                f"{epoch:.3f}" if variant == "plain" else f"{epoch:.3f} ({100 * (epoch / plain - 1):+.0f} %)"
+            )
+        print(f"| {variant} | {every or '-'} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
