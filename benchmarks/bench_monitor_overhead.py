@@ -9,20 +9,21 @@ loop only (building the model, the monitor or the cockpit is not timed):
 
 - ``plain``: the loop alone;
 - ``ours default``: ``descent.watch(model, optimizer, loss, held, every=k)`` with its default
-  instruments (per-example gradients of 64 held examples a check for tr(Sigma), the held batch's loss
-  and gradient, 6 warm-started Lanczos products for the sharpness, 2 Hutchinson probes for tr H,
-  momentum buffers for the kinetic energy), held batch: 256 training images;
-- ``ours full``: every instrument on the whole held batch each check (``noise_examples=256``: every
-  held example's own gradient), the rest as the default (the smallest-eigenvalue Lanczos runs only
-  when a run stalls, so a healthy run never pays it);
+  instruments (``descent.monitor.monitor.INSTRUMENTS["default"]``: per-example gradients of 32 held
+  examples a check for tr(Sigma), the held batch's loss and gradient, 3 warm-started Lanczos products
+  on 64 held examples for the sharpness, momentum buffers for the kinetic energy; the bottom
+  eigenvalue only when a run looks stalled), held batch: 256 training images;
+- ``ours full``: ``full=True``, every instrument on the whole held batch each check (every held
+  example's own gradient, 6 Lanczos products and 2 Hutchinson probes for tr H on all 256);
 - ``cockpit economy`` and ``cockpit full``: Cockpit's ``configuration("economy")`` (alpha, distance,
   1d gradient histogram, gradient norm, inner-product, norm and orthogonality tests, loss, update
   size) and ``configuration("full")`` (those plus TIC, Hessian trace, top Hessian eigenvalue, 2d
   histogram), tracked every k steps (``schedules.linear(k)``), the model and loss extended by
   BackPACK (``backpack.extend``, Cockpit's own way), the individual losses passed as it asks.
 
-Periods k: 1 and 50 (the monitor's default), and 10. Time per epoch is the fastest repeat's time per
-step times 45 (a run at k = 1 takes ``--steps-k1`` steps, the others ``--steps``); the overhead is
+Periods k: 1, 10, 50 and 500 (the monitor's default, ``DEFAULT_EVERY``). Time per epoch is the fastest
+repeat's time per step times 45 (a run at k = 1 takes ``--steps-k1`` steps, the others ``--steps`` or
+4 k, whichever is more: four checks at least, the first included); the overhead is
 over ``plain`` at the same thread count. Repeats are interleaved (every variant once, then again) at
 1 and 2 threads, and the fastest is kept: the machine is shared, and its load average is printed.
 
@@ -45,7 +46,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_model, load_average  # noqa: E402
 
 BATCH, LR, MOMENTUM, HELD, SEED = 32, 0.1, 0.9, 256, 0
-DEFAULT_EVERY = 50
 VARIANTS = ("ours default", "ours full", "cockpit economy", "cockpit full")
 
 
@@ -124,8 +124,7 @@ def timed(variant: str, x, y, order, every: int) -> float:
     if variant == "plain":
         return run_loop(x, y, order)
     if variant.startswith("ours"):
-        full = {"noise_examples": HELD} if variant == "ours full" else {}
-        return run_loop(x, y, order, {"every": every, "verbose": False, **full})
+        return run_loop(x, y, order, {"every": every, "verbose": False, "full": variant == "ours full"})
     return run_cockpit(x, y, order, every, variant.split()[1])
 
 
@@ -133,15 +132,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--periods", type=int, nargs="+", default=[1, 10, DEFAULT_EVERY])
+    from descent.monitor.monitor import DEFAULT_EVERY
+
+    parser.add_argument("--periods", type=int, nargs="+", default=[1, 10, 50, DEFAULT_EVERY])
     parser.add_argument("--steps", type=int, default=450, help="steps of a run at k > 1 and of plain")
     parser.add_argument("--steps-k1", type=int, default=45, help="steps of a run at k = 1")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     x, y = data()
     steps_per_epoch = -(-len(x) // BATCH)
-    plans = [("plain", 0, args.steps)]
-    plans += [(v, k, args.steps_k1 if k == 1 else args.steps) for k in args.periods for v in VARIANTS]
+    longest = max(args.steps, *(4 * k for k in args.periods))
+    plans = [("plain", 0, longest)]
+    plans += [
+        (v, k, args.steps_k1 if k == 1 else max(args.steps, 4 * k)) for k in args.periods for v in VARIANTS
+    ]
     best: dict[tuple[str, int, int], float] = {}
     loads = [load_average()]
     print(f"# {cpu_model()}, {os.cpu_count()} CPUs; torch {torch.__version__}; load average {loads[0]:.2f}")

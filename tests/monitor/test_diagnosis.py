@@ -32,7 +32,7 @@ def _run(
     if centre:
         held = held - held.mean(dim=0)  # the held gradient is then exactly A w
     monitor = descent.watch(
-        model, optimizer, mean_energy, (held, torch.zeros(64)), every=every, verbose=False
+        model, optimizer, mean_energy, (held, torch.zeros(64)), every=every, verbose=False, full=True
     )
     names = []
     for _ in range(steps):

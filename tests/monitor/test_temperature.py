@@ -31,7 +31,7 @@ def _watched_run(model, optimizer, held, source, *, every: int, steps: int, batc
     whole held batch at every check."""
     zeros = torch.zeros(len(held))
     monitor = descent.watch(
-        model, optimizer, mean_energy, (held, zeros), every=every, verbose=False, noise_examples=len(held)
+        model, optimizer, mean_energy, (held, zeros), every=every, verbose=False, full=True
     )
     for _ in range(steps):
         monitor.step(sgd_step(model, optimizer, source.draw(batch)))
@@ -76,7 +76,9 @@ def test_temperature_of_a_centred_held_batch_is_exact():
     sample_trace = float((held**2).sum()) / (len(held) - 1)
     model = Quadratic(spectrum_matrix(torch.linspace(1.0, 2.0, D), 7), torch.ones(D))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.03, momentum=0.7)
-    monitor = descent.watch(model, optimizer, mean_energy, (held, torch.zeros(50)), every=3, verbose=False)
+    monitor = descent.watch(
+        model, optimizer, mean_energy, (held, torch.zeros(50)), every=3, verbose=False, full=True
+    )
     for _ in range(3):
         monitor.step(sgd_step(model, optimizer, source.draw(5)))
     row = monitor.rows[-1]
@@ -95,7 +97,9 @@ def test_kinetic_temperature_of_torch_sgd_reads_the_momentum_buffer():
     model = Quadratic(spectrum_matrix(torch.linspace(1.0, 2.0, D), 3), torch.ones(D))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
     held = source.draw(40)
-    monitor = descent.watch(model, optimizer, mean_energy, (held, torch.zeros(40)), every=5, verbose=False)
+    monitor = descent.watch(
+        model, optimizer, mean_energy, (held, torch.zeros(40)), every=5, verbose=False, full=True
+    )
     before = model.w.detach().clone()
     for step in range(5):
         if step == 4:

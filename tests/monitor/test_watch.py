@@ -32,7 +32,9 @@ def _train(make_optimizer, with_monitor: bool, steps: int = 30):
     criterion = nn.CrossEntropyLoss()
     monitor = None
     if with_monitor:
-        monitor = descent.watch(model, optimizer, criterion, (X[:40], Y[:40]), every=4, verbose=False)
+        monitor = descent.watch(
+            model, optimizer, criterion, (X[:40], Y[:40]), every=4, verbose=False, full=True
+        )
     torch.manual_seed(123)  # dropout and the batches draw from the global generator
     for _ in range(steps):
         index = torch.randint(0, 96, (16,))

@@ -34,6 +34,19 @@ from descent.monitor.report import summary_line, write_report
 from descent.train.hessian import SharpnessTracker, hutchinson_trace
 
 #: a row's columns, in order
+#: steps between checks by default: a check (3 Hessian-vector products on ``curvature_examples`` held
+#: examples, 32 examples' own gradients, the held loss and gradient) costs about as much as 25-35
+#: training steps of batch 32 on the digits MLP, so every 500 steps it costs under 5 % of training
+#: (BENCHMARKS.md, "Monitor"); pass ``every=`` for a closer watch at a stated cost
+DEFAULT_EVERY = 500
+#: the instrument sets: ``full=True`` adds the Hessian trace (Hutchinson, hence the configurational
+#: temperature), takes the noise and the curvature on every held example (0: all) and doubles the
+#: Lanczos products; any of them may also be given on its own
+INSTRUMENTS = {
+    "default": {"products": 3, "probes": 0, "noise_examples": 32, "curvature_examples": 64},
+    "full": {"products": 6, "probes": 2, "noise_examples": 0, "curvature_examples": 0},
+}
+
 COLUMNS = (
     "step",
     "loss",
@@ -85,7 +98,7 @@ def watch(
     optimizer: torch.optim.Optimizer,
     loss_fn: Loss,
     held: tuple[torch.Tensor, torch.Tensor],
-    every: int = 50,
+    every: int = DEFAULT_EVERY,
     **options: Any,
 ) -> Monitor:
     """Attach a `Monitor` to a training loop; call ``monitor.step(loss)`` after each ``optimizer.step()``.
@@ -107,11 +120,15 @@ def watch(
 class Monitor:
     """See the module's docstring. ``held``: a fixed batch ``(x, y)`` best taken from the *training*
     examples (the spread of their gradients is SGD's noise; held-out examples overstate it once the
-    model fits its training set), a few times the batch size. ``every``: steps between checks;
+    model fits its training set), a few times the batch size. ``every``: steps between checks
+    (``DEFAULT_EVERY``); ``full``: every instrument (``INSTRUMENTS``), else the cheap default set;
     ``products``: Lanczos products per check (warm start); ``probes``: Hutchinson probes per check for
     ``tr H`` (0: no configurational temperature); ``noise_examples``: held examples whose own gradients
     give ``tr(Sigma)`` at a check (the next ones each check, cyclically; the loss and mean gradient use
-    the whole held batch); ``verbose``: print the summary line at each check (to stderr);
+    the whole held batch); ``curvature_examples``: the first held examples whose loss the
+    Hessian-vector products differentiate (sharpness, the saddle test, the trace: 3 products on 256
+    examples cost as many passes as some 30 training steps of 32); ``verbose``: print the summary line
+    at each check (to stderr);
     ``tensorboard``: a log folder for a SummaryWriter (needs the ``tensorboard`` package);
     ``batch_size``: the training batch size if the model's forward pass does not take the batch as its
     first argument; ``thresholds``: the diagnoses' numbers."""
@@ -122,11 +139,13 @@ class Monitor:
         optimizer: torch.optim.Optimizer,
         loss_fn: Loss,
         held: tuple[torch.Tensor, torch.Tensor],
-        every: int = 50,
+        every: int = DEFAULT_EVERY,
         *,
-        products: int = 3,
-        probes: int = 2,
-        noise_examples: int = 64,
+        full: bool = False,
+        products: int | None = None,
+        probes: int | None = None,
+        noise_examples: int | None = None,
+        curvature_examples: int | None = None,
         verbose: bool = True,
         tensorboard: str | Path | None = None,
         batch_size: int | None = None,
@@ -134,6 +153,17 @@ class Monitor:
         seed: int = 0,
     ) -> None:
         trained = check_inputs(model, optimizer, loss_fn, held)
+        if not isinstance(full, bool):
+            raise invalid("full", full, "True (every instrument) or False (the cheap default set)")
+        preset = INSTRUMENTS["full" if full else "default"]
+        products = preset["products"] if products is None else products
+        probes = preset["probes"] if probes is None else probes
+        n_held = len(held[0])
+        noise_examples = (
+            min(preset["noise_examples"] or n_held, n_held) if noise_examples is None else noise_examples
+        )
+        if curvature_examples is None:
+            curvature_examples = preset["curvature_examples"] or n_held
         self.every = check_int("every", every, 1)
         check_int("products", products, 1)
         self.probes = check_int("probes", probes, 0)
@@ -153,6 +183,12 @@ class Monitor:
         self.params = [p for _, p in trained]
         self.size = sum(p.numel() for p in self.params)
         self.held = HeldBatch(model, self.names, loss_fn, held[0], held[1])
+        m = check_int("curvature_examples", curvature_examples, 1)
+        self.curvature = (
+            self.held
+            if len(held[0]) <= m
+            else HeldBatch(model, self.names, loss_fn, held[0][:m], held[1][:m])
+        )
         # warm-started Lanczos for the top eigenvalue and, when a check looks stalled, for the bottom
         # one (the top of -H); both start from random vectors, never from an eigsh to convergence
         self.tracker, self.low_tracker = (
@@ -312,12 +348,12 @@ class Monitor:
         temperature = dyn.eta * noise.trace / (2 * batch * d * (1 - dyn.beta)) + dyn.thermal
         temperature_se = dyn.eta * noise.trace_se / (2 * batch * d * (1 - dyn.beta))
         theta64, scale64 = theta.to(torch.float64), None if dyn.scale is None else dyn.scale.to(torch.float64)
-        tracked = self.tracker(len(self.tracker.steps), self.held.loss64, theta64, scale64)
+        tracked = self.tracker(len(self.tracker.steps), self.curvature.loss64, theta64, scale64)
         sharpness = math.nan if tracked is None else tracked  # every call is a check (every=1)
         trace = math.nan
         if self.probes:
             trace = hutchinson_trace(
-                self.held.loss64, theta64, self.probes, self.seed + t, scale=scale64
+                self.curvature.loss64, theta64, self.probes, self.seed + t, scale=scale64
             ).mean
         kinetic = math.nan
         if dyn.velocity is not None:
@@ -415,7 +451,8 @@ class Monitor:
         """The smallest eigenvalue (of ``P^-1 H``): minus the largest of ``-H``, tracked as the top one
         is (a Ritz value of -H above 0 proves a direction of negative curvature)."""
         theta = self._snapshots[self.steps].to(torch.float64)
-        top = self.low_tracker(len(self.low_tracker.steps), lambda w: -self.held.loss64(w), theta, scale)
+        negated = lambda w: -self.curvature.loss64(w)  # noqa: E731
+        top = self.low_tracker(len(self.low_tracker.steps), negated, theta, scale)
         return math.nan if top is None else -top
 
 
