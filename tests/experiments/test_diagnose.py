@@ -71,13 +71,6 @@ def test_the_accuracy_bound_passes_exactly_the_shares_of_at_least_90_percent():
             assert (k / n > dx.needed_share(n)) == (10 * k >= 9 * n), (k, n)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13's 90 % is not met yet (78 % of 60 runs at the full size): the monitor forgets an "
-    "early blow-up (lr-10x ends healthy or cold once the loss is back under its start), calls some "
-    "stalled tiny-weight runs oscillating, and batch-1 noise spikes diverging; see the experiment's "
-    "explanation. Remove this mark when the monitor's rules are fixed.",
-)
 def test_the_monitor_diagnoses_at_least_90_percent_of_the_runs(result):
     assert result.value("accuracy") >= dx.ACCURACY_TARGET, result.explanation
 

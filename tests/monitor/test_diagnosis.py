@@ -10,6 +10,7 @@ import torch
 
 import descent
 from descent.monitor import Thresholds
+from descent.monitor.diagnosis import flat, floor_ratio, loss_change, rising
 from tests.monitor.quadratic import DTYPE, NoiseSource, Quadratic, mean_energy, sgd_step, spectrum_matrix
 
 torch.set_num_threads(1)
@@ -100,8 +101,9 @@ def test_hot_at_the_noise_floor_advises_batch_and_lr():
         torch.linspace(1.0, 2.0, D), lr=0.5, steps=200, start=torch.zeros(D), noise=1.0, batch=1
     )
     assert names[-1] == "hot"
-    row = monitor.rows[-1]
-    factor = row["noise_floor"] / (Thresholds().cool_target * row["loss"])
+    window = monitor.rows[-Thresholds().window :]  # the floor ratio: the window's summed floor / loss
+    ratio = sum(r["noise_floor"] for r in window) / sum(r["loss"] for r in window)
+    factor = ratio / Thresholds().cool_target
     assert monitor.diagnosis.batch_size == pytest.approx(factor, rel=0.01, abs=1)
     assert monitor.diagnosis.lr == pytest.approx(0.5 / factor, rel=1e-6)
 
@@ -124,3 +126,97 @@ def test_a_run_that_reaches_nan_is_diverged_and_the_monitor_keeps_going():
     assert names[-1] == "diverging" and "the loss is nan" in monitor.diagnosis.message
     assert monitor.alarms[0] == 20  # past the edge from the first check
     assert monitor.diagnosis.lr == pytest.approx(0.06)  # min(1/lambda_max, lr/10)
+
+
+def _diag(a: float, b: float) -> torch.Tensor:
+    return torch.diag(torch.tensor([a, b], dtype=DTYPE))
+
+
+def _blow_up_then_saturate(start, steps=160):
+    """GD at lr 0.26 past the edge (2/10) of ``diag(10, 1)`` for 10 steps, then the curvature collapses
+    to ``diag(0.38, 0.01)`` (as a saturated or dead-unit net's does): S/E = 0.0494, below cold's 0.05,
+    and the loss falls back by a factor 0.81 a step, then 0.5 % a step."""
+    model = Quadratic(_diag(10.0, 1.0), torch.tensor(start, dtype=DTYPE))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.26)
+    held = (torch.zeros(64, 2, dtype=DTYPE), torch.zeros(64))
+    monitor = descent.watch(model, optimizer, mean_energy, held, every=5, verbose=False)
+    seen = []
+    for t in range(1, steps + 1):
+        monitor.step(sgd_step(model, optimizer, torch.zeros(4, 2, dtype=DTYPE)))
+        if t == 10:
+            model.hessian.copy_(_diag(0.38, 0.01))
+        if monitor.rows[-1:] and monitor.rows[-1]["step"] == t:
+            seen.append((monitor.rows[-1], monitor.diagnosis))
+    return monitor, seen
+
+
+def test_a_blow_up_that_comes_back_down_is_diverging_until_the_loss_is_back_to_its_best():
+    """The loss blows up past 10 x its start (5.5) at the first check; after the collapse it is
+    diverging, with advice min(c/(2 S_max), lr/blown) = min(0.1, 0.026), at every check until the loss
+    is back under its start, including checks under 10 x the start (which the window alone does not
+    call blown); then it is healthy, never cold (the collapsed sharpness would suggest lr 2.63), and
+    every advised lr stays at most lr/blown."""
+    monitor, seen = _blow_up_then_saturate((1.0, 1.0))
+    start = monitor.rows[0]["start_loss"]
+    assert start == pytest.approx(5.5) and seen[0][0]["loss"] > 10 * start
+    back = next(i for i, (row, _) in enumerate(seen) if row["loss"] <= start)
+    above, below = seen[:back], seen[back:]
+    assert above and below and all(row["loss"] <= start for row, _ in below)
+    assert all(dx.name == "diverging" for _, dx in above)
+    assert any(row["loss"] < 10 * start and row["edge_ratio"] < 0.05 for row, _ in above)
+    for row, dx in above:  # below the edge, the remembered cap, not c/(2S) at the collapsed sharpness
+        if row["edge_ratio"] < 1:
+            assert dx.lr == pytest.approx(0.26 / Thresholds().blown, rel=1e-9)
+    assert {dx.name for _, dx in below} == {"healthy"}
+    assert all(dx.lr <= 0.26 / Thresholds().blown * (1 + 1e-9) for _, dx in below)
+    assert "blew up at step 5" in monitor.diagnosis.message
+    forgetful = descent.monitor.diagnose(monitor.rows[-3:])  # the window alone: no memory
+    assert forgetful.name == "cold" and forgetful.lr == pytest.approx(2 / 0.38 / 2, rel=1e-3)
+
+
+def test_after_an_edge_crossing_the_advice_is_at_most_half_the_edge_lr_at_the_peak_sharpness():
+    """The same run from (1e-3, 1): the top mode grows 1.6-fold a step but the loss never blows up;
+    the sharpness crossed the edge (S = 10), so the advice is at most c/(2 S_max) = 0.1 < lr: not cold."""
+    monitor, seen = _blow_up_then_saturate((1e-3, 1.0))
+    assert max(row["loss"] for row, _ in seen) < Thresholds().blown * monitor.rows[0]["start_loss"]
+    assert monitor.alarms == [5]
+    assert monitor.diagnosis.name == "healthy" and monitor.diagnosis.lr == pytest.approx(0.1, rel=1e-9)
+    assert "crossed the edge at step 5" in monitor.diagnosis.message
+    assert descent.monitor.diagnose(monitor.rows[-3:]).name == "cold"
+
+
+def test_anti_aligned_updates_far_below_the_edge_are_not_oscillating():
+    """Batches that alternate between gradients +e1 and -e1 on a bowl of curvature 0.1 at lr 0.1
+    (S/E = 0.005): successive updates are anti-aligned (cosine ~ -1) by the batch order, not by an
+    overshoot; lowering the lr would not help, so it is not oscillating (it is with oscillating_edge 0)."""
+    model = Quadratic(_diag(0.1, 0.1), torch.tensor([0.0, 1.0], dtype=DTYPE))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    e1 = torch.tensor([1.0, 0.0], dtype=DTYPE)
+    held = torch.stack([e1, -e1]).repeat(32, 1)
+    monitor = descent.watch(model, optimizer, mean_energy, (held, torch.zeros(64)), every=10, verbose=False)
+    names = []
+    for t in range(1, 41):
+        monitor.step(sgd_step(model, optimizer, (-1) ** t * e1.repeat(4, 1)))
+        if monitor.rows[-1:] and monitor.rows[-1]["step"] == t:
+            names.append(monitor.diagnosis.name)
+    assert all(row["update_cosine"] < -0.9 for row in monitor.rows)
+    assert monitor.rows[-1]["edge_ratio"] == pytest.approx(0.005, rel=1e-6)
+    assert "oscillating" not in names
+    assert descent.monitor.diagnose(monitor.rows, Thresholds(oscillating_edge=0.0)).name == "oscillating"
+
+
+def test_hot_without_a_flat_loss_and_before_a_rise_below_the_edge():
+    """Batch 1 at the noise floor (as in the hot test, seed 5, a check every 10 steps): over the last
+    checks the loss rose by more than ``blowup`` and 2 standard errors, below the edge, and is not flat;
+    the noise floor is over ``hot`` of the loss, so it is hot (a loss at its floor wanders by it), not
+    diverging."""
+    monitor, names = _run(
+        torch.linspace(1.0, 2.0, D), lr=0.5, steps=200, start=torch.zeros(D), noise=1.0, batch=1, seed=5
+    )
+    th = Thresholds()
+    window = monitor.rows[-th.window :]
+    change, se, _ = loss_change(window)
+    assert not flat(window, th) and rising(window, th)
+    assert change > th.blowup * window[0]["loss"] and change > 2 * se
+    assert monitor.rows[-1]["edge_ratio"] < th.edge and floor_ratio(window) >= th.hot
+    assert names[-1] == "hot"

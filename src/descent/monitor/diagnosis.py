@@ -6,35 +6,55 @@ name        fires when (window = the last ``window`` checks, newest last)
 ==========  =======================================================================================
 diverging   the loss is not finite; or the sharpness is past the edge (``S/E >= edge``) and the loss
             rises (over the window by more than ``rising``, relative, and beyond 2 standard errors or
-            at every check); or, below the edge, the loss rises by more than ``blowup`` and 2 standard
-            errors (a run that blew up and saturated); or the loss is above ``blown`` times its best
-            (if that is > 0) and above its start (it blew up earlier). After a blow-up the advice is
-            ``min(c/(2 S_max), lr/blown)``
+            at every check); or the run blew up (below) and its loss is not back to the best before
+            the blow-up; or, below the edge and not at a noise floor (``d T/2 < hot L``), the loss
+            rises by more than ``blowup`` and 2 standard errors (a run that blew up and saturated).
+            After a blow-up the advice is ``min(c/(2 S_max), lr/blown)``
 edge        ``S/E >= edge`` and the loss does not rise: about to diverge (or at the edge of stability)
-oscillating successive updates are anti-aligned: median cosine over the window ``<= oscillating``
+oscillating successive updates are anti-aligned, median cosine over the window ``<= oscillating``, and
+            the step is near the curvature's edge, ``S/E >= oscillating_edge`` (below)
 saddle      stalled (below) and the smallest Hessian eigenvalue is negative beyond ``saddle * S``
 plateau     stalled: flat loss, not at a noise floor (``d T/2 < hot L``), and a gradient small for the
             curvature, ``|g|_P^2 / (S L) < small_gradient`` (even the suggested lr would move the loss by
             less than that fraction per step), or lost in the noise: the held gradient's squared norm
             under ``snr`` times ``tr(P^-1 Sigma)/n_held``, its value for pure noise
-hot         the noise floor ``d T / 2`` (SGD's stationary excess loss) is ``>= hot`` times the loss,
-            and the loss is flat
+hot         the noise floor ``d T / 2`` (SGD's stationary excess loss) is ``>= hot`` times the loss
+            (flat or not: a loss at its noise floor wanders by the floor between checks)
 cold        the loss is flat or slow (relative fall per step ``< slow``), the sharpness is ``<= cold_edge``
-            of the edge and the noise floor ``<= cold`` times the loss: the lr can rise
+            of the edge and the noise floor ``<= cold`` times the loss: the lr can rise. Never when
+            the run's past caps the lr at or below its value (below)
 healthy     none of the above
 ==========  =======================================================================================
 
-The noise floor's ratio to the loss is the median over the window. "Flat": the loss changed over the
-window by less than ``flat`` (relative) per step, or by less than two standard errors of the windows'
-mean batch losses. The suggested lr is half the edge lr at the
-measured sharpness, ``c/(2S)`` (``1/lambda_max`` for GD).
+A blow-up is remembered over all checks, not only the window: a check whose loss was not finite or
+above ``blown`` times the best loss before it (the start loss included). Until the loss is back to
+that best the run is diverging. While the sharpness is below the edge after a blow-up (a saturated or
+dead-unit net's sharpness no longer bounds the lr that blew it up), every advised lr is at most
+``min(c/(2 S_max), lr/blown)``; after the sharpness crossed the edge (the alarm fired) without a
+blow-up, at most ``c/(2 S_max)``, half the edge lr at the largest sharpness seen. Cold (raise the lr)
+is never said when that cap is at or below the lr; past the edge the advice is ``c/(2S)``.
+
+Oscillating needs ``S/E >= oscillating_edge``: for GD on a quadratic a mode's update flips sign only
+if ``lr lambda > 1``, and noise alone gives successive updates a lag-one correlation of
+``-lr lambda/2`` per mode (the increments of an AR(1) process), so a cosine ``<= -0.5`` needs
+``lr S >= 1``, ``S/E >= 0.5`` (heavy ball: more); ``oscillating_edge = 0.25`` leaves a factor 2 for a
+sharpness that 3 Lanczos products underestimate. Below it an anti-aligned pair is batch noise.
+
+The noise floor's ratio to the loss over the window is the window's summed noise floor over its
+summed loss (the mean of the per-check estimates: each check's ``tr(Sigma)`` from a few dozen
+examples is unbiased but heavy-tailed, and the median of three such estimates is biased low).
+``hot = 0.25``: a quarter of the loss or more is SGD's stationary excess, which cooling to
+``cool_target`` (0.1) of the loss removes most of.
+"Flat": the loss changed over the window by less than ``flat`` (relative) per step, or by less than two
+standard errors of the windows' mean batch losses. The suggested lr is half the edge lr at the measured
+sharpness, ``c/(2S)`` (``1/lambda_max`` for GD).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 Row = dict[str, Any]
@@ -50,11 +70,12 @@ class Thresholds:
     blowup: float = 0.1
     blown: float = 10.0
     oscillating: float = -0.5
+    oscillating_edge: float = 0.25
     saddle: float = 0.01
     small_gradient: float = 1e-3
     snr: float = 2.0
     flat: float = 1e-4
-    hot: float = 0.5
+    hot: float = 0.25
     cool_target: float = 0.1
     cold: float = 0.01
     cold_edge: float = 0.05
@@ -100,10 +121,38 @@ def flat(window: Sequence[Row], th: Thresholds) -> bool:
 
 
 def floor_ratio(window: Sequence[Row]) -> float:
-    """The noise floor ``d T/2`` over the loss, the median over the window (one check's ``tr(Sigma)``
-    from a few dozen examples is heavy-tailed)."""
-    ratios = sorted(r["noise_floor"] / abs(r["loss"]) if r["loss"] else math.inf for r in window)
-    return ratios[len(ratios) // 2]
+    """The noise floor ``d T/2`` over the loss: the window's summed floor over its summed loss (the
+    mean of unbiased, heavy-tailed per-check estimates; their median is biased low)."""
+    loss = sum(abs(r["loss"]) for r in window)
+    return sum(r["noise_floor"] for r in window) / loss if loss else math.inf
+
+
+def remember(rows: Sequence[Row], th: Thresholds) -> Row:
+    """The last row with the run's past remembered over all ``rows``: ``blowup_step`` (the first
+    check whose loss was not finite or above ``blown`` times the best loss before it, the start loss
+    included; None if none), ``blowup_best`` (that best), ``peak_loss`` (the largest loss since) and
+    ``crossed_step`` (the first check with ``S/E >= edge``; None if none)."""
+    last = dict(rows[-1])
+    best = rows[0]["start_loss"]
+    last.update(blowup_step=None, blowup_best=math.nan, peak_loss=math.nan, crossed_step=None)
+    for row in rows:
+        loss = row["loss"]
+        if last["crossed_step"] is None and row["edge_ratio"] >= th.edge:
+            last["crossed_step"] = row["step"]
+        if last["blowup_step"] is not None:
+            peak = last["peak_loss"]
+            if math.isfinite(peak) and not loss <= peak:  # a non-finite peak stays
+                last["peak_loss"] = loss
+        elif not math.isfinite(loss) or (best > 0 and loss > th.blown * best):
+            last.update(blowup_step=row["step"], blowup_best=best, peak_loss=loss)
+        else:
+            best = min(best, loss)
+    return last
+
+
+def _unrecovered(last: Row) -> bool:
+    """The run blew up and its loss is not back to the best before the blow-up."""
+    return last.get("blowup_step") is not None and not last["loss"] <= last["blowup_best"]
 
 
 def stalled(window: Sequence[Row], th: Thresholds) -> bool:
@@ -128,25 +177,24 @@ def diverging(window: Sequence[Row], th: Thresholds) -> Diagnosis | None:
         return Diagnosis(
             "diverging", f"diverged: the loss is {last['loss']}; {_lower(last)}", last["suggested_lr"]
         )
-    best = last["best_loss"]
-    blown = best > 0 and last["loss"] > max(th.blown * best, last["start_loss"])
-    up = rising(window, th)
-    if last["edge_ratio"] >= th.edge and (up or blown):
+    up, unrecovered = rising(window, th), _unrecovered(last)
+    if last["edge_ratio"] >= th.edge and (up or unrecovered):
         message = (
             f"diverging: sharpness {_g(last['sharpness'])} is past the edge {_g(last['edge'])} "
             f"({last['edge_math']}) and the loss rises: {_lower(last)}"
         )
         return Diagnosis("diverging", message, last["suggested_lr"])
     lr = _after_blowup(last, th)
-    if blown:
+    if unrecovered:
         message = (
-            f"diverged: the loss {_g(last['loss'])} is {_g(last['loss'] / last['best_loss'])} times its best "
-            f"{_g(last['best_loss'])} and above its start {_g(last['start_loss'])}; the sharpness peaked at "
-            f"{_g(last['max_sharpness'])}: lower lr to {_g(lr)}"
+            f"diverged: the loss blew up at step {last['blowup_step']} (peak {_g(last['peak_loss'])}, over "
+            f"{_g(th.blown)} times its best {_g(last['blowup_best'])} before) and is {_g(last['loss'])}, not "
+            f"back to that best; the sharpness peaked at {_g(last['max_sharpness'])}: lower lr to {_g(lr)}"
         )
         return Diagnosis("diverging", message, lr)
     change, se, steps = loss_change(window)
-    if up and change > th.blowup * abs(window[0]["loss"]) and change > 2 * se:  # beyond noise, strictly
+    beyond_noise = change > 2 * se and floor_ratio(window) < th.hot  # a noisy run wanders by its floor
+    if up and change > th.blowup * abs(window[0]["loss"]) and beyond_noise:
         message = (
             f"diverging: the loss rose {_g(100 * change / abs(window[0]['loss']))} % in {steps} steps while "
             f"the sharpness {_g(last['sharpness'])} is below the edge; it peaked at "
@@ -176,12 +224,17 @@ def edge(window: Sequence[Row], th: Thresholds) -> Diagnosis | None:
 
 def oscillating(window: Sequence[Row], th: Thresholds) -> Diagnosis | None:
     cosines = sorted(r["update_cosine"] for r in window if math.isfinite(r["update_cosine"]))
-    if not cosines or cosines[len(cosines) // 2] > th.oscillating:
-        return None
     last = window[-1]
+    if (
+        not cosines
+        or cosines[len(cosines) // 2] > th.oscillating
+        or not last["edge_ratio"] >= th.oscillating_edge
+    ):
+        return None
     message = (
         f"oscillating across a valley: successive updates are anti-aligned (cosine "
-        f"{_g(cosines[len(cosines) // 2])}); the step overshoots curvature {_g(last['sharpness'])}: "
+        f"{_g(cosines[len(cosines) // 2])}) at {_g(last['edge_ratio'])} of the edge; the step overshoots "
+        f"curvature {_g(last['sharpness'])}: "
         f"lower lr to {_g(last['suggested_lr'])}"
     )
     return Diagnosis("oscillating", message, last["suggested_lr"])
@@ -196,10 +249,17 @@ def saddle(window: Sequence[Row], th: Thresholds) -> Diagnosis | None:
     batch = max(1, last["batch_size"] // 4)
     message = (
         f"stalled at a saddle: gradient {_g(last['grad_norm'])}, flat loss, negative curvature "
-        f"{_g(lam)} (escape grows e-fold every {_g(efold)} steps): raise lr to "
-        f"{_g(last['suggested_lr'])} or heat it with batch size {batch}"
+        f"{_g(lam)} (escape grows e-fold every {_g(efold)} steps): {_move(last)} or heat it with "
+        f"batch size {batch}"
     )
     return Diagnosis("saddle", message, last["suggested_lr"], batch)
+
+
+def _move(last: Row) -> str:
+    """Advice toward the suggested lr: raise it, or (when the run's past caps it) keep at most that."""
+    if last["suggested_lr"] > last["lr"]:
+        return f"raise lr to {_g(last['suggested_lr'])}"
+    return f"keep lr at most {_g(last['suggested_lr'])} (it blew up or crossed the edge before)"
 
 
 def plateau(window: Sequence[Row], th: Thresholds) -> Diagnosis | None:
@@ -208,25 +268,24 @@ def plateau(window: Sequence[Row], th: Thresholds) -> Diagnosis | None:
     last = window[-1]
     message = (
         f"stalled on a plateau: gradient {_g(last['grad_norm'])}, flat loss, no negative curvature "
-        f"found, sharpness {_g(last['sharpness'])}: the landscape is flat here; raise lr to "
-        f"{_g(last['suggested_lr'])} or change the initialisation/architecture"
+        f"found, sharpness {_g(last['sharpness'])}: the landscape is flat here; {_move(last)} or change "
+        f"the initialisation/architecture"
     )
     return Diagnosis("plateau", message, last["suggested_lr"])
 
 
 def hot(window: Sequence[Row], th: Thresholds) -> Diagnosis | None:
     last = window[-1]
-    ratio, loss = floor_ratio(window), abs(last["loss"])
-    if not (ratio >= th.hot and flat(window, th)):
+    ratio = floor_ratio(window)
+    if not ratio >= th.hot:
         return None
-    floor = ratio * loss
     factor = ratio / th.cool_target
     batch = math.ceil(last["batch_size"] * factor)
     lr = last["lr"] / factor
     message = (
-        f"too hot: temperature {_g(last['temperature'])} puts a noise floor d*T/2 = {_g(floor)} at "
-        f"{_g(floor / loss)} of the loss {_g(loss)}: batch size {batch} or lr {_g(lr)} cools it to "
-        f"{_g(th.cool_target)} of the loss"
+        f"too hot: temperature {_g(last['temperature'])} puts a noise floor d*T/2 at {_g(ratio)} of the "
+        f"loss {_g(abs(last['loss']))} (over the last {len(window)} checks): batch size {batch} or lr "
+        f"{_g(lr)} cools it to {_g(th.cool_target)} of the loss"
     )
     return Diagnosis("hot", message, lr, batch)
 
@@ -260,14 +319,22 @@ NAMES = ("diverging", "edge", "oscillating", "saddle", "plateau", "hot", "cold",
 
 
 def diagnose(rows: Sequence[Row], th: Thresholds | None = None) -> Diagnosis:
-    """The first rule that fires on the last ``window`` rows, else healthy (or starting with 1 row)."""
+    """The first rule that fires on the last ``window`` rows, else healthy (or starting with 1 row).
+    The run's past (a blow-up, an edge crossing) is remembered over all ``rows`` (`remember`) and caps
+    every advised lr (`advice_cap`); cold never fires when the cap is at or below the lr."""
     th = th or Thresholds()
     window = list(rows[-th.window :])
+    last = window[-1] = remember(rows, th)
+    cap = advice_cap(last, th)
+    last["suggested_lr"] = min(last["suggested_lr"], cap)
     for rule in RULES:
+        if rule is cold and cap <= last["lr"]:  # cold would raise the lr past its cap
+            continue
         found = rule(window, th)
         if found is not None:
+            if found.lr is not None and found.lr > cap:
+                found = replace(found, lr=cap, message=f"{found.message}; {_past(last, cap)}")
             return found
-    last = window[-1]
     if len(window) < 2:
         return Diagnosis("starting", "starting: one check so far, no trend yet", last["suggested_lr"])
     change, _, steps = loss_change(window)
@@ -275,4 +342,29 @@ def diagnose(rows: Sequence[Row], th: Thresholds | None = None) -> Diagnosis:
         f"healthy: loss {_g(last['loss'])} changes {_g(100 * change / steps / abs(window[0]['loss']))} % per "
         f"step, sharpness at {_g(last['edge_ratio'])} of the edge; suggested lr {_g(last['suggested_lr'])}"
     )
+    if cap < math.inf:
+        message += f"; {_past(last, cap)}"
     return Diagnosis("healthy", message, last["suggested_lr"])
+
+
+def advice_cap(last: Row, th: Thresholds) -> float:
+    """The largest lr to advise, from the run's past (`remember`), while the loss is finite and the
+    sharpness below the edge (past it, ``c/(2S)`` at the measured sharpness bounds the lr): after the
+    sharpness crossed the edge, half the edge lr at the largest sharpness seen, ``c/(2 S_max)``; after
+    a blow-up, also at most ``lr/blown`` (`_after_blowup`); else no cap (inf)."""
+    if not (math.isfinite(last["loss"]) and last["edge_ratio"] < th.edge):
+        return math.inf
+    if last.get("blowup_step") is not None:
+        return _after_blowup(last, th)
+    if last.get("crossed_step") is not None and last["max_sharpness"] > 0:
+        return last["edge"] * last["lr"] / last["max_sharpness"] / 2
+    return math.inf
+
+
+def _past(last: Row, cap: float) -> str:
+    if last.get("blowup_step") is not None:
+        event = f"it blew up at step {last['blowup_step']} (peak loss {_g(last['peak_loss'])}) and recovered"
+    else:
+        peak = _g(last["max_sharpness"])
+        event = f"its sharpness crossed the edge at step {last['crossed_step']} (peak {peak})"
+    return f"{event}: lr at most {_g(cap)}"
