@@ -35,10 +35,11 @@ from descent.train.hessian import SharpnessTracker, hutchinson_trace
 
 #: a row's columns, in order
 #: steps between checks by default: a check (3 Hessian-vector products on ``curvature_examples`` held
-#: examples, 32 examples' own gradients, the held loss and gradient) costs about as much as 25-35
-#: training steps of batch 32 on the digits MLP, so every 500 steps it costs under 5 % of training
-#: (BENCHMARKS.md, "Monitor"); pass ``every=`` for a closer watch at a stated cost
-DEFAULT_EVERY = 500
+#: examples, 32 examples' own gradients, the held loss and gradient) costs about as much as 35
+#: training steps of batch 32 on the digits MLP 64-64 (the first check, 12 products, three times
+#: that), so every 1000 steps it costs under 5 % of training (BENCHMARKS.md, "The monitor's
+#: overhead"); pass ``every=`` for a closer watch at a stated cost
+DEFAULT_EVERY = 1000
 #: the instrument sets: ``full=True`` adds the Hessian trace (Hutchinson, hence the configurational
 #: temperature), takes the noise and the curvature on every held example (0: all) and doubles the
 #: Lanczos products; any of them may also be given on its own
@@ -205,14 +206,23 @@ class Monitor:
         self._snapshots: dict[int, torch.Tensor] = {0: self._theta()}
         with self._evaluating(), torch.no_grad():  # the held loss before training
             self._start_loss = float(self.held.loss(self._snapshots[0]))
-        self._hook = model.register_forward_pre_hook(self._see_batch)
+        self._hook: Any = None  # a forward pre-hook, on for the one forward pass before a check
+        self._listen()
 
     # --- the loop's side ------------------------------------------------------------------------
+    def _listen(self) -> None:
+        """See the batch size of the next training forward pass (a hook on every pass would cost a
+        few microseconds a step: the module's slow call path)."""
+        if self._hook is None:
+            self._hook = self.model.register_forward_pre_hook(self._see_batch)
+
     def _see_batch(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         if self._measuring or not torch.is_grad_enabled() or not args:
             return
         if isinstance(args[0], torch.Tensor) and args[0].ndim > 0:
             self._seen_batch = int(args[0].shape[0])
+            self._hook.remove()
+            self._hook = None
 
     def step(self, loss: torch.Tensor | float | None = None) -> dict[str, Any] | None:
         """Count one optimizer step (``loss``: its batch loss); at every ``every``-th, measure and
@@ -221,6 +231,8 @@ class Monitor:
         if loss is not None:
             self._losses.append(loss.detach() if isinstance(loss, torch.Tensor) else float(loss))  # no sync
         t = self.steps
+        if (t + 1) % self.every == 0:
+            self._listen()  # the next step's forward pass gives the batch size of its check
         if (t + 1) % self.every == 0 or (t + 2) % self.every == 0 or t % self.every == 0:
             self._snapshots[t] = self._theta()
             for old in [s for s in self._snapshots if s < t - 2]:
@@ -279,7 +291,9 @@ class Monitor:
 
     def close(self) -> None:
         """Remove the hook and close the TensorBoard writer."""
-        self._hook.remove()
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
         if self.writer is not None:
             self.writer.close()
 
@@ -433,7 +447,10 @@ class Monitor:
         loop gave none)."""
         if not self._losses:
             return held_loss, 0.0
-        values = torch.tensor([float(v) for v in self._losses], dtype=torch.float64)
+        tensors = [v for v in self._losses if isinstance(v, torch.Tensor)]
+        numbers = [v for v in self._losses if not isinstance(v, torch.Tensor)]
+        parts = [torch.stack(tensors).reshape(-1).to(torch.float64).cpu()] if tensors else []  # one op
+        values = torch.cat([*parts, torch.tensor(numbers, dtype=torch.float64)])
         self._losses = []
         se = float(values.std() / math.sqrt(len(values))) if len(values) > 1 else 0.0
         return float(values.mean()), se
