@@ -174,15 +174,12 @@ def train(
     modes = callable(getattr(optimizer, "train", None)) and callable(getattr(optimizer, "eval", None))
     if modes:
         optimizer.train()  # type: ignore[attr-defined]
+    from descent.train.loop import train_along
+
     rates: list[float] = []
-    for indices in order:
-        optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(model(data.x[indices]), data.y[indices])
-        if not torch.isfinite(loss):
-            return Run(math.inf, rates)
-        loss.backward()
-        optimizer.step()
-        rates.append(rate(optimizer))
+    loss = nn.functional.cross_entropy
+    if not train_along(model, optimizer, loss, data.x, data.y, order, lambda o: rates.append(rate(o))):
+        return Run(math.inf, rates)
     if modes:
         optimizer.eval()  # type: ignore[attr-defined]
     final = full_loss(model, data)

@@ -424,6 +424,30 @@ def run_epoch(
     }
 
 
+def train_along(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    order: list[torch.Tensor],
+    after_step: Callable[[torch.optim.Optimizer], Any] | None = None,
+) -> bool:
+    """Step ``optimizer`` once per batch of example indices in ``order`` (any torch optimizer: the
+    experiments that compare optimizers on one data order use it); ``after_step(optimizer)`` after each
+    step. Returns False, having stopped, at the first batch whose loss is not finite."""
+    for index in order:
+        optimizer.zero_grad()
+        value = loss(model(x[index]), y[index])
+        if not torch.isfinite(value):
+            return False
+        value.backward()
+        optimizer.step()
+        if after_step is not None:
+            after_step(optimizer)
+    return True
+
+
 def _setup(config: TrainConfig):
     """Data, model, loss, optimizer, scheduler and the data-order generator of a fresh run."""
     dtype = DTYPES[config.dtype]
