@@ -110,3 +110,26 @@ def test_physical_terms_of_the_heavy_ball():
     assert dynamics.time_step == pytest.approx(0.2)  # sqrt(lr): mass 1
     assert dynamics.friction == pytest.approx(0.25) and dynamics.effective_lr == pytest.approx(0.16)
     assert dynamics.edge == pytest.approx(2 * 1.75 / 0.04)
+
+
+HD = {
+    "hd-sgd": {"lr": 0.05, "hyper_lr": 0.01},
+    "hd-momentum": {"lr": 0.02, "momentum": 0.7, "hyper_lr": 1e-3},
+    "hd-adam": {"lr": 0.01, "betas": (0.8, 0.99), "hyper_lr": 1e-4},
+}
+
+
+@pytest.mark.parametrize("name", sorted(HD))
+def test_a_hypergradient_rule_is_read_at_the_rate_it_learned(name):
+    """The base rule's physics at the learned rate (not the starting one), and the edge is the rule's
+    own declaration on the exact Hessian with its real state."""
+    w, optimizer = _stepped(lambda p: TorchOptimizer(p, name, **HD[name]))
+    dynamics = read_dynamics(optimizer, [w])
+    state = {k: v for k, v in optimizer.state[w].items()}
+    rate = float(state["rate"].reshape(-1)[0])
+    assert rate != pytest.approx(HD[name]["lr"]) and dynamics.lr == rate
+    rule = optimizer.rule
+    declared = float(rule.edge(HESSIAN[None], state, group_settings(rule, optimizer.param_groups[0]).hp)[0])
+    assert dynamics.edge_lr(_sharpness(dynamics.scale)) == pytest.approx(declared, rel=1e-9)
+    if name != "hd-sgd":  # inertial: a velocity from its buffers, -r b or -r m/P
+        assert dynamics.velocity is not None and bool(torch.isfinite(dynamics.velocity).all())

@@ -52,3 +52,13 @@ def test_a_bad_period_is_refused_in_one_line(tmp_path, value):
     result = runner.invoke(app, ["train", "--n", "100", "--epochs", "1", "--monitor", value])
     assert result.exit_code == 2
     assert "--monitor" in result.output and "Traceback" not in result.output
+
+
+def test_a_hypergradient_rule_reports_the_rate_it_learned():
+    """The epoch rows' lr and the monitor's are the learned rate, not the starting one."""
+    config = TrainConfig(**{**SMALL, "lr": 0.001}, optimizer="hd-adam", batch_size=32)
+    result = train(config, monitor_every=4)
+    state = result.optimizer.state[next(result.model.parameters())]
+    learned = float(state["rate"].reshape(-1)[0])
+    assert learned != pytest.approx(0.001)
+    assert result.metrics[-1]["lr"] != 0.001 and result.monitor.rows[-1]["lr"] == pytest.approx(learned)

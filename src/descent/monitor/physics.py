@@ -35,6 +35,8 @@ from descent.train.hessian import adam_preconditioner
 #: torch optimizers the monitor reads, by class name, and descent's rules (through TorchOptimizer)
 TORCH_OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad")
 DESCENT_RULES = ("gd", "momentum", "nesterov", "adam", "adamw", "amsgrad", "rmsprop", "adagrad", "langevin")
+#: the hypergradient rules: their base rule's physics at the rate they learned (one per param group)
+HD_RULES = ("hd-sgd", "hd-momentum", "hd-adam")
 
 
 #: each edge family's formula for the largest stable sharpness E (of ``P^-1 H`` for adaptive rules)
@@ -91,12 +93,13 @@ def check_optimizer(optimizer: object) -> str:
     """The rule family of ``optimizer``, or a one-line error naming it."""
     name = type(optimizer).__name__
     if isinstance(optimizer, TorchOptimizer):
-        if optimizer.name in DESCENT_RULES:
+        if optimizer.name in DESCENT_RULES + HD_RULES:
             return optimizer.name
         name = f"TorchOptimizer({optimizer.name!r})"
     if isinstance(optimizer, torch.optim.Optimizer) and name in TORCH_OPTIMIZERS:
         return name
-    allowed = f"torch.optim {listed(TORCH_OPTIMIZERS)} or a descent TorchOptimizer ({listed(DESCENT_RULES)})"
+    rules = listed(DESCENT_RULES + HD_RULES)
+    allowed = f"torch.optim {listed(TORCH_OPTIMIZERS)} or a descent TorchOptimizer ({rules})"
     raise invalid("optimizer", name, allowed)
 
 
@@ -105,6 +108,8 @@ def read_dynamics(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) 
     kind = check_optimizer(optimizer)
     group = optimizer.param_groups[0]
     lr = float(group["lr"])
+    if kind in HD_RULES:
+        return _hypergradient(optimizer, kind, group)
     if kind in ("SGD", "gd", "langevin", "momentum", "nesterov"):
         return _sgd(optimizer, params, kind, group, lr)
     if kind in ("Adam", "AdamW", "adam", "adamw", "amsgrad"):
@@ -150,6 +155,29 @@ def _sgd(optimizer, params, kind: str, group, lr: float) -> Dynamics:
         velocity = None if buffer is None else -lr * buffer
     c = stability_edge(rule, 1.0, beta) / (1 - dampening)
     return Dynamics(rule, lr, lr * (1 - dampening), beta, c, None, velocity, thermal)
+
+
+def _hypergradient(optimizer, kind: str, group) -> Dynamics:
+    """A hypergradient rule steps its whole param group as one particle (its state, flat over the
+    group, kept with the group's first parameter) at the rate ``r`` it holds now: hd-sgd is GD at r,
+    hd-momentum the heavy ball in torch's buffer form (u = -r b), hd-adam Adam at r."""
+    state = optimizer.state.get(group["params"][0], {})
+    lr = float(state["rate"].reshape(-1)[0]) if "rate" in state else float(group["lr"])
+    if kind == "hd-sgd":
+        return Dynamics("gd", lr, lr, 0.0, stability_edge("gd", 1.0), None, None)
+    if kind == "hd-momentum":
+        beta = float(group["momentum"])
+        buffer = state.get("buffer")
+        velocity = None if buffer is None else -lr * buffer.detach().reshape(-1)
+        return Dynamics("momentum", lr, lr, beta, stability_edge("momentum", 1.0, beta), None, velocity)
+    beta1, beta2 = (float(b) for b in group["betas"])
+    scale = velocity = None
+    if "exp_avg_sq" in state and int(state["step"]) > 0:  # P = (1 - beta1^t)(sqrt(v_hat) + eps)
+        t = float(state["step"])
+        v_hat = state["exp_avg_sq"].detach().reshape(-1) / (1 - beta2**t)
+        scale = (1 - beta1**t) * (torch.sqrt(v_hat) + float(group["eps"]))
+        velocity = -lr * state["exp_avg"].detach().reshape(-1) / scale
+    return Dynamics("adam", lr, lr * (1 - beta1), beta1, 2 * (1 + beta1) / (1 - beta1), scale, velocity)
 
 
 def _first_state(optimizer, params, name: str) -> torch.Tensor | None:

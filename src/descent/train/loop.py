@@ -380,6 +380,18 @@ def _flat(model: torch.nn.Module) -> torch.Tensor:
     return torch.nn.utils.parameters_to_vector(model.parameters()).detach()
 
 
+def current_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The rate the first param group steps with now: its ``lr``, or the rate a hypergradient rule
+    learned (``rule.per_model``: kept in the state of the group's first parameter)."""
+    group = optimizer.param_groups[0]
+    rule = getattr(optimizer, "rule", None)
+    if rule is not None and rule.per_model and group["params"]:
+        state = optimizer.state.get(group["params"][0], {})
+        if "rate" in state:
+            return float(state["rate"].reshape(-1)[0])
+    return float(group["lr"])
+
+
 def run_epoch(
     model,
     loss,
@@ -395,7 +407,7 @@ def run_epoch(
     x, y = data.x_train, data.y_train
     batch_losses, grad_norms = [], []
     examples = 0
-    lr = float(optimizer.param_groups[0]["lr"])
+    lr = current_lr(optimizer)
     per_step = isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
     start = _flat(model)
     for index in batch_indices(len(x), config.batch_size, generator):
@@ -404,7 +416,7 @@ def run_epoch(
         value = loss(model(xb), yb)
         value.backward()
         grad_norms.append(step_norms(model, config.clip).detach())
-        lr = float(optimizer.param_groups[0]["lr"])
+        lr = current_lr(optimizer)
         optimizer.step()
         if per_step:
             scheduler.step()
