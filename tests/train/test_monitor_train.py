@@ -62,3 +62,11 @@ def test_a_hypergradient_rule_reports_the_rate_it_learned():
     learned = float(state["rate"].reshape(-1)[0])
     assert learned != pytest.approx(0.001)
     assert result.metrics[-1]["lr"] != 0.001 and result.monitor.rows[-1]["lr"] == pytest.approx(learned)
+
+
+def test_a_period_longer_than_the_run_says_no_check_ran(tmp_path):
+    args = ["--dataset", "digits", "--n", "100", "--model", "mlp:4", "--epochs", "1", "--out", str(tmp_path)]
+    result = runner.invoke(app, ["train", *args, "--monitor", "999999"])
+    assert result.exit_code == 0, result.output
+    assert "monitor: no check ran (--monitor 999999 is more than the run's 3 steps)" in result.output
+    assert not (tmp_path / "monitor").exists()

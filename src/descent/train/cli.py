@@ -153,6 +153,10 @@ def summary_lines(result, seconds: float) -> list[str]:
     )
     if result.monitor is not None and result.monitor.diagnosis is not None:
         lines.append(f"monitor ({len(result.monitor.rows)} checks): {result.monitor.diagnosis.message}")
+    elif result.monitor is not None:
+        lines.append(
+            f"monitor: no check ran (--monitor {result.monitor.every} is more than the run's {steps} steps)"
+        )
     if result.out is not None:
         names = ", ".join(result.files[key].name for key in _FILES if key in result.files)
         lines.append(f"wrote {result.out}: {names}")
