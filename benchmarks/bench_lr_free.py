@@ -56,14 +56,14 @@ def contenders(momentum: float) -> dict[str, tuple[str, object, object]]:
     import schedulefree
 
     return {
-        "hd-sgd": ("sgd", lambda lr: ltl.hypergradient("hd-sgd", lr, 0.01, momentum), ltl.learned_rate),
+        "hd-sgd": ("sgd", lambda lr: ltl.hypergradient("hd-sgd", lr, 0.01, momentum), ltl.rate_in_use),
         "DAdaptSGD (d0)": ("sgd", lambda lr: lambda p: dadaptation.DAdaptSGD(p, lr=1.0, d0=lr), d_times_lr),
         "SGDScheduleFree (lr)": (
             "sgd",
             lambda lr: lambda p: schedulefree.SGDScheduleFree(p, lr=lr, momentum=0.9),
-            ltl.group_lr,
+            ltl.rate_in_use,
         ),
-        "hd-adam": ("adam", lambda lr: ltl.hypergradient("hd-adam", lr, 1e-4, momentum), ltl.learned_rate),
+        "hd-adam": ("adam", lambda lr: ltl.hypergradient("hd-adam", lr, 1e-4, momentum), ltl.rate_in_use),
         "Prodigy (d0)": ("adam", lambda lr: lambda p: prodigyopt.Prodigy(p, lr=1.0, d0=lr), d_times_lr),
         "DAdaptAdam (d0)": (
             "adam",
@@ -73,7 +73,7 @@ def contenders(momentum: float) -> dict[str, tuple[str, object, object]]:
         "AdamWScheduleFree (lr)": (
             "adam",
             lambda lr: lambda p: schedulefree.AdamWScheduleFree(p, lr=lr, weight_decay=0.0),
-            ltl.group_lr,
+            ltl.rate_in_use,
         ),
     }
 

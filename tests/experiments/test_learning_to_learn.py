@@ -116,7 +116,7 @@ def test_the_rate_log_is_the_optimizers_state():
     seen: list[float] = []
     first = next(model.parameters())
     optimizer.register_step_post_hook(lambda opt, args, kwargs: seen.append(float(opt.state[first]["rate"])))
-    run = ltl.train(model, optimizer, data, order, ltl.learned_rate)
+    run = ltl.train(model, optimizer, data, order, ltl.rate_in_use)
     assert run.rates == seen and len(seen) == len(order)
     assert run.rates[0] == 0.05  # the first step runs at the start, before any measurement
     assert len(set(run.rates)) > 1  # the rate moved

@@ -183,17 +183,10 @@ def first_to_last(train_config_) -> float:
     training set (`descent.train.gradients.layer_gradients`)."""
     from descent.train.data import load_dataset
     from descent.train.gradients import layer_gradients
-    from descent.train.models import build_model
+    from descent.train.loop import config_model
 
     data = load_dataset("digits", seed=train_config_.seed)
-    model = build_model(
-        train_config_.model,
-        data.n_features,
-        data.n_outputs,
-        activation=train_config_.activation,
-        init=train_config_.init,
-        seed=train_config_.seed,
-    )
+    model = config_model(train_config_, data)
     pre, _ = layer_gradients(model, data.x_train, data.y_train)  # type: ignore[arg-type]
     return float(pre[0] / pre[-1])
 

@@ -186,16 +186,12 @@ def train(
     return Run(final if math.isfinite(final) else math.inf, rates)
 
 
-def group_lr(optimizer: torch.optim.Optimizer) -> float:
-    """The rate of a fixed-rate optimizer: its first group's ``lr``."""
-    return float(optimizer.param_groups[0]["lr"])
+def rate_in_use(optimizer: torch.optim.Optimizer) -> float:
+    """The rate the optimizer steps with now: a fixed-rate one's first group ``lr``, a hypergradient
+    rule's learned rate (the training lab's `current_lr`)."""
+    from descent.train.loop import current_lr
 
-
-def learned_rate(optimizer: torch.optim.Optimizer) -> float:
-    """A hypergradient rule's rate in use: ``state[first parameter]["rate"]``."""
-    first = optimizer.param_groups[0]["params"][0]
-    state = optimizer.state[first]
-    return float(state["rate"]) if "rate" in state else group_lr(optimizer)
+    return current_lr(optimizer)
 
 
 def fixed(base: str, lr: float, momentum: float) -> MakeOptimizer:
@@ -236,7 +232,7 @@ def fixed_grid(
     out = {}
     for multiplier in config.grid:
         lr = centre * multiplier
-        out[lr] = losses(train_seeds(config, data, fixed(base, lr, config.momentum), group_lr, orders))
+        out[lr] = losses(train_seeds(config, data, fixed(base, lr, config.momentum), rate_in_use, orders))
         if tick is not None:
             tick()
     return out
@@ -315,7 +311,7 @@ def engine_against_adapter(config: Config, runs: Runs) -> float:
         list(model.parameters())
     )
     whole = torch.arange(net.data_size)
-    train(model, optimizer, Data(net.inputs, net.targets), [whole] * config.engine_steps, learned_rate)
+    train(model, optimizer, Data(net.inputs, net.targets), [whole] * config.engine_steps, rate_in_use)
     adapter = nn.utils.parameters_to_vector(model.parameters()).detach()
     return float((adapter - trajectory.positions[-1, 0]).abs().max())
 
@@ -343,7 +339,7 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
             data,
             orders,
             functools.partial(hypergradient, rule, hyper_lr=hyper_lr, momentum=config.momentum),
-            learned_rate,
+            rate_in_use,
             centre,
             tick,
         )

@@ -31,6 +31,7 @@ import torch
 from descent._errors import DescentError, invalid, listed
 from descent.optim import TorchOptimizer, stability_edge
 from descent.train.hessian import adam_preconditioner
+from descent.train.loop import current_lr
 
 #: torch optimizers the monitor reads, by class name, and descent's rules (through TorchOptimizer)
 TORCH_OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad")
@@ -162,7 +163,7 @@ def _hypergradient(optimizer, kind: str, group) -> Dynamics:
     group, kept with the group's first parameter) at the rate ``r`` it holds now: hd-sgd is GD at r,
     hd-momentum the heavy ball in torch's buffer form (u = -r b), hd-adam Adam at r."""
     state = optimizer.state.get(group["params"][0], {})
-    lr = float(state["rate"].reshape(-1)[0]) if "rate" in state else float(group["lr"])
+    lr = current_lr(optimizer)
     if kind == "hd-sgd":
         return Dynamics("gd", lr, lr, 0.0, stability_edge("gd", 1.0), None, None)
     if kind == "hd-momentum":

@@ -460,6 +460,21 @@ def train_along(
     return True
 
 
+def config_model(config: TrainConfig, data: Dataset) -> torch.nn.Module:
+    """The model ``config`` names for ``data``'s features and outputs: its architecture, activation,
+    initialisation, seed, dtype and device."""
+    return build_model(
+        config.model,
+        data.n_features,
+        data.n_outputs,
+        activation=config.activation,
+        init=config.init,
+        seed=config.seed,
+        dtype=DTYPES[config.dtype],
+        device=config.device,
+    )
+
+
 def _setup(config: TrainConfig):
     """Data, model, loss, optimizer, scheduler and the data-order generator of a fresh run."""
     dtype = DTYPES[config.dtype]
@@ -482,16 +497,7 @@ def _setup(config: TrainConfig):
     if parse_model(config.model)[0] == "logistic" and data.task != "classification":
         raise invalid("model", config.model, "linear for a regression task (logistic takes classes)")
     loss = loss_function(loss_name, data.task)
-    model = build_model(
-        config.model,
-        data.n_features,
-        data.n_outputs,
-        activation=config.activation,
-        init=config.init,
-        seed=config.seed,
-        dtype=dtype,
-        device=config.device,
-    )
+    model = config_model(config, data)
     optimizer = make_optimizer(config, model.parameters())
     steps_per_epoch = 1 if config.batch_size == "full" else math.ceil(n_train / int(config.batch_size))
     scheduler = make_scheduler(config, optimizer, steps_per_epoch)
