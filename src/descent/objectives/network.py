@@ -119,10 +119,10 @@ class NetworkObjective(Landscape):
         """(U [N], grad U [N, P]): each particle's network on its own batch (``[N, B]``) or all data.
         A plain MLP takes the batched fast path (:mod:`descent.objectives.mlp_batch`); every other
         model, :meth:`value_and_grad_general` (its reference)."""
-        x = self._check_batch(x)
         layout = self.mlp_layout
         if layout is None:
-            return self.value_and_grad_general(x, batch)
+            return self.value_and_grad_general(x, batch)  # which checks x itself
+        x = self._check_batch(x)
         inputs, targets = self._data(x, self.inputs, self.targets)
         if batch is not None:
             batch = batch.to(x.device)
