@@ -103,3 +103,18 @@ def test_without_the_package_is_one_clear_line(monkeypatch, tmp_path):
         descent.watch(model, optimizer, nn.CrossEntropyLoss(), (X[:12], Y[:12]), tensorboard=tmp_path)
     assert "\n" not in str(error.value)
     assert not model._forward_pre_hooks and not any(tmp_path.iterdir())  # no work done
+
+
+def test_the_writer_is_flushed_at_each_check(tmp_path):
+    """A TensorBoard running beside the loop sees each check at once, not after the writer's flush_secs
+    (a local file is written straight away; TensorFlow's and remote file systems buffer until a flush)."""
+    model, optimizer, monitor = _watched(tmp_path, every=3)
+    flushes = []
+    flush = monitor.writer.flush
+    monitor.writer.flush = lambda: flushes.append(monitor.steps) or flush()
+    _train(model, optimizer, monitor, 7)
+    assert flushes == [3, 6]
+    assert _read(tmp_path)["monitor/loss"] == [
+        (row["step"], pytest.approx(row["loss"], rel=1e-6)) for row in monitor.rows
+    ]
+    monitor.close()

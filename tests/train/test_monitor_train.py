@@ -70,3 +70,27 @@ def test_a_period_longer_than_the_run_says_no_check_ran(tmp_path):
     assert result.exit_code == 0, result.output
     assert "monitor: no check ran (--monitor 999999 is more than the run's 3 steps)" in result.output
     assert not (tmp_path / "monitor").exists()
+
+
+def test_the_cli_logs_the_checks_to_tensorboard(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args = ["--dataset", "digits", "--n", "300", "--model", "mlp:16", "--epochs", "1", "--lr", "0.05"]
+    log = tmp_path / "tb"
+    result = runner.invoke(
+        app, ["train", *args, "--monitor", "4", "--tensorboard", str(log), "--out", str(tmp_path / "run")]
+    )
+    assert result.exit_code == 0, result.output
+    reader = EventAccumulator(str(log))
+    reader.Reload()
+    rows = json.loads((tmp_path / "run" / "monitor" / "monitor.json").read_text())
+    rows = rows["rows"] if isinstance(rows, dict) else rows
+    assert [e.step for e in reader.Scalars("monitor/loss")] == [row["step"] for row in rows] == [4, 8]
+    assert reader.Scalars("monitor/loss")[0].value == pytest.approx(rows[0]["loss"], rel=1e-6)
+
+
+def test_tensorboard_without_monitor_is_refused_in_one_line(tmp_path):
+    result = runner.invoke(app, ["train", "--n", "100", "--epochs", "1", "--tensorboard", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--tensorboard" in result.output and "--monitor" in result.output
+    assert "Traceback" not in result.output and not any(tmp_path.iterdir())

@@ -246,6 +246,7 @@ class Monitor:
             for key, value in row.items():
                 if isinstance(value, (int, float)) and key != "step" and math.isfinite(value):
                     self.writer.add_scalar(f"monitor/{key}", value, t)
+            self.writer.flush()  # a running TensorBoard sees the check now, not after flush_secs
         return row
 
     # --- what it says ---------------------------------------------------------------------------
@@ -473,12 +474,19 @@ class Monitor:
         return math.nan if top is None else -top
 
 
-def _summary_writer(folder: str | Path):
+def tensorboard_available() -> None:
+    """Raise one clear line unless ``torch.utils.tensorboard`` imports (the ``tensorboard`` package)."""
     try:
-        from torch.utils.tensorboard import SummaryWriter
+        import torch.utils.tensorboard  # noqa: F401
     except ImportError:
         raise DescentError(
-            "tensorboard is not installed: pip install tensorboard (an optional extra), "
+            "tensorboard is not installed: pip install tensorboard (the extra descent[monitor]), "
             "or leave tensorboard=None"
         ) from None
+
+
+def _summary_writer(folder: str | Path):
+    tensorboard_available()
+    from torch.utils.tensorboard import SummaryWriter
+
     return SummaryWriter(str(folder))

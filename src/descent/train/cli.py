@@ -39,7 +39,7 @@ def as_flag_error(error: DescentError) -> DescentError:
 
     from descent.train.loop import TrainConfig
 
-    names = {f.name for f in fields(TrainConfig)} | {"resume", "monitor"}  # train()'s own options
+    names = {f.name for f in fields(TrainConfig)} | {"resume", "monitor", "tensorboard"}  # train()'s own
     parameter = error.parameter
     if parameter not in names:
         return error
@@ -217,6 +217,11 @@ def train_command(
         help="watch the physics every K steps (descent.monitor): a line per check above the bar, "
         "the diagnosis at the end, a report in OUT/monitor",
     ),
+    tensorboard: Path | None = typer.Option(
+        None,
+        help="with --monitor: also log each check to this TensorBoard folder "
+        "(pip install tensorboard, or the descent[monitor] extra)",
+    ),
 ) -> None:
     """Train a network (batch GD, SGD or mini-batches); write metrics.csv/.json, curves.png and a
     checkpoint every epoch."""
@@ -261,6 +266,7 @@ def train_command(
                 resume=resume,
                 plot=not no_plot,
                 monitor_every=monitor,
+                tensorboard=tensorboard,
                 on_check=lambda line: bar.console.print(line, markup=False, highlight=False),
             )
         seconds = time.perf_counter() - start

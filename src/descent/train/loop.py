@@ -618,6 +618,7 @@ def train(
     plot: bool = True,
     monitor_every: int | None = None,
     on_check: Callable[[str], Any] | None = None,
+    tensorboard: Path | str | None = None,
 ) -> TrainResult:
     """Train as ``config`` says (see the module's docstring). ``out``: the folder for the files (None:
     write nothing); ``progress(epoch, epochs)`` after each epoch; ``resume``: continue the run whose
@@ -627,13 +628,20 @@ def train(
     ``MONITOR_HELD`` training examples), a check every that many steps; ``on_check(line)`` gets its
     summary line at each check, and ``out/monitor/`` its report. The monitor only reads: the run's
     numbers are the same with it (tests/train/test_monitor_train.py). A resumed run's monitor starts
-    afresh at the resumed step."""
+    afresh at the resumed step. ``tensorboard``: a folder for the monitor's TensorBoard log (needs
+    ``monitor_every`` and the ``tensorboard`` package: the ``monitor`` extra)."""
     if resume and out is None:
         raise invalid("resume", resume, "an out folder holding the checkpoint.pt of the run to continue")
     if monitor_every is not None and (
         isinstance(monitor_every, bool) or not isinstance(monitor_every, int) or monitor_every < 1
     ):
         raise invalid("monitor", monitor_every, "an integer >= 1 (steps between checks)")
+    if tensorboard is not None and monitor_every is None:
+        raise invalid("tensorboard", str(tensorboard), "a log folder together with --monitor K")
+    if tensorboard is not None:
+        from descent.monitor.monitor import tensorboard_available
+
+        tensorboard_available()
     data, model, loss, optimizer, scheduler, generator = _setup(config)
     if resume:
         metrics, initial = _restore(Path(out), config, model, optimizer, scheduler, generator)  # type: ignore[arg-type]
@@ -652,7 +660,9 @@ def train(
         from descent.monitor import watch
 
         held = (data.x_train[:MONITOR_HELD], data.y_train[:MONITOR_HELD])
-        monitor = watch(model, optimizer, loss, held, every=monitor_every, verbose=False)
+        monitor = watch(
+            model, optimizer, loss, held, every=monitor_every, verbose=False, tensorboard=tensorboard
+        )
 
         def after_step(value: torch.Tensor) -> None:
             if monitor.step(value) is not None and on_check is not None:
