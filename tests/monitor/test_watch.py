@@ -195,3 +195,14 @@ def test_bad_input_is_one_line_naming_the_parameter(change, parameter):
         descent.watch(**arguments)
     assert error.value.parameter == parameter and "\n" not in str(error.value)
     assert not model._forward_pre_hooks  # no work done: not even the hook
+
+
+def test_best_loss_and_peak_sharpness_are_the_runs_so_far():
+    """Each row's best_loss is the least of the start and every check's loss so far, its max_sharpness
+    the largest sharpness so far (kept as the run goes, not reread from the rows)."""
+    _, _, _, monitor = _train(MAKERS["sgd-momentum"], True, steps=40)
+    rows = monitor.rows
+    for i, row in enumerate(rows):
+        assert row["best_loss"] == min([row["start_loss"], *(r["loss"] for r in rows[: i + 1])])
+        assert row["max_sharpness"] == max(r["sharpness"] for r in rows[: i + 1])
+    assert len({r["best_loss"] for r in rows}) > 1 and len({r["max_sharpness"] for r in rows}) > 1

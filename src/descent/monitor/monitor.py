@@ -206,6 +206,8 @@ class Monitor:
         self._snapshots: dict[int, torch.Tensor] = {0: self._theta()}
         with self._evaluating(), torch.no_grad():  # the held loss before training
             self._start_loss = float(self.held.loss(self._snapshots[0]))
+        # the run so far, kept as it goes (a check never rereads the rows: a long run's checks stay cheap)
+        self._best_loss, self._peak_sharpness = self._start_loss, math.nan
         self._hook: Any = None  # a forward pre-hook, on for the one forward pass before a check
         self._listen()
 
@@ -347,6 +349,7 @@ class Monitor:
         row["advised_batch_size"] = self._diagnosis.batch_size
         row["seconds"] = time.perf_counter() - start
         self.rows.append({key: row[key] for key in COLUMNS})
+        self._best_loss, self._peak_sharpness = row["best_loss"], row["max_sharpness"]
         return self.rows[-1]
 
     def _measure(self) -> dict[str, Any]:
@@ -380,7 +383,7 @@ class Monitor:
             "step": t,
             "loss": loss,
             "loss_se": loss_se,
-            "best_loss": min([loss, self._start_loss, *(r["loss"] for r in self.rows)]),
+            "best_loss": _lowest(self._best_loss, loss),
             "start_loss": self._start_loss,
             "held_loss": noise.loss,
             "grad_norm": float(torch.linalg.vector_norm(g)),
@@ -398,7 +401,7 @@ class Monitor:
             "config_temperature": g_metric2 / trace if trace > 0 else math.nan,
             "hessian_trace": trace,
             "sharpness": sharpness,
-            "max_sharpness": max([sharpness, *(r["sharpness"] for r in self.rows)]),
+            "max_sharpness": -_lowest(-self._peak_sharpness, -sharpness),
             "edge_ratio": sharpness / dyn.edge,
             "edge_lr": edge_lr,
             "suggested_lr": edge_lr / 2,
@@ -426,10 +429,7 @@ class Monitor:
         """A row for parameters that are no longer finite: nothing can be measured; the loss is NaN."""
         self._losses = []
         row: dict[str, Any] = dict.fromkeys(COLUMNS, math.nan)
-        best = min([self._start_loss, *(r["loss"] for r in self.rows)])
-        peak = max(
-            [math.nan, *(r["sharpness"] for r in self.rows)], key=lambda v: -math.inf if math.isnan(v) else v
-        )
+        best, peak = self._best_loss, self._peak_sharpness
         edge_lr = dyn.edge_lr(peak) if math.isfinite(peak) else math.nan
         row.update(self._optimizer_columns(dyn, batch))
         row.update(
@@ -472,6 +472,11 @@ class Monitor:
         negated = lambda w: -self.curvature.loss64(w)  # noqa: E731
         top = self.low_tracker(len(self.low_tracker.steps), negated, theta, scale)
         return math.nan if top is None else -top
+
+
+def _lowest(so_far: float, new: float) -> float:
+    """The smaller of the two, NaN counting as no value (NaN only if both are)."""
+    return so_far if math.isnan(new) or new >= so_far else new
 
 
 def tensorboard_available() -> None:
