@@ -8,7 +8,8 @@ network and data order shared by every optimizer). Every optimizer starts from t
 over four decades, ``centre * (0.01, 0.1, 1, 10, 100)``, with the centre of its family (SGD 0.1,
 Adam 1e-3):
 
-- hd-sgd, hd-adam: the starting rate ``lr``; the rate in use is ``state[first param]["rate"]``;
+- hd-sgd, hd-adam: the starting rate ``lr``, at the experiment's hyper_lr and discount (the tangent's
+  mu); the rate in use is ``state[first param]["rate"]``;
 - Prodigy, DAdaptSGD, DAdaptAdam: ``lr = 1`` (their multiplier, at its recommended value) and the
   starting rate spread through ``d0``, their initial estimate of the distance to the solution (the
   first step's rate is ``d0 * lr``); the rate in use is ``d * lr`` of the first param group;
@@ -49,21 +50,26 @@ def d_times_lr(optimizer: torch.optim.Optimizer) -> float:
     return float(group["d"] * group["lr"])
 
 
-def contenders(momentum: float) -> dict[str, tuple[str, object, object]]:
+def contenders(config: ltl.Config) -> dict[str, tuple[str, object, object]]:
     """name -> (family, make_at(start) -> optimizer factory, rate reader)."""
     import dadaptation
     import prodigyopt
     import schedulefree
 
+    def hd_at(rule: str, lr: float):
+        """The experiment's own hypergradient rule, at its hyper_lr and discount, starting at lr."""
+        k = ltl.RULES.index(rule)
+        return ltl.hypergradient(rule, lr, config.hyper_lrs[k], config.momentum, config.discounts[k])
+
     return {
-        "hd-sgd": ("sgd", lambda lr: ltl.hypergradient("hd-sgd", lr, 0.01, momentum), ltl.rate_in_use),
+        "hd-sgd": ("sgd", lambda lr: hd_at("hd-sgd", lr), ltl.rate_in_use),
         "DAdaptSGD (d0)": ("sgd", lambda lr: lambda p: dadaptation.DAdaptSGD(p, lr=1.0, d0=lr), d_times_lr),
         "SGDScheduleFree (lr)": (
             "sgd",
             lambda lr: lambda p: schedulefree.SGDScheduleFree(p, lr=lr, momentum=0.9),
             ltl.rate_in_use,
         ),
-        "hd-adam": ("adam", lambda lr: ltl.hypergradient("hd-adam", lr, 1e-4, momentum), ltl.rate_in_use),
+        "hd-adam": ("adam", lambda lr: hd_at("hd-adam", lr), ltl.rate_in_use),
         "Prodigy (d0)": ("adam", lambda lr: lambda p: prodigyopt.Prodigy(p, lr=1.0, d0=lr), d_times_lr),
         "DAdaptAdam (d0)": (
             "adam",
@@ -111,7 +117,7 @@ def main() -> None:
             "grid": {f"{k:g}": v.tolist() for k, v in grid.items()},
         }
     results = {}
-    for name, (family, make_at, rate) in contenders(config.momentum).items():
+    for name, (family, make_at, rate) in contenders(config).items():
         runs = ltl.from_starts(config, data, orders, make_at, rate, FAMILIES[family])
         results[name] = {"family": family, "runs": runs}
         print(f"{name}: done at {time.perf_counter() - started:.0f} s", flush=True)

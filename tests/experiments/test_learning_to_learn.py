@@ -13,6 +13,7 @@ import torch
 from descent._errors import DescentError
 from descent.experiments import learning_to_learn as ltl
 from descent.optim import TorchOptimizer
+from descent.optim.hypergradient import PROBE
 from descent.train.data import load_dataset
 from descent.train.models import build_model
 
@@ -92,7 +93,9 @@ def test_the_relative_excess_of_hd_sgd_is_recomputed_from_hand_runs(result):
         lr = CONFIG.centres[0] * multiplier
 
         def make(params, lr=lr):
-            return TorchOptimizer(params, "hd-sgd", lr=lr, hyper_lr=CONFIG.hyper_lrs[0])
+            return TorchOptimizer(
+                params, "hd-sgd", lr=lr, hyper_lr=CONFIG.hyper_lrs[0], discount=CONFIG.discounts[0]
+            )
 
         runs = [hand_loop(s, make, state_rate) for s in range(CONFIG.seeds)]
         ratios = np.array([loss for loss, _ in runs]) / np.array(grid[tuned])
@@ -118,7 +121,7 @@ def test_the_rate_log_is_the_optimizers_state():
     optimizer.register_step_post_hook(lambda opt, args, kwargs: seen.append(float(opt.state[first]["rate"])))
     run = ltl.train(model, optimizer, data, order, ltl.rate_in_use)
     assert run.rates == seen and len(seen) == len(order)
-    assert run.rates[0] == 0.05  # the first step runs at the start, before any measurement
+    assert run.rates[0] == PROBE * 0.05  # the first step is the probe, before any measurement
     assert len(set(run.rates)) > 1  # the rate moved
     assert run.final_loss == ltl.full_loss(model, data)
 
@@ -152,6 +155,9 @@ def test_a_diverged_run_never_wins_the_tuning_and_fails_its_check():
         ("starts", [0.1, 1.0]),
         ("centres", (0.1, 0.01)),
         ("hyper_lrs", (0.01, 0.001, math.inf)),
+        ("discounts", (0.9, 0.0)),
+        ("discounts", (0.9, 1.0, 0.0)),
+        ("discounts", (0.9, True, 0.0)),
         ("momentum", 1.0),
         ("momentum", True),
         ("engine_steps", 0),

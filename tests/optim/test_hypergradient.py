@@ -13,6 +13,7 @@ import torch
 from descent import Optimizer, get_landscape, simulate
 from descent._errors import DescentError
 from descent.optim import RULES, TorchOptimizer
+from descent.optim.hypergradient import PROBE
 
 torch.set_num_threads(1)
 
@@ -25,19 +26,24 @@ BASE = {"hd-sgd": "gd", "hd-momentum": "momentum", "hd-adam": "adam"}
 class ReferenceParticle:
     """One particle of ``name`` with python-float hyper-parameters, stepped by ``step(g)``.
 
-    Per step t (u: the base rule's direction, r: the rate, P: 1, or Adam's sqrt(v_hat) + eps):
+    Step 1 is a probe at PROBE * lr. Per step t >= 2 (u: the base rule's direction, r: the rate the
+    last step moved at, P: 1, or Adam's sqrt(v_hat) + eps, z: the tangent, mu: the discount):
       s = -r u_prev, y = g - g_prev, lambda = y.s / s.P s (kept when s = 0),
-      dL/dr = -g.u_prev, a = min(hyper_lr, 1/(lambda u_prev.P u_prev)) when that curvature is > 0,
-      r <- min(r - a dL/dr clipped to [r/2, 2r], edge/lambda when lambda > 0),
-      w <- w - r u.
+      dL/dr = -g.z, q = mu q - y/r (H z; 0 until a step after the probe, t >= 3),
+      a = min(hyper_lr, 1/(z.q)) when that curvature is > 0,
+      r0 = lr at t = 2 (after the probe), else r;
+      r <- min(r0 - a dL/dr clipped to [r0/2, 2 r0], edge/lambda when lambda > 0),
+      w <- w - r u,  z <- mu z + u (z = 0 after the probe).
     """
 
     def __init__(self, name: str, hyper: dict[str, float], w: torch.Tensor) -> None:
         self.name, self.hp, self.w = name, hyper, w.clone()
-        self.rate = hyper["lr"]
+        self.rate = 0.0
         self.curvature = 0.0
         self.t = 0
         self.g_prev = self.u_prev = None
+        self.tangent = torch.zeros_like(w)
+        self.curved = torch.zeros_like(w)
         self.buffer = torch.zeros_like(w)
         self.m = torch.zeros_like(w)
         self.v = torch.zeros_like(w)
@@ -58,19 +64,23 @@ class ReferenceParticle:
             self.m = b1 * self.m + (1 - b1) * g
             self.v = b2 * self.v + (1 - b2) * g * g
             metric = torch.sqrt(self.v / (1 - b2**self.t)) + self.hp["eps"]
-        if self.u_prev is not None:
+        if self.t == 1:
+            self.rate = PROBE * self.hp["lr"]
+        else:
             s = -self.rate * self.u_prev
             y = g - self.g_prev
             s_metric_s = float(torch.dot(s, metric * s))
             if s_metric_s > 0:
                 self.curvature = float(torch.dot(y, s)) / s_metric_s
-            dloss_drate = -float(torch.dot(g, self.u_prev))
-            rate_curvature = self.curvature * float(torch.dot(self.u_prev, metric * self.u_prev))
+            dloss_drate = -float(torch.dot(g, self.tangent))
+            if self.t > 2:  # H z by the secants: H u_prev = -y / r (exact on a quadratic)
+                self.curved = self.hp["discount"] * self.curved - y / self.rate
+            rate_curvature = float(torch.dot(self.tangent, self.curved))
             a = self.hp["hyper_lr"]
             if rate_curvature > 0:
                 a = min(a, 1.0 / rate_curvature)
-            new = self.rate - a * dloss_drate
-            new = min(max(new, self.rate / 2), 2 * self.rate)
+            old = self.hp["lr"] if self.t == 2 else self.rate
+            new = min(max(old - a * dloss_drate, old / 2), 2 * old)
             if self.curvature > 0:
                 new = min(new, self.edge_numerator() / self.curvature)
             self.rate = new
@@ -82,6 +92,7 @@ class ReferenceParticle:
         else:
             u = self.m / (1 - self.hp["beta1"] ** self.t) / metric
         self.w = self.w - self.rate * u
+        self.tangent = self.hp["discount"] * self.tangent + u if self.t > 1 else torch.zeros_like(u)
         self.g_prev, self.u_prev = g, u
         self.rates.append(self.rate)
         return self.w
@@ -130,11 +141,13 @@ def test_the_rate_on_a_quadratic_climbs_to_one_over_h_without_crossing(h, fracti
     """Plain hypergradient descent keeps r below 1/h only while hyper_lr h^3 x_{t-1}^2 <= 1 (r - 1/h is
     multiplied by 1 - hyper_lr h^3 x^2 each step); the rule's step is capped at 1/(u.H u), which makes
     that hold for every hyper_lr: tested from well inside the condition (1e-3/h^3 with |x| <= 1) to
-    far outside it. The steps where the rate does not change are those where x has reached 0."""
+    far outside it (to rounding: 1e-12). The steps where the rate does not change are those where x
+    has reached 0. The first
+    step is the probe (PROBE * lr), the second moves at lr: below the edge 2/h, nothing cuts it."""
     land = get_landscape("quadratic", dim=1, mu=h)
     for hyper_lr in (1e-3 / h**3, 1.0, 1e12):
         rule = RULES["hd-sgd"]
-        hp = rule.resolve({"lr": fraction / h, "hyper_lr": hyper_lr})
+        hp = rule.resolve({"lr": fraction / h, "hyper_lr": hyper_lr, "discount": 0.0})
         x = torch.ones(1, 1, dtype=DTYPE)
         state = rule.init(x)
         rates = []
@@ -143,9 +156,10 @@ def test_the_rate_on_a_quadratic_climbs_to_one_over_h_without_crossing(h, fracti
             x = x + update
             rates.append(float(state["rate"]))
         rates_h = torch.tensor(rates, dtype=DTYPE) * h
-        assert bool((rates_h[1:] >= rates_h[:-1]).all()), "the rate must not move away from 1/h"
+        assert bool((rates_h[1:] >= rates_h[:-1] - 1e-12).all()), "the rate must not move away from 1/h"
         assert bool((rates_h <= 1 + 1e-12).all()), f"crossed 1/h: {rates_h.max().item()}"
-        assert rates_h[1] > rates_h[0], "the first measured step must move the rate toward 1/h"
+        assert rates_h[0] == pytest.approx(PROBE * fraction) and rates_h[1] == pytest.approx(fraction)
+        assert rates_h[2] > rates_h[1], "the first learned step must move the rate toward 1/h"
         if hyper_lr == 1e12:  # the step along r is 1/(u.H u): the rate reaches 1/h, doubling at most
             assert rates_h[-1] == pytest.approx(1.0, rel=1e-12)
 
@@ -153,11 +167,12 @@ def test_the_rate_on_a_quadratic_climbs_to_one_over_h_without_crossing(h, fracti
 # --- the hypergradient is the derivative of the next loss in the rate -------------------------------
 @pytest.mark.parametrize("name", HD)
 def test_the_hypergradient_equals_autograd_through_one_unrolled_step(name):
-    """After a few steps, one more step is taken with the rate of the state as an autograd leaf and
-    hyper_lr = 0 (so the step's rate is that leaf: derivative 1); dL(w_next)/dr by autograd through the
-    rule's own update equals the hypergradient the rule reports at the next step, within 1e-12."""
+    """discount = 0 (a horizon of one step, Baydin et al.'s rule): after a few steps, one more step is
+    taken with the rate of the state as an autograd leaf and hyper_lr = 0 (so the step's rate is that
+    leaf: derivative 1); dL(w_next)/dr by autograd through the rule's own update equals the
+    hypergradient the rule reports at the next step, within 1e-12."""
     rule = RULES[name]
-    hyper = _hyper(name, lr=0.05, hyper_lr=0.01)
+    hyper = _hyper(name, lr=0.05, hyper_lr=0.01, discount=0.0)
     if name == "hd-adam":
         hyper["lr"] = 0.02
     w = torch.tensor([[0.9, -1.2, 0.4]], dtype=DTYPE)
@@ -174,6 +189,118 @@ def test_the_hypergradient_equals_autograd_through_one_unrolled_step(name):
     _, after = rule.update(_gradient(bumpy, w_next), detached, w_next.detach(), rule.resolve(hyper), None)
     assert abs(float(after["hypergradient"]) - float(by_autograd)) <= 1e-12
     assert abs(float(by_autograd)) > 1e-3  # a derivative worth comparing
+
+
+def _direction(name: str, state: dict) -> torch.Tensor:
+    """u_t, the base rule's direction of the step the state was made for (w_{t+1} = w_t - r_t u_t)."""
+    return state[{"hd-sgd": "grad", "hd-momentum": "buffer", "hd-adam": "direction"}[name]]
+
+
+@pytest.mark.parametrize("name", HD)
+@pytest.mark.parametrize("mu", [0.5, 0.9])
+def test_the_discounted_hypergradient_is_autograd_through_the_unrolled_steps(name, mu):
+    """The path after the probe is rebuilt from w_1 with the rates r_j + mu^(K-1-j) delta (a rate change
+    delta held over the past, discounted by mu per step back) and the rule's directions u_j held fixed
+    (the first-order tangent: the Hessian term, through which u_j would follow w_j, is dropped);
+    dL(w_K)/d delta by autograd at delta = 0 equals the hypergradient -g_K.z_K the rule reports at K."""
+    hyper = _hyper(name, lr=0.02 if name == "hd-adam" else 0.05, hyper_lr=0.01, discount=mu)
+    steps = 8
+    path, grads, states = _run_rule(
+        name, hyper, bumpy, torch.tensor([[0.9, -1.2, 0.4]], dtype=DTYPE), steps + 1
+    )
+    delta = torch.zeros(1, 1, dtype=DTYPE, requires_grad=True)
+    w = path[1]
+    for j in range(1, steps):
+        torch.testing.assert_close(path[j + 1] - path[j], -states[j]["rate"] * _direction(name, states[j]))
+        w = w - (states[j]["rate"] + mu ** (steps - 1 - j) * delta) * _direction(name, states[j])
+    torch.testing.assert_close(w.detach(), path[steps], rtol=1e-12, atol=1e-14)
+    (by_autograd,) = torch.autograd.grad(bumpy(w).sum(), delta)
+    assert abs(float(states[steps]["hypergradient"]) - float(by_autograd)) <= 1e-12
+    assert abs(float(by_autograd)) > 1e-3
+
+
+QUADRATIC = torch.tensor([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 0.2]], dtype=DTYPE)
+
+
+def _bowl(w: torch.Tensor) -> torch.Tensor:
+    return 0.5 * ((w @ QUADRATIC) * w).sum(-1)
+
+
+@pytest.mark.parametrize("name", HD)
+def test_the_tangents_curvature_by_secants_is_the_exact_hessian_on_a_quadratic(name):
+    """On w.A w/2 every secant is exact (y = A s), so the rule's H z_t (state "curved", built as
+    mu H z_{t-1} - y_t/r_{t-1}) is A z_t, and the rate's curvature z.H z is exact, whatever the rates."""
+    hyper = _hyper(name, lr=0.1 if name == "hd-adam" else 0.2, hyper_lr=1.0, discount=0.8)
+    w = torch.tensor([[1.0, -0.5, 2.0]], dtype=DTYPE)
+    path, grads, states = _run_rule(name, hyper, _bowl, w, 20)
+    for t in range(2, 20):  # states[t] holds H z_t, states[t - 1] the tangent z_t
+        torch.testing.assert_close(
+            states[t]["curved"], states[t - 1]["tangent"] @ QUADRATIC, rtol=1e-9, atol=1e-12
+        )
+    assert float(states[19]["curved"].abs().max()) > 1e-3
+
+
+def test_on_a_quadratic_the_first_order_tangent_misses_the_hessian_term_by_its_closed_form():
+    """hd-sgd on w.A w/2 with the directions u_j = g(w_j) left to follow w_j: the exact dL(w_K)/d delta
+    (autograd, the Hessian term kept) is -g_K.q_K with q_{j+1} = mu (I - r_j A) q_j + g_j (MARTHE's
+    tangent), and the rule's first-order -g_K.z_K (z_{j+1} = mu z_j + g_j) differs from it by
+    g_K.(q_K - z_K); that difference is not negligible here."""
+    mu, steps = 0.9, 10
+    hyper = _hyper("hd-sgd", lr=0.2, hyper_lr=0.01, discount=mu)
+    path, grads, states = _run_rule(
+        "hd-sgd", hyper, _bowl, torch.tensor([[1.0, -0.5, 2.0]], dtype=DTYPE), steps + 1
+    )
+    delta = torch.zeros(1, 1, dtype=DTYPE, requires_grad=True)
+    w = path[1]
+    q = z = torch.zeros_like(w)
+    for j in range(1, steps):
+        rate = states[j]["rate"]
+        g = w.detach() @ QUADRATIC
+        q = mu * (q - rate * q @ QUADRATIC) + g
+        z = mu * z + g
+        w = w - (rate + mu ** (steps - 1 - j) * delta) * (w @ QUADRATIC)
+    (exact,) = torch.autograd.grad(_bowl(w).sum(), delta)
+    g_last = grads[steps]
+    assert float(exact) == pytest.approx(-float((g_last * q).sum()), rel=1e-10)
+    hessian_term = float((g_last * (q - z)).sum())
+    assert float(states[steps]["hypergradient"]) == pytest.approx(float(exact) + hessian_term, rel=1e-10)
+    assert abs(hessian_term) > 0.1 * abs(float(exact))
+
+
+@pytest.mark.parametrize("name", HD)
+@pytest.mark.parametrize("mu", [0.0, 0.9])
+def test_a_start_100_times_the_edge_does_not_diverge(name, mu):
+    """The first step is a probe at PROBE * lr, and the second is capped at the edge the probe measured:
+    from 100 times the edge on a quadratic of curvatures 1 and 10 (SGD 2/10, the heavy ball 2(1+beta)/10;
+    Adam, whose first step moves each coordinate by about lr, from lr = 100 times the distance to the
+    minimum) the loss never exceeds 1000 times the start's and ends below it, where one step of the base
+    rule at that rate multiplies it by more than 1000."""
+    c, s = math.cos(0.4), math.sin(0.4)
+    rotation = torch.tensor([[c, -s], [s, c]], dtype=DTYPE)
+    hessian = rotation @ torch.diag(torch.tensor([1.0, 10.0], dtype=DTYPE)) @ rotation.T
+    w = torch.tensor([[1.5, 1.0]], dtype=DTYPE)
+    lr = 100 * {"hd-sgd": 2 / 10, "hd-momentum": 2 * 1.9 / 10, "hd-adam": 1.5}[name]
+    rule = RULES[name]
+    hp = rule.resolve({"lr": lr, "discount": mu})
+    state = rule.init(w)
+
+    def loss(x: torch.Tensor) -> float:
+        return float(0.5 * ((x @ hessian) * x).sum())
+
+    start = loss(w)
+    losses = []
+    for _ in range(300):
+        update, state = rule.update(w @ hessian, state, w, hp, None)
+        if not losses:
+            assert float(state["rate"]) == pytest.approx(PROBE * lr)
+        w = w + update
+        losses.append(loss(w))
+    assert max(losses) <= 1e3 * start and losses[-1] < start
+    base_rule = RULES[BASE[name]]
+    base_hp = base_rule.resolve({"lr": lr})
+    w0 = torch.tensor([[1.5, 1.0]], dtype=DTYPE)
+    update, _ = base_rule.update(w0 @ hessian, base_rule.init(w0), w0, base_hp, None)
+    assert loss(w0 + update) > 1e3 * start
 
 
 # --- the floor and the cap ---------------------------------------------------------------------------
@@ -208,15 +335,28 @@ def test_the_rate_stays_positive_and_under_the_measured_edge_in_hostile_settings
 
 
 def test_hyper_lr_zero_is_the_base_rule_below_the_edge():
-    """With hyper_lr = 0 the rate stays at lr (the cap, >= the true edge, does not bind below it): the
-    iterates are gd's, momentum's (its velocity form is the buffer form at constant lr) and adam's."""
+    """With hyper_lr = 0 the rate is lr after the probe (the cap, >= the true edge, does not bind below
+    it): the iterates are torch.optim's SGD, SGD with momentum (the buffer form) and Adam, stepped at
+    PROBE * lr once and at lr after."""
     land = get_landscape("quadratic", kappa=10.0, angle=0.4)
     starts = land.random_starts(4, torch.Generator().manual_seed(2))
-    for name, base in BASE.items():
-        hyper = {"lr": 0.05} if name != "hd-adam" else {"lr": 0.01}
-        ours = simulate(land, Optimizer.build(name, hyper_lr=0.0, **hyper), starts, 80)
-        theirs = simulate(land, Optimizer.build(base, **hyper), starts, 80)
-        torch.testing.assert_close(ours.positions, theirs.positions, rtol=1e-12, atol=1e-14)
+    makers = {
+        "hd-sgd": lambda p: torch.optim.SGD(p, lr=0.05),
+        "hd-momentum": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
+        "hd-adam": lambda p: torch.optim.Adam(p, lr=0.01),
+    }
+    for name, make in makers.items():
+        lr = 0.01 if name == "hd-adam" else 0.05
+        ours = simulate(land, Optimizer.build(name, hyper_lr=0.0, lr=lr), starts, 80)
+        w = starts.clone().requires_grad_(True)
+        reference = make([w])
+        path = [starts]
+        for k in range(80):
+            reference.param_groups[0]["lr"] = PROBE * lr if k == 0 else lr
+            w.grad = land.gradient(w.detach())
+            reference.step()
+            path.append(w.detach().clone())
+        torch.testing.assert_close(ours.positions, torch.stack(path), rtol=1e-12, atol=1e-14)
 
 
 # --- the engine and the torch adapter against the one-particle reference ------------------------------
@@ -238,6 +378,7 @@ def test_the_engine_runs_each_particle_as_the_reference_loop(name):
         if name != "hd-adam"
         else [0.01, 0.05, 0.1, 0.2, 0.02, 0.3],
         "hyper_lr": [0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e6],
+        "discount": [0.0, 0.5, 0.9, 0.99, 0.0, 0.7],
         **PER_PARTICLE[name],
     }
     optimizer = Optimizer.build(name, **{k: torch.tensor(v, dtype=DTYPE) for k, v in hyper.items()})

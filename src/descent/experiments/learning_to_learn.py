@@ -13,7 +13,8 @@ the same network and the same batches. The measured number is the final training
    rate is the one of least mean final loss over the seeds.
 2. Learning: ``hd-sgd``, ``hd-momentum`` and ``hd-adam`` through `descent.optim.TorchOptimizer` (the
    whole model one particle: one learned rate, read each step from ``state[first parameter]["rate"]``)
-   started from ``centre`` times each of ``starts`` (four decades), each at its rule's ``hyper_lr``.
+   started from ``centre`` times each of ``starts`` (four decades), each at its rule's ``hyper_lr`` and
+   ``discount`` (mu: the hypergradient looks ~1/(1-mu) steps back; 0 is Baydin et al.'s one step).
 3. Per (rule, start), with ``L*_s`` the tuned base's final loss at seed s, the relative excess
    ``mean_s(L_s / L*_s) - 1`` and its standard error over the seeds (paired: same network, same
    batches). The claim check: the excess is below 10 %, by 3 SE (``measured < 0.1 - 3 SE``).
@@ -79,6 +80,7 @@ class Config:
     starts: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)  # the learned rate's starts
     momentum: float = 0.9
     hyper_lrs: tuple[float, float, float] = (0.01, 0.001, 1e-4)  # hd-sgd, hd-momentum, hd-adam
+    discounts: tuple[float, float, float] = (0.9, 0.0, 0.0)  # the tangent's mu: hd-sgd, hd-momentum, hd-adam
     engine_steps: int = 20
     seed: int = 0
 
@@ -98,18 +100,27 @@ class Config:
             values = getattr(self, name)
             if not isinstance(values, tuple) or not values or not all(_positive(v) for v in values):
                 raise invalid(name, values, "a non-empty tuple of finite numbers > 0")
+        discounts = self.discounts
+        if (
+            not isinstance(discounts, tuple)
+            or len(discounts) != len(RULES)
+            or not all(_fraction(v) for v in discounts)
+        ):
+            raise invalid("discounts", discounts, f"{len(RULES)} numbers in [0, 1), for {listed(RULES)}")
         for name in ("centres", "hyper_lrs"):
             if len(getattr(self, name)) != len(RULES):
                 raise invalid(name, getattr(self, name), f"{len(RULES)} numbers, for {listed(RULES)}")
-        if isinstance(self.momentum, bool) or not isinstance(self.momentum, (int, float)):
-            raise invalid("momentum", self.momentum, "a number in [0, 1)")
-        if not 0 <= self.momentum < 1:
+        if not _fraction(self.momentum):
             raise invalid("momentum", self.momentum, "a number in [0, 1)")
 
 
 def _integer(name: str, value: Any, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise invalid(name, value, f"an integer >= {low}")
+
+
+def _fraction(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value < 1
 
 
 def _positive(value: Any) -> bool:
@@ -202,12 +213,13 @@ def fixed(base: str, lr: float, momentum: float) -> MakeOptimizer:
     return lambda params: torch.optim.SGD(params, lr=lr, momentum=beta)
 
 
-def hypergradient(rule: str, lr: float, hyper_lr: float, momentum: float) -> MakeOptimizer:
-    """The hypergradient rule ``rule`` through `TorchOptimizer`, starting at ``lr``."""
+def hypergradient(rule: str, lr: float, hyper_lr: float, momentum: float, discount: float) -> MakeOptimizer:
+    """The hypergradient rule ``rule`` through `TorchOptimizer`, starting at ``lr``, its tangent
+    discounted by ``discount``."""
     from descent.optim import TorchOptimizer
 
     extra: dict[str, Any] = {"momentum": momentum} if rule == "hd-momentum" else {}
-    return lambda params: TorchOptimizer(params, rule, lr=lr, hyper_lr=hyper_lr, **extra)
+    return lambda params: TorchOptimizer(params, rule, lr=lr, hyper_lr=hyper_lr, discount=discount, **extra)
 
 
 def train_seeds(
@@ -289,7 +301,7 @@ def engine_spec(config: Config) -> RunSpec:
         landscape="digits-mlp",
         landscape_params={"width": config.width, "depth": 1, "examples": config.examples, "activation": 0},
         optimizer="hd-sgd",
-        hyper={"lr": config.centres[0], "hyper_lr": config.hyper_lrs[0]},
+        hyper={"lr": config.centres[0], "hyper_lr": config.hyper_lrs[0], "discount": config.discounts[0]},
         starts="random:1",
         steps=config.engine_steps,
         save="every:1",
@@ -307,9 +319,9 @@ def engine_against_adapter(config: Config, runs: Runs) -> float:
     net = digits_mlp(config.width, 1, config.examples, 0)
     model = model_for(config, config.seed)
     nn.utils.vector_to_parameters(trajectory.positions[0, 0].to(torch.float64), model.parameters())
-    optimizer = hypergradient("hd-sgd", config.centres[0], config.hyper_lrs[0], config.momentum)(
-        list(model.parameters())
-    )
+    optimizer = hypergradient(
+        "hd-sgd", config.centres[0], config.hyper_lrs[0], config.momentum, config.discounts[0]
+    )(list(model.parameters()))
     whole = torch.arange(net.data_size)
     train(model, optimizer, Data(net.inputs, net.targets), [whole] * config.engine_steps, rate_in_use)
     adapter = nn.utils.parameters_to_vector(model.parameters()).detach()
@@ -332,13 +344,17 @@ def run(config: Config | None = None, progress: Progress | None = None) -> Resul
             progress(done, total)
 
     measured: dict[str, dict] = {}
-    for rule, base, centre, hyper_lr in zip(RULES, bases, config.centres, config.hyper_lrs):
+    for rule, base, centre, hyper_lr, discount in zip(
+        RULES, bases, config.centres, config.hyper_lrs, config.discounts
+    ):
         grid = fixed_grid(config, data, orders, base, centre, tick)
         learned = from_starts(
             config,
             data,
             orders,
-            functools.partial(hypergradient, rule, hyper_lr=hyper_lr, momentum=config.momentum),
+            functools.partial(
+                hypergradient, rule, hyper_lr=hyper_lr, momentum=config.momentum, discount=discount
+            ),
             rate_in_use,
             centre,
             tick,

@@ -3,23 +3,40 @@ heavy-ball momentum and Adam, each with one rate per particle (a column ``[N, 1]
 
 Each base rule moves by ``w_t = w_{t-1} - r_{t-1} u_{t-1}`` along its own direction u (SGD: g; heavy
 ball: the buffer b <- beta*b + g; Adam: m_hat/(sqrt(v_hat) + eps)). Holding u fixed, the loss after the
-step depends on the rate through that step alone, so its hypergradient is
+step depends on the last rate through that step alone: dL(w_t)/dr_{t-1} = -g_t . u_{t-1}, Baydin et
+al.'s one-step hypergradient. It is greedy: it asks which rate makes the *next* loss least, and on
+noisy mini-batches it settles well below the rate that is best over a whole run (the short-horizon
+bias; Wu, Ren, Liao & Grosse, ICLR 2018). Here the rate's change is held over a horizon instead:
 
-    dL(w_t)/dr_{t-1} = -g_t . u_{t-1}                              (state "hypergradient")
+- **the discounted tangent** (a first-order forward-mode hypergradient, as in MARTHE, Donini et al.
+  2020): a change dr of every past rate, discounted by mu per step back (r_{t-1-k} + mu^k dr), moves
+  w_t by -z_t dr with
 
-and the rate takes a gradient step on it, additively (Baydin et al.'s form), in a trust region:
+      z_t = mu z_{t-1} + u_{t-1},     dL(w_t)/dr = -g_t . z_t          (state "tangent", "hypergradient")
 
-    r_t = min( clip(r_{t-1} - a_t dL/dr, r_{t-1}/2, 2 r_{t-1}), edge_t ),   a_t = min(hyper_lr, 1/(u.H u))
+  to first order: the Hessian term, through which each u_j would follow the moved w_j (MARTHE's
+  z_t = mu (I - r H) z_{t-1} + u_{t-1} for SGD), is dropped; it would cost a Hessian-vector product per
+  step. The horizon is ~1/(1-mu) steps; mu = 0 is Baydin et al.'s rule. Along a flat direction the
+  gradients agree from step to step and their products add up over the horizon, while along a sharp,
+  oscillating one they alternate and cancel: a longer horizon weighs the progress a larger rate buys
+  against the noise and oscillation it costs over that horizon rather than over one step.
 
-- **the step a_t**: along the last direction the loss is phi(r) = L(w_{t-1} - r u_{t-1}), of curvature
-  phi'' = u.H u. A gradient step on phi moves r toward phi's minimum r* without passing it exactly when
-  a phi'' <= 1; plain hypergradient descent (a = hyper_lr) needs that condition from its user (on
-  h x^2/2 it reads hyper_lr h^3 x_{t-1}^2 <= 1). Here a_t is cut to 1/phi'', phi'' measured (below),
-  so r moves toward r* and never past it for every hyper_lr; hyper_lr -> inf gives r_t = r* (for SGD
-  that is Barzilai-Borwein's step s.s/s.y). On h x^2/2 the rate moves monotonically toward 1/h.
+and the rate takes a gradient step on it, additively, in a trust region:
+
+    r_t = min( clip(r_{t-1} - a_t dL/dr, r_{t-1}/2, 2 r_{t-1}), edge_t ),   a_t = min(hyper_lr, 1/(z.H z))
+
+- **the step a_t**: along the tangent the loss is phi(dr) = L(w_t - dr z_t), of curvature phi'' =
+  z.H z. A gradient step on phi moves r toward phi's minimum without passing it exactly when a phi''
+  <= 1; plain hypergradient descent (a = hyper_lr) needs that condition from its user (on h x^2/2, mu =
+  0, it reads hyper_lr h^3 x_{t-1}^2 <= 1). Here a_t is cut to 1/phi'', phi'' measured by the secants of
+  the steps that make up z: each step s_j = -r_j u_j meets y_{j+1} = g_{j+1} - g_j, so H u_j ~ -y_{j+1}/
+  r_j and H z_t ~ mu (H z_{t-1}) - y_t/r_{t-1} (state "curved"; exact on a quadratic, whatever the
+  rates). So r moves toward the minimum and never past it for every hyper_lr; hyper_lr -> inf gives
+  that minimum (for SGD at mu = 0, Barzilai-Borwein's step s.s/s.y). On h x^2/2 (mu = 0) the rate moves
+  monotonically toward 1/h.
 - **the trust region** [r/2, 2r]: dL/dr is a derivative at r, trusted for changes of the order of r
-  itself. It bounds the rate's growth where phi is flat or concave (phi'' <= 0: no r* to stop at) and
-  where the hypergradient's scale is large (the heavy ball's buffer is ~ g/(1 - beta)), and it keeps
+  itself. It bounds the rate's growth where phi is flat or concave (phi'' <= 0: no minimum to stop at)
+  and where the hypergradient's scale is large (the heavy ball's buffer is ~ g/(1 - beta)), and it keeps
   the rate positive by construction: r_t >= r_{t-1}/2 > 0 and the cap below is positive, so the rate
   is never negative, nor 0 (which would stop the particle and with it the measurements).
 - **capped at the measured stability edge**: the curvature is the secant one along the last step
@@ -33,8 +50,12 @@ and the rate takes a gradient step on it, additively (Baydin et al.'s form), in 
   it can still be unstable along a sharper direction the particle has not stepped along (the secant
   is what a step measures for free; lambda_max would cost Hessian-vector products). lambda <= 0 (flat
   or concave along the step) gives no cap. A step of length 0 measures nothing: the last lambda is
-  kept (state "curvature", 0 before any measurement). The first step, before any measurement, uses
-  ``lr`` uncapped.
+  kept (state "curvature", 0 before any measurement).
+- **the first step is a probe** at ``PROBE * lr``: no curvature has been measured yet, and a start far
+  past the edge would throw the particle away in one uncapped step (100 times the edge multiplies a
+  quadratic's loss by ~4e4; on a network it kills the units). The probe measures lambda along u_0 at a
+  thousandth of the start; the second step moves at ``min(lr, edge)``, and the rate is learned from the
+  third on. The probe's step is left out of the tangent (its rate was not r).
 
 ``lr`` is the starting rate (a schedule, or a torch scheduler setting ``group["lr"]``, changes only that
 start); the rate in use is ``state["rate"]``. Under `TorchOptimizer` each parameter tensor is a particle,
@@ -67,13 +88,19 @@ from descent.optim.rules import (
 
 #: the most the rate changes by in one step, as a factor (the trust region [r/TRUST, TRUST r])
 TRUST = 2.0
+#: the first step moves at PROBE * lr: it measures the curvature before the start is taken
+PROBE = 1e-3
+#: the tangent's default discount mu
+DISCOUNT = 0.0
 
 
 class HDSGDState(GDState):
     rate: torch.Tensor  # r, the learned rate in use, [N, 1]
     curvature: torch.Tensor  # lambda, the last secant curvature measured (0: none), [N, 1]
-    hypergradient: torch.Tensor  # dL(w_t)/dr_{t-1} = -g_t . u_{t-1}, [N, 1]
+    hypergradient: torch.Tensor  # dL(w_t)/dr ~ -g_t . z_t, [N, 1]
     grad: torch.Tensor  # g_{t-1}, the last gradient (also SGD's direction u_{t-1})
+    tangent: torch.Tensor  # z_t = mu z_{t-1} + u_{t-1}, minus dw_t/dr to first order
+    curved: torch.Tensor  # H z_t by the secants of its steps: mu (H z_{t-1}) - y_t / r_{t-1}
 
 
 class HDMomentumState(HDSGDState):
@@ -94,6 +121,8 @@ def _sgd_typed(params: torch.Tensor) -> HDSGDState:
         curvature=column,
         hypergradient=column,
         grad=torch.zeros_like(params),
+        tangent=torch.zeros_like(params),
+        curved=torch.zeros_like(params),
     )
 
 
@@ -115,30 +144,51 @@ def _learned_rate(
     ``curvature`` and ``hypergradient``, each ``[N, 1]``. ``direction`` is u_{t-1}, ``metric`` the
     diagonal of P, ``edge_factor`` the numerator of the rule's edge (2 for SGD)."""
     start = per_particle(hp["lr"], params)
-    previous = torch.where(state["step"] == 0, start, state["rate"])
-    last_step = -previous * direction  # s = w_t - w_{t-1}
+    last_step = -state["rate"] * direction  # s = w_t - w_{t-1} (0 before the first step)
     length = _dot(last_step * metric, last_step)  # s.P s
     measured = length > 0
     secant = _dot(grads - state["grad"], last_step) / torch.where(measured, length, torch.ones_like(length))
     curvature = torch.where(measured, secant, state["curvature"])
-    hypergradient = -_dot(grads, direction)
-    bend = curvature * _dot(direction * metric, direction)  # phi'' = u.H u
+    tangent = state["tangent"]  # z_t (0 until a step at a learned rate was taken)
+    hypergradient = -_dot(grads, tangent)
+    in_tangent = state["step"] >= 2  # the last step is in z_t (it was not the probe)
+    along = -(grads - state["grad"]) / torch.where(in_tangent, state["rate"], torch.ones_like(state["rate"]))
+    mu = per_particle(hp["discount"], params)
+    curved = torch.where(in_tangent, mu * state["curved"] + along, torch.zeros_like(along))  # H z_t
+    bend = _dot(tangent, curved)  # z.H z
     bends = bend > 0
     hyper_lr = per_particle(hp["hyper_lr"], params)
     step_size = torch.where(
         bends, torch.clamp(1 / torch.where(bends, bend, torch.ones_like(bend)), max=hyper_lr), hyper_lr
     )
+    previous = torch.where(state["step"] <= 1, start, state["rate"])  # after the probe: the start
     rate = torch.clamp(previous - step_size * hypergradient, min=previous / TRUST, max=previous * TRUST)
     bounded = curvature > 0
     edge = torch.where(
         bounded, edge_factor / torch.where(bounded, curvature, torch.ones_like(curvature)), torch.inf
     )
-    return {"rate": torch.minimum(rate, edge), "curvature": curvature, "hypergradient": hypergradient}
+    rate = torch.minimum(rate, edge)
+    rate = torch.where(state["step"] == 0, PROBE * rate, rate)
+    return {"rate": rate, "curvature": curvature, "hypergradient": hypergradient, "curved": curved}
+
+
+def _carry(
+    state: State, hp: Mapping[str, Hyper], params: torch.Tensor, direction: torch.Tensor
+) -> torch.Tensor:
+    """The tangent after this step, z_{t+1} = mu z_t + u_t; the probe (step 0) is left out of it."""
+    tangent = per_particle(hp["discount"], params) * state["tangent"] + direction
+    return torch.where(state["step"] == 0, torch.zeros_like(tangent), tangent)
 
 
 def _hyper_lr(default: float) -> HyperParam:
     return HyperParam(
-        "hyper_lr", default, 0.0, None, help="step of the rate along -dL/dr (at most 1/(u.H u) measured)"
+        "hyper_lr", default, 0.0, None, help="step of the rate along -dL/dr (at most 1/(z.H z) measured)"
+    )
+
+
+def _discount(default: float) -> HyperParam:
+    return _beta(
+        "discount", default, "mu: the tangent's discount, a horizon of ~1/(1-mu) steps (0: one step)"
     )
 
 
@@ -149,21 +199,22 @@ def _hd_sgd_init(params: torch.Tensor) -> State:
 
 def _hd_sgd_update(grads, state, params, hp, draw):
     learned = _learned_rate(grads, state, params, hp, state["grad"], 1.0, 2.0)
+    tangent = _carry(state, hp, params, grads)
     _, state = _next_step(state)
-    return -learned["rate"] * grads, {**state, **learned, "grad": grads}
+    return -learned["rate"] * grads, {**state, **learned, "grad": grads, "tangent": tangent}
 
 
 HD_SGD: UpdateRule = UpdateRule(
     "hd-sgd",
     "SGD learning its own rate by hypergradient descent, capped at the measured edge 2/lambda",
-    (_lr(0.01), _hyper_lr(0.01)),
+    (_lr(0.01), _hyper_lr(0.01), _discount(DISCOUNT)),
     _hd_sgd_init,
     _hd_sgd_update,
     physics="adaptive",
     per_model=True,
     per_coordinate=False,
-    math="r <- min(clip(r + a*g.g_prev, r/2, 2r), 2/lambda), a = min(hyper_lr, 1/(lambda |g_prev|^2)), "
-    "lambda = y.s/s.s (secant);  w <- w - r*g",
+    math="z <- mu*z + g_prev;  r <- min(clip(r + a*g.z, r/2, 2r), 2/lambda), a = min(hyper_lr, 1/(z.Hz)), "
+    "Hz <- mu*Hz - y/r, lambda = y.s/s.s (secants);  w <- w - r*g (first step: r = lr/1000)",
     edge_fn=_gd_edge,
     edge_math="2/lambda_max",
 )
@@ -177,22 +228,30 @@ def _hd_momentum_init(params: torch.Tensor) -> State:
 def _hd_momentum_update(grads, state, params, hp, draw):
     beta = per_particle(hp["momentum"], params)
     learned = _learned_rate(grads, state, params, hp, state["buffer"], 1.0, 2 * (1 + beta))
-    _, state = _next_step(state)
     buffer = beta * state["buffer"] + grads
-    return -learned["rate"] * buffer, {**state, **learned, "grad": grads, "buffer": buffer}
+    tangent = _carry(state, hp, params, buffer)
+    _, state = _next_step(state)
+    return -learned["rate"] * buffer, {
+        **state,
+        **learned,
+        "grad": grads,
+        "buffer": buffer,
+        "tangent": tangent,
+    }
 
 
 HD_MOMENTUM: UpdateRule = UpdateRule(
     "hd-momentum",
     "heavy ball learning its own rate by hypergradient descent, capped at 2(1+beta)/lambda",
-    (_lr(0.01), _beta("momentum", 0.9, "beta: buffer decay"), _hyper_lr(0.001)),
+    (_lr(0.01), _beta("momentum", 0.9, "beta: buffer decay"), _hyper_lr(0.001), _discount(DISCOUNT)),
     _hd_momentum_init,
     _hd_momentum_update,
     physics="adaptive",
     per_model=True,
     per_coordinate=False,
-    math="r <- min(clip(r + a*g.b, r/2, 2r), 2(1+beta)/lambda), a = min(hyper_lr, 1/(lambda |b|^2)), "
-    "lambda = y.s/s.s (secant);  b <- beta*b + g;  w <- w - r*b",
+    math="z <- mu*z + b_prev;  r <- min(clip(r + a*g.z, r/2, 2r), 2(1+beta)/lambda), "
+    "a = min(hyper_lr, 1/(z.Hz)), Hz <- mu*Hz - y/r, lambda = y.s/s.s (secants);  b <- beta*b + g;  "
+    "w <- w - r*b (first step: r = lr/1000)",
     edge_fn=_momentum_edge,
     edge_math="2(1+beta)/lambda_max",
 )
@@ -215,7 +274,10 @@ def _hd_adam_update(grads, state, params, hp, draw):
     direction = exp_avg / (1 - _power(beta1, t)) / scale
     edge_factor = (2 + 2 * beta1) / (1 - beta1)
     learned = _learned_rate(grads, state, params, hp, state["direction"], scale, edge_factor)
-    new.update(learned, grad=grads, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq, direction=direction)
+    tangent = _carry(state, hp, params, direction)
+    new.update(
+        learned, grad=grads, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq, direction=direction, tangent=tangent
+    )
     return -learned["rate"] * direction, new
 
 
@@ -228,14 +290,15 @@ HD_ADAM: UpdateRule = UpdateRule(
         _beta("beta2", 0.999, "second-moment decay"),
         _eps(1e-8),
         _hyper_lr(1e-4),
+        _discount(DISCOUNT),
     ),
     _hd_adam_init,
     _hd_adam_update,
     physics="adaptive",
     per_model=True,
-    math="u = m_hat/(sqrt(v_hat) + eps);  r <- min(clip(r + a*g.u_prev, r/2, 2r), "
-    "(2+2beta1)/((1-beta1) lambda)), a = min(hyper_lr, 1/(lambda u_prev.P u_prev)), "
-    "lambda = y.s/s.P s, P = sqrt(v_hat) + eps;  w <- w - r*u",
+    math="u = m_hat/(sqrt(v_hat) + eps);  z <- mu*z + u_prev;  r <- min(clip(r + a*g.z, r/2, 2r), "
+    "(2+2beta1)/((1-beta1) lambda)), a = min(hyper_lr, 1/(z.Hz)), Hz <- mu*Hz - y/r, "
+    "lambda = y.s/s.P s, P = sqrt(v_hat) + eps;  w <- w - r*u (first step: r = lr/1000)",
     edge_fn=_adam_edge,
     edge_math="(2+2beta1)/((1-beta1) lambda_max(P^-1 H)), P = sqrt(v_hat) + eps",
 )
