@@ -5,12 +5,21 @@ checked against the closed form: the suggested lr is ``1/lambda_max`` for GD, th
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 import descent
 from descent.monitor import Thresholds
-from descent.monitor.diagnosis import flat, floor_ratio, loss_change, rising
+from descent.monitor.diagnosis import (
+    flat,
+    floor_ratio,
+    loss_change,
+    noise_dominated,
+    rising,
+    update_signal_noise,
+)
 from tests.monitor.quadratic import DTYPE, NoiseSource, Quadratic, mean_energy, sgd_step, spectrum_matrix
 
 torch.set_num_threads(1)
@@ -150,11 +159,12 @@ def _blow_up_then_saturate(start, steps=160):
     return monitor, seen
 
 
-def test_a_blow_up_that_comes_back_down_is_diverging_until_the_loss_is_back_to_its_best():
+def test_a_blow_up_that_comes_back_down_stays_diverging_and_never_cold():
     """The loss blows up past 10 x its start (5.5) at the first check; after the collapse it is
     diverging, with advice min(c/(2 S_max), lr/blown) = min(0.1, 0.026), at every check until the loss
     is back under its start, including checks under 10 x the start (which the window alone does not
-    call blown); then it is healthy, never cold (the collapsed sharpness would suggest lr 2.63), and
+    call blown); after that the run's diagnosis is still its blow-up, "came back", with the check's
+    own finding (healthy) appended, never cold (the collapsed sharpness would suggest lr 2.63), and
     every advised lr stays at most lr/blown."""
     monitor, seen = _blow_up_then_saturate((1.0, 1.0))
     start = monitor.rows[0]["start_loss"]
@@ -162,26 +172,33 @@ def test_a_blow_up_that_comes_back_down_is_diverging_until_the_loss_is_back_to_i
     back = next(i for i, (row, _) in enumerate(seen) if row["loss"] <= start)
     above, below = seen[:back], seen[back:]
     assert above and below and all(row["loss"] <= start for row, _ in below)
-    assert all(dx.name == "diverging" for _, dx in above)
+    assert all(dx.name == "diverging" for _, dx in seen)
     assert any(row["loss"] < 10 * start and row["edge_ratio"] < 0.05 for row, _ in above)
     for row, dx in above:  # below the edge, the remembered cap, not c/(2S) at the collapsed sharpness
         if row["edge_ratio"] < 1:
             assert dx.lr == pytest.approx(0.26 / Thresholds().blown, rel=1e-9)
-    assert {dx.name for _, dx in below} == {"healthy"}
-    assert all(dx.lr <= 0.26 / Thresholds().blown * (1 + 1e-9) for _, dx in below)
-    assert "blew up at step 5" in monitor.diagnosis.message
+            assert "not back to that best" in dx.message
+    for _, dx in below:
+        assert dx.lr == pytest.approx(0.26 / Thresholds().blown, rel=1e-9)
+        assert "diverged at step 5" in dx.message and "came back below that best" in dx.message
+        assert "; now: healthy" in dx.message
     forgetful = descent.monitor.diagnose(monitor.rows[-3:])  # the window alone: no memory
     assert forgetful.name == "cold" and forgetful.lr == pytest.approx(2 / 0.38 / 2, rel=1e-3)
 
 
-def test_after_an_edge_crossing_the_advice_is_at_most_half_the_edge_lr_at_the_peak_sharpness():
+def test_after_an_edge_crossing_the_run_is_diagnosed_edge_with_half_the_edge_lr_at_the_peak():
     """The same run from (1e-3, 1): the top mode grows 1.6-fold a step but the loss never blows up;
-    the sharpness crossed the edge (S = 10), so the advice is at most c/(2 S_max) = 0.1 < lr: not cold."""
+    the sharpness crossed the edge (S = 10 > 2/0.26), so the run's diagnosis stays edge, with advice
+    c/(2 S_max) = 0.1 < lr (not cold) and the check's own finding (healthy) appended."""
     monitor, seen = _blow_up_then_saturate((1e-3, 1.0))
     assert max(row["loss"] for row, _ in seen) < Thresholds().blown * monitor.rows[0]["start_loss"]
     assert monitor.alarms == [5]
-    assert monitor.diagnosis.name == "healthy" and monitor.diagnosis.lr == pytest.approx(0.1, rel=1e-9)
+    assert {dx.name for _, dx in seen} == {"edge"}
+    assert monitor.diagnosis.lr == pytest.approx(0.1, rel=1e-9)
     assert "crossed the edge at step 5" in monitor.diagnosis.message
+    assert (
+        "lower lr below 0.2 " in monitor.diagnosis.message and "; now: healthy" in monitor.diagnosis.message
+    )
     assert descent.monitor.diagnose(monitor.rows[-3:]).name == "cold"
 
 
@@ -220,3 +237,115 @@ def test_hot_without_a_flat_loss_and_before_a_rise_below_the_edge():
     assert change > th.blowup * window[0]["loss"] and change > 2 * se
     assert monitor.rows[-1]["edge_ratio"] < th.edge and floor_ratio(window) >= th.hot
     assert names[-1] == "hot"
+
+
+# --- rules on constructed rows, where the right answer is known by construction ----------------------
+
+HELD = 256  # the held examples behind a row's gradient_snr = |g|^2 HELD / tr(Sigma)
+
+
+def _row(step: int, loss: float, **columns) -> dict:
+    """A check's row with the columns the rules read: by default a GD-like run at lr 0.1 (edge 20 =
+    2/lr) at a tenth of its edge, cool (noise floor 1e-6 of the loss), with a clear gradient."""
+    run = dict(step=step, loss=loss, loss_se=0.0, start_loss=2.3, lr=0.1, effective_lr=0.1, batch_size=128)
+    curvature = dict(sharpness=2.0, max_sharpness=2.0, edge=20.0, edge_math="2/lr", edge_ratio=0.1)
+    advice = dict(edge_lr=1.0, suggested_lr=0.5, update_cosine=0.0, lambda_min=math.nan)
+    noise = dict(gradient_snr=100.0, noise_trace=HELD / 100, noise_floor=1e-6 * loss, temperature=1e-9)
+    row = {**run, **curvature, **advice, **noise, "grad_norm": 1.0, "grad_norm_metric": 1.0}
+    row.update(columns)
+    return row
+
+
+def _flat(snrs, loss=2.0, g2=0.01) -> list[dict]:
+    """Checks with a flat loss and the held gradient's squared norm ``g2`` at the given SNRs (so
+    tr(Sigma) = g2 HELD / snr)."""
+    return [
+        _row(
+            50 * (k + 1),
+            loss,
+            grad_norm=g2**0.5,
+            grad_norm_metric=g2**0.5,
+            gradient_snr=snr,
+            noise_trace=g2 * HELD / snr,
+        )
+        for k, snr in enumerate(snrs)
+    ]
+
+
+def test_the_gradient_is_lost_in_the_noise_of_the_steps_pooled_over_the_window():
+    """Flat loss at 2 (start 2.3), |g|^2 = 0.01, batch 128, 256 held examples. Per check the true
+    squared gradient is |g|^2 (1 - 1/snr) and one batch's noise tr(Sigma)/128 = 2 |g|^2/snr: with SNRs
+    1.2, 1.2, 10 the window sums 1.233 |g|^2 of signal against 3.533 |g|^2 of noise, a plateau, though
+    the last check alone (signal 0.9, noise 0.2) is not; with SNRs 4, 4, 4 (signal 0.75 against 0.5
+    each) the steps descend and it is not stalled."""
+    noisy = _flat([1.2, 1.2, 10.0])
+    signal, noise = update_signal_noise(noisy)
+    assert signal == pytest.approx(0.01 * (1 / 6 + 1 / 6 + 0.9), rel=1e-12)
+    assert noise == pytest.approx(0.01 * 2 * (1 / 1.2 + 1 / 1.2 + 0.1), rel=1e-12)
+    assert descent.monitor.diagnose(noisy).name == "plateau"
+    assert not noise_dominated(noisy[-1:], Thresholds())
+    clear = _flat([4.0, 4.0, 4.0])
+    assert not noise_dominated(clear, Thresholds())
+    assert descent.monitor.diagnose(clear).name == "healthy"
+    # the same SNRs at batch 32: one batch's noise is 4x larger, and the steps are noise
+    assert descent.monitor.diagnose([{**r, "batch_size": 32} for r in clear]).name == "plateau"
+
+
+def test_a_flat_loss_below_a_tenth_of_its_start_is_converging_not_a_plateau():
+    """The same noise-lost flat window at 0.5 of the start loss is a plateau (and a saddle with a
+    negative eigenvalue); at 0.09 of it the run has shed most of its loss and is converging."""
+    th = Thresholds()
+    for loss, name in [(0.5 * 2.3, "plateau"), (0.09 * 2.3, "healthy")]:
+        rows = _flat([1.0, 1.0, 1.0], loss=loss)
+        assert descent.monitor.diagnose(rows, th).name == name, loss
+        rows[-1]["lambda_min"] = -0.5
+        assert descent.monitor.diagnose(rows, th).name == ("saddle" if name == "plateau" else name)
+
+
+def _falling(steps, start=1.0, **columns) -> list[dict]:
+    """Checks with a loss falling by half each check from ``start``."""
+    return [_row(s, start * 0.5**k, **columns) for k, s in enumerate(steps)]
+
+
+def test_a_remembered_edge_crossing_is_the_diagnosis_of_a_run_that_looks_healthy_now():
+    """Sharpness 30 at the first check (1.5 x the edge 20), then back at a tenth of the edge with the
+    loss falling: the run is diagnosed edge, advice half the edge lr at the peak, 2 x 0.1/30/2; with a
+    peak of 0.95 x the edge it never crossed and is healthy."""
+    crossed = [_row(50, 2.0, sharpness=30.0, max_sharpness=30.0, edge_ratio=1.5)]
+    crossed += _falling([100, 150, 200], max_sharpness=30.0)
+    dx = descent.monitor.diagnose(crossed)
+    assert dx.name == "edge" and dx.lr == pytest.approx(20 * 0.1 / 30 / 2, rel=1e-12)
+    assert "crossed the edge at step 50" in dx.message and "; now: healthy" in dx.message
+    near = [_row(50, 2.0, sharpness=19.0, max_sharpness=19.0, edge_ratio=0.95)]
+    near += _falling([100, 150, 200], max_sharpness=19.0)
+    assert descent.monitor.diagnose(near).name == "healthy"
+
+
+def test_a_remembered_blow_up_outlasts_the_recovery_and_a_smaller_rise_is_not_one():
+    """The loss at 30 (13 x its start 2.3) at the first check, then back under 1: diverging, "came
+    back", advice min(c/(2 S_max), lr/blown) = min(0.5, 0.01); a rise to 9 x the start is no blow-up
+    (and the sharpness never crossed): healthy."""
+    blown = [_row(50, 30.0)] + _falling([100, 150, 200])
+    dx = descent.monitor.diagnose(blown)
+    assert dx.name == "diverging" and dx.lr == pytest.approx(0.01, rel=1e-12)
+    assert "diverged at step 50" in dx.message and "came back below that best (0.25 now)" in dx.message
+    risen = [_row(50, 9 * 2.3)] + _falling([100, 150, 200])
+    assert descent.monitor.diagnose(risen).name == "healthy"
+
+
+def test_a_remembered_crossing_yields_to_a_hot_run_and_a_remembered_blow_up_does_not():
+    """After the crossing above: a hot window stays hot (its advice lowers the step too), with the
+    crossing appended and the smaller of the two lrs; a plateau gives way to the crossing. After the
+    blow-up above, the same hot window is diverging (a blow-up outranks every finding now)."""
+    crossed = [_row(50, 2.0, sharpness=30.0, max_sharpness=30.0, edge_ratio=1.5)]
+    hot = [_row(s, 1.0, max_sharpness=30.0, noise_floor=0.5) for s in (100, 150, 200)]
+    assert descent.monitor.diagnose(hot).name == "hot"
+    dx = descent.monitor.diagnose(crossed + hot)
+    assert dx.name == "hot" and "; before: crossed the edge at step 50" in dx.message
+    assert dx.lr == pytest.approx(min(0.1 / (0.5 / 0.1), 20 * 0.1 / 30 / 2), rel=1e-12)
+    stalled = [{**r, "max_sharpness": 30.0} for r in _flat([1.0, 1.0, 1.0], loss=2.0)]
+    dx = descent.monitor.diagnose(crossed + stalled)
+    assert dx.name == "edge" and "; now: stalled on a plateau" in dx.message
+    dx = descent.monitor.diagnose([_row(50, 30.0, max_sharpness=30.0)] + hot)
+    assert dx.name == "diverging" and "; now: too hot" in dx.message
+    assert dx.lr == pytest.approx(min(0.1 / (0.5 / 0.1), 20 * 0.1 / 30 / 2, 0.1 / 10), rel=1e-12)

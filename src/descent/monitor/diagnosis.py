@@ -1,38 +1,67 @@
 """The diagnoses: small named rules over the last few checks' rows, each with stated thresholds
-(`Thresholds`) and advice in numbers. The first rule that fires, in this order, is the diagnosis:
+(`Thresholds`) and advice in numbers, and the run's remembered past.
+
+A run's diagnosis (`diagnose`, what ``Monitor.diagnosis`` and the live line say after each check)
+weighs two findings:
+
+- *now*: the first rule of the table below that fires on the last ``window`` checks;
+- *the past*: what the run did earlier, remembered over all checks (`remember`, `recalled`): a
+  blow-up (diverging: a check whose loss was not finite or over ``blown`` times the best before it)
+  or else an edge crossing (edge: a check with ``S/E >= edge``).
+
+The diagnosis is the more severe of the two, the other appended ("now:" or "before:"), in the order
+of the table below, except that a remembered crossing ranks below the findings now that already ask
+for a smaller step (oscillating: a lower lr; hot: a lower lr or a larger batch): a remembered
+blow-up outranks everything but a loss diverging now, and a remembered crossing outranks saddle,
+plateau, cold and healthy. A run that blew up or crossed the edge and came back *had* an lr too large
+for the sharpest region it met, and recovered only by leaving it (a catapult into a flatter region),
+luck a lower lr does not need; a monitor that forgets it calls a too-large lr healthy at the end of
+such a run, or advises raising it. A hot run's iterate is kicked into sharp regions that the
+instability expels at once; its crossing is appended to the hot finding, whose advice (a cooler run)
+covers it. The advised lr is the smaller of the two findings' (below).
 
 ==========  =======================================================================================
 name        fires when (window = the last ``window`` checks, newest last)
 ==========  =======================================================================================
-diverging   the loss is not finite; or the sharpness is past the edge (``S/E >= edge``) and the loss
-            rises (over the window by more than ``rising``, relative, and beyond 2 standard errors or
-            at every check); or the run blew up (below) and its loss is not back to the best before
+diverging   now: the loss is not finite; or the sharpness is past the edge (``S/E >= edge``) and the
+            loss rises (over the window by more than ``rising``, relative, and beyond 2 standard
+            errors or at every check); or the run blew up and its loss is not back to the best before
             the blow-up; or, below the edge and not at a noise floor (``d T/2 < hot L``), the loss
             rises by more than ``blowup`` and 2 standard errors (a run that blew up and saturated).
-            After a blow-up the advice is ``min(c/(2 S_max), lr/blown)``
-edge        ``S/E >= edge`` and the loss does not rise: about to diverge (or at the edge of stability)
+            Past: the run blew up at some check and came back. After a blow-up the advice is
+            ``min(c/(2 S_max), lr/blown)``
+edge        now: ``S/E >= edge`` and the loss does not rise: about to diverge (or at the edge of
+            stability). Past: the sharpness crossed the edge at some check and is below it now; the
+            advice is ``c/(2 S_max)``, half the edge lr at the largest sharpness seen
 oscillating successive updates are anti-aligned, median cosine over the window ``<= oscillating``, and
             the step is near the curvature's edge, ``S/E >= oscillating_edge`` (below)
 saddle      stalled (below) and the smallest Hessian eigenvalue is negative beyond ``saddle * S``
-plateau     stalled: flat loss, not at a noise floor (``d T/2 < hot L``), and a gradient small for the
-            curvature, ``|g|_P^2 / (S L) < small_gradient`` (even the suggested lr would move the loss by
-            less than that fraction per step), or lost in the noise: the held gradient's squared norm
-            under ``snr`` times ``tr(P^-1 Sigma)/n_held``, its value for pure noise
+plateau     stalled: flat loss, not at a noise floor (``d T/2 < hot L``), still above ``learnt`` of
+            the start loss, and a gradient small for the curvature, ``|g|_P^2 / (S L) <
+            small_gradient`` (even the suggested lr would move the loss by less than that fraction
+            per step), or lost in the noise of the steps (`noise_dominated`)
 hot         the noise floor ``d T / 2`` (SGD's stationary excess loss) is ``>= hot`` times the loss
             (flat or not: a loss at its noise floor wanders by the floor between checks)
 cold        the loss is flat or slow (relative fall per step ``< slow``), the sharpness is ``<= cold_edge``
             of the edge and the noise floor ``<= cold`` times the loss: the lr can rise. Never when
-            the run's past caps the lr at or below its value (below)
-healthy     none of the above
+            the run's past caps the lr at or below its value
+healthy     none of the above, now or in the past
 ==========  =======================================================================================
 
-A blow-up is remembered over all checks, not only the window: a check whose loss was not finite or
-above ``blown`` times the best loss before it (the start loss included). Until the loss is back to
-that best the run is diverging. While the sharpness is below the edge after a blow-up (a saturated or
-dead-unit net's sharpness no longer bounds the lr that blew it up), every advised lr is at most
-``min(c/(2 S_max), lr/blown)``; after the sharpness crossed the edge (the alarm fired) without a
-blow-up, at most ``c/(2 S_max)``, half the edge lr at the largest sharpness seen. Cold (raise the lr)
-is never said when that cap is at or below the lr; past the edge the advice is ``c/(2S)``.
+While the sharpness is below the edge after a blow-up (a saturated or dead-unit net's sharpness no
+longer bounds the lr that blew it up), every advised lr is at most ``min(c/(2 S_max), lr/blown)``;
+after the sharpness crossed the edge without a blow-up, at most ``c/(2 S_max)``. Past the edge the
+advice is ``c/(2S)`` at the measured sharpness.
+
+Stalled is not converged: a loss that has fallen below ``learnt`` (a tenth) of its start and then
+flattens is a run reaching a minimum (where a gradient lost in the noise is what a minimum looks like
+to SGD), not a plateau or a saddle, whose advice (a larger lr, another initialisation) would be wrong.
+A gradient is lost in the noise of the steps when the window's true squared gradient (the held
+gradient's squared norm less its own noise, ``tr(P^-1 Sigma)/n_held``) is under ``update_snr`` times
+the noise of one training batch, ``tr(P^-1 Sigma)/B``: SGD's steps are then a random walk more than a
+descent. It is pooled over the window (summed signal over summed noise) like the noise floor, since
+each check's ``tr(Sigma)`` comes from a few dozen examples, and it is relative to the training batch,
+not to the monitor's held batch (whose size is a setting of the monitor, not of the run).
 
 Oscillating needs ``S/E >= oscillating_edge``: for GD on a quadratic a mode's update flips sign only
 if ``lr lambda > 1``, and noise alone gives successive updates a lag-one correlation of
@@ -73,7 +102,8 @@ class Thresholds:
     oscillating_edge: float = 0.25
     saddle: float = 0.01
     small_gradient: float = 1e-3
-    snr: float = 2.0
+    update_snr: float = 1.0
+    learnt: float = 0.1
     flat: float = 1e-4
     hot: float = 0.25
     cool_target: float = 0.1
@@ -155,16 +185,37 @@ def _unrecovered(last: Row) -> bool:
     return last.get("blowup_step") is not None and not last["loss"] <= last["blowup_best"]
 
 
+def update_signal_noise(window: Sequence[Row]) -> tuple[float, float]:
+    """The window's summed true squared gradient (the held gradient's ``|g|_P^2`` less its own noise,
+    ``tr(P^-1 Sigma)/n_held = |g|_P^2/gradient_snr``; unbiased) and its summed noise of one training
+    batch, ``tr(P^-1 Sigma)/B``."""
+    signal = noise = 0.0
+    for row in window:
+        g2, snr = row["grad_norm_metric"] ** 2, row["gradient_snr"]
+        signal += g2 - (g2 / snr if snr > 0 else 0.0)
+        noise += row["noise_trace"] / row["batch_size"]
+    return signal, noise
+
+
+def noise_dominated(window: Sequence[Row], th: Thresholds) -> bool:
+    """SGD's steps over the window are more noise than descent: the true squared gradient is under
+    ``update_snr`` times one batch's noise, pooled over the window (`update_signal_noise`)."""
+    signal, noise = update_signal_noise(window)
+    return signal < th.update_snr * noise
+
+
 def stalled(window: Sequence[Row], th: Thresholds) -> bool:
-    """Flat loss, not at a noise floor (``d T/2 < hot * L``), and a gradient that is small for the
-    curvature (``|g|_P^2 <= small_gradient * S * L``) or lost in the noise: the held gradient's squared
-    norm is under ``snr`` times what noise alone gives it, ``tr(P^-1 Sigma)/n_held``."""
+    """Flat loss, not at a noise floor (``d T/2 < hot * L``), still above ``learnt`` of the start loss
+    (below it a flat loss is a run converging), and a gradient that is small for the curvature
+    (``|g|_P^2 <= small_gradient * S * L``) or lost in the noise of the steps (`noise_dominated`)."""
     last = window[-1]
     loss = abs(last["loss"])
-    curvature = max(last["sharpness"], 0.0)
-    small = last["grad_norm_metric"] ** 2 <= th.small_gradient * curvature * loss
-    noisy = last["gradient_snr"] < th.snr
-    return flat(window, th) and floor_ratio(window) < th.hot and (small or noisy)
+    if not (
+        flat(window, th) and floor_ratio(window) < th.hot and loss >= th.learnt * abs(last["start_loss"])
+    ):
+        return False
+    small = last["grad_norm_metric"] ** 2 <= th.small_gradient * max(last["sharpness"], 0.0) * loss
+    return small or noise_dominated(window, th)
 
 
 def _lower(last: Row) -> str:
@@ -316,15 +367,34 @@ RULES: tuple[Callable[[Sequence[Row], Thresholds], Diagnosis | None], ...] = (
     cold,
 )
 NAMES = ("diverging", "edge", "oscillating", "saddle", "plateau", "hot", "cold", "healthy", "starting")
+#: the findings below edge that already advise a smaller step (a lower lr; for hot, a cooler run): a
+#: remembered edge crossing is appended to them and replaces the others (`diagnose`)
+LOWERING = ("oscillating", "hot")
 
 
 def diagnose(rows: Sequence[Row], th: Thresholds | None = None) -> Diagnosis:
-    """The first rule that fires on the last ``window`` rows, else healthy (or starting with 1 row).
-    The run's past (a blow-up, an edge crossing) is remembered over all ``rows`` (`remember`) and caps
-    every advised lr (`advice_cap`); cold never fires when the cap is at or below the lr."""
+    """The run's diagnosis at its latest check (module docstring): the more severe of the finding now
+    (`current`) and the run's remembered past (`recalled`: a blow-up, else an edge crossing), the
+    other appended; a remembered crossing ranks below the findings that already ask for a smaller step
+    (`LOWERING`). The advised lr is the smaller of the two."""
     th = th or Thresholds()
     window = list(rows[-th.window :])
     last = window[-1] = remember(rows, th)
+    now = current(window, th)
+    past = recalled(last, th)
+    if past is None or NAMES.index(now.name) <= NAMES.index(past.name):
+        return now  # diverging or edge now says as much
+    lr = min(now.lr, past.lr) if now.lr is not None and past.lr is not None else past.lr
+    if past.name == "edge" and now.name in LOWERING:
+        return replace(now, message=f"{now.message}; before: {past.message}", lr=lr)
+    return replace(past, message=f"{past.message}; now: {now.message}", lr=lr)
+
+
+def current(window: list[Row], th: Thresholds) -> Diagnosis:
+    """The first rule that fires on ``window`` (its last row remembered, `remember`), else healthy (or
+    starting with 1 row). Every suggested lr is capped by the run's past (`advice_cap`); cold never
+    fires when that cap is at or below the lr."""
+    last = window[-1]
     cap = advice_cap(last, th)
     last["suggested_lr"] = min(last["suggested_lr"], cap)
     for rule in RULES:
@@ -332,8 +402,6 @@ def diagnose(rows: Sequence[Row], th: Thresholds | None = None) -> Diagnosis:
             continue
         found = rule(window, th)
         if found is not None:
-            if found.lr is not None and found.lr > cap:
-                found = replace(found, lr=cap, message=f"{found.message}; {_past(last, cap)}")
             return found
     if len(window) < 2:
         return Diagnosis("starting", "starting: one check so far, no trend yet", last["suggested_lr"])
@@ -342,9 +410,35 @@ def diagnose(rows: Sequence[Row], th: Thresholds | None = None) -> Diagnosis:
         f"healthy: loss {_g(last['loss'])} changes {_g(100 * change / steps / abs(window[0]['loss']))} % per "
         f"step, sharpness at {_g(last['edge_ratio'])} of the edge; suggested lr {_g(last['suggested_lr'])}"
     )
-    if cap < math.inf:
-        message += f"; {_past(last, cap)}"
     return Diagnosis("healthy", message, last["suggested_lr"])
+
+
+def recalled(last: Row, th: Thresholds) -> Diagnosis | None:
+    """The run's past (`remember`) as a diagnosis: diverging after a blow-up, edge after the sharpness
+    crossed the edge (None if neither), with the lr that past allows: ``min(c/(2 S_max), lr/blown)``
+    after a blow-up, ``c/(2 S_max)`` after a crossing."""
+    peak = last["max_sharpness"]
+    at_peak = (
+        f"the sharpness peaked at {_g(peak)}, {_g(peak / last['edge'])} times the edge {_g(last['edge'])} "
+        f"({last['edge_math']})"
+    )
+    if last.get("blowup_step") is not None:
+        lr = _after_blowup(last, th)
+        message = (
+            f"diverged at step {last['blowup_step']}: the loss blew up to {_g(last['peak_loss'])}, over "
+            f"{_g(th.blown)} times its best {_g(last['blowup_best'])} before, and came back below that best "
+            f"({_g(last['loss'])} now); {at_peak}: lr {_g(last['lr'])} is too large, lower it to {_g(lr)}"
+        )
+        return Diagnosis("diverging", message, lr)
+    if last.get("crossed_step") is not None and peak > 0:
+        edge_lr = last["edge"] * last["lr"] / peak
+        message = (
+            f"crossed the edge at step {last['crossed_step']} ({at_peak}) and is back below it "
+            f"({_g(last['edge_ratio'])} of the edge now): lr {_g(last['lr'])} was too large for the "
+            f"sharpest region the run met; lower lr below {_g(edge_lr)} (suggested {_g(edge_lr / 2)})"
+        )
+        return Diagnosis("edge", message, edge_lr / 2)
+    return None
 
 
 def advice_cap(last: Row, th: Thresholds) -> float:
@@ -359,12 +453,3 @@ def advice_cap(last: Row, th: Thresholds) -> float:
     if last.get("crossed_step") is not None and last["max_sharpness"] > 0:
         return last["edge"] * last["lr"] / last["max_sharpness"] / 2
     return math.inf
-
-
-def _past(last: Row, cap: float) -> str:
-    if last.get("blowup_step") is not None:
-        event = f"it blew up at step {last['blowup_step']} (peak loss {_g(last['peak_loss'])}) and recovered"
-    else:
-        peak = _g(last["max_sharpness"])
-        event = f"its sharpness crossed the edge at step {last['crossed_step']} (peak {peak})"
-    return f"{event}: lr at most {_g(cap)}"
