@@ -126,6 +126,12 @@ def test_the_rate_log_is_the_optimizers_state():
     assert run.final_loss == ltl.full_loss(model, data)
 
 
+def test_each_rule_runs_at_its_library_default_discount():
+    from descent.optim import RULES
+
+    assert ltl.Config().discounts == tuple(RULES[rule].defaults()["discount"] for rule in ltl.RULES)
+
+
 def test_the_engine_and_the_adapter_agree_and_the_spec_is_stored(result):
     assert result.row("engine/hd-sgd").passed
     assert result.specs and result.specs[0]["optimizer"] == "hd-sgd"

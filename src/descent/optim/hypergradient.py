@@ -16,7 +16,10 @@ bias; Wu, Ren, Liao & Grosse, ICLR 2018). Here the rate's change is held over a 
 
   to first order: the Hessian term, through which each u_j would follow the moved w_j (MARTHE's
   z_t = mu (I - r H) z_{t-1} + u_{t-1} for SGD), is dropped; it would cost a Hessian-vector product per
-  step. The horizon is ~1/(1-mu) steps; mu = 0 is Baydin et al.'s rule. Along a flat direction the
+  step. The horizon is ~1/(1-mu) steps; mu = 0 is Baydin et al.'s rule. hd-sgd's tangent at mu = 0.9
+  (its default) is the heavy ball's buffer: the same ten-step memory that hd-momentum's direction b and
+  hd-adam's m (beta, beta1 = 0.9) already give their one-step hypergradient g_t . u_{t-1}, whose
+  default discount is therefore 0. Along a flat direction the
   gradients agree from step to step and their products add up over the horizon, while along a sharp,
   oscillating one they alternate and cancel: a longer horizon weighs the progress a larger rate buys
   against the noise and oscillation it costs over that horizon rather than over one step.
@@ -90,8 +93,9 @@ from descent.optim.rules import (
 TRUST = 2.0
 #: the first step moves at PROBE * lr: it measures the curvature before the start is taken
 PROBE = 1e-3
-#: the tangent's default discount mu
-DISCOUNT = 0.0
+#: hd-sgd's default discount: the ten-step memory (mu = 0.9) that hd-momentum's and hd-adam's directions
+#: already carry (b and m average the gradients with beta, beta1 = 0.9), whose default discount is 0
+SGD_DISCOUNT = 0.9
 
 
 class HDSGDState(GDState):
@@ -207,7 +211,7 @@ def _hd_sgd_update(grads, state, params, hp, draw):
 HD_SGD: UpdateRule = UpdateRule(
     "hd-sgd",
     "SGD learning its own rate by hypergradient descent, capped at the measured edge 2/lambda",
-    (_lr(0.01), _hyper_lr(0.01), _discount(DISCOUNT)),
+    (_lr(0.01), _hyper_lr(0.01), _discount(SGD_DISCOUNT)),
     _hd_sgd_init,
     _hd_sgd_update,
     physics="adaptive",
@@ -243,7 +247,7 @@ def _hd_momentum_update(grads, state, params, hp, draw):
 HD_MOMENTUM: UpdateRule = UpdateRule(
     "hd-momentum",
     "heavy ball learning its own rate by hypergradient descent, capped at 2(1+beta)/lambda",
-    (_lr(0.01), _beta("momentum", 0.9, "beta: buffer decay"), _hyper_lr(0.001), _discount(DISCOUNT)),
+    (_lr(0.01), _beta("momentum", 0.9, "beta: buffer decay"), _hyper_lr(0.001), _discount(0.0)),
     _hd_momentum_init,
     _hd_momentum_update,
     physics="adaptive",
@@ -290,7 +294,7 @@ HD_ADAM: UpdateRule = UpdateRule(
         _beta("beta2", 0.999, "second-moment decay"),
         _eps(1e-8),
         _hyper_lr(1e-4),
-        _discount(DISCOUNT),
+        _discount(0.0),
     ),
     _hd_adam_init,
     _hd_adam_update,
