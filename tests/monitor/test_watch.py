@@ -206,3 +206,18 @@ def test_best_loss_and_peak_sharpness_are_the_runs_so_far():
         assert row["best_loss"] == min([row["start_loss"], *(r["loss"] for r in rows[: i + 1])])
         assert row["max_sharpness"] == max(r["sharpness"] for r in rows[: i + 1])
     assert len({r["best_loss"] for r in rows}) > 1 and len({r["max_sharpness"] for r in rows}) > 1
+
+
+def test_an_epochs_last_partial_batch_does_not_set_the_batch_size():
+    """Batches of 8 with a last batch of 4: the check after the partial batch still reads B = 8 (the
+    largest seen), else its temperature would be twice too high."""
+    model = _net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    monitor = descent.watch(model, optimizer, nn.CrossEntropyLoss(), (X[:20], Y[:20]), every=3, verbose=False)
+    for size in (8, 8, 4, 8, 8, 4):  # checks after steps 3 and 6: both after a batch of 4
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(X[:size]), Y[:size])
+        loss.backward()
+        optimizer.step()
+        monitor.step(loss)
+    assert [row["batch_size"] for row in monitor.rows] == [8, 8]

@@ -1,7 +1,8 @@
 """`Monitor`: the physics of a user's own PyTorch loop, measured every ``every`` steps on a held batch.
 
 It sees the model only through a forward pre-hook (the training batch size: the first dimension of
-the input of the last forward pass run with gradients on) and the optimizer only by reading its
+the input of the forward pass, run with gradients on, before each check and the first step; the
+largest seen, since an epoch's last batch may be partial) and the optimizer only by reading its
 param groups and state; it evaluates the held loss with ``torch.func.functional_call`` on copies of
 the parameters, in eval mode (dropout off, batch-norm statistics frozen), and never touches ``.grad``
 or the global random state, so a run with the monitor gives the same parameters, bit for bit.
@@ -222,7 +223,8 @@ class Monitor:
         if self._measuring or not torch.is_grad_enabled() or not args:
             return
         if isinstance(args[0], torch.Tensor) and args[0].ndim > 0:
-            self._seen_batch = int(args[0].shape[0])
+            # the largest seen: the pass before a check may be an epoch's last, partial batch
+            self._seen_batch = max(int(args[0].shape[0]), self._seen_batch or 0)
             self._hook.remove()
             self._hook = None
 
