@@ -13,10 +13,13 @@ import torch
 import descent
 from descent.monitor import Thresholds
 from descent.monitor.diagnosis import (
+    Past,
+    diagnose,
     flat,
     floor_ratio,
     loss_change,
     noise_dominated,
+    remember,
     rising,
     update_signal_noise,
 )
@@ -349,3 +352,20 @@ def test_a_remembered_crossing_yields_to_a_hot_run_and_a_remembered_blow_up_does
     dx = descent.monitor.diagnose([_row(50, 30.0, max_sharpness=30.0)] + hot)
     assert dx.name == "diverging" and "; now: too hot" in dx.message
     assert dx.lr == pytest.approx(min(0.1 / (0.5 / 0.1), 20 * 0.1 / 30 / 2, 0.1 / 10), rel=1e-12)
+
+
+def test_the_past_kept_check_by_check_equals_the_past_remembered_from_every_row():
+    """`Past.add` at each check, with only the last window of rows passed, gives the same diagnosis
+    as `remember` over all the rows: random runs with blow-ups, NaN losses, recoveries and crossings."""
+    generator = torch.Generator().manual_seed(0)
+    th = Thresholds()
+    for _ in range(20):
+        rows, past = [], Past(2.3)
+        for k in range(30):
+            u = torch.rand(4, generator=generator).tolist()
+            loss = math.nan if u[0] < 0.05 else 2.3 * 10 ** (4 * u[1] - 3)
+            ratio = 3 * u[2]
+            rows.append(_row(50 * (k + 1), loss, edge_ratio=ratio, sharpness=20 * ratio, max_sharpness=60.0))
+            past.add(rows[-1], th)
+            assert past == remember(rows, th)
+            assert diagnose(rows[-th.window :], th, past=past) == diagnose(rows, th)

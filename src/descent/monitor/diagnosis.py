@@ -157,27 +157,50 @@ def floor_ratio(window: Sequence[Row]) -> float:
     return sum(r["noise_floor"] for r in window) / loss if loss else math.inf
 
 
-def remember(rows: Sequence[Row], th: Thresholds) -> Row:
-    """The last row with the run's past remembered over all ``rows``: ``blowup_step`` (the first
-    check whose loss was not finite or above ``blown`` times the best loss before it, the start loss
-    included; None if none), ``blowup_best`` (that best), ``peak_loss`` (the largest loss since) and
+@dataclass
+class Past:
+    """The run's past over its checks so far, kept as they come (`add`: a check costs the same late in
+    a long run as early): ``best`` (the least loss before a blow-up, the start loss included),
+    ``blowup_step`` (the first check whose loss was not finite or above ``blown`` times the best before
+    it; None if none), ``blowup_best`` (that best), ``peak_loss`` (the largest loss since) and
     ``crossed_step`` (the first check with ``S/E >= edge``; None if none)."""
-    last = dict(rows[-1])
-    best = rows[0]["start_loss"]
-    last.update(blowup_step=None, blowup_best=math.nan, peak_loss=math.nan, crossed_step=None)
-    for row in rows:
+
+    best: float
+    crossed_step: int | None = None
+    blowup_step: int | None = None
+    blowup_best: float = math.nan
+    peak_loss: float = math.nan
+
+    def add(self, row: Row, th: Thresholds) -> None:
+        """Take in the next check's row."""
         loss = row["loss"]
-        if last["crossed_step"] is None and row["edge_ratio"] >= th.edge:
-            last["crossed_step"] = row["step"]
-        if last["blowup_step"] is not None:
-            peak = last["peak_loss"]
-            if math.isfinite(peak) and not loss <= peak:  # a non-finite peak stays
-                last["peak_loss"] = loss
-        elif not math.isfinite(loss) or (best > 0 and loss > th.blown * best):
-            last.update(blowup_step=row["step"], blowup_best=best, peak_loss=loss)
+        if self.crossed_step is None and row["edge_ratio"] >= th.edge:
+            self.crossed_step = row["step"]
+        if self.blowup_step is not None:
+            if math.isfinite(self.peak_loss) and not loss <= self.peak_loss:  # a non-finite peak stays
+                self.peak_loss = loss
+        elif not math.isfinite(loss) or (self.best > 0 and loss > th.blown * self.best):
+            self.blowup_step, self.blowup_best, self.peak_loss = row["step"], self.best, loss
         else:
-            best = min(best, loss)
-    return last
+            self.best = min(self.best, loss)
+
+    def onto(self, row: Row) -> Row:
+        """A copy of ``row`` with the past's fields added (the rules read them there)."""
+        return {
+            **row,
+            "blowup_step": self.blowup_step,
+            "blowup_best": self.blowup_best,
+            "peak_loss": self.peak_loss,
+            "crossed_step": self.crossed_step,
+        }
+
+
+def remember(rows: Sequence[Row], th: Thresholds) -> Past:
+    """The past of the run whose checks are ``rows`` (all of them, oldest first), from scratch."""
+    past = Past(rows[0]["start_loss"])
+    for row in rows:
+        past.add(row, th)
+    return past
 
 
 def _unrecovered(last: Row) -> bool:
@@ -372,14 +395,16 @@ NAMES = ("diverging", "edge", "oscillating", "saddle", "plateau", "hot", "cold",
 LOWERING = ("oscillating", "hot")
 
 
-def diagnose(rows: Sequence[Row], th: Thresholds | None = None) -> Diagnosis:
+def diagnose(rows: Sequence[Row], th: Thresholds | None = None, past: Past | None = None) -> Diagnosis:
     """The run's diagnosis at its latest check (module docstring): the more severe of the finding now
     (`current`) and the run's remembered past (`recalled`: a blow-up, else an edge crossing), the
     other appended; a remembered crossing ranks below the findings that already ask for a smaller step
-    (`LOWERING`). The advised lr is the smaller of the two."""
+    (`LOWERING`). The advised lr is the smaller of the two. ``past``: the run's past through its last
+    row, kept by the caller (`Past.add`); None: remembered from ``rows``, which must then be all the
+    checks (with ``past``, the last ``window`` suffice)."""
     th = th or Thresholds()
     window = list(rows[-th.window :])
-    last = window[-1] = remember(rows, th)
+    last = window[-1] = (remember(rows, th) if past is None else past).onto(rows[-1])
     now = current(window, th)
     past = recalled(last, th)
     if past is None or NAMES.index(now.name) <= NAMES.index(past.name):

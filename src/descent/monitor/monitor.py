@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from descent._errors import DescentError, invalid
-from descent.monitor.diagnosis import Diagnosis, Thresholds, diagnose, loss_change, stalled
+from descent.monitor.diagnosis import Diagnosis, Past, Thresholds, diagnose, loss_change, stalled
 from descent.monitor.inputs import check_inputs, check_int
 from descent.monitor.measure import HeldBatch, Loss
 from descent.monitor.physics import EDGE_MATH, Dynamics, read_dynamics
@@ -209,6 +209,7 @@ class Monitor:
             self._start_loss = float(self.held.loss(self._snapshots[0]))
         # the run so far, kept as it goes (a check never rereads the rows: a long run's checks stay cheap)
         self._best_loss, self._peak_sharpness = self._start_loss, math.nan
+        self._past = Past(self._start_loss)  # the blow-ups and crossings the diagnosis remembers
         self._hook: Any = None  # a forward pre-hook, on for the one forward pass before a check
         self._listen()
 
@@ -345,7 +346,8 @@ class Monitor:
         row["loss_trend"] = (
             change / steps / abs(window[0]["loss"]) if len(window) > 1 and window[0]["loss"] else 0.0
         )
-        self._diagnosis = diagnose([*self.rows, row], self.thresholds)
+        self._past.add(row, self.thresholds)
+        self._diagnosis = diagnose(window, self.thresholds, past=self._past)
         row["diagnosis"], row["advice"] = self._diagnosis.name, self._diagnosis.message
         row["advised_lr"] = math.nan if self._diagnosis.lr is None else self._diagnosis.lr
         row["advised_batch_size"] = self._diagnosis.batch_size
