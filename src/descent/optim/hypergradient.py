@@ -145,8 +145,9 @@ def _learned_rate(
     edge_factor: Hyper,
 ) -> dict[str, torch.Tensor]:
     """The rate of this step and what it was learned from (module docstring): ``rate``,
-    ``curvature`` and ``hypergradient``, each ``[N, 1]``. ``direction`` is u_{t-1}, ``metric`` the
-    diagonal of P, ``edge_factor`` the numerator of the rule's edge (2 for SGD)."""
+    ``curvature`` and ``hypergradient``, each ``[N, 1]``, and ``curved`` (H z_t, like the params).
+    ``direction`` is u_{t-1}, ``metric`` the diagonal of P, ``edge_factor`` the numerator of the
+    rule's edge (2 for SGD)."""
     start = per_particle(hp["lr"], params)
     last_step = -state["rate"] * direction  # s = w_t - w_{t-1} (0 before the first step)
     length = _dot(last_step * metric, last_step)  # s.P s
