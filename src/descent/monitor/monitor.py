@@ -49,6 +49,9 @@ INSTRUMENTS = {
     "full": {"products": 6, "probes": 2, "noise_examples": 0, "curvature_examples": 0},
 }
 
+#: the most the suggested lr exceeds the lr in use, as a factor (`suggested_lr`)
+RAISE_AT_MOST = 10.0
+
 COLUMNS = (
     "step",
     "loss",
@@ -382,7 +385,7 @@ class Monitor:
             u = dyn.velocity
             kinetic = float(u @ u if dyn.scale is None else u @ (dyn.scale * u)) / (2 * dyn.eta)
         loss, loss_se = self._interval_loss(noise.loss)
-        edge_lr = dyn.edge_lr(sharpness)
+        edge_lr, peak = dyn.edge_lr(sharpness), -_lowest(-self._peak_sharpness, -sharpness)
         return {
             "step": t,
             "loss": loss,
@@ -405,10 +408,10 @@ class Monitor:
             "config_temperature": g_metric2 / trace if trace > 0 else math.nan,
             "hessian_trace": trace,
             "sharpness": sharpness,
-            "max_sharpness": -_lowest(-self._peak_sharpness, -sharpness),
+            "max_sharpness": peak,
             "edge_ratio": sharpness / dyn.edge,
             "edge_lr": edge_lr,
-            "suggested_lr": edge_lr / 2,
+            "suggested_lr": suggested_lr(dyn, peak),
             "lambda_min": math.nan,
             "update_cosine": self._update_cosine(t),
             "_scale": scale64,
@@ -476,6 +479,14 @@ class Monitor:
         negated = lambda w: -self.curvature.loss64(w)  # noqa: E731
         top = self.low_tracker(len(self.low_tracker.steps), negated, theta, scale)
         return math.nan if top is None else -top
+
+
+def suggested_lr(dyn: Dynamics, peak_sharpness: float) -> float:
+    """Half the edge lr at the largest sharpness the run has met (not today's: a rerun from the start
+    meets those regions again), and at most ``RAISE_AT_MOST`` times the lr in use (the sharpness grows
+    as training goes on, toward the edge of whatever lr runs: a rate read off the curvature met so
+    far bounds it from above, and a larger jump would leave the region it was measured in)."""
+    return min(dyn.edge_lr(peak_sharpness) / 2, RAISE_AT_MOST * dyn.lr)
 
 
 def _lowest(so_far: float, new: float) -> float:
