@@ -373,3 +373,26 @@ def test_the_past_kept_check_by_check_equals_the_past_remembered_from_every_row(
             past.add(rows[-1], th)
             assert past == remember(rows, th)
             assert diagnose(rows[-th.window :], th, past=past) == diagnose(rows, th)
+
+
+@pytest.mark.parametrize("peak", [math.nan, 2.0])
+def test_a_non_finite_loss_advises_a_tenth_of_the_lr_never_nan(peak):
+    """Diverged (before any sharpness was measured, or after): the advice is the blow-up's,
+    min(c/(2 S_max), lr/blown) = 0.01 at lr 0.1, never 'below nan' nor a rate above the one that blew up."""
+    row = _row(50, math.nan, sharpness=math.nan, max_sharpness=peak, edge_lr=math.nan, suggested_lr=math.nan)
+    found = diagnose([row])
+    assert found.name == "diverging" and found.lr == pytest.approx(0.1 / Thresholds().blown)
+    assert found.message == "diverged: the loss is nan; lower lr to 0.01"
+
+
+def test_the_hot_message_states_numbers_that_agree_with_each_other():
+    """d = 1000 parameters, temperatures 0.4, 0.6, 0.8 e-3 (floors d T/2 = 0.2, 0.3, 0.4) at losses
+    0.9, 1.0, 1.1: the message gives the window's mean temperature 6e-4, mean loss 1 and the ratio
+    d * 6e-4 / 2 / 1 = 0.3 that the rule read, not the last check's temperature beside the mean ratio."""
+    rows = [
+        _row(50 * k, loss, temperature=t, noise_floor=1000 * t / 2)
+        for k, (loss, t) in enumerate([(0.9, 4e-4), (1.0, 6e-4), (1.1, 8e-4)], start=1)
+    ]
+    found = diagnose(rows)
+    assert found.name == "hot"
+    assert "temperature 0.0006 puts a noise floor d*T/2 at 0.3 of the loss 1 (means over" in found.message

@@ -247,10 +247,9 @@ def _lower(last: Row) -> str:
 
 def diverging(window: Sequence[Row], th: Thresholds) -> Diagnosis | None:
     last = window[-1]
-    if not math.isfinite(last["loss"]):
-        return Diagnosis(
-            "diverging", f"diverged: the loss is {last['loss']}; {_lower(last)}", last["suggested_lr"]
-        )
+    if not math.isfinite(last["loss"]):  # the lr that blew up, cut as after any blow-up
+        lr = _after_blowup(last, th)
+        return Diagnosis("diverging", f"diverged: the loss is {last['loss']}; lower lr to {_g(lr)}", lr)
     up, unrecovered = rising(window, th), _unrecovered(last)
     if last["edge_ratio"] >= th.edge and (up or unrecovered):
         message = (
@@ -356,10 +355,12 @@ def hot(window: Sequence[Row], th: Thresholds) -> Diagnosis | None:
     factor = ratio / th.cool_target
     batch = math.ceil(last["batch_size"] * factor)
     lr = last["lr"] / factor
+    temperature = sum(r["temperature"] for r in window) / len(window)
+    loss = sum(abs(r["loss"]) for r in window) / len(window)
     message = (
-        f"too hot: temperature {_g(last['temperature'])} puts a noise floor d*T/2 at {_g(ratio)} of the "
-        f"loss {_g(abs(last['loss']))} (over the last {len(window)} checks): batch size {batch} or lr "
-        f"{_g(lr)} cools it to {_g(th.cool_target)} of the loss"
+        f"too hot: temperature {_g(temperature)} puts a noise floor d*T/2 at {_g(ratio)} of the loss "
+        f"{_g(loss)} (means over the last {len(window)} checks): batch size {batch} or lr {_g(lr)} "
+        f"cools it to {_g(th.cool_target)} of the loss"
     )
     return Diagnosis("hot", message, lr, batch)
 

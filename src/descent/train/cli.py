@@ -267,7 +267,7 @@ def train_command(
                 plot=not no_plot,
                 monitor_every=monitor,
                 tensorboard=tensorboard,
-                on_check=lambda line: bar.console.print(line, markup=False, highlight=False),
+                on_check=lambda line: bar.console.print(line, markup=False, highlight=False, soft_wrap=True),
             )
         seconds = time.perf_counter() - start
     except DescentError as error:
