@@ -277,3 +277,30 @@ def test_save_load_mid_run_continues_bit_for_bit(case: str) -> None:
     assert opt.param_groups[0]["lr"] == resumed_opt.param_groups[0]["lr"]
     if "seed" in options:
         assert resumed_opt.param_groups[0]["seed"] == options["seed"]  # the checkpoint's seed, not 0
+
+
+@pytest.mark.parametrize("name", ["hd-sgd", "hd-momentum", "hd-adam"])
+def test_a_learned_rate_refuses_a_scheduler_in_one_line_and_says_the_rate_in_use(name: str) -> None:
+    """A rule that learns its rate reads lr once, as its start: `rate()` is the learned rate (the
+    state's), one per param group; a scheduler's change of lr after the first step is refused before
+    any parameter moves, not silently ignored."""
+    from descent._errors import DescentError
+
+    model = network()
+    x, y = data()
+    opt = TorchOptimizer(model.parameters(), name, lr=0.01)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.1)
+    for _ in range(3):
+        train_step(model, opt, x, y)
+        scheduler.step()
+    state = opt.state[next(model.parameters())]
+    assert opt.rate() == float(state["rate"].reshape(-1)[0]) and opt.rate() != 0.01
+    assert [set(opt.state[p]) for p in list(model.parameters())[1:]] == [set()] * 3  # one rate a group
+    before = [p.detach().clone() for p in model.parameters()]
+    opt.zero_grad()
+    loss_of(model, x, y).backward()
+    expected = r"^invalid param_groups\[0\]\['lr'\]=0\.001: expected 0\.01, as at the first step"
+    with pytest.raises(DescentError, match=expected) as error:
+        opt.step()
+    assert "\n" not in str(error.value) and "learns its own rate" in str(error.value)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))

@@ -94,3 +94,11 @@ def test_tensorboard_without_monitor_is_refused_in_one_line(tmp_path):
     assert result.exit_code == 2
     assert "--tensorboard" in result.output and "--monitor" in result.output
     assert "Traceback" not in result.output and not any(tmp_path.iterdir())
+
+
+def test_a_schedule_with_a_learned_rate_is_refused_before_training(tmp_path):
+    args = ["--n", "100", "--epochs", "1", "--optimizer", "hd-sgd", "--schedule", "cosine"]
+    result = runner.invoke(app, ["train", *args, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "--schedule='cosine'" in result.output and "hd-sgd, which learns its own rate" in result.output
+    assert not (tmp_path / "run").exists()

@@ -8,7 +8,10 @@ state (its tensors ``[1, numel]`` and an int64 ``step``) lives in
 
 Hyper-parameters live in the param groups under torch's names, with the rule's defaults, and every
 ``step()`` reads them from its group at that moment, so torch's schedulers (``StepLR``,
-``CosineAnnealingLR``, ``OneCycleLR``, ``ReduceLROnPlateau``, ...) and per-group settings work:
+``CosineAnnealingLR``, ``OneCycleLR``, ``ReduceLROnPlateau``, ...) and per-group settings work. The
+exception: a rule that learns its rate (``hd-sgd``, ``hd-momentum``, ``hd-adam``) reads ``lr`` once, as
+its start, learns one rate per param group, and refuses a later change of ``lr`` (a scheduler would
+be ignored); `TorchOptimizer.rate` gives the rate in use.
 
 =========  =================================================================================
 rule       group keys (torch's meaning)
@@ -196,17 +199,46 @@ class TorchOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         settings = [group_settings(self.rule, group) for group in self.param_groups]  # all, before any moves
+        if self.rule.per_model:
+            for index, group in enumerate(self.param_groups):
+                self._check_start(index, group)
         particle = 0
         for group, setting in zip(self.param_groups, settings):
             params = list(group["params"])
             if self.rule.per_model and any(p.grad is not None for p in params):
                 self._step_group(params, particle, setting)
+                self.state[params[0]].setdefault("start_lr", float(group["lr"]))
             elif not self.rule.per_model:
                 for i, p in enumerate(params):
                     if p.grad is not None:
                         self._step_parameter(p, p.grad, particle + i, setting)
             particle += len(params)
         return loss
+
+    def rate(self, group: int = 0) -> float:
+        """The rate param group ``group`` steps with now: the rate a learned-rate rule (``per_model``)
+        has learned, kept in the state of the group's first parameter (its ``lr`` before the first
+        step), else the group's ``lr``."""
+        settings = self.param_groups[group]
+        if self.rule.per_model and settings["params"]:
+            state = self.state.get(settings["params"][0], {})
+            if "rate" in state:
+                return float(state["rate"].reshape(-1)[0])
+        return float(settings["lr"])
+
+    def _check_start(self, index: int, group: dict[str, Any]) -> None:
+        """A learned-rate rule reads the group's ``lr`` once, as the start of the rate it learns: a
+        later change (a torch scheduler, a write to ``param_groups[i]["lr"]``) would be ignored, so it
+        is refused."""
+        state = self.state.get(group["params"][0], {}) if group["params"] else {}
+        if "start_lr" in state and float(group["lr"]) != state["start_lr"]:
+            raise invalid(
+                f"param_groups[{index}]['lr']",
+                group["lr"],
+                f"{state['start_lr']:g}, as at the first step: {self.name} learns its own rate from that "
+                f"start (now {self.rate(index):.4g}), so a scheduler or a later change of lr is refused, "
+                "not ignored",
+            )
 
     def _step_group(self, params: list[torch.Tensor], particle: int, setting: GroupSettings) -> None:
         """A rule whose state couples its coordinates (a learned rate: ``rule.per_model``) steps the

@@ -219,7 +219,10 @@ def check_config(config: TrainConfig) -> None:
     if config.dtype not in DTYPES:
         raise invalid("dtype", config.dtype, f"one of: {listed(DTYPES)}")
     check_device(config.device)
-    make_optimizer(config, [torch.zeros(1, dtype=DTYPES[config.dtype], requires_grad=True)])
+    optimizer = make_optimizer(config, [torch.zeros(1, dtype=DTYPES[config.dtype], requires_grad=True)])
+    rule = getattr(optimizer, "rule", None)
+    if config.schedule is not None and rule is not None and rule.per_model:
+        raise invalid("schedule", config.schedule, f"none with {rule.name}, which learns its own rate")
 
 
 def check_device(device: object) -> None:
@@ -382,14 +385,12 @@ def _flat(model: torch.nn.Module) -> torch.Tensor:
 
 def current_lr(optimizer: torch.optim.Optimizer) -> float:
     """The rate the first param group steps with now: its ``lr``, or the rate a hypergradient rule
-    learned (``rule.per_model``: kept in the state of the group's first parameter)."""
-    group = optimizer.param_groups[0]
-    rule = getattr(optimizer, "rule", None)
-    if rule is not None and rule.per_model and group["params"]:
-        state = optimizer.state.get(group["params"][0], {})
-        if "rate" in state:
-            return float(state["rate"].reshape(-1)[0])
-    return float(group["lr"])
+    learned (`descent.optim.TorchOptimizer.rate`)."""
+    from descent.optim import TorchOptimizer
+
+    if isinstance(optimizer, TorchOptimizer):
+        return optimizer.rate(0)
+    return float(optimizer.param_groups[0]["lr"])
 
 
 def run_epoch(
