@@ -330,14 +330,26 @@ def test_a_remembered_edge_crossing_is_the_diagnosis_of_a_run_that_looks_healthy
 
 def test_a_remembered_blow_up_outlasts_the_recovery_and_a_smaller_rise_is_not_one():
     """The loss at 30 (13 x its start 2.3) at the first check, then back under 1: diverging, "came
-    back", advice min(c/(2 S_max), lr/blown) = min(0.5, 0.01); a rise to 9 x the start is no blow-up
-    (and the sharpness never crossed): healthy."""
+    back", advice min(c/(2 S_max), lr/blown) = min(0.5, 0.01); a rise to 2.1 x the start (over
+    ``risen``, 2) is one too, a rise to 1.9 x is not (and the sharpness never crossed): healthy."""
     blown = [_row(50, 30.0)] + _falling([100, 150, 200])
     dx = descent.monitor.diagnose(blown)
     assert dx.name == "diverging" and dx.lr == pytest.approx(0.01, rel=1e-12)
     assert "diverged at step 50" in dx.message and "came back below that best (0.25 now)" in dx.message
-    risen = [_row(50, 9 * 2.3)] + _falling([100, 150, 200])
-    assert descent.monitor.diagnose(risen).name == "healthy"
+    assert descent.monitor.diagnose([_row(50, 2.1 * 2.3)] + _falling([100, 150, 200])).name == "diverging"
+    assert descent.monitor.diagnose([_row(50, 1.9 * 2.3)] + _falling([100, 150, 200])).name == "healthy"
+
+
+def test_a_network_that_rose_above_its_start_and_stays_there_has_died():
+    """A user's lr 10 run: the loss jumps to 8 x its start (under ``blown`` = 10 x), then sits flat
+    above the start with a collapsed sharpness (dead units). Not healthy, not a plateau to raise the
+    lr on: diverging, not back to its best, advice lr/blown."""
+    rows = [_row(50, 8 * 2.3)] + [
+        _row(s, 2.5, sharpness=0.01, max_sharpness=2.0, edge_ratio=0.0005) for s in (100, 150, 200)
+    ]
+    dx = descent.monitor.diagnose(rows)
+    assert dx.name == "diverging" and "not back to that best" in dx.message
+    assert dx.lr == pytest.approx(0.1 / Thresholds().blown, rel=1e-12)
 
 
 def test_a_remembered_crossing_yields_to_a_hot_run_and_a_remembered_blow_up_does_not():

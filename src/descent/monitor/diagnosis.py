@@ -6,8 +6,10 @@ weighs two findings:
 
 - *now*: the first rule of the table below that fires on the last ``window`` checks;
 - *the past*: what the run did earlier, remembered over all checks (`remember`, `recalled`): a
-  blow-up (diverging: a check whose loss was not finite or over ``blown`` times the best before it)
-  or else an edge crossing (edge: a check with ``S/E >= edge``).
+  blow-up (diverging: a check whose loss was not finite, or over ``blown`` times the best before it,
+  or over ``risen`` times the start loss: a network that rose to twice its untrained loss was kicked
+  out of its basin, and one that stays there has died, whatever its sharpness now says) or else an
+  edge crossing (edge: a check with ``S/E >= edge``).
 
 The diagnosis is the more severe of the two, the other appended ("now:" or "before:"), in the order
 of the table below, except that a remembered crossing ranks below the findings now that already ask
@@ -98,6 +100,7 @@ class Thresholds:
     rising: float = 0.02
     blowup: float = 0.1
     blown: float = 10.0
+    risen: float = 2.0
     oscillating: float = -0.5
     oscillating_edge: float = 0.25
     saddle: float = 0.01
@@ -160,16 +163,22 @@ def floor_ratio(window: Sequence[Row]) -> float:
 @dataclass
 class Past:
     """The run's past over its checks so far, kept as they come (`add`: a check costs the same late in
-    a long run as early): ``best`` (the least loss before a blow-up, the start loss included),
-    ``blowup_step`` (the first check whose loss was not finite or above ``blown`` times the best before
-    it; None if none), ``blowup_best`` (that best), ``peak_loss`` (the largest loss since) and
-    ``crossed_step`` (the first check with ``S/E >= edge``; None if none)."""
+    a long run as early): ``start`` (the start loss), ``best`` (the least loss before a blow-up, the
+    start loss included), ``blowup_step`` (the first check whose loss was not finite, above ``blown``
+    times the best before it or above ``risen`` times the start; None if none), ``blowup_best`` (that
+    best), ``peak_loss`` (the largest loss since) and ``crossed_step`` (the first check with
+    ``S/E >= edge``; None if none)."""
 
-    best: float
+    start: float
+    best: float = math.nan  # the start until a check has a loss
     crossed_step: int | None = None
     blowup_step: int | None = None
     blowup_best: float = math.nan
     peak_loss: float = math.nan
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.best):
+            self.best = self.start
 
     def add(self, row: Row, th: Thresholds) -> None:
         """Take in the next check's row."""
@@ -179,7 +188,11 @@ class Past:
         if self.blowup_step is not None:
             if math.isfinite(self.peak_loss) and not loss <= self.peak_loss:  # a non-finite peak stays
                 self.peak_loss = loss
-        elif not math.isfinite(loss) or (self.best > 0 and loss > th.blown * self.best):
+        elif (
+            not math.isfinite(loss)
+            or (self.best > 0 and loss > th.blown * self.best)
+            or (self.start > 0 and loss > th.risen * self.start)
+        ):
             self.blowup_step, self.blowup_best, self.peak_loss = row["step"], self.best, loss
         else:
             self.best = min(self.best, loss)
@@ -260,9 +273,10 @@ def diverging(window: Sequence[Row], th: Thresholds) -> Diagnosis | None:
     lr = _after_blowup(last, th)
     if unrecovered:
         message = (
-            f"diverged: the loss blew up at step {last['blowup_step']} (peak {_g(last['peak_loss'])}, over "
-            f"{_g(th.blown)} times its best {_g(last['blowup_best'])} before) and is {_g(last['loss'])}, not "
-            f"back to that best; the sharpness peaked at {_g(last['max_sharpness'])}: lower lr to {_g(lr)}"
+            f"diverged: the loss blew up at step {last['blowup_step']} (peak {_g(last['peak_loss'])}; best "
+            f"before {_g(last['blowup_best'])}, start {_g(last['start_loss'])}) and is {_g(last['loss'])}, "
+            f"not back to that best; the sharpness peaked at {_g(last['max_sharpness'])}: "
+            f"lower lr to {_g(lr)}"
         )
         return Diagnosis("diverging", message, lr)
     change, se, steps = loss_change(window)
@@ -451,9 +465,10 @@ def recalled(last: Row, th: Thresholds) -> Diagnosis | None:
     if last.get("blowup_step") is not None:
         lr = _after_blowup(last, th)
         message = (
-            f"diverged at step {last['blowup_step']}: the loss blew up to {_g(last['peak_loss'])}, over "
-            f"{_g(th.blown)} times its best {_g(last['blowup_best'])} before, and came back below that best "
-            f"({_g(last['loss'])} now); {at_peak}: lr {_g(last['lr'])} is too large, lower it to {_g(lr)}"
+            f"diverged at step {last['blowup_step']}: the loss blew up to {_g(last['peak_loss'])} (best "
+            f"before {_g(last['blowup_best'])}, start {_g(last['start_loss'])}) and came back below that "
+            f"best ({_g(last['loss'])} now); {at_peak}: lr {_g(last['lr'])} is too large, "
+            f"lower it to {_g(lr)}"
         )
         return Diagnosis("diverging", message, lr)
     if last.get("crossed_step") is not None and peak > 0:
