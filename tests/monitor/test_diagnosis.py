@@ -132,6 +132,12 @@ def test_healthy_and_starting():
     """A wide spectrum at lr 1/lambda_max: the slow modes keep the loss falling by a few % a step."""
     monitor, names = _run(torch.logspace(-1, 1, D), lr=0.1, steps=40, noise=0.01)
     assert names == ["starting", "healthy", "healthy", "healthy"]
+    # a healthy run keeps its lr; the edge at the sharpest region met (lambda_max = 10: 2/10) is
+    # stated as a bound, not advised (a faster run meets sharper regions)
+    assert (
+        monitor.diagnosis.lr == 0.1
+        and "keep lr 0.1 (the sharpest region met so far allows up to 0.2," in (monitor.diagnosis.message)
+    )
 
 
 def test_a_run_that_reaches_nan_is_diverged_and_the_monitor_keeps_going():

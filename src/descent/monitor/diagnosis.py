@@ -444,13 +444,16 @@ def current(window: list[Row], th: Thresholds) -> Diagnosis:
         if found is not None:
             return found
     if len(window) < 2:
-        return Diagnosis("starting", "starting: one check so far, no trend yet", last["suggested_lr"])
+        return Diagnosis("starting", "starting: one check so far, no trend yet", last["lr"])
     change, _, steps = loss_change(window)
+    peak = last["max_sharpness"]
+    bound = last["edge"] * last["lr"] / peak if peak > 0 else math.inf
     message = (
         f"healthy: loss {_g(last['loss'])} changes {_g(100 * change / steps / abs(window[0]['loss']))} % per "
-        f"step, sharpness at {_g(last['edge_ratio'])} of the edge; suggested lr {_g(last['suggested_lr'])}"
+        f"step, sharpness at {_g(last['edge_ratio'])} of the edge: keep lr {_g(last['lr'])} (the sharpest "
+        f"region met so far allows up to {_g(bound)}, but a faster run meets sharper ones)"
     )
-    return Diagnosis("healthy", message, last["suggested_lr"])
+    return Diagnosis("healthy", message, last["lr"])
 
 
 def recalled(last: Row, th: Thresholds) -> Diagnosis | None:
