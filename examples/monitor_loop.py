@@ -48,13 +48,20 @@ def main(
     return monitor
 
 
+def parser() -> argparse.ArgumentParser:
+    """The command line, each option with its help and default."""
+    commands = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    commands.add_argument("--steps", type=int, default=600, help="training steps (SGD with momentum 0.9)")
+    commands.add_argument("--every", type=int, default=50, help="steps between the monitor's checks")
+    commands.add_argument("--lr", type=float, default=0.1, help="the learning rate")
+    commands.add_argument("--batch", type=int, default=32, help="the training batch size")
+    commands.add_argument("--out", default="out/monitor-digits", help="the report's folder")
+    commands.add_argument("--seed", type=int, default=0, help="the seed of the model and the batches")
+    return commands
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--every", type=int, default=50)
-    parser.add_argument("--lr", type=float, default=0.1)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--out", default="out/monitor-digits")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parser().parse_args()
     main(args.steps, args.every, args.lr, args.batch, args.out, args.seed)

@@ -16,8 +16,27 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "monitor_loop.py"
 
 
 @pytest.fixture(scope="module")
-def main():
-    return runpy.run_path(str(EXAMPLE))["main"]
+def example():
+    return runpy.run_path(str(EXAMPLE))
+
+
+@pytest.fixture(scope="module")
+def main(example):
+    return example["main"]
+
+
+def test_every_option_has_its_help_and_default(example):
+    """``--help`` says what each option is and its default (the defaults of main())."""
+    parser = example["parser"]()
+    text = " ".join(parser.format_help().split())
+    options = [action for action in parser._actions if action.dest != "help"]
+    assert [a.dest for a in options] == ["steps", "every", "lr", "batch", "out", "seed"]
+    for action in options:
+        assert action.help and f"{action.help} (default: {action.default})" in text
+    defaults = vars(parser.parse_args([]))
+    assert {k: defaults[k] for k in ("steps", "every", "lr", "batch", "seed")} == {
+        "steps": 600, "every": 50, "lr": 0.1, "batch": 32, "seed": 0
+    }  # fmt: skip
 
 
 def test_the_example_has_two_monitor_lines():

@@ -4,6 +4,7 @@ with one line naming the parameter before doing any work."""
 
 from __future__ import annotations
 
+import html
 import json
 import math
 
@@ -104,6 +105,16 @@ def test_report_writes_rows_figure_and_text(tmp_path):
     assert [r["step"] for r in rows] == [4, 8, 12]
     assert files["csv"].read_text().splitlines()[0].split(",")[:3] == ["step", "loss", "loss_se"]
     assert monitor.rows[-1]["advice"] in files["md"].read_text()
+    page = files["html"].read_text()  # the steps table: each run of a diagnosis with its last advice
+    rows = monitor.rows
+    ends = [
+        r
+        for r, after in zip(rows, [*rows[1:], None])
+        if after is None or after["diagnosis"] != r["diagnosis"]
+    ]
+    assert "<th>advice" in page and page.count("<tr><td>") == len(ends)
+    for row in ends:
+        assert f"<td>{html.escape(row['diagnosis'])}</td><td>{html.escape(row['advice'])}</td></tr>" in page
     assert files["png"].stat().st_size > 10_000
     assert monitor.line.startswith("step 12 | loss ") and monitor.postfix["dx"] == monitor.diagnosis.name
 

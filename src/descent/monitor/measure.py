@@ -1,6 +1,10 @@
 """Measurements on the held batch ``(x, y)`` at the model's current parameters, none of which touch
 the model, its gradients or the global random state:
 
+The inputs ``x`` are a tensor, a tuple of tensors (the forward pass's arguments, or its one argument
+if its signature takes one) or a dict of tensors (its keyword arguments, or its one argument), every
+tensor with the examples along dimension 0 (`Inputs`).
+
 - each example's gradient ``g_i`` (``torch.func.vmap`` over ``grad``; a loop over the examples when
   torch.func cannot handle the model), their mean ``g`` and the noise trace in the metric ``P``,
   ``tr(P^-1 Sigma) = 1/(n-1) sum_i q_i`` with ``q_i = (g_i - g)^T P^-1 (g_i - g)``, and its standard
@@ -11,6 +15,7 @@ the model, its gradients or the global random state:
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Callable
@@ -20,6 +25,56 @@ import torch
 from torch import nn
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: a model's inputs: one tensor, a tuple of positional tensors or a dict of keyword tensors
+Inputs = torch.Tensor | tuple[torch.Tensor, ...] | dict[str, torch.Tensor]
+
+
+def leaves(x: Inputs) -> list[torch.Tensor]:
+    """The tensors of ``x``, in order."""
+    if isinstance(x, torch.Tensor):
+        return [x]
+    return list(x.values()) if isinstance(x, dict) else list(x)
+
+
+def map_inputs(f: Callable[[torch.Tensor], torch.Tensor], x: Inputs) -> Inputs:
+    """``x`` with ``f`` applied to each tensor (the same structure)."""
+    if isinstance(x, torch.Tensor):
+        return f(x)
+    if isinstance(x, dict):
+        return {key: f(value) for key, value in x.items()}
+    return tuple(f(value) for value in x)
+
+
+def take(x: Inputs, index: int | slice | torch.Tensor) -> Inputs:
+    """The examples ``index`` of ``x`` (each tensor indexed along dimension 0)."""
+    return map_inputs(lambda value: value[index], x)
+
+
+def spreads(model: nn.Module, x: Inputs) -> bool:
+    """Whether ``model`` takes a tuple's tensors as its arguments (``model(*x)``) or a dict's as its
+    keyword arguments (``model(**x)``), as its forward's signature binds them; else ``x`` is its one
+    argument (``model(x)``, a tensor always)."""
+    if isinstance(x, torch.Tensor):
+        return False
+    try:
+        signature = inspect.signature(model.forward)
+    except (TypeError, ValueError):  # no signature to read: the spread form
+        return True
+    try:
+        signature.bind(**x) if isinstance(x, dict) else signature.bind(*x)
+    except TypeError:
+        return False
+    return True
+
+
+def call(model: nn.Module, params: dict[str, torch.Tensor], x: Inputs, spread: bool) -> torch.Tensor:
+    """``model(*x)`` or ``model(**x)`` if ``spread``, else ``model(x)``, at the parameters ``params`` (the
+    others as they are)."""
+    if not spread:
+        return torch.func.functional_call(model, params, (x,))
+    if isinstance(x, dict):
+        return torch.func.functional_call(model, params, (), x)
+    return torch.func.functional_call(model, params, tuple(x))
 
 
 @dataclass(frozen=True)
@@ -34,10 +89,11 @@ class Noise:
 
 
 class HeldBatch:
-    """The model's loss on ``(x, y)`` as functions of the trained parameters ``names``."""
+    """The model's loss on ``(x, y)`` as functions of the trained parameters ``names`` (``x``: `Inputs`)."""
 
-    def __init__(self, model: nn.Module, names: list[str], loss_fn: Loss, x: torch.Tensor, y: torch.Tensor):
+    def __init__(self, model: nn.Module, names: list[str], loss_fn: Loss, x: Inputs, y: torch.Tensor):
         self.model, self.names, self.loss_fn, self.x, self.y = model, names, loss_fn, x, y
+        self.size, self.spread = len(y), spreads(model, x)
         self.shapes = [p.shape for name, p in model.named_parameters() if name in set(names)]
         self.dtype = next(p for name, p in model.named_parameters() if name in set(names)).dtype
         self.vmap_failed: str | None = None
@@ -52,15 +108,14 @@ class HeldBatch:
 
     def loss(self, theta: torch.Tensor) -> torch.Tensor:
         """The held loss at the flat parameters ``theta`` (differentiable in theta)."""
-        outputs = torch.func.functional_call(self.model, self._params(theta), (self.x,))
-        return self.loss_fn(outputs, self.y)
+        return self.loss_fn(call(self.model, self._params(theta), self.x, self.spread), self.y)
 
     def loss64(self, theta: torch.Tensor) -> torch.Tensor:
         """The held loss of a float64 ``theta`` (cast to the model's dtype; Lanczos works in float64)."""
         return self.loss(theta.to(self.dtype)).to(torch.float64)
 
-    def _one(self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        outputs = torch.func.functional_call(self.model, params, (x.unsqueeze(0),))
+    def _one(self, params: dict[str, torch.Tensor], x: Inputs, y: torch.Tensor) -> torch.Tensor:
+        outputs = call(self.model, params, map_inputs(lambda v: v.unsqueeze(0), x), self.spread)
         return self.loss_fn(outputs, y.unsqueeze(0))
 
     def per_example(
@@ -75,13 +130,14 @@ class HeldBatch:
         self, theta: torch.Tensor, index: torch.Tensor | None = None, chunk: int = 256
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """`per_example` with the gradient cut by parameter tensor, ``[m, numel]`` each, in order."""
-        x, y = (self.x, self.y) if index is None else (self.x[index], self.y[index])
+        x, y = (self.x, self.y) if index is None else (take(self.x, index), self.y[index])
         params = self._params(theta.detach())  # by name: a gradient per tensor (the flat vector's
         if self.vmap_failed is None:  # slices would each scatter into a full-size zero vector)
             try:
                 batched = torch.func.vmap(torch.func.grad_and_value(self._one), in_dims=(None, 0, 0))
                 chunks = [
-                    batched(params, x[i : i + chunk], y[i : i + chunk]) for i in range(0, len(x), chunk)
+                    batched(params, take(x, slice(i, i + chunk)), y[i : i + chunk])
+                    for i in range(0, len(y), chunk)
                 ]
                 parts = [
                     chunks[0][0][name].flatten(1)
@@ -99,11 +155,11 @@ class HeldBatch:
                     stacklevel=4,
                 )
         losses, rows = [], []
-        leaves = {name: p.clone().requires_grad_(True) for name, p in params.items()}
-        for i in range(len(x)):
+        trainable = {name: p.clone().requires_grad_(True) for name, p in params.items()}
+        for i in range(len(y)):
             with torch.enable_grad():
-                value = self._one(leaves, x[i], y[i])
-                rows.append(torch.autograd.grad(value, [leaves[name] for name in self.names]))
+                value = self._one(trainable, take(x, i), y[i])
+                rows.append(torch.autograd.grad(value, [trainable[name] for name in self.names]))
             losses.append(value.detach())
         parts = [torch.stack([row[k] for row in rows]).flatten(1) for k in range(len(self.names))]
         return torch.stack(losses).reshape(-1), parts
@@ -113,8 +169,8 @@ class HeldBatch:
         the per-example gradients of ``examples`` held examples from ``first`` on (cyclically; all of
         them if ``examples >= n``): the loss and gradient are then one batched pass over them all."""
         theta = theta.detach()
-        n = len(self.x)
-        index = None if examples >= n else (first + torch.arange(examples, device=self.x.device)) % n
+        n = self.size
+        index = None if examples >= n else (first + torch.arange(examples, device=self.y.device)) % n
         losses, parts = self.per_example_parts(theta, index)
         m = len(losses)
         q = torch.zeros(m, dtype=torch.float64, device=losses.device)

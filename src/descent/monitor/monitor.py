@@ -28,8 +28,20 @@ from torch import nn
 
 from descent._errors import DescentError, invalid
 from descent.monitor.diagnosis import Diagnosis, Past, Thresholds, diagnose, loss_change, stalled
-from descent.monitor.inputs import check_inputs, check_int
-from descent.monitor.measure import HeldBatch, Loss
+from descent.monitor.inputs import (
+    MAX_PROBES,
+    MAX_PRODUCTS,
+    MAX_SEED,
+    check_bool,
+    check_folder,
+    check_held,
+    check_held_loss,
+    check_inputs,
+    check_int,
+    check_step_loss,
+    check_step_tensors,
+)
+from descent.monitor.measure import HeldBatch, Inputs, Loss, take
 from descent.monitor.physics import EDGE_MATH, Dynamics, read_dynamics
 from descent.monitor.report import summary_line, write_report
 from descent.train.hessian import SharpnessTracker, hutchinson_trace
@@ -102,7 +114,7 @@ def watch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     loss_fn: Loss,
-    held: tuple[torch.Tensor, torch.Tensor],
+    held: tuple[Inputs, torch.Tensor],
     every: int = DEFAULT_EVERY,
     **options: Any,
 ) -> Monitor:
@@ -143,7 +155,7 @@ class Monitor:
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         loss_fn: Loss,
-        held: tuple[torch.Tensor, torch.Tensor],
+        held: tuple[Inputs, torch.Tensor],
         every: int = DEFAULT_EVERY,
         *,
         full: bool = False,
@@ -157,43 +169,48 @@ class Monitor:
         thresholds: Thresholds | None = None,
         seed: int = 0,
     ) -> None:
-        trained = check_inputs(model, optimizer, loss_fn, held)
+        trained = check_inputs(model, optimizer, loss_fn)
+        x, y = check_held(held)
         if not isinstance(full, bool):
             raise invalid("full", full, "True (every instrument) or False (the cheap default set)")
         preset = INSTRUMENTS["full" if full else "default"]
-        products = preset["products"] if products is None else products
+        size, n_held = sum(p.numel() for _, p in trained), len(y)
+        products = min(preset["products"], size) if products is None else products
         probes = preset["probes"] if probes is None else probes
-        n_held = len(held[0])
-        noise_examples = (
-            min(preset["noise_examples"] or n_held, n_held) if noise_examples is None else noise_examples
-        )
+        if noise_examples is None:
+            noise_examples = min(preset["noise_examples"] or n_held, n_held)
         if curvature_examples is None:
-            curvature_examples = preset["curvature_examples"] or n_held
+            curvature_examples = min(preset["curvature_examples"] or n_held, n_held)
         self.every = check_int("every", every, 1)
-        check_int("products", products, 1)
-        self.probes = check_int("probes", probes, 0)
-        if probes == 1:
-            raise invalid("probes", probes, "0 (no configurational temperature) or an integer >= 2")
-        self.noise_examples = check_int("noise_examples", noise_examples, 2)
-        self.seed = check_int("seed", seed, 0)
+        check_int("products", products, 1, min(MAX_PRODUCTS, size))
+        if not (type(probes) is int and probes == 0):  # 1 probe: no standard error
+            allowed = f"0 (no configurational temperature) or an integer in [2, {MAX_PROBES}]"
+            check_int("probes", probes, 2, MAX_PROBES, allowed)
+        self.probes = probes
+        self.noise_examples = check_int("noise_examples", noise_examples, 2, n_held)
+        m = check_int("curvature_examples", curvature_examples, 1, n_held)
+        self.seed = check_int("seed", seed, 0, MAX_SEED)
         if batch_size is not None:
             check_int("batch_size", batch_size, 1)
         if thresholds is not None and not isinstance(thresholds, Thresholds):
             raise invalid("thresholds", thresholds, "None or a descent.monitor.Thresholds")
-        self.writer = _summary_writer(tensorboard) if tensorboard is not None else None
+        self.verbose = check_bool("verbose", verbose, "print the summary line at each check")
+        folder = None if tensorboard is None else check_folder("tensorboard", tensorboard, "a log folder")
 
-        self.model, self.optimizer, self.verbose = model, optimizer, bool(verbose)
+        self.model, self.optimizer = model, optimizer
         self.thresholds = thresholds or Thresholds()
         self.names = [name for name, _ in trained]
         self.params = [p for _, p in trained]
-        self.size = sum(p.numel() for p in self.params)
-        self.held = HeldBatch(model, self.names, loss_fn, held[0], held[1])
-        m = check_int("curvature_examples", curvature_examples, 1)
+        self.size = size
+        self.held = HeldBatch(model, self.names, loss_fn, x, y)
         self.curvature = (
-            self.held
-            if len(held[0]) <= m
-            else HeldBatch(model, self.names, loss_fn, held[0][:m], held[1][:m])
+            self.held if n_held <= m else HeldBatch(model, self.names, loss_fn, take(x, slice(0, m)), y[:m])
         )
+        self._snapshots: dict[int, torch.Tensor] = {0: self._theta()}
+        self._measuring = False
+        with self._evaluating():  # the held loss before training: the model and loss_fn run on held
+            self._start_loss = check_held_loss(self.held, self._snapshots[0], held)
+        self.writer = _summary_writer(folder) if folder is not None else None  # the last check
         # warm-started Lanczos for the top eigenvalue and, when a check looks stalled, for the bottom
         # one (the top of -H); both start from random vectors, never from an eigsh to convergence
         self.tracker, self.low_tracker = (
@@ -203,13 +220,9 @@ class Monitor:
         self.rows: list[dict[str, Any]] = []
         self.steps = 0
         self.batch_size = batch_size
-        self._measuring = False
         self._seen_batch: int | None = None
         self._diagnosis: Diagnosis | None = None
         self._losses: list[torch.Tensor | float] = []
-        self._snapshots: dict[int, torch.Tensor] = {0: self._theta()}
-        with self._evaluating(), torch.no_grad():  # the held loss before training
-            self._start_loss = float(self.held.loss(self._snapshots[0]))
         # the run so far, kept as it goes (a check never rereads the rows: a long run's checks stay cheap)
         self._best_loss, self._peak_sharpness = self._start_loss, math.nan
         self._past = Past(self._start_loss)  # the blow-ups and crossings the diagnosis remembers
@@ -221,23 +234,27 @@ class Monitor:
         """See the batch size of the next training forward pass (a hook on every pass would cost a
         few microseconds a step: the module's slow call path)."""
         if self._hook is None:
-            self._hook = self.model.register_forward_pre_hook(self._see_batch)
+            self._hook = self.model.register_forward_pre_hook(self._see_batch, with_kwargs=True)
 
-    def _see_batch(self, module: nn.Module, args: tuple[Any, ...]) -> None:
-        if self._measuring or not torch.is_grad_enabled() or not args:
+    def _see_batch(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """The first dimension of the pass's first tensor argument (in a tuple or dict too), or kwarg."""
+        if self._measuring or not torch.is_grad_enabled():
             return
-        if isinstance(args[0], torch.Tensor) and args[0].ndim > 0:
+        first = next((v for v in _tensors([*args, *kwargs.values()]) if v.ndim > 0), None)
+        if first is not None:
             # the largest seen: the pass before a check may be an epoch's last, partial batch
-            self._seen_batch = max(int(args[0].shape[0]), self._seen_batch or 0)
+            self._seen_batch = max(int(first.shape[0]), self._seen_batch or 0)
             self._hook.remove()
             self._hook = None
 
     def step(self, loss: torch.Tensor | float | None = None) -> dict[str, Any] | None:
         """Count one optimizer step (``loss``: its batch loss); at every ``every``-th, measure and
         return the new row (else None)."""
+        if isinstance(loss, torch.Tensor):  # no sync: its size is checked when a check reads it
+            self._losses.append(loss.detach())
+        elif loss is not None:
+            self._losses.append(check_step_loss(loss))
         self.steps += 1
-        if loss is not None:
-            self._losses.append(loss.detach() if isinstance(loss, torch.Tensor) else float(loss))  # no sync
         t = self.steps
         if (t + 1) % self.every == 0:
             self._listen()  # the next step's forward pass gives the batch size of its check
@@ -293,10 +310,14 @@ class Monitor:
             above = now
         return found
 
-    def report(self, out: str | Path) -> dict[str, Path]:
+    def report(self, folder: str | Path) -> dict[str, Path]:
         """Write ``monitor.csv``, ``monitor.json``, ``monitor.png``, ``monitor.md`` and ``monitor.html``
-        into ``out``; returns their paths."""
-        return write_report(Path(out), self.rows, COLUMNS, self.notes)
+        into ``folder`` (made if need be); returns their paths."""
+        path = check_folder("folder", folder, "the report's folder")
+        try:
+            return write_report(path, self.rows, COLUMNS, self.notes)
+        except OSError as error:
+            raise invalid("folder", str(folder), _writable(error)) from None
 
     def close(self) -> None:
         """Remove the hook and close the TensorBoard writer."""
@@ -363,7 +384,7 @@ class Monitor:
         t, d = self.steps, self.size
         theta = self._snapshots[t]
         dyn = read_dynamics(self.optimizer, self.params)
-        batch = self.batch_size or self._seen_batch or len(self.held.x)
+        batch = self.batch_size or self._seen_batch or self.held.size
         if not bool(torch.isfinite(theta).all()):
             return self._diverged_row(dyn, batch)
         first = len(self.rows) * self.noise_examples  # each check takes the next held examples
@@ -395,7 +416,7 @@ class Monitor:
             "held_loss": noise.loss,
             "grad_norm": float(torch.linalg.vector_norm(g)),
             "grad_norm_metric": math.sqrt(g_metric2),
-            "gradient_snr": g_metric2 * len(self.held.x) / noise.trace if noise.trace > 0 else math.inf,
+            "gradient_snr": g_metric2 * self.held.size / noise.trace if noise.trace > 0 else math.inf,
             **self._optimizer_columns(dyn, batch),
             "noise_trace": noise.trace,
             "noise_trace_se": noise.trace_se,
@@ -456,8 +477,14 @@ class Monitor:
         if not self._losses:
             return held_loss, 0.0
         tensors = [v for v in self._losses if isinstance(v, torch.Tensor)]
+        try:
+            check_step_tensors(tensors)
+        except DescentError:
+            self._losses = []  # the next check reads the losses given after this one
+            raise
         numbers = [v for v in self._losses if not isinstance(v, torch.Tensor)]
-        parts = [torch.stack(tensors).reshape(-1).to(torch.float64).cpu()] if tensors else []  # one op
+        # one copy (each a view of its one element: shapes () and (1,) may mix)
+        parts = [torch.cat([v.reshape(1) for v in tensors]).to(torch.float64).cpu()] if tensors else []
         values = torch.cat([*parts, torch.tensor(numbers, dtype=torch.float64)])
         self._losses = []
         se = float(values.std() / math.sqrt(len(values))) if len(values) > 1 else 0.0
@@ -489,6 +516,17 @@ def suggested_lr(dyn: Dynamics, peak_sharpness: float) -> float:
     return min(dyn.edge_lr(peak_sharpness) / 2, RAISE_AT_MOST * dyn.lr)
 
 
+def _tensors(values: list[Any]) -> list[torch.Tensor]:
+    """The tensors among ``values`` and inside the tuples, lists and dicts among them, in order."""
+    found: list[torch.Tensor] = []
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            found.append(value)
+        elif isinstance(value, (tuple, list, dict)):
+            found += _tensors(list(value.values()) if isinstance(value, dict) else list(value))
+    return found
+
+
 def _lowest(so_far: float, new: float) -> float:
     """The smaller of the two, NaN counting as no value (NaN only if both are)."""
     return so_far if math.isnan(new) or new >= so_far else new
@@ -509,4 +547,11 @@ def _summary_writer(folder: str | Path):
     tensorboard_available()
     from torch.utils.tensorboard import SummaryWriter
 
-    return SummaryWriter(str(folder))
+    try:
+        return SummaryWriter(str(folder))
+    except OSError as error:
+        raise invalid("tensorboard", str(folder), _writable(error)) from None
+
+
+def _writable(error: OSError) -> str:
+    return f"a folder that can be made and written ({type(error).__name__}: {error.strerror})"

@@ -33,7 +33,8 @@ from descent.optim import TorchOptimizer, stability_edge
 from descent.train.hessian import adam_preconditioner
 from descent.train.loop import current_lr
 
-#: torch optimizers the monitor reads, by class name, and descent's rules (through TorchOptimizer)
+#: torch optimizers the monitor reads (their subclasses too, as the class they extend), and descent's
+#: rules (through TorchOptimizer)
 TORCH_OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad")
 DESCENT_RULES = ("gd", "momentum", "nesterov", "adam", "adamw", "amsgrad", "rmsprop", "adagrad", "langevin")
 #: the hypergradient rules: their base rule's physics at the rate they learned (one per param group)
@@ -97,8 +98,9 @@ def check_optimizer(optimizer: object) -> str:
         if optimizer.name in DESCENT_RULES + HD_RULES:
             return optimizer.name
         name = f"TorchOptimizer({optimizer.name!r})"
-    if isinstance(optimizer, torch.optim.Optimizer) and name in TORCH_OPTIMIZERS:
-        return name
+    for cls in type(optimizer).__mro__:  # a subclass reads as the most derived torch class it extends
+        if cls.__name__ in TORCH_OPTIMIZERS and cls is getattr(torch.optim, cls.__name__):
+            return cls.__name__
     rules = listed(DESCENT_RULES + HD_RULES)
     allowed = f"torch.optim {listed(TORCH_OPTIMIZERS)} or a descent TorchOptimizer ({rules})"
     raise invalid("optimizer", name, allowed)

@@ -61,6 +61,10 @@ def _verdicts(rows: Sequence[Row]) -> list[tuple[int, int, str, str]]:
     return runs
 
 
+def _span(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}-{last}"
+
+
 def _facts(rows: Sequence[Row]) -> list[str]:
     last = rows[-1]
     return [
@@ -83,11 +87,20 @@ def report_markdown(rows: Sequence[Row], notes: Sequence[str], image: str | None
         return "# Training monitor\n\nNo checks yet.\n"
     lines = ["# Training monitor", "", f"**Diagnosis at step {rows[-1]['step']}**: {rows[-1]['advice']}", ""]
     lines += [f"- {fact}" for fact in _facts(rows)] + [f"- note: {note}" for note in notes]
-    lines += ["", "| steps | diagnosis |", "|---|---|"]
-    lines += [f"| {a}-{b} | {name} |" for a, b, name, _ in _verdicts(rows)]
+    lines += ["", "| steps | diagnosis | advice (at the last of these steps) |", "|---|---|---|"]
+    lines += [f"| {_span(a, b)} | {name} | {advice} |" for a, b, name, advice in _verdicts(rows)]
     if image:
         lines += ["", f"![monitor]({image})"]
     return "\n".join(lines) + "\n"
+
+
+#: the HTML report's style: a readable column of text, the table's cells ruled and padded, the
+#: figure no wider than the window
+STYLE = (
+    "body{font-family:sans-serif;max-width:75em;margin:1em auto;padding:0 1em;line-height:1.4}"
+    "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.3em .6em;"
+    "text-align:left;vertical-align:top}td:first-child{white-space:nowrap}img{max-width:100%;height:auto}"
+)
 
 
 def report_html(rows: Sequence[Row], notes: Sequence[str], image: str | None) -> str:
@@ -95,12 +108,17 @@ def report_html(rows: Sequence[Row], notes: Sequence[str], image: str | None) ->
         return "<!doctype html><title>Training monitor</title><p>No checks yet.</p>\n"
     e = html.escape
     items = "".join(f"<li>{e(fact)}</li>" for fact in [*_facts(rows), *(f"note: {n}" for n in notes)])
-    table = "".join(f"<tr><td>{a}-{b}</td><td>{e(name)}</td></tr>" for a, b, name, _ in _verdicts(rows))
+    table = "".join(
+        f"<tr><td>{_span(a, b)}</td><td>{e(name)}</td><td>{e(advice)}</td></tr>"
+        for a, b, name, advice in _verdicts(rows)
+    )
     picture = f'<img src="{e(image)}" alt="monitor" width="900">' if image else ""
     return (
-        "<!doctype html><meta charset=utf-8><title>Training monitor</title><h1>Training monitor</h1>"
+        f"<!doctype html><meta charset=utf-8><title>Training monitor</title><style>{STYLE}</style>"
+        "<h1>Training monitor</h1>"
         f"<p><b>Diagnosis at step {rows[-1]['step']}</b>: {e(rows[-1]['advice'])}</p><ul>{items}</ul>"
-        f"<table><tr><th>steps</th><th>diagnosis</th></tr>{table}</table>{picture}\n"
+        "<table><tr><th>steps</th><th>diagnosis</th><th>advice (at the last of these steps)</th></tr>"
+        f"{table}</table>{picture}\n"
     )
 
 
