@@ -137,18 +137,24 @@ def watch(
 class Monitor:
     """See the module's docstring. ``held``: a fixed batch ``(x, y)`` best taken from the *training*
     examples (the spread of their gradients is SGD's noise; held-out examples overstate it once the
-    model fits its training set), a few times the batch size. ``every``: steps between checks
+    model fits its training set), a few times the batch size; ``x`` is the model's input: a tensor, a
+    tuple of tensors (``model(*x)``) or a dict of tensors (``model(**x)``; ``model(x)`` when the forward's
+    signature takes one argument), every tensor with the examples along dimension 0; ``watch`` runs
+    ``loss_fn(model(x), y)`` once and refuses a batch it cannot run or a loss that is not a differentiable
+    scalar tensor. ``every``: steps between checks
     (``DEFAULT_EVERY``); ``full``: every instrument (``INSTRUMENTS``), else the cheap default set;
-    ``products``: Lanczos products per check (warm start); ``probes``: Hutchinson probes per check for
-    ``tr H`` (0: no configurational temperature); ``noise_examples``: held examples whose own gradients
+    ``products``: Lanczos products per check (warm start; at most the trained parameters and
+    ``MAX_PRODUCTS``); ``probes``: Hutchinson probes per check for ``tr H`` (0: no configurational
+    temperature; at most ``MAX_PROBES``); ``noise_examples``: held examples whose own gradients
     give ``tr(Sigma)`` at a check (the next ones each check, cyclically; the loss and mean gradient use
     the whole held batch); ``curvature_examples``: the first held examples whose loss the
     Hessian-vector products differentiate (sharpness, the saddle test, the trace: 3 products on 256
     examples cost as many passes as some 30 training steps of 32); ``verbose``: print the summary line
     at each check (to stderr);
     ``tensorboard``: a log folder for a SummaryWriter (needs the ``tensorboard`` package);
-    ``batch_size``: the training batch size if the model's forward pass does not take the batch as its
-    first argument; ``thresholds``: the diagnoses' numbers."""
+    ``batch_size``: the training batch size if no tensor the model's forward pass takes (the first
+    tensor, in a tuple or dict too, or keyword argument) has the batch along dimension 0;
+    ``thresholds``: the diagnoses' numbers; ``seed``: the Lanczos and Hutchinson vectors' seed."""
 
     def __init__(
         self,
