@@ -306,3 +306,39 @@ def test_a_networks_run_summarises_its_weights_instead_of_printing_them(tmp_path
     result = invoke(*args)
     assert result.exit_code == 0 and "final position (1210 coordinates, |w| = " in result.stdout
     assert len(result.stdout) < 3000
+
+
+@pytest.mark.parametrize("save", ["every:1", "every:7"])
+def test_a_learned_rate_is_in_the_csv_and_the_summary(tmp_path, save):
+    """hd-sgd on rosenbrock: trajectory.csv's lr column is the rate the reference loop learns after each
+    saved step (empty at step 0: nothing learned yet), and the summary gives the last one."""
+    import csv
+
+    from descent.landscapes import get_landscape
+    from descent.optim import RULES
+    from descent.spec import default_lr
+    from tests.optim.test_hypergradient import ReferenceParticle
+
+    args = ["--landscape", "rosenbrock", "--optimizer", "hd-sgd", "--steps", "40", "--save", save]
+    result = runner.invoke(app, ["run", *args, "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((tmp_path / "trajectory.csv").open()))
+    land = get_landscape("rosenbrock")
+    spec = json.loads((tmp_path / "trajectory.json").read_text())["spec"]
+    start = torch.tensor([float(rows[0]["x0"]), float(rows[0]["x1"])], dtype=torch.float64)
+    lr = {"lr": default_lr(land, "hd-sgd")}  # the run's default for this landscape
+    particle = ReferenceParticle("hd-sgd", {**RULES["hd-sgd"].defaults(), **lr, **spec["hyper"]}, start)
+    rates = {0: ""}
+    for k in range(1, 41):
+        particle.step(land.gradient(particle.w[None])[0])
+        rates[k] = particle.rate
+    assert rows[0]["lr"] == "" and len(rows) == (41 if save == "every:1" else 7)  # 0, 7, ..., 35, 40
+    every = int(save.split(":")[1])  # the probe runs at the saved interval: the last frame (40) may fall
+    for row in rows[1:]:  # between two of its calls
+        step = int(row["step"])
+        if step % every:
+            assert row["lr"] == ""
+        else:
+            assert float(row["lr"]) == pytest.approx(rates[step], rel=1e-10)
+    last = 40 - 40 % every
+    assert f"learned rate at step {last}: {rates[last]:.4g}" in result.output

@@ -255,7 +255,7 @@ def run(
                 reason = getattr(error, "allowed", None) or "a RunSpec or trajectory.json from descent"
                 raise invalid("--spec", str(spec_file), reason) from None
         else:
-            spec = _spec_from_flags(flags)
+            spec = _with_learned_rate(_spec_from_flags(flags))
             spec = spec.with_(device=device, backend=backend)
         check_resources(spec)
         if out is None:  # each run its own folder, named by what it runs
@@ -387,6 +387,18 @@ def _spec_from_flags(flags: dict):
     )
 
 
+def _with_learned_rate(spec):
+    """A rule that learns its rate gets the ``learned_rate`` probe at every saved frame (at the start
+    and the end for ``--save summary``), so the rate it learned is in the files and the summary."""
+    from descent.optim import get_rule
+
+    if not get_rule(spec.optimizer).per_model:
+        return spec
+    save = spec.save_at()
+    every = save.every if save.every is not None else max(spec.steps, 1)
+    return spec.with_(probes=[*spec.probes, {"name": "learned_rate", "every": every}])
+
+
 def _settings_text(settings: dict) -> str:
     """{'kind': 'warmup', 'steps': 100, 'then': {...}} -> 'warmup:steps=100>cosine:total=1900,final=0.0'."""
     then = settings.get("then")
@@ -457,6 +469,11 @@ def _print_summary(trajectory, paths) -> None:
         console.print(table)
         console.print(f"median final loss {summary['final_loss_median']:.6g}")
     console.print(f"steps run: {summary['steps_run']}" + (" (interrupted)" if summary["interrupted"] else ""))
+    learned = trajectory.probes.get("learned_rate")
+    if learned is not None and int(learned["steps"][-1]) > 0:
+        end = float(learned["rate"][-1].median())
+        where = "" if n == 1 else " (median over the particles)"
+        console.print(f"learned rate at step {int(learned['steps'][-1])}: {end:.4g}{where}")
     console.print(backend_line(trajectory))
     for path in paths:
         console.print(f"wrote {path}")

@@ -10,6 +10,8 @@ Built in (``PROBES``, by name in a spec: ``{"name": "energy_ledger"}``):
                     does with no force: inertia, or Langevin's kick), the update itself, the adaptive
                     scale u / (-lr g) and Nesterov's look-ahead point x + coast
 - ``optimizer_state``: the rule's state after the step (for ``rule.edge`` on the running preconditioner)
+- ``learned_rate``: the rate a rule that learns it (``hd-sgd``, ``hd-momentum``, ``hd-adam``) steps with
+                    after the step (its state's ``rate``; NaN for a rule with none)
 - ``energy_ledger``: for the heavy-ball family, E_k = |V_k|^2/2 + U(x_k) and the energy dissipated by
                     friction, D_k = gamma h |V_{k+1}|^2 (its own formula, not a residual), summed:
                     E_k + sum_{j<k} D_j - E_0 is the ledger's imbalance, O(h) over a fixed time.
@@ -238,6 +240,21 @@ class OptimizerState(Probe):
         return view.state  # by reference: the loop makes a new state every step
 
 
+@dataclass
+class LearnedRate(Probe):
+    """The rate a hypergradient rule has learned after the step (``state["rate"]``), ``[calls, N]``;
+    NaN for a rule that does not learn one."""
+
+    every: int = 1
+    name = "learned_rate"
+
+    def __call__(self, view: StepView) -> dict[str, torch.Tensor]:
+        rate = view.state.get("rate")
+        if rate is None:
+            return {"rate": torch.full_like(view.value, math.nan)}
+        return {"rate": rate.reshape(rate.shape[0], -1)[:, 0].clone()}
+
+
 UPDATE_PARTS = ("force", "coast", "update", "scale", "lookahead")
 
 
@@ -267,7 +284,9 @@ def _stacked_hyper(hps: list[dict], n: int, like: torch.Tensor) -> dict:
     return out
 
 
-PROBES: dict[str, type] = {p.name: p for p in (GradNorm, Kinetic, UpdateParts, EnergyLedger, OptimizerState)}
+PROBES: dict[str, type] = {
+    p.name: p for p in (GradNorm, Kinetic, UpdateParts, EnergyLedger, OptimizerState, LearnedRate)
+}
 
 
 def probe_from_dict(spec: dict | str) -> Probe:

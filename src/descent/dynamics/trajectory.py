@@ -223,27 +223,35 @@ class Trajectory:
         return path
 
     def write_csv(self, path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> Path:
-        """One row per (saved step, particle): step, particle, x0..x{d-1}, loss, speed, outcome."""
+        """One row per (saved step, particle): step, particle, x0..x{d-1}, loss, speed, outcome, and
+        ``lr``, the learned rate, when the ``learned_rate`` probe ran (empty at step 0 and at a step it
+        skipped)."""
         path = Path(path)
         keep_p, keep_t, _ = self._decimation(max_bytes)
         dim = self.positions.shape[-1]
         speed = self._velocity_at(keep_t, keep_p).norm(dim=-1)  # [kept frames, kept particles]
+        learned = self.probes.get("learned_rate")
+        rates = {}  # step -> the probe's call (none at step 0: no rate is learned before a step)
+        if learned is not None:
+            rates = {int(k): i for i, k in enumerate(learned["steps"].tolist()) if k > 0}
         with path.open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["step", "particle", *[f"x{i}" for i in range(dim)], "loss", "speed", "outcome"])
+            header = ["step", "particle", *[f"x{i}" for i in range(dim)], "loss", "speed", "outcome"]
+            writer.writerow(header + (["lr"] if learned is not None else []))
             for a, ti in enumerate(keep_t.tolist()):
                 step = int(self.steps[ti])
                 for b, pi in enumerate(keep_p.tolist()):
-                    writer.writerow(
-                        [
-                            step,
-                            pi,
-                            *self.positions[ti, pi].tolist(),
-                            float(self.loss[ti, pi]),
-                            float(speed[a, b]),
-                            self.outcomes[pi],
-                        ]
-                    )
+                    row = [
+                        step,
+                        pi,
+                        *self.positions[ti, pi].tolist(),
+                        float(self.loss[ti, pi]),
+                        float(speed[a, b]),
+                        self.outcomes[pi],
+                    ]
+                    if learned is not None:
+                        row.append(float(learned["rate"][rates[step], pi]) if step in rates else "")
+                    writer.writerow(row)
         return path
 
 
