@@ -489,8 +489,9 @@ class Monitor:
             self._losses = []  # the next check reads the losses given after this one
             raise
         numbers = [v for v in self._losses if not isinstance(v, torch.Tensor)]
-        # one copy (each a view of its one element: shapes () and (1,) may mix)
-        parts = [torch.cat([v.reshape(1) for v in tensors]).to(torch.float64).cpu()] if tensors else []
+        if any(v.ndim for v in tensors):  # shapes () and (1,) mixed: each a view of its one element
+            tensors = [v.reshape(()) for v in tensors]
+        parts = [torch.stack(tensors).to(torch.float64).cpu()] if tensors else []  # one op
         values = torch.cat([*parts, torch.tensor(numbers, dtype=torch.float64)])
         self._losses = []
         se = float(values.std() / math.sqrt(len(values))) if len(values) > 1 else 0.0
