@@ -294,3 +294,13 @@ def test_report_into_a_place_it_cannot_write_is_one_line_naming_folder(tmp_path)
             monitor.report(folder)
         assert error.value.parameter == "folder" and "\n" not in str(error.value)
     assert sorted(monitor.report(tmp_path / "ok")) == ["csv", "html", "json", "md", "png"]
+
+
+def test_a_tensorboard_folder_it_cannot_make_is_one_line_naming_tensorboard(tmp_path):
+    pytest.importorskip("torch.utils.tensorboard")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    model, optimizer, loss_fn, held = _small()
+    with pytest.raises(DescentError, match=r"^invalid tensorboard=.*NotADirectoryError") as error:
+        descent.watch(model, optimizer, loss_fn, held, tensorboard=a_file / "runs")
+    assert error.value.parameter == "tensorboard" and not model._forward_pre_hooks
