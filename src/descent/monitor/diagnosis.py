@@ -421,13 +421,13 @@ def diagnose(rows: Sequence[Row], th: Thresholds | None = None, past: Past | Non
     window = list(rows[-th.window :])
     last = window[-1] = (remember(rows, th) if past is None else past).onto(rows[-1])
     now = current(window, th)
-    past = recalled(last, th)
-    if past is None or NAMES.index(now.name) <= NAMES.index(past.name):
+    before = recalled(last, th)
+    if before is None or NAMES.index(now.name) <= NAMES.index(before.name):
         return now  # diverging or edge now says as much
-    lr = min(now.lr, past.lr) if now.lr is not None and past.lr is not None else past.lr
-    if past.name == "edge" and now.name in LOWERING:
-        return replace(now, message=f"{now.message}; before: {past.message}", lr=lr)
-    return replace(past, message=f"{past.message}; now: {now.message}", lr=lr)
+    lr = min(now.lr, before.lr) if now.lr is not None and before.lr is not None else before.lr
+    if before.name == "edge" and now.name in LOWERING:
+        return replace(now, message=f"{now.message}; before: {before.message}", lr=lr)
+    return replace(before, message=f"{before.message}; now: {now.message}", lr=lr)
 
 
 def current(window: list[Row], th: Thresholds) -> Diagnosis:
