@@ -5,7 +5,7 @@
     monitor.step(loss)
 
 then ``monitor.rows`` (one dict per check), ``monitor.diagnosis`` (the latest verdict with advice in
-numbers), ``monitor.line`` (the live summary), ``monitor.report(out_dir)`` (CSV, JSON, figure, report).
+numbers), ``monitor.line`` (the live summary), ``monitor.report(folder)`` (CSV, JSON, figure, report).
 Modules: `physics` (the optimizer as a heavy ball in a metric), `measure` (the held batch),
 `diagnosis` (the rules and thresholds), `report` (outputs), `monitor` (the loop's side).
 """
