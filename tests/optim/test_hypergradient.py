@@ -29,10 +29,12 @@ class ReferenceParticle:
     Step 1 is a probe at PROBE * lr. Per step t >= 2 (u: the base rule's direction, r: the rate the
     last step moved at, P: 1, or Adam's sqrt(v_hat) + eps, z: the tangent, mu: the discount):
       s = -r u_prev, y = g - g_prev, lambda = y.s / s.P s (kept when s = 0),
+      with smoothing nu: lambda = Y/S, Y <- nu Y + y.s, S <- nu S + s.P s (kept when S = 0),
       dL/dr = -g.z, q = mu q - y/r (H z; 0 until a step after the probe, t >= 3),
       a = min(hyper_lr, 1/(z.q)) when that curvature is > 0,
       r0 = lr at t = 2 (after the probe), else r;
-      r <- min(r0 - a dL/dr clipped to [r0/2, 2 r0], edge/lambda when lambda > 0),
+      r' = r0 - a dL/dr, or with gain kappa > 0: r' = r0 exp(kappa cos(g, z)) (cos 0 when z = 0);
+      r <- min(r' clipped to [r0/2, 2 r0], edge/lambda when lambda > 0),
       w <- w - r u,  z <- mu z + u (z = 0 after the probe).
     """
 
@@ -40,6 +42,7 @@ class ReferenceParticle:
         self.name, self.hp, self.w = name, hyper, w.clone()
         self.rate = 0.0
         self.curvature = 0.0
+        self.ys = self.ss = 0.0
         self.t = 0
         self.g_prev = self.u_prev = None
         self.tangent = torch.zeros_like(w)
@@ -69,9 +72,11 @@ class ReferenceParticle:
         else:
             s = -self.rate * self.u_prev
             y = g - self.g_prev
-            s_metric_s = float(torch.dot(s, metric * s))
-            if s_metric_s > 0:
-                self.curvature = float(torch.dot(y, s)) / s_metric_s
+            nu = self.hp.get("smoothing", 0.0)
+            self.ys = nu * self.ys + float(torch.dot(y, s))
+            self.ss = nu * self.ss + float(torch.dot(s, metric * s))
+            if self.ss > 0:
+                self.curvature = self.ys / self.ss
             dloss_drate = -float(torch.dot(g, self.tangent))
             if self.t > 2:  # H z by the secants: H u_prev = -y / r (exact on a quadratic)
                 self.curved = self.hp["discount"] * self.curved - y / self.rate
@@ -80,7 +85,12 @@ class ReferenceParticle:
             if rate_curvature > 0:
                 a = min(a, 1.0 / rate_curvature)
             old = self.hp["lr"] if self.t == 2 else self.rate
-            new = min(max(old - a * dloss_drate, old / 2), 2 * old)
+            new = old - a * dloss_drate
+            kappa = self.hp.get("gain", 0.0)
+            if kappa > 0:
+                norms = float(torch.linalg.vector_norm(g) * torch.linalg.vector_norm(self.tangent))
+                new = old * math.exp(kappa * (-dloss_drate / norms if norms > 0 else 0.0))
+            new = min(max(new, old / 2), 2 * old)
             if self.curvature > 0:
                 new = min(new, self.edge_numerator() / self.curvature)
             self.rate = new
@@ -367,10 +377,17 @@ PER_PARTICLE = {
 }
 
 
+#: the multiplicative step (gain > 0: r <- r exp(kappa cos(g, z))) and the smoothed edge (smoothing > 0:
+#: lambda = the discounted sum of y.s over that of s.P s), per particle; particle 0 is additive
+MULTIPLICATIVE = {"gain": [0.0, 0.05, 0.1, 0.3, 1.0, 0.02], "smoothing": [0.9, 0.0, 0.5, 0.99, 0.9, 0.7]}
+
+
 @pytest.mark.parametrize("name", HD)
-def test_the_engine_runs_each_particle_as_the_reference_loop(name):
-    """simulate with six particles, per-particle lr, hyper_lr and the base rule's own hyper-parameters,
-    equals six runs of the reference loop; auto falls back to torch, naming the rule."""
+@pytest.mark.parametrize("options", [{}, MULTIPLICATIVE], ids=["additive", "multiplicative"])
+def test_the_engine_runs_each_particle_as_the_reference_loop(name, options):
+    """simulate with six particles, per-particle lr, hyper_lr, discount (with and without the
+    multiplicative step and the smoothed edge) and the base rule's own hyper-parameters, equals six runs
+    of the reference loop; auto falls back to torch, naming the rule."""
     land = get_landscape("himmelblau")
     starts = land.random_starts(6, torch.Generator().manual_seed(4))
     hyper = {
@@ -380,6 +397,7 @@ def test_the_engine_runs_each_particle_as_the_reference_loop(name):
         "hyper_lr": [0.0, 1e-5, 1e-4, 1e-3, 1e-2, 1e6],
         "discount": [0.0, 0.5, 0.9, 0.99, 0.0, 0.7],
         **PER_PARTICLE[name],
+        **options,
     }
     optimizer = Optimizer.build(name, **{k: torch.tensor(v, dtype=DTYPE) for k, v in hyper.items()})
     traj = simulate(land, optimizer, starts, 50, backend="auto")
@@ -392,6 +410,57 @@ def test_the_engine_runs_each_particle_as_the_reference_loop(name):
         torch.testing.assert_close(traj.positions[:, i], torch.stack(path), rtol=1e-10, atol=1e-12)
     with pytest.raises(DescentError, match="no kernel supports the rule"):
         simulate(land, optimizer, starts, 5, backend="kernel")
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1.0, 1e6])
+def test_the_multiplicative_rate_on_a_quadratic_climbs_by_e_to_the_gain_whatever_the_gradients_scale(scale):
+    """On h x^2/2 (mu = 0) z_t = g_{t-1}, so cos(g_t, z_t) = +1 while x keeps its sign (r < 1/h) and -1
+    once it flips (1/h < r < 2/h): from lr << 1/h the rate is lr exp(kappa (t-2)) until it passes 1/h,
+    then stays within a factor e^kappa of 1/h; the same from x_0 = 1e-6, 1 or 1e6 (the additive step,
+    hyper_lr g.z, would depend on the scale as x^2)."""
+    h, lr, kappa = 4.0, 1e-3, 0.2
+    rule = RULES["hd-sgd"]
+    hp = rule.resolve({"lr": lr, "discount": 0.0, "gain": kappa})
+    x = torch.tensor([[scale]], dtype=DTYPE)
+    state = rule.init(x)
+    rates = []
+    for _ in range(80):
+        update, state = rule.update(h * x, state, x, hp, None)
+        x = x + update
+        rates.append(float(state["rate"]))
+    crossed = next(t for t, r in enumerate(rates) if r > 1 / h)
+    assert crossed == 2 + math.ceil(math.log(1 / (h * lr)) / kappa) - 1
+    for t in range(1, crossed + 1):  # rates[t] is step t + 1's
+        assert rates[t] == pytest.approx(lr * math.exp(kappa * (t - 1)), rel=1e-12)
+    assert all(math.exp(-kappa) / h <= r <= math.exp(kappa) / h * (1 + 1e-12) for r in rates[crossed:])
+
+
+def test_the_smoothed_edge_is_the_ratio_of_discounted_secant_sums_and_stays_in_the_spectrum():
+    """On w.A w/2 (eigenvalues 1 and 10) with smoothing nu, the curvature the rule reports equals
+    sum_j nu^(t-j) y_j.s_j / sum_j nu^(t-j) s_j.s_j computed here from the recorded path; being a ratio
+    of sums of s.A s over sums of s.s, it lies between A's smallest and largest eigenvalue."""
+    c, s_ = math.cos(0.4), math.sin(0.4)
+    rotation = torch.tensor([[c, -s_], [s_, c]], dtype=DTYPE)
+    hessian = rotation @ torch.diag(torch.tensor([1.0, 10.0], dtype=DTYPE)) @ rotation.T
+    nu = 0.8
+    hyper = _hyper("hd-sgd", lr=0.15, hyper_lr=0.01, smoothing=nu)
+    path, grads, states = _run_rule(
+        "hd-sgd",
+        hyper,
+        lambda w: 0.5 * ((w @ hessian) * w).sum(-1),
+        torch.tensor([[1.5, 1.0]], dtype=DTYPE),
+        30,
+    )
+    ys = ss = 0.0
+    for t in range(1, 30):
+        step = path[t] - path[t - 1]
+        ys = nu * ys + float(((grads[t] - grads[t - 1]) * step).sum())
+        ss = nu * ss + float((step * step).sum())
+        curvature = float(states[t]["curvature"])
+        assert curvature == pytest.approx(ys / ss, rel=1e-10)
+        assert 1.0 - 1e-9 <= curvature <= 10.0 + 1e-9
+    last = path[29] - path[28]
+    assert abs(ys / ss - float((last @ hessian * last).sum() / (last * last).sum())) > 1e-3  # not the last
 
 
 @pytest.mark.parametrize("name", HD)

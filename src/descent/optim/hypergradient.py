@@ -42,6 +42,12 @@ and the rate takes a gradient step on it, additively, in a trust region:
   and where the hypergradient's scale is large (the heavy ball's buffer is ~ g/(1 - beta)), and it keeps
   the rate positive by construction: r_t >= r_{t-1}/2 > 0 and the cap below is positive, so the rate
   is never negative, nor 0 (which would stop the particle and with it the measurements).
+- **or multiplicatively** (``gain`` kappa > 0; Baydin et al.'s multiplicative variant, exponentiated):
+  r_t = clip(r_{t-1} exp(kappa cos(g_t, z_t)), r/2, 2r), capped as below. The step depends on the
+  hypergradient's sign and the angle only, not on its size: the additive a g.z vanishes with the
+  gradients late in training and freezes the rate there, this one keeps moving it by up to a factor
+  e^kappa per step (on h x^2/2, mu = 0: cos = +1 while r < 1/h, -1 past it, whatever the scale of x).
+  kappa = 0 is the additive rule above.
 - **capped at the measured stability edge**: the curvature is the secant one along the last step
   s = w_t - w_{t-1}, y = g_t - g_{t-1}: lambda = y.s / s.P s (P = I; Adam: P = diag(sqrt(v_hat) + eps),
   the preconditioner of the step being taken). It is the Rayleigh quotient along s of the Hessian
@@ -53,7 +59,10 @@ and the rate takes a gradient step on it, additively, in a trust region:
   it can still be unstable along a sharper direction the particle has not stepped along (the secant
   is what a step measures for free; lambda_max would cost Hessian-vector products). lambda <= 0 (flat
   or concave along the step) gives no cap. A step of length 0 measures nothing: the last lambda is
-  kept (state "curvature", 0 before any measurement).
+  kept (state "curvature", 0 before any measurement). On mini-batches y also carries the difference of
+  two batches' noise, and one noisy secant can cut the rate: with ``smoothing`` nu the cap reads
+  lambda = sum_j nu^(t-j) y_j.s_j / sum_j nu^(t-j) s_j.P s_j (states "secant_ys", "secant_ss"), a
+  Rayleigh quotient over the recent steps, each weighted by its length (nu = 0: the last step's).
 - **the first step is a probe** at ``PROBE * lr``: no curvature has been measured yet, and a start far
   past the edge would throw the particle away in one uncapped step (100 times the edge multiplies a
   quadratic's loss by ~4e4; on a network it kills the units). The probe measures lambda along u_0 at a
@@ -105,6 +114,8 @@ class HDSGDState(GDState):
     grad: torch.Tensor  # g_{t-1}, the last gradient (also SGD's direction u_{t-1})
     tangent: torch.Tensor  # z_t = mu z_{t-1} + u_{t-1}, minus dw_t/dr to first order
     curved: torch.Tensor  # H z_t by the secants of its steps: mu (H z_{t-1}) - y_t / r_{t-1}
+    secant_ys: torch.Tensor  # the discounted sum of the secants' y.s, [N, 1]
+    secant_ss: torch.Tensor  # the discounted sum of the steps' s.P s, [N, 1]
 
 
 class HDMomentumState(HDSGDState):
@@ -127,6 +138,8 @@ def _sgd_typed(params: torch.Tensor) -> HDSGDState:
         grad=torch.zeros_like(params),
         tangent=torch.zeros_like(params),
         curved=torch.zeros_like(params),
+        secant_ys=column,
+        secant_ss=column,
     )
 
 
@@ -150,9 +163,11 @@ def _learned_rate(
     rule's edge (2 for SGD)."""
     start = per_particle(hp["lr"], params)
     last_step = -state["rate"] * direction  # s = w_t - w_{t-1} (0 before the first step)
-    length = _dot(last_step * metric, last_step)  # s.P s
+    nu = per_particle(hp["smoothing"], params)
+    ys = nu * state["secant_ys"] + _dot(grads - state["grad"], last_step)  # sum_j nu^(t-j) y_j.s_j
+    length = nu * state["secant_ss"] + _dot(last_step * metric, last_step)  # sum_j nu^(t-j) s_j.P s_j
     measured = length > 0
-    secant = _dot(grads - state["grad"], last_step) / torch.where(measured, length, torch.ones_like(length))
+    secant = ys / torch.where(measured, length, torch.ones_like(length))
     curvature = torch.where(measured, secant, state["curvature"])
     tangent = state["tangent"]  # z_t (0 until a step at a learned rate was taken)
     hypergradient = -_dot(grads, tangent)
@@ -167,14 +182,29 @@ def _learned_rate(
         bends, torch.clamp(1 / torch.where(bends, bend, torch.ones_like(bend)), max=hyper_lr), hyper_lr
     )
     previous = torch.where(state["step"] <= 1, start, state["rate"])  # after the probe: the start
-    rate = torch.clamp(previous - step_size * hypergradient, min=previous / TRUST, max=previous * TRUST)
+    kappa = per_particle(hp["gain"], params)
+    norms = torch.linalg.vector_norm(grads, dim=-1, keepdim=True) * torch.linalg.vector_norm(
+        tangent, dim=-1, keepdim=True
+    )
+    cosine = -hypergradient / torch.where(norms > 0, norms, torch.ones_like(norms))  # cos(g_t, z_t)
+    changed = torch.where(
+        torch.as_tensor(kappa) > 0, previous * torch.exp(kappa * cosine), previous - step_size * hypergradient
+    )
+    rate = torch.clamp(changed, min=previous / TRUST, max=previous * TRUST)
     bounded = curvature > 0
     edge = torch.where(
         bounded, edge_factor / torch.where(bounded, curvature, torch.ones_like(curvature)), torch.inf
     )
     rate = torch.minimum(rate, edge)
     rate = torch.where(state["step"] == 0, PROBE * rate, rate)
-    return {"rate": rate, "curvature": curvature, "hypergradient": hypergradient, "curved": curved}
+    return {
+        "rate": rate,
+        "curvature": curvature,
+        "hypergradient": hypergradient,
+        "curved": curved,
+        "secant_ys": ys,
+        "secant_ss": length,
+    }
 
 
 def _carry(
@@ -188,6 +218,18 @@ def _carry(
 def _hyper_lr(default: float) -> HyperParam:
     return HyperParam(
         "hyper_lr", default, 0.0, None, help="step of the rate along -dL/dr (at most 1/(z.H z) measured)"
+    )
+
+
+def _gain(default: float) -> HyperParam:
+    return HyperParam(
+        "gain", default, 0.0, None, help="kappa: r <- r exp(kappa cos(g, z)) (0: the additive step on dL/dr)"
+    )
+
+
+def _smoothing(default: float) -> HyperParam:
+    return _beta(
+        "smoothing", default, "nu: the edge sums its secants y.s, s.s with discount nu (0: the last)"
     )
 
 
@@ -212,7 +254,7 @@ def _hd_sgd_update(grads, state, params, hp, draw):
 HD_SGD: UpdateRule = UpdateRule(
     "hd-sgd",
     "SGD learning its own rate by hypergradient descent, capped at the measured edge 2/lambda",
-    (_lr(0.01), _hyper_lr(0.01), _discount(SGD_DISCOUNT)),
+    (_lr(0.01), _hyper_lr(0.01), _discount(SGD_DISCOUNT), _gain(0.0), _smoothing(0.0)),
     _hd_sgd_init,
     _hd_sgd_update,
     physics="adaptive",
@@ -248,7 +290,14 @@ def _hd_momentum_update(grads, state, params, hp, draw):
 HD_MOMENTUM: UpdateRule = UpdateRule(
     "hd-momentum",
     "heavy ball learning its own rate by hypergradient descent, capped at 2(1+beta)/lambda",
-    (_lr(0.01), _beta("momentum", 0.9, "beta: buffer decay"), _hyper_lr(0.001), _discount(0.0)),
+    (
+        _lr(0.01),
+        _beta("momentum", 0.9, "beta: buffer decay"),
+        _hyper_lr(0.001),
+        _discount(0.0),
+        _gain(0.0),
+        _smoothing(0.0),
+    ),
     _hd_momentum_init,
     _hd_momentum_update,
     physics="adaptive",
@@ -296,6 +345,8 @@ HD_ADAM: UpdateRule = UpdateRule(
         _eps(1e-8),
         _hyper_lr(1e-4),
         _discount(0.0),
+        _gain(0.0),
+        _smoothing(0.0),
     ),
     _hd_adam_init,
     _hd_adam_update,
