@@ -232,3 +232,91 @@ def test_an_epochs_last_partial_batch_does_not_set_the_batch_size():
         optimizer.step()
         monitor.step(loss)
     assert [row["batch_size"] for row in monitor.rows] == [8, 8]
+
+
+def test_batch_norm_curvature_is_the_training_losss_and_a_bias_before_it_raises_no_alarm():
+    """Adam on Linear -> BatchNorm -> Tanh -> Linear (the Linear's bias before the batch norm is a
+    direction the training loss, normalised by the batch mean, does not see: Adam's scale for it stays
+    near eps). The monitor's sharpness is the top eigenvalue of D H D, D = P^-1/2, of the loss with the
+    batch norm on batch statistics (the exact Hessian by autograd, products = d: exact Lanczos), not
+    of the evaluation-mode loss, where that bias has curvature and D blows it up; the running
+    statistics are untouched."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 3)).double()
+    x, y = X.double(), Y
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    d = sum(p.numel() for p in model.parameters())
+    monitor = descent.watch(
+        model, optimizer, nn.CrossEntropyLoss(), (x[:32], y[:32]), every=10, verbose=False, products=d
+    )
+    for _ in range(30):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x[:16]), y[:16])
+        loss.backward()
+        optimizer.step()
+        monitor.step(loss)
+    buffers = {k: b.clone() for k, b in model.named_buffers()}
+    names = [n for n, _ in model.named_parameters()]
+    theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    def train_mode_loss(w):
+        params, start = {}, 0
+        for name, p in zip(names, model.parameters()):
+            params[name] = w[start : start + p.numel()].view(p.shape)
+            start += p.numel()
+        copies = {k: b.clone() for k, b in model.named_buffers()}  # the model's own stay untouched
+        outputs = torch.func.functional_call(model, {**params, **copies}, (x[:32],))
+        return nn.functional.cross_entropy(outputs, y[:32])
+
+    model.train()
+    hessian = torch.autograd.functional.hessian(train_mode_loss, theta)
+    state = [optimizer.state[p] for p in model.parameters()]
+    t = state[0]["step"]
+    scale = torch.cat([(s["exp_avg_sq"] / (1 - 0.999**t)).sqrt().reshape(-1) + 1e-8 for s in state])
+    scale = scale * (1 - 0.9**t)  # Adam's preconditioner (Cohen et al. 2022)
+    root = scale.rsqrt()
+    exact = float(torch.linalg.eigvalsh(root[:, None] * hessian * root[None, :])[-1])
+    row = monitor.rows[-1]
+    assert row["sharpness"] == pytest.approx(exact, rel=1e-4)
+    assert row["edge_ratio"] < 1 and row["diagnosis"] != "edge"
+    assert all(torch.equal(b, buffers[k]) for k, b in model.named_buffers())
+
+
+def test_a_bias_before_batch_norm_adds_no_noise_it_does_not_have_in_training():
+    """Adam on Linear -> BatchNorm -> Tanh -> Linear, the first Linear's bias trained or frozen: the
+    batch mean removes it in training, so both runs take the same steps (to rounding), and the
+    monitor must read the same noise and temperature. Held in evaluation mode that bias has a
+    gradient, which Adam's scale for it (its training gradient's size, ~1e-17, plus eps) would blow
+    up by 1/eps; the monitor leaves out the coordinates training barely moves (Dynamics.active_scale)."""
+    rows = {}
+    for frozen in (False, True):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Linear(4, 3)).double()
+        model[0].bias.requires_grad_(not frozen)
+        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.01)
+        monitor = descent.watch(
+            model, optimizer, nn.CrossEntropyLoss(), (X[:32].double(), Y[:32]), every=10, verbose=False
+        )
+        for step in range(30):
+            optimizer.zero_grad()
+            batch = slice(16 * (step % 2), 16 * (step % 2) + 16)
+            loss = nn.functional.cross_entropy(model(X[batch].double()), Y[batch])
+            loss.backward()
+            optimizer.step()
+            monitor.step(loss)
+        rows[frozen] = monitor.rows[-1]
+    for key in ("noise_trace", "temperature", "grad_norm_metric", "sharpness"):
+        assert rows[False][key] == pytest.approx(rows[True][key], rel=1e-6), key
+    assert rows[False]["diagnosis"] == rows[True]["diagnosis"]
+
+
+def test_idle_coordinates_are_those_under_a_thousandth_of_the_median_gradient_or_eps():
+    from descent.monitor.physics import IDLE, Dynamics
+
+    c, eps = 0.5, 1e-8  # P = c (r + eps), floor = c eps
+    r = torch.tensor([1.0, 3.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.9 * IDLE * 2.0, 1.1 * IDLE * 2.0, 0.0, 0.5 * eps])
+    dyn = Dynamics("adam", 0.1, 0.01, 0.9, 38.0, c * (r + eps), None, floor=c * eps)  # median r: 2
+    active = dyn.active_scale
+    assert torch.isinf(active).tolist() == [False] * 7 + [True, False, True, True]
+    assert torch.equal(active[~torch.isinf(active)], dyn.scale[~torch.isinf(active)])
+    assert Dynamics("gd", 0.1, 0.1, 0.0, 2.0, None, None).active_scale is None

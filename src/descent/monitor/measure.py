@@ -10,7 +10,12 @@ tensor with the examples along dimension 0 (`Inputs`).
   ``tr(P^-1 Sigma) = 1/(n-1) sum_i q_i`` with ``q_i = (g_i - g)^T P^-1 (g_i - g)``, and its standard
   error ``sd(q)/sqrt(n)``;
 - the held loss as a function of the flat parameter vector, for Hessian-vector products
-  (`descent.train.hessian`) through ``torch.func.functional_call``.
+  (`descent.train.hessian`) through ``torch.func.functional_call``. Batch norm trains on batch
+  statistics: the curvature batch runs the batch-norm layers that train that way in training mode
+  (``train_norms``), on copies of their running statistics, so its Hessian is that of the loss the
+  optimizer descends (in evaluation mode a bias before a batch norm has a curvature that training,
+  where the batch mean removes it, never meets: Adam, whose scale for it stays at eps, read it as
+  a sharpness a million times its edge).
 """
 
 from __future__ import annotations
@@ -97,6 +102,8 @@ class HeldBatch:
         self.shapes = [p.shape for name, p in model.named_parameters() if name in set(names)]
         self.dtype = next(p for name, p in model.named_parameters() if name in set(names)).dtype
         self.vmap_failed: str | None = None
+        #: the batch-norm layers that train on batch statistics, run so in `loss` (set per check)
+        self.train_norms: list[nn.Module] = []
 
     def _params(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
         params, start = {}, 0
@@ -107,8 +114,23 @@ class HeldBatch:
         return params
 
     def loss(self, theta: torch.Tensor) -> torch.Tensor:
-        """The held loss at the flat parameters ``theta`` (differentiable in theta)."""
-        return self.loss_fn(call(self.model, self._params(theta), self.x, self.spread), self.y)
+        """The held loss at the flat parameters ``theta`` (differentiable in theta); the layers of
+        ``train_norms`` in training mode, updating copies of their running statistics."""
+        params = self._params(theta)
+        if not self.train_norms or self.size < 2:
+            return self.loss_fn(call(self.model, params, self.x, self.spread), self.y)
+        norms = {id(m) for m in self.train_norms}
+        for prefix, module in self.model.named_modules():
+            if id(module) in norms:
+                for name, buffer in module.named_buffers(recurse=False):
+                    params[f"{prefix}.{name}" if prefix else name] = buffer.clone()
+        try:
+            for module in self.train_norms:
+                module.training = True
+            return self.loss_fn(call(self.model, params, self.x, self.spread), self.y)
+        finally:
+            for module in self.train_norms:
+                module.training = False
 
     def loss64(self, theta: torch.Tensor) -> torch.Tensor:
         """The held loss of a float64 ``theta`` (cast to the model's dtype; Lanczos works in float64)."""

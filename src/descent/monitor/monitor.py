@@ -209,9 +209,8 @@ class Monitor:
         self.params = [p for _, p in trained]
         self.size = size
         self.held = HeldBatch(model, self.names, loss_fn, x, y)
-        self.curvature = (
-            self.held if n_held <= m else HeldBatch(model, self.names, loss_fn, take(x, slice(0, m)), y[:m])
-        )
+        # its own object even when it is the whole held batch: only it runs batch norm in training mode
+        self.curvature = HeldBatch(model, self.names, loss_fn, take(x, slice(0, m)), y[:m])
         self._snapshots: dict[int, torch.Tensor] = {0: self._theta()}
         self._measuring = False
         with self._evaluating():  # the held loss before training: the model and loss_fn run on held
@@ -351,7 +350,13 @@ class Monitor:
 
     @contextlib.contextmanager
     def _evaluating(self):
+        """Every module in evaluation mode (dropout off, batch norm on its running statistics), but the
+        curvature batch runs the batch-norm layers that were training on batch statistics so
+        (`HeldBatch.train_norms`)."""
         modes = [(m, m.training) for m in self.model.modules()]
+        self.curvature.train_norms = [
+            m for m, mode in modes if mode and isinstance(m, nn.modules.batchnorm._BatchNorm)
+        ]
         self._measuring = True
         try:
             for m, _ in modes:
@@ -394,9 +399,12 @@ class Monitor:
         if not bool(torch.isfinite(theta).all()):
             return self._diverged_row(dyn, batch)
         first = len(self.rows) * self.noise_examples  # each check takes the next held examples
-        noise = self.held.noise(theta, dyn.scale, self.noise_examples, first)
+        active = dyn.active_scale  # P, without the coordinates training barely moves
+        if active is not None:  # the degrees of freedom: the coordinates training moves
+            d = max(int(torch.isfinite(active).sum()), 1)
+        noise = self.held.noise(theta, active, self.noise_examples, first)
         g = noise.gradient
-        g_metric2 = float(g @ g if dyn.scale is None else g @ (g / dyn.scale))
+        g_metric2 = float(g @ g if active is None else g @ (g / active))
         temperature = dyn.eta * noise.trace / (2 * batch * d * (1 - dyn.beta)) + dyn.thermal
         temperature_se = dyn.eta * noise.trace_se / (2 * batch * d * (1 - dyn.beta))
         theta64, scale64 = theta.to(torch.float64), None if dyn.scale is None else dyn.scale.to(torch.float64)

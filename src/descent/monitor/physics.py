@@ -52,6 +52,11 @@ EDGE_MATH = {
 }
 
 
+#: a coordinate whose root mean square gradient is under this fraction of the median is idle
+#: (`Dynamics.active_scale`)
+IDLE = 1e-3
+
+
 @dataclass(frozen=True)
 class Dynamics:
     """The optimizer's state now, in physical terms (see the module's docstring)."""
@@ -64,6 +69,21 @@ class Dynamics:
     scale: torch.Tensor | None  # P [d], None for the identity
     velocity: torch.Tensor | None  # u [d] from the momentum buffers, None when over-damped
     thermal: float = 0.0  # a temperature the rule injects itself (descent's langevin)
+    floor: float = 0.0  # the P of a coordinate that has had no gradient: (1 - beta1^t) eps (adaptive)
+
+    @property
+    def active_scale(self) -> torch.Tensor | None:
+        """P with the coordinates training barely moves set to inf: those whose root mean square
+        gradient ``r = (P - floor)/(1 - beta1^t)`` is under eps or under ``IDLE`` times the median r.
+        In the metric a coordinate's share of the training noise is ``Var(g)/P <= r``, so leaving
+        them out changes ``tr(P^-1 Sigma)`` by under that fraction of a typical coordinate's share;
+        and there the held batch, in evaluation mode, may give a gradient far above the training one,
+        which ``1/P`` then blows up (a bias before a batch norm: ~1e-7 in training, O(1) held)."""
+        if self.scale is None or self.floor <= 0:
+            return self.scale
+        excess = self.scale - self.floor  # (1 - beta1^t) r
+        idle = excess < torch.clamp(IDLE * excess.median(), min=self.floor)
+        return torch.where(idle, torch.inf, self.scale)
 
     @property
     def inertial(self) -> bool:
@@ -122,7 +142,10 @@ def read_dynamics(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) 
         momentum = _flat(optimizer, params, "exp_avg")
         velocity = None if scale is None or momentum is None else -lr * momentum / scale
         c = 2 * (1 + beta1) / (1 - beta1)
-        return Dynamics("adam", lr, lr * (1 - beta1), beta1, c, scale, velocity)
+        steps = _first_state(optimizer, params, "step")
+        t = 1.0 if steps is None else float(steps.reshape(-1)[0])
+        floor = (1 - beta1**t) * float(group["eps"])
+        return Dynamics("adam", lr, lr * (1 - beta1), beta1, c, scale, velocity, floor=floor)
     if kind in ("RMSprop", "rmsprop"):
         mu = float(group["momentum"])
         square = _flat(optimizer, params, "square_avg")
@@ -133,14 +156,14 @@ def read_dynamics(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) 
         buffer_name = "buffer" if kind == "rmsprop" else "momentum_buffer"
         buffer = _flat(optimizer, params, buffer_name) if mu > 0 else None
         velocity = None if buffer is None else -lr * buffer
-        return Dynamics("rmsprop", lr, lr, mu, 2 * (1 + mu), scale, velocity)
+        return Dynamics("rmsprop", lr, lr, mu, 2 * (1 + mu), scale, velocity, floor=float(group["eps"]))
     # AdaGrad: lr / (1 + (t - 1) lr_decay), P = sqrt(sum of g^2) + eps
     total = _flat(optimizer, params, "sum")
     steps = _first_state(optimizer, params, "step")
     t = 1.0 if steps is None else float(steps.reshape(-1)[0])
     lr = lr / (1 + (t - 1) * float(group["lr_decay"]))
     scale = None if total is None else torch.sqrt(total) + group["eps"]
-    return Dynamics("adagrad", lr, lr, 0.0, 2.0, scale, None)
+    return Dynamics("adagrad", lr, lr, 0.0, 2.0, scale, None, floor=float(group["eps"]))
 
 
 def _sgd(optimizer, params, kind: str, group, lr: float) -> Dynamics:
@@ -175,12 +198,15 @@ def _hypergradient(optimizer, kind: str, group) -> Dynamics:
         return Dynamics("momentum", lr, lr, beta, stability_edge("momentum", 1.0, beta), None, velocity)
     beta1, beta2 = (float(b) for b in group["betas"])
     scale = velocity = None
+    floor = 0.0
     if "exp_avg_sq" in state and int(state["step"]) > 0:  # P = (1 - beta1^t)(sqrt(v_hat) + eps)
         t = float(state["step"])
         v_hat = state["exp_avg_sq"].detach().reshape(-1) / (1 - beta2**t)
         scale = (1 - beta1**t) * (torch.sqrt(v_hat) + float(group["eps"]))
         velocity = -lr * state["exp_avg"].detach().reshape(-1) / scale
-    return Dynamics("adam", lr, lr * (1 - beta1), beta1, 2 * (1 + beta1) / (1 - beta1), scale, velocity)
+        floor = (1 - beta1**t) * float(group["eps"])
+    c = 2 * (1 + beta1) / (1 - beta1)
+    return Dynamics("adam", lr, lr * (1 - beta1), beta1, c, scale, velocity, floor=floor)
 
 
 def _first_state(optimizer, params, name: str) -> torch.Tensor | None:
