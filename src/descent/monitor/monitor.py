@@ -491,15 +491,21 @@ class Monitor:
         if not self._losses:
             return held_loss, 0.0
         tensors = [v for v in self._losses if isinstance(v, torch.Tensor)]
-        try:
-            check_step_tensors(tensors)
-        except DescentError:
-            self._losses = []  # the next check reads the losses given after this one
-            raise
         numbers = [v for v in self._losses if not isinstance(v, torch.Tensor)]
-        if any(v.ndim for v in tensors):  # shapes () and (1,) mixed: each a view of its one element
-            tensors = [v.reshape(()) for v in tensors]
-        parts = [torch.stack(tensors).to(torch.float64).cpu()] if tensors else []  # one op
+        parts = []
+        if tensors:
+            try:  # one op for the usual case: every loss a one-element tensor of one shape
+                stacked = torch.stack(tensors)
+            except RuntimeError:  # shapes differ
+                stacked = None
+            if stacked is None or stacked.numel() != len(tensors) or stacked.is_complex():
+                try:
+                    check_step_tensors(tensors)  # names a tensor that is not one real number
+                except DescentError:
+                    self._losses = []  # the next check reads the losses given after this one
+                    raise
+                stacked = torch.stack([v.reshape(()) for v in tensors])  # shapes () and (1,) mixed
+            parts = [stacked.reshape(-1).to(torch.float64).cpu()]
         values = torch.cat([*parts, torch.tensor(numbers, dtype=torch.float64)])
         self._losses = []
         se = float(values.std() / math.sqrt(len(values))) if len(values) > 1 else 0.0
