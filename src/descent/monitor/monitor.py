@@ -32,6 +32,7 @@ from descent.monitor.inputs import (
     MAX_PROBES,
     MAX_PRODUCTS,
     MAX_SEED,
+    STEP_LOSS,
     check_bool,
     check_folder,
     check_held,
@@ -255,8 +256,13 @@ class Monitor:
     def step(self, loss: torch.Tensor | float | None = None) -> dict[str, Any] | None:
         """Count one optimizer step (``loss``: its batch loss); at every ``every``-th, measure and
         return the new row (else None)."""
-        if isinstance(loss, torch.Tensor):  # no sync: its size is checked when a check reads it
-            self._losses.append(loss.detach())
+        if isinstance(loss, torch.Tensor):
+            if loss.is_cpu:  # its number: cheaper to take now than to stack a thousand at the check
+                if loss.numel() != 1:
+                    raise invalid("step(loss)", f"a tensor shaped {list(loss.shape)}", STEP_LOSS)
+                self._losses.append(loss.item())
+            else:  # no sync with the device: its size is checked when a check reads it
+                self._losses.append(loss.detach())
         elif loss is not None:
             self._losses.append(check_step_loss(loss))
         self.steps += 1
@@ -506,7 +512,12 @@ class Monitor:
                     raise
                 stacked = torch.stack([v.reshape(()) for v in tensors])  # shapes () and (1,) mixed
             parts = [stacked.reshape(-1).to(torch.float64).cpu()]
-        values = torch.cat([*parts, torch.tensor(numbers, dtype=torch.float64)])
+        try:
+            floats = torch.tensor(numbers, dtype=torch.float64)
+        except TypeError:  # a complex tensor's number
+            self._losses = []
+            raise invalid("step(loss)", "a complex number", STEP_LOSS) from None
+        values = torch.cat([*parts, floats])
         self._losses = []
         se = float(values.std() / math.sqrt(len(values))) if len(values) > 1 else 0.0
         return float(values.mean()), se
