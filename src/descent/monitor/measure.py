@@ -199,7 +199,7 @@ class HeldBatch:
         means, start = [], 0
         for part in parts:  # q_i = sum over tensors of (g_i - g)^T P^-1 (g_i - g), tensor by tensor
             mean = part.mean(dim=0)
-            squared = (part - mean).square_()  # one temporary [m, numel], squared in place
+            squared = part.sub_(mean).square_()  # in place: the per-example gradients are ours
             if scale is not None:
                 squared.div_(scale[start : start + part.shape[1]])
             q += squared.sum(dim=1).to(torch.float64)
