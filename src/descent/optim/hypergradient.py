@@ -69,9 +69,10 @@ and the rate takes a gradient step on it, additively, in a trust region:
   thousandth of the start; the second step moves at ``min(lr, edge)``, and the rate is learned from the
   third on. The probe's step is left out of the tangent (its rate was not r).
 
-``lr`` is the starting rate (a schedule, or a torch scheduler setting ``group["lr"]``, changes only that
-start); the rate in use is ``state["rate"]``. Under `TorchOptimizer` each parameter tensor is a particle,
-so each tensor learns its own rate.
+``lr`` is the starting rate (an engine schedule changes only that start); the rate in use is
+``state["rate"]``. Under `TorchOptimizer` each param group is one particle
+(``per_model``), so each group learns one rate, kept in the state of its first parameter
+(`TorchOptimizer.rate`); a later change of the group's ``lr`` (a scheduler) is refused.
 
 The physics is declared ``adaptive`` (time step 1 per step): the time step, friction and kinetic energy
 read ``hp``, while the rate here lives in the state.
