@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import cpu_model, load_average  # noqa: E402
 
 BATCH, LR, MOMENTUM, HELD, SEED = 32, 0.1, 0.9, 256, 0
+MODEL = "mlp:64,64"  # --model: the smallest is the hard case (a check's fixed costs against a short step)
 VARIANTS = ("ours default", "ours full", "cockpit economy", "cockpit full")
 
 
@@ -77,7 +78,7 @@ def batches(n: int, steps: int) -> list[torch.Tensor]:
 def model_and_optimizer():
     from descent.train.models import build_model
 
-    model = build_model("mlp:64,64", 64, 10, seed=SEED, dtype=torch.float32)
+    model = build_model(MODEL, 64, 10, seed=SEED, dtype=torch.float32)
     return model, torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
 
 
@@ -106,6 +107,41 @@ def run_loop(x, y, order, watch: dict | None = None) -> tuple[float, float]:
     if monitor is not None:
         monitor.close()
     return seconds, inside
+
+
+def step_times(x, y, order, every: int) -> None:
+    """Each training step timed alone (the monitor's call outside the timer), without and with the
+    monitor at period ``every``: the mean step, and the first steps after a check (means over the
+    checks): whether the monitor slows the training steps themselves, beside its own time."""
+    import statistics
+
+    import descent
+
+    for watched in (False, True):
+        model, optimizer = model_and_optimizer()
+        loss_fn = nn.functional.cross_entropy
+        monitor = (
+            descent.watch(model, optimizer, loss_fn, (x[:HELD], y[:HELD]), every=every, verbose=False)
+            if watched
+            else None
+        )
+        times = []
+        for index in order:
+            start = time.perf_counter()
+            optimizer.zero_grad()
+            loss = loss_fn(model(x[index]), y[index])
+            loss.backward()
+            optimizer.step()
+            times.append(time.perf_counter() - start)
+            if monitor is not None:
+                monitor.step(loss)
+        checks = range(every, len(times) - 5, every)
+        after = [round(1e6 * statistics.mean(times[k + j] for k in checks)) for j in range(5)]
+        print(
+            f"{'with' if watched else 'without'} the monitor (every {every}): mean step "
+            f"{1e6 * statistics.mean(times):.1f} us, median {1e6 * statistics.median(times):.1f} us; "
+            f"the first 5 steps after a check: {after} us"
+        )
 
 
 def run_cockpit(x, y, order, every: int, label: str) -> float:
@@ -151,9 +187,19 @@ def main() -> None:
     parser.add_argument("--periods", type=int, nargs="+", default=[1, 10, 50, DEFAULT_EVERY])
     parser.add_argument("--steps", type=int, default=450, help="steps of a run at k > 1 and of plain")
     parser.add_argument("--steps-k1", type=int, default=45, help="steps of a run at k = 1")
+    parser.add_argument("--model", default=MODEL, help="descent's model spec (descent train --model)")
+    parser.add_argument(
+        "--step-times",
+        action="store_true",
+        help="time each training step alone, with and without the monitor",
+    )
     args = parser.parse_args()
+    globals()["MODEL"] = args.model
     warnings.filterwarnings("ignore")
     x, y = data()
+    if args.step_times:
+        torch.set_num_threads(args.threads[0])
+        return step_times(x, y, batches(len(x), 8 * DEFAULT_EVERY), DEFAULT_EVERY)
     steps_per_epoch = -(-len(x) // BATCH)
     longest = max(args.steps, *(8 * k for k in args.periods))
     plans = [("plain", 0, longest)]
@@ -174,7 +220,7 @@ def main() -> None:
         print(f"# repeat {repeat + 1} of {args.repeats} done; load average {loads[-1]:.2f}", flush=True)
     print()
     print(
-        f"mlp:64,64 on digits, SGD momentum 0.9, batch {BATCH} ({steps_per_epoch} steps an epoch), float32; "
+        f"{MODEL} on digits, SGD momentum 0.9, batch {BATCH} ({steps_per_epoch} steps an epoch), float32; "
         f"fastest of {args.repeats} interleaved repeats; load average {min(loads):.2f}-{max(loads):.2f}"
     )
     print()
