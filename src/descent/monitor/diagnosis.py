@@ -374,7 +374,8 @@ def hot(window: Sequence[Row], th: Thresholds) -> Diagnosis | None:
     message = (
         f"too hot: temperature {_g(temperature)} puts a noise floor d*T/2 at {_g(ratio)} of the loss "
         f"{_g(loss)} (means over the last {len(window)} checks): batch size {batch} or lr {_g(lr)} "
-        f"cools it to {_g(th.cool_target)} of the loss"
+        f"cools it to {_g(th.cool_target)} of the loss (an annealing for late in training: a cooler run "
+        "also moves slower)"
     )
     return Diagnosis("hot", message, lr, batch)
 
