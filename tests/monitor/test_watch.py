@@ -320,3 +320,34 @@ def test_idle_coordinates_are_those_under_a_thousandth_of_the_median_gradient_or
     assert torch.isinf(active).tolist() == [False] * 7 + [True, False, True, True]
     assert torch.equal(active[~torch.isinf(active)], dyn.scale[~torch.isinf(active)])
     assert Dynamics("gd", 0.1, 0.1, 0.0, 2.0, None, None).active_scale is None
+
+
+@pytest.mark.parametrize("examples", [20, 96])
+def test_per_example_gradients_past_the_memory_budget_go_by_chunks_with_the_same_numbers(
+    monkeypatch, examples
+):
+    """A network whose per-example gradients would pass ``PER_EXAMPLE_BYTES`` (a 25M-weight model: 3.2
+    GB for 32 examples) gets them a chunk at a time, twice (the mean, then the distances): the noise,
+    its error, the loss and the gradient equal the all-at-once ones (float64, 1e-12), and no call
+    holds more than the budget's rows."""
+    from descent.monitor import measure
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+    held = measure.HeldBatch(
+        model, [n for n, _ in model.named_parameters()], nn.CrossEntropyLoss(), X.double(), Y
+    )
+    theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    scale = torch.rand(theta.numel(), generator=torch.Generator().manual_seed(2), dtype=torch.float64) + 0.5
+    whole = held.noise(theta, scale, examples, first=7)
+    rows = 6
+    monkeypatch.setattr(measure, "PER_EXAMPLE_BYTES", rows * theta.numel() * 8)
+    sizes = []
+    original = held.per_example_parts
+    monkeypatch.setattr(held, "per_example_parts", lambda t, i: sizes.append(len(i)) or original(t, i))
+    chunked = held.noise(theta, scale, examples, first=7)
+    assert max(sizes) == rows and sum(sizes) == 2 * min(examples, len(Y))
+    for field in ("trace", "trace_se", "loss"):
+        assert getattr(chunked, field) == pytest.approx(getattr(whole, field), rel=1e-12)
+    torch.testing.assert_close(chunked.gradient, whole.gradient, rtol=1e-12, atol=1e-15)
+    assert chunked.examples == whole.examples

@@ -189,30 +189,64 @@ class HeldBatch:
     def noise(self, theta: torch.Tensor, scale: torch.Tensor | None, examples: int, first: int = 0) -> Noise:
         """The held loss and mean gradient, and ``tr(P^-1 Sigma)`` (``P = diag(scale)``, 1 if None) from
         the per-example gradients of ``examples`` held examples from ``first`` on (cyclically; all of
-        them if ``examples >= n``): the loss and gradient are then one batched pass over them all."""
+        them if ``examples >= n``): the loss and gradient are then one batched pass over them all.
+        The per-example gradients are held at most ``PER_EXAMPLE_BYTES`` at a time: past that (a large
+        network), in chunks, twice (their mean first, then each one's distance to it)."""
         theta = theta.detach()
         n = self.size
-        index = None if examples >= n else (first + torch.arange(examples, device=self.y.device)) % n
-        losses, parts = self.per_example_parts(theta, index)
-        m = len(losses)
-        q = torch.zeros(m, dtype=torch.float64, device=losses.device)
-        means, start = [], 0
-        for part in parts:  # q_i = sum over tensors of (g_i - g)^T P^-1 (g_i - g), tensor by tensor
-            mean = part.mean(dim=0)
-            squared = part.sub_(mean).square_()  # in place: the per-example gradients are ours
-            if scale is not None:
-                squared.div_(scale[start : start + part.shape[1]])
-            q += squared.sum(dim=1).to(torch.float64)
-            means.append(mean)
-            start += part.shape[1]
+        every = torch.arange(n if examples >= n else examples, device=self.y.device)
+        index = every if examples >= n else (first + every) % n
+        m = len(index)
+        numel = sum(math.prod(shape) for shape in self.shapes)
+        rows = max(2, PER_EXAMPLE_BYTES // max(1, numel * theta.element_size()))
+        pieces = [index[i : i + rows] for i in range(0, m, rows)]
+        if len(pieces) == 1:
+            losses, parts = self.per_example_parts(theta, None if examples >= n else index)
+            means = [part.mean(dim=0) for part in parts]
+            q = _distances(parts, means, scale)
+        else:  # the mean first, then the distances: never more than one chunk's gradients at a time
+            sums: list[torch.Tensor] = []
+            chunk_losses = []
+            for piece in pieces:
+                piece_losses, parts = self.per_example_parts(theta, piece)
+                chunk_losses.append(piece_losses)
+                sums = (
+                    [part.sum(dim=0) for part in parts]
+                    if not sums
+                    else [total + part.sum(dim=0) for total, part in zip(sums, parts)]
+                )
+            losses, means = torch.cat(chunk_losses), [total / m for total in sums]
+            q = torch.cat(
+                [_distances(self.per_example_parts(theta, piece)[1], means, scale) for piece in pieces]
+            )
         mean = torch.cat(means)
         trace = float(q.sum()) / (m - 1)
         trace_se = float(q.std() / math.sqrt(m)) * m / (m - 1)
         loss = float(losses.mean())
-        if index is not None:
+        if examples < n:
             w = theta.clone().requires_grad_(True)
             with torch.enable_grad():
                 value = self.loss(w)
                 (mean,) = torch.autograd.grad(value, w)
             loss = float(value.detach())
         return Noise(loss, mean, trace, trace_se, m)
+
+
+#: the most memory per-example gradients take at once (`HeldBatch.noise` goes by chunks past it)
+PER_EXAMPLE_BYTES = 512 * 2**20
+
+
+def _distances(
+    parts: list[torch.Tensor], means: list[torch.Tensor], scale: torch.Tensor | None
+) -> torch.Tensor:
+    """``q_i = (g_i - g)^T P^-1 (g_i - g)`` summed over the parameter tensors (``parts[k]``: ``[m,
+    numel_k]``, centred in place: the per-example gradients are the caller's own), float64 ``[m]``."""
+    q = torch.zeros(parts[0].shape[0], dtype=torch.float64, device=parts[0].device)
+    start = 0
+    for part, mean in zip(parts, means):
+        squared = part.sub_(mean).square_()
+        if scale is not None:
+            squared.div_(scale[start : start + part.shape[1]])
+        q += squared.sum(dim=1).to(torch.float64)
+        start += part.shape[1]
+    return q
