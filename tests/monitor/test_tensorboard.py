@@ -17,11 +17,9 @@ from torch import nn
 
 import descent
 from descent._errors import DescentError
+from tests.monitor.test_watch import X, Y, _loop  # the same data and full-batch loop
 
 torch.set_num_threads(1)
-
-X = torch.randn(40, 5, generator=torch.Generator().manual_seed(0))
-Y = torch.randint(0, 3, (40,), generator=torch.Generator().manual_seed(1))
 
 
 def _watched(folder, every: int = 2):
@@ -40,15 +38,6 @@ def _watched(folder, every: int = 2):
     return model, optimizer, monitor
 
 
-def _train(model, optimizer, monitor, steps: int) -> None:
-    for _ in range(steps):
-        optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(model(X[:8]), Y[:8])
-        loss.backward()
-        optimizer.step()
-        monitor.step(loss)
-
-
 def _read(folder) -> dict[str, list[tuple[int, float]]]:
     """Every scalar in the folder's event files, by tag: (step, value) in the order written."""
     reader = EventAccumulator(str(folder), size_guidance={"scalars": 0})  # 0: keep every event
@@ -58,7 +47,7 @@ def _read(folder) -> dict[str, list[tuple[int, float]]]:
 
 def test_event_files_hold_every_finite_number_of_each_check(tmp_path):
     model, optimizer, monitor = _watched(tmp_path)
-    _train(model, optimizer, monitor, 6)
+    _loop(model, optimizer, monitor, 6)
     monitor.close()
     expected: dict[str, list[tuple[int, float]]] = {}
     for row in monitor.rows:
@@ -85,7 +74,7 @@ def test_close_stops_the_writer(tmp_path):
     model, optimizer, monitor = _watched(tmp_path, every=3)
     started = [t for t in threading.enumerate() if t not in before and _of_tensorboard(t)]
     assert started and all(t.is_alive() for t in started)  # the writer's background thread
-    _train(model, optimizer, monitor, 3)
+    _loop(model, optimizer, monitor, 3)
     monitor.close()
     assert not any(t.is_alive() for t in started)
     assert not model._forward_pre_hooks
@@ -112,7 +101,7 @@ def test_the_writer_is_flushed_at_each_check(tmp_path):
     flushes = []
     flush = monitor.writer.flush
     monitor.writer.flush = lambda: flushes.append(monitor.steps) or flush()
-    _train(model, optimizer, monitor, 7)
+    _loop(model, optimizer, monitor, 7)
     assert flushes == [3, 6]
     assert _read(tmp_path)["monitor/loss"] == [
         (row["step"], pytest.approx(row["loss"], rel=1e-6)) for row in monitor.rows
