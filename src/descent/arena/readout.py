@@ -18,6 +18,7 @@ import torch
 from descent.dynamics import Trajectory, nearest_minimum
 from descent.landscapes import Landscape
 from descent.optim import Optimizer
+from descent.optim.hypergradient import learned_rate
 from descent.plots.static import landscape_grid
 
 PARTS = ("force", "coast", "update", "scale", "lookahead")  # the outputs of the update_parts probe
@@ -97,8 +98,9 @@ def ball_theory(
     eig = numerically_zeroed(eig)
     shape, kappa = curvature_shape(eig[:, 0], eig[:, -1])
     rate = torch.full_like(edge, lr)
-    if states is not None and "rate" in states:  # a rule that learns its rate (hd-*): the rate it holds
-        rate = states["rate"].to(torch.float64).reshape(edge.shape[0], -1)[:, 0]
+    held = None if states is None else learned_rate(states)
+    if held is not None:  # a rule that learns its rate (hd-*): the rate it holds
+        rate = held.to(torch.float64)
     ratio = torch.where(edge > 0, rate / edge, torch.full_like(edge, math.nan))
     return {
         "rule": optimizer.name,

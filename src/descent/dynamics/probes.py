@@ -27,6 +27,7 @@ import torch
 
 from descent._errors import invalid, listed
 from descent.optim._base import per_particle
+from descent.optim.hypergradient import learned_rate
 from descent.random import Draw
 
 
@@ -249,10 +250,8 @@ class LearnedRate(Probe):
     name = "learned_rate"
 
     def __call__(self, view: StepView) -> dict[str, torch.Tensor]:
-        rate = view.state.get("rate")
-        if rate is None:
-            return {"rate": torch.full_like(view.value, math.nan)}
-        return {"rate": rate.reshape(rate.shape[0], -1)[:, 0].clone()}
+        rate = learned_rate(view.state)
+        return {"rate": torch.full_like(view.value, math.nan) if rate is None else rate.clone()}
 
 
 UPDATE_PARTS = ("force", "coast", "update", "scale", "lookahead")

@@ -31,7 +31,6 @@ import torch
 from descent._errors import DescentError, invalid, listed
 from descent.optim import TorchOptimizer, stability_edge
 from descent.train.hessian import adam_preconditioner
-from descent.train.loop import current_lr
 
 #: torch optimizers the monitor reads (their subclasses too, as the class they extend), and descent's
 #: rules (through TorchOptimizer)
@@ -188,7 +187,7 @@ def _hypergradient(optimizer, kind: str, group) -> Dynamics:
     group, kept with the group's first parameter) at the rate ``r`` it holds now: hd-sgd is GD at r,
     hd-momentum the heavy ball in torch's buffer form (u = -r b), hd-adam Adam at r."""
     state = optimizer.state.get(group["params"][0], {})
-    lr = current_lr(optimizer)
+    lr = optimizer.rate(0)
     if kind == "hd-sgd":
         return Dynamics("gd", lr, lr, 0.0, stability_edge("gd", 1.0), None, None)
     if kind == "hd-momentum":

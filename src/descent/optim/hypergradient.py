@@ -144,6 +144,13 @@ def _sgd_typed(params: torch.Tensor) -> HDSGDState:
     )
 
 
+def learned_rate(state: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+    """The rate each particle of a hypergradient rule's ``state`` steps with, ``[N]`` (the state's
+    column ``rate``); None for a rule that learns none."""
+    rate = state.get("rate")
+    return None if rate is None else rate.reshape(rate.shape[0], -1)[:, 0]
+
+
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Row-wise a.b, ``[N, d] -> [N, 1]``."""
     return (a * b).sum(dim=-1, keepdim=True)

@@ -77,6 +77,7 @@ import torch
 
 from descent._errors import invalid, listed
 from descent.optim._base import Hyper, HyperParam, UpdateRule
+from descent.optim.hypergradient import learned_rate
 from descent.optim.optimizer import get_rule
 from descent.optim.transforms import ClipNorm, GradNoise, Transform, WeightDecay
 from descent.random import Draw
@@ -221,9 +222,9 @@ class TorchOptimizer(torch.optim.Optimizer):
         step), else the group's ``lr``."""
         settings = self.param_groups[group]
         if self.rule.per_model and settings["params"]:
-            state = self.state.get(settings["params"][0], {})
-            if "rate" in state:
-                return float(state["rate"].reshape(-1)[0])
+            rate = learned_rate(self.state.get(settings["params"][0], {}))
+            if rate is not None:
+                return float(rate[0])
         return float(settings["lr"])
 
     def _check_start(self, index: int, group: dict[str, Any]) -> None:
