@@ -291,11 +291,17 @@ def diverging(window: Sequence[Row], th: Thresholds) -> Diagnosis | None:
     return None
 
 
+def peak_edge_lr(last: Row) -> float:
+    """The edge lr at the largest sharpness the run has met, ``c/S_max`` (``edge * lr / S_max``: the
+    edge is ``c/lr``); inf before any positive sharpness."""
+    peak = last["max_sharpness"]
+    return last["edge"] * last["lr"] / peak if peak > 0 else math.inf
+
+
 def _after_blowup(last: Row, th: Thresholds) -> float:
     """The lr to advise after a blow-up: half the edge lr at the largest sharpness seen, ``c/(2 S_max)``,
     but at most ``lr/blown`` (a saturated model's sharpness no longer bounds the lr that blew it up)."""
-    edge_lr = last["edge"] * last["lr"] / last["max_sharpness"] if last["max_sharpness"] > 0 else math.inf
-    return min(edge_lr / 2, last["lr"] / th.blown)
+    return min(peak_edge_lr(last) / 2, last["lr"] / th.blown)
 
 
 def edge(window: Sequence[Row], th: Thresholds) -> Diagnosis | None:
@@ -447,8 +453,7 @@ def current(window: list[Row], th: Thresholds) -> Diagnosis:
     if len(window) < 2:
         return Diagnosis("starting", "starting: one check so far, no trend yet", last["lr"])
     change, _, steps = loss_change(window)
-    peak = last["max_sharpness"]
-    bound = last["edge"] * last["lr"] / peak if peak > 0 else math.inf
+    bound = peak_edge_lr(last)
     message = (
         f"healthy: loss {_g(last['loss'])} changes {_g(100 * change / steps / abs(window[0]['loss']))} % per "
         f"step, sharpness at {_g(last['edge_ratio'])} of the edge: keep lr {_g(last['lr'])} (the sharpest "
@@ -476,7 +481,7 @@ def recalled(last: Row, th: Thresholds) -> Diagnosis | None:
         )
         return Diagnosis("diverging", message, lr)
     if last.get("crossed_step") is not None and peak > 0:
-        edge_lr = last["edge"] * last["lr"] / peak
+        edge_lr = peak_edge_lr(last)
         message = (
             f"crossed the edge at step {last['crossed_step']} ({at_peak}) and is back below it "
             f"({_g(last['edge_ratio'])} of the edge now): lr {_g(last['lr'])} was too large for the "
@@ -496,5 +501,5 @@ def advice_cap(last: Row, th: Thresholds) -> float:
     if last.get("blowup_step") is not None:
         return _after_blowup(last, th)
     if last.get("crossed_step") is not None and last["max_sharpness"] > 0:
-        return last["edge"] * last["lr"] / last["max_sharpness"] / 2
+        return peak_edge_lr(last) / 2
     return math.inf

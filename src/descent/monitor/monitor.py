@@ -259,7 +259,7 @@ class Monitor:
         if isinstance(loss, torch.Tensor):
             if loss.is_cpu:  # its number: cheaper to take now than to stack a thousand at the check
                 if loss.numel() != 1:
-                    raise invalid("step(loss)", f"a tensor shaped {list(loss.shape)}", STEP_LOSS)
+                    check_step_tensors([loss])  # one line naming step(loss)
                 self._losses.append(loss.item())
             else:  # no sync with the device: its size is checked when a check reads it
                 self._losses.append(loss.detach())
