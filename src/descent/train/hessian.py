@@ -210,7 +210,7 @@ def ritz_refine(
     unit Ritz vectors ``[P, m]``. From one vector it is ``span{v, H v, ..., H^(products-1) v}``. Every
     Ritz value is a Rayleigh quotient over the space, so the largest never exceeds ``lambda_max``.
     """
-    basis = _orthonormal(list(vectors.T), [])
+    basis = _orthonormal(list(vectors.T))
     if len(basis) > products:
         raise invalid("vectors", f"{len(basis)} columns", f"at most products = {products}")
     # the basis Q and its images H Q as rows of buffers, and Q^T H Q grown by its new row and column
@@ -235,10 +235,8 @@ def ritz_refine(
         # the residual of a Ritz pair is orthogonal to the space in exact arithmetic: one classical
         # Gram-Schmidt pass against the whole basis restores it in floating point
         added = residual - (q @ residual) @ q
-        size = torch.linalg.vector_norm(added)
-        if size <= 1e-10 * torch.linalg.vector_norm(residual) or torch.linalg.vector_norm(
-            residual
-        ) <= 1e-12 * torch.linalg.vector_norm(image):
+        size, residual_size = torch.linalg.vector_norm(added), torch.linalg.vector_norm(residual)
+        if size <= 1e-10 * residual_size or residual_size <= 1e-12 * torch.linalg.vector_norm(image):
             break  # an invariant subspace: the top Ritz pair is exact already
         q_rows[m] = added / size
         image_rows[m] = operator(q_rows[m])
@@ -249,14 +247,14 @@ def ritz_refine(
     return values, (ritz / torch.linalg.vector_norm(ritz, dim=1, keepdim=True)).T
 
 
-def _orthonormal(new: list[torch.Tensor], basis: list[torch.Tensor]) -> list[torch.Tensor]:
-    """The vectors of ``new`` orthonormalised against ``basis`` and each other (Gram-Schmidt twice:
-    "twice is enough"); a vector left with less than 1e-10 of its norm is dropped."""
+def _orthonormal(new: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The vectors of ``new`` orthonormalised against each other (Gram-Schmidt twice: "twice is
+    enough"); a vector left with less than 1e-10 of its norm is dropped."""
     out: list[torch.Tensor] = []
     for v in new:
         w = v.clone()
         for _ in range(2):
-            for q in (*basis, *out):
+            for q in out:
                 w -= (q @ w) * q
         norm = torch.linalg.vector_norm(w)
         if norm > 1e-10 * torch.linalg.vector_norm(v):
