@@ -151,6 +151,12 @@ def learned_rate(state: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
     return None if rate is None else rate.reshape(rate.shape[0], -1)[:, 0]
 
 
+def _divisor(value: torch.Tensor, usable: torch.Tensor) -> torch.Tensor:
+    """``value`` where ``usable``, else 1: a quotient whose other rows the caller discards (a
+    ``torch.where`` after it), without a division by zero there."""
+    return torch.where(usable, value, torch.ones_like(value))
+
+
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Row-wise a.b, ``[N, d] -> [N, 1]``."""
     return (a * b).sum(dim=-1, keepdim=True)
@@ -175,34 +181,30 @@ def _learned_rate(
     ys = nu * state["secant_ys"] + _dot(grads - state["grad"], last_step)  # sum_j nu^(t-j) y_j.s_j
     length = nu * state["secant_ss"] + _dot(last_step * metric, last_step)  # sum_j nu^(t-j) s_j.P s_j
     measured = length > 0
-    secant = ys / torch.where(measured, length, torch.ones_like(length))
+    secant = ys / _divisor(length, measured)
     curvature = torch.where(measured, secant, state["curvature"])
     tangent = state["tangent"]  # z_t (0 until a step at a learned rate was taken)
     hypergradient = -_dot(grads, tangent)
     in_tangent = state["step"] >= 2  # the last step is in z_t (it was not the probe)
-    along = -(grads - state["grad"]) / torch.where(in_tangent, state["rate"], torch.ones_like(state["rate"]))
+    along = -(grads - state["grad"]) / _divisor(state["rate"], in_tangent)
     mu = per_particle(hp["discount"], params)
     curved = torch.where(in_tangent, mu * state["curved"] + along, torch.zeros_like(along))  # H z_t
     bend = _dot(tangent, curved)  # z.H z
     bends = bend > 0
     hyper_lr = per_particle(hp["hyper_lr"], params)
-    step_size = torch.where(
-        bends, torch.clamp(1 / torch.where(bends, bend, torch.ones_like(bend)), max=hyper_lr), hyper_lr
-    )
+    step_size = torch.where(bends, torch.clamp(1 / _divisor(bend, bends), max=hyper_lr), hyper_lr)
     previous = torch.where(state["step"] <= 1, start, state["rate"])  # after the probe: the start
     kappa = per_particle(hp["gain"], params)
     norms = torch.linalg.vector_norm(grads, dim=-1, keepdim=True) * torch.linalg.vector_norm(
         tangent, dim=-1, keepdim=True
     )
-    cosine = -hypergradient / torch.where(norms > 0, norms, torch.ones_like(norms))  # cos(g_t, z_t)
+    cosine = -hypergradient / _divisor(norms, norms > 0)  # cos(g_t, z_t)
     changed = torch.where(
         torch.as_tensor(kappa) > 0, previous * torch.exp(kappa * cosine), previous - step_size * hypergradient
     )
     rate = torch.clamp(changed, min=previous / TRUST, max=previous * TRUST)
     bounded = curvature > 0
-    edge = torch.where(
-        bounded, edge_factor / torch.where(bounded, curvature, torch.ones_like(curvature)), torch.inf
-    )
+    edge = torch.where(bounded, edge_factor / _divisor(curvature, bounded), torch.inf)
     rate = torch.minimum(rate, edge)
     rate = torch.where(state["step"] == 0, PROBE * rate, rate)
     return {
